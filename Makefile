@@ -1,0 +1,30 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Both create .venv on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lstmkit demo memory --out runs/demo-memory
+
+lint: $(STAMP)
+	$(BIN)/ruff check lstmkit tests benchmarks
+	$(BIN)/ruff format --check lstmkit tests benchmarks
+	$(BIN)/mypy lstmkit
+
+test: $(STAMP) lint
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -n 2 -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/recurrent.py --quick
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
