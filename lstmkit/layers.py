@@ -327,11 +327,13 @@ class Recurrent(nn.Module):
         return out, (final if len(final) > 1 else final[0])  # type: ignore[return-value]
 
     # -- implementations --------------------------------------------------------------------
-    def _fused_weights(self, masks: DropoutMasks) -> tuple[list[Tensor], bool]:
+    def _fused_weights(self, masks: DropoutMasks, cells: range) -> tuple[list[Tensor], bool]:
+        """torch's flat weight list for ``cells`` (forget_bias folded into bias_hh, weight_drop
+        mask applied to weight_hh) and whether it holds biases."""
         weights: list[Tensor] = []
         has_bias = False
-        for k, c in enumerate(self.cells):
-            cell: RecurrentCell = c  # type: ignore[assignment]
+        for k in cells:
+            cell: RecurrentCell = self.cells[k]  # type: ignore[assignment]
             w_hh: Tensor = cell.weight_hh
             w_mask = masks.weight[k] if masks.weight else None
             if w_mask is not None:
@@ -361,30 +363,76 @@ class Recurrent(nn.Module):
     def _forward_fused(
         self, x: Tensor, state0: State, lens: Tensor | None, padding: str, masks: DropoutMasks
     ) -> tuple[Tensor, State]:
-        weights, has_bias = self._fused_weights(masks)
-        hx: Tensor | tuple[Tensor, ...] = state0 if len(state0) > 1 else state0[0]
-        op = self._vf()
-        args = (has_bias, self.num_layers, self.dropout, self.training, self.bidirectional)
-        if lens is None:
-            res = op(x, hx, weights, *args, True)  # type: ignore[operator]
-            return res[0], tuple(res[1:])
-        if padding == "pre":
-            x = _roll_rows(x, lens, to_post=True)
-        packed = pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False)
-        assert packed.sorted_indices is not None and packed.unsorted_indices is not None
-        if isinstance(hx, tuple):
-            hx = tuple(h.index_select(1, packed.sorted_indices) for h in hx)
-        else:
-            hx = hx.index_select(1, packed.sorted_indices)
-        res = op(packed.data, packed.batch_sizes, hx, weights, *args)  # type: ignore[operator]
+        """One fused call for the whole stack; with dropout between layers in training, one call
+        per layer so that our own (generator-drawn) masks apply, the same as the loop's."""
+        packed = None
+        if lens is not None:
+            if padding == "pre":
+                x = _roll_rows(x, lens, to_post=True)
+            packed = pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False)
+        per_layer = self.training and bool(self.dropout) and self.num_layers > 1
+        groups = (
+            [[layer] for layer in range(self.num_layers)]
+            if per_layer
+            else [list(range(self.num_layers))]
+        )
+        dirs = self.num_directions
+        data = x if packed is None else packed.data
+        finals: list[list[Tensor]] = [[] for _ in state0]
+        for gi, layers in enumerate(groups):
+            cells = range(layers[0] * dirs, (layers[-1] + 1) * dirs)
+            hx = tuple(s[cells.start : cells.stop] for s in state0)
+            data, fin = self._fused_call(data, hx, cells, len(layers), packed, masks)
+            for i, f in enumerate(fin):
+                finals[i].append(f)
+            if per_layer and gi < len(groups) - 1:
+                between = masks.between[layers[-1]]
+                assert between is not None
+                if lens is None:
+                    data = data * between
+                else:
+                    mask_packed = pack_padded_sequence(
+                        between, lens, batch_first=True, enforce_sorted=False
+                    )
+                    data = data * mask_packed.data
+        final = tuple(torch.cat(f, 0) for f in finals)
+        if packed is None:
+            return data, final
+        assert packed.unsorted_indices is not None
         out_packed = PackedSequence(
-            res[0], packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+            data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
         )
         out, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=x.shape[1])
         if padding == "pre":
+            assert lens is not None
             out = _roll_rows(out, lens, to_post=False)
-        final = tuple(s.index_select(1, packed.unsorted_indices) for s in res[1:])
-        return out, final
+        return out, tuple(s.index_select(1, packed.unsorted_indices) for s in final)
+
+    def _fused_call(
+        self,
+        data: Tensor,
+        hx: State,
+        cells: range,
+        num_layers: int,
+        packed: PackedSequence | None,
+        masks: DropoutMasks,
+    ) -> tuple[Tensor, State]:
+        """Run torch's fused op over ``num_layers`` layers (cells ``cells``); ``data`` is the
+        padded batch-first input or, with ``packed``, the packed data. Inter-layer dropout is
+        passed to the op only when the whole stack runs in one call."""
+        weights, has_bias = self._fused_weights(masks, cells)
+        op = self._vf()
+        dropout = self.dropout if num_layers > 1 else 0.0
+        args = (has_bias, num_layers, dropout, self.training, self.bidirectional)
+        if packed is None:
+            h = hx if len(hx) > 1 else hx[0]
+            res = op(data, h, weights, *args, True)  # type: ignore[operator]
+        else:
+            assert packed.sorted_indices is not None
+            h_sorted = tuple(s.index_select(1, packed.sorted_indices) for s in hx)
+            h = h_sorted if len(h_sorted) > 1 else h_sorted[0]
+            res = op(data, packed.batch_sizes, h, weights, *args)  # type: ignore[operator]
+        return res[0], tuple(res[1:])
 
     def _forward_loop(
         self, x: Tensor, state0: State, lens: Tensor | None, padding: str, masks: DropoutMasks

@@ -1,0 +1,114 @@
+"""Tables for the README, generated from the JSON that real runs wrote into ``results/``.
+
+Nothing in the README's result or performance sections is typed by hand: ``lstmkit report``
+rewrites the text between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->``
+markers, and a test fails when the README and ``results/`` disagree.
+
+Inputs:
+
+- ``results/bench-*.jsonl``: benchmark JSON lines (a header record with ``"bench": "<name>-run"``
+  holding the command, then one record per case: ``case, impl, ours, peer, peer_name, ratio``).
+- ``results/<recipe>.json``: ``{"recipe", "metric", "value", "seconds", "commit", "command",
+  "machine", "seed_figure"?}`` written by ``lstmkit train``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+MARKER = re.compile(r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END GENERATED: (?P=name) -->)", re.S)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{i}: not a JSON object ({err.msg})") from None
+    return rows
+
+
+def _fmt_rate(value: float) -> str:
+    return f"{value / 1e3:,.1f}k"
+
+
+def benchmark_table(results: Path) -> str:
+    """Markdown table(s) of every ``results/bench-*.jsonl`` file, one section per file."""
+    parts = []
+    for path in sorted(results.glob("bench-*.jsonl")):
+        rows = _read_jsonl(path)
+        headers = [r for r in rows if str(r.get("bench", "")).endswith("-run")]
+        cases = [r for r in rows if "ratio" in r]
+        if not cases:
+            continue
+        head = headers[0] if headers else {}
+        parts.append(
+            f"`{head.get('command', path.name)}` — torch {head.get('torch', '?')}, "
+            f"{head.get('threads', '?')} threads, {head.get('machine', '?')} ({path.name})\n"
+        )
+        parts.append("| case | impl | ours | peer | ratio |")
+        parts.append("| --- | --- | ---: | ---: | ---: |")
+        for r in cases:
+            note = "" if r.get("correct", True) else " (wrong results, reference only)"
+            parts.append(
+                f"| {r['case']} | {r.get('impl', '')}{note} | {_fmt_rate(r['ours'])} | "
+                f"{_fmt_rate(r['peer'])} {r['peer_name']} | {r['ratio']:.2f}x |"
+            )
+        parts.append("")
+    return "\n".join(parts) if parts else "_No benchmark results recorded yet._\n"
+
+
+def results_table(results: Path) -> str:
+    """Markdown table of every ``results/<recipe>.json`` (accuracy runs)."""
+    rows = []
+    for path in sorted(results.glob("*.json")):
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or "recipe" not in data:
+            continue
+        seed = data.get("seed_figure")
+        seed_txt = "" if seed is None else f"{seed:.4g}"
+        rows.append(
+            f"| {data['recipe']} | {data['metric']} | {seed_txt} | {data['value']:.4f} | "
+            f"{data['seconds'] / 60:.1f} | `{str(data.get('commit', ''))[:8]}` |"
+        )
+    if not rows:
+        return "_No training results recorded yet._\n"
+    head = ["| recipe | metric | seed's figure | ours | minutes | commit |", "| --- | --- | ---: | ---: | ---: | --- |"]
+    return "\n".join(head + rows) + "\n"
+
+
+GENERATORS = {"benchmarks": benchmark_table, "results": results_table}
+
+
+def render(text: str, results: Path) -> str:
+    """Return ``text`` with every generated section rewritten from ``results``."""
+
+    def repl(m: re.Match[str]) -> str:
+        name = m.group("name")
+        if name not in GENERATORS:
+            raise ValueError(f"unknown generated section {name!r}; known: {sorted(GENERATORS)}")
+        body = GENERATORS[name](results)
+        return f"{m.group(1)}{body}{m.group(4)}"
+
+    return MARKER.sub(repl, text)
+
+
+def update_readme(readme: Path, results: Path) -> bool:
+    """Rewrite the generated sections of ``readme`` in place (atomically). True if it changed."""
+    old = readme.read_text()
+    new = render(old, results)
+    if new == old:
+        return False
+    tmp = readme.with_name(readme.name + ".tmp")
+    with open(tmp, "w") as fh:
+        fh.write(new)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(readme)
+    return True
