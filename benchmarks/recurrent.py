@@ -12,9 +12,10 @@ Usage::
     python benchmarks/recurrent.py [--quick] [--threads 2] [--out results/bench-recurrent.jsonl]
 
 ``--quick`` (< 60 s) uses fewer repetitions and skips the slow loop cases at the largest shapes.
-The variable-length case compares our PackedSequence path ('auto') with torch.nn on packed input,
-and records the alternatives we measured for it: the masked loop and a padded fused run that
-ignores lengths (fast but wrong: the state runs on through the pads).
+The variable-length cases compare our two fused strategies ('split': padded head + packed tail;
+'packed': PackedSequence) with torch.nn on packed input, for bucketed and uniform length spreads,
+and record the alternatives: the masked loop, and a padded fused run that ignores lengths (fast
+but wrong: the state runs on through the pads).
 """
 
 from __future__ import annotations
@@ -137,12 +138,14 @@ def bench_shapes(kinds: list[str], quick: bool, sink: list[dict[str, Any]]) -> N
                     )
 
 
-def bench_varlen(quick: bool, sink: list[dict[str, Any]]) -> None:
-    """A batch of 128 sequences with lengths uniform in [T/10, T]: how our variable-length path
-    compares with torch.nn on packed input, and what the alternatives cost."""
+def bench_varlen(quick: bool, sink: list[dict[str, Any]], spread: str) -> None:
+    """A batch of 128 sequences of variable length: how our variable-length strategies compare
+    with torch.nn on packed input. ``spread`` 'bucketed': lengths in [0.9 T, T] (what a
+    length-bucketing sampler produces); 'uniform': lengths in [T/10, T] (random batches)."""
     b, t, d, h = 128, 200, 128, 128
     gen = torch.Generator().manual_seed(0)
-    lengths = torch.randint(t // 10, t + 1, (b,), generator=gen)
+    low = int(0.9 * t) if spread == "bucketed" else t // 10
+    lengths = torch.randint(low, t + 1, (b,), generator=gen)
     lengths[0] = t
     x = torch.randn(b, t, d, generator=gen)
     ours, peer = pair("lstm", d, h)
@@ -161,16 +164,21 @@ def bench_varlen(quick: bool, sink: list[dict[str, Any]]) -> None:
 
     for mode in ("train", "infer"):
         train = mode == "train"
-        variants = [("auto", run_ours), ("padded-ignores-lengths", _run_plain)]
+        variants = [
+            ("split", run_ours),
+            ("packed", run_ours),
+            ("padded-ignores-lengths", _run_plain),
+        ]
         if not quick:
             variants.append(("loop", run_ours))
         for label, run in variants:
             ours.impl = "loop" if label == "loop" else "auto"
+            ours.varlen = label if label in ("split", "packed") else "auto"
             t_o, t_p = compare(_step(ours, x, train, run), _step(peer, x, train, run_peer), reps)
             emit(
                 {
                     "bench": "recurrent",
-                    "case": f"lstm-{mode}-varlen-B{b}-T{t}-D{d}-H{h}",
+                    "case": f"lstm-{mode}-varlen-{spread}-B{b}-T{t}-D{d}-H{h}",
                     "impl": f"{label}->{ours.impl_used}"
                     if label != "padded-ignores-lengths"
                     else label,
@@ -210,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     bench_shapes(kinds, args.quick, sink)
     if "lstm" in kinds:
-        bench_varlen(args.quick, sink)
+        for spread in ("bucketed", "uniform"):
+            bench_varlen(args.quick, sink, spread)
     header = {
         "bench": "recurrent-run",
         "command": " ".join(

@@ -31,6 +31,7 @@ direction).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 IMPLS = ("auto", "fused", "loop")
 PADDINGS = ("post", "pre")
+VARLENS = ("auto", "split", "packed")
 
 
 @dataclass
@@ -93,6 +95,7 @@ class Recurrent(nn.Module):
         return_state: bool = True,
         padding: str = "post",
         impl: str = "auto",
+        varlen: str = "auto",
         **cell_options: object,
     ) -> None:
         super().__init__()
@@ -104,6 +107,9 @@ class Recurrent(nn.Module):
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         if padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+        if varlen not in VARLENS:
+            raise ValueError(f"varlen must be one of {VARLENS}, got {varlen!r}")
+        self.varlen = varlen
         self.input_size = int(input_size)
         self.hidden_size = int(hidden_size)
         self.num_layers = int(num_layers)
@@ -315,7 +321,9 @@ class Recurrent(nn.Module):
         if self._last_choice != (impl, reason):
             logger.debug("%s: impl=%s (%s)", type(self).__name__, impl, reason)
             self._last_choice = (impl, reason)
-        if impl == "fused":
+        if impl == "fused" and lens is not None and self._varlen_strategy(x) == "split":
+            out, final = self._forward_fused_split(x, state0, lens, padding, masks)
+        elif impl == "fused":
             out, final = self._forward_fused(x, state0, lens, padding, masks)
         else:
             out, final = self._forward_loop(x, state0, lens, padding, masks)
@@ -327,7 +335,9 @@ class Recurrent(nn.Module):
         return out, (final if len(final) > 1 else final[0])  # type: ignore[return-value]
 
     # -- implementations --------------------------------------------------------------------
-    def _fused_weights(self, masks: DropoutMasks, cells: range) -> tuple[list[Tensor], bool]:
+    def _fused_weights(
+        self, masks: DropoutMasks, cells: Sequence[int]
+    ) -> tuple[list[Tensor], bool]:
         """torch's flat weight list for ``cells`` (forget_bias folded into bias_hh, weight_drop
         mask applied to weight_hh) and whether it holds biases."""
         weights: list[Tensor] = []
@@ -434,6 +444,100 @@ class Recurrent(nn.Module):
             res = op(data, packed.batch_sizes, h, weights, *args)  # type: ignore[operator]
         return res[0], tuple(res[1:])
 
+    def _varlen_strategy(self, x: Tensor) -> str:
+        """How the fused path runs a variable-length batch. 'auto': 'packed' on CUDA (cuDNN
+        runs PackedSequence natively), 'split' on CPU, where oneDNN does not take packed input
+        and torch's packed CPU kernel trains several times slower than a padded run
+        (benchmarks/recurrent.py, varlen cases)."""
+        if self.varlen != "auto":
+            return self.varlen
+        return "packed" if x.is_cuda else "split"
+
+    def _forward_fused_split(
+        self, x: Tensor, state0: State, lens: Tensor, padding: str, masks: DropoutMasks
+    ) -> tuple[Tensor, State]:
+        """Variable lengths on the fused op without packing the whole batch.
+
+        Every sequence is real for its first ``min(lengths)`` steps, so those run as one padded
+        fused call (oneDNN); only the remaining steps of the longer sequences run packed, starting
+        from the head's final state. With length bucketing the head is most of the work. The
+        reverse direction runs the same way on each row's real tokens reversed. Exact: outputs,
+        final states and gradients equal the packed and loop paths (tests/test_layers.py)."""
+        if padding == "pre":
+            x = _roll_rows(x, lens, to_post=True)
+        dirs = self.num_directions
+        per_layer = dirs == 2 or (self.training and bool(self.dropout) and self.num_layers > 1)
+        groups = (
+            [[layer] for layer in range(self.num_layers)]
+            if per_layer
+            else [list(range(self.num_layers))]
+        )
+        finals: list[list[Tensor | None]] = [[None] * len(self.cells) for _ in state0]
+        data = x
+        for gi, layers in enumerate(groups):
+            outs = []
+            for d in range(dirs):
+                cells = [layer * dirs + d for layer in layers]
+                hx = tuple(s[cells] for s in state0)
+                inp = _flip_rows(data, lens) if d else data
+                out, fin = self._fused_head_tail(inp, hx, cells, lens, masks)
+                outs.append(_flip_rows(out, lens) if d else out)
+                for i, f in enumerate(fin):
+                    for j, k in enumerate(cells):
+                        finals[i][k] = f[j]
+            data = outs[0] if dirs == 1 else torch.cat(outs, -1)
+            if self.training and self.dropout and gi < len(groups) - 1:
+                between = masks.between[layers[-1]]
+                assert between is not None
+                data = data * between
+        if padding == "pre":
+            data = _roll_rows(data, lens, to_post=False)
+        return data, tuple(torch.stack(f, 0) for f in finals)  # type: ignore[arg-type]
+
+    def _fused_head_tail(
+        self, inp: Tensor, hx: State, cells: list[int], lens: Tensor, masks: DropoutMasks
+    ) -> tuple[Tensor, State]:
+        """One direction of ``len(cells)`` layers over post-padded ``inp``: padded head, packed tail."""
+        weights, has_bias = self._fused_weights(masks, cells)
+        op = self._vf()
+        args = (has_bias, len(cells), self.dropout, self.training, False)
+        batch, steps = inp.shape[0], inp.shape[1]
+        lmin, lmax = int(lens.min()), int(lens.max())
+        res = op(inp[:, :lmin], hx if len(hx) > 1 else hx[0], weights, *args, True)  # type: ignore[operator]
+        head, fin = res[0], tuple(res[1:])
+        pieces = [head]
+        if lmax > lmin:
+            rows = (lens > lmin).nonzero().squeeze(1).to(inp.device)
+            packed = pack_padded_sequence(
+                inp[rows, lmin:lmax],
+                lens[rows.cpu()] - lmin,
+                batch_first=True,
+                enforce_sorted=False,
+            )
+            assert packed.sorted_indices is not None and packed.unsorted_indices is not None
+            h_tail = tuple(f[:, rows].index_select(1, packed.sorted_indices) for f in fin)
+            res = op(
+                packed.data,
+                packed.batch_sizes,
+                h_tail if len(h_tail) > 1 else h_tail[0],
+                weights,
+                *args,
+            )  # type: ignore[operator]
+            tail_packed = PackedSequence(
+                res[0], packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+            )
+            tail, _ = pad_packed_sequence(tail_packed, batch_first=True, total_length=lmax - lmin)
+            pieces.append(
+                head.new_zeros(batch, lmax - lmin, head.shape[2]).index_copy(0, rows, tail)
+            )
+            fin = tuple(
+                f.index_copy(1, rows, t.index_select(1, packed.unsorted_indices))
+                for f, t in zip(fin, res[1:], strict=True)
+            )
+        if lmax < steps:
+            pieces.append(head.new_zeros(batch, steps - lmax, head.shape[2]))
+        return torch.cat(pieces, 1) if len(pieces) > 1 else head, fin
+
     def _forward_loop(
         self, x: Tensor, state0: State, lens: Tensor | None, padding: str, masks: DropoutMasks
     ) -> tuple[Tensor, State]:
@@ -512,6 +616,16 @@ def _roll_rows(x: Tensor, lens: Tensor, *, to_post: bool) -> Tensor:
     shift = (steps - lens).to(x.device).unsqueeze(1)  # (B, 1)
     t = torch.arange(steps, device=x.device).unsqueeze(0)
     idx = (t + shift) % steps if to_post else (t - shift) % steps
+    return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[2]))
+
+
+def _flip_rows(x: Tensor, lens: Tensor) -> Tensor:
+    """Reverse each row's first ``lens[b]`` steps in place of the time axis (pads stay put);
+    its own inverse."""
+    steps = x.shape[1]
+    t = torch.arange(steps, device=x.device).unsqueeze(0)
+    n = lens.to(x.device).unsqueeze(1)
+    idx = torch.where(t < n, n - 1 - t, t)
     return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[2]))
 
 

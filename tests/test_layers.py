@@ -159,13 +159,15 @@ def test_fused_loop_torch_agree(
     lengths = None if lengths_mode == "full" else torch.tensor([7, 3, 1, 5])
     padding = "pre" if lengths_mode == "pre" else "post"
 
-    ours.impl = "fused"
-    out_f, g_f = run_and_grad(ours, x, st, our_run(lengths, padding))
     ours.impl = "loop"
     out_l, g_l = run_and_grad(ours, x, st, our_run(lengths, padding))
-    assert max_diff(out_f, out_l) <= tol
-    assert len(g_f) == 1 + len(st) + len(list(ours.parameters()))
-    assert max_grad_diff(g_f, g_l) <= tol
+    ours.impl = "fused"
+    for varlen in ("split", "packed"):  # both variable-length strategies of the fused path
+        ours.varlen = varlen
+        out_f, g_f = run_and_grad(ours, x, st, our_run(lengths, padding))
+        assert max_diff(out_f, out_l) <= tol, varlen
+        assert len(g_f) == 1 + len(st) + len(list(ours.parameters()))
+        assert max_grad_diff(g_f, g_l) <= tol, varlen
 
     out_t, g_t = run_and_grad(peer, x, st, torch_run(lengths, padding))
     assert max_diff(out_l, out_t) <= tol
@@ -187,13 +189,19 @@ def test_forget_bias_is_a_constant_on_the_forget_gate() -> None:
 
 
 # -- padding invariance ----------------------------------------------------------------------
-@pytest.mark.parametrize("impl", ["fused", "loop"])
+@pytest.mark.parametrize("impl", ["fused-split", "fused-packed", "loop"])
 @pytest.mark.parametrize("padding", ["post", "pre"])
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
 def test_padding_never_changes_a_sequence(impl: str, padding: str, kind: str) -> None:
     torch.manual_seed(0)
     cls = KINDS[kind][0]
-    layer = cls(3, 6, 2, bidirectional=True, impl=impl).double().eval().requires_grad_(False)
+    impl, _, varlen = impl.partition("-")
+    layer = (
+        cls(3, 6, 2, bidirectional=True, impl=impl, varlen=varlen or "auto")
+        .double()
+        .eval()
+        .requires_grad_(False)
+    )
     seqs = [torch.randn(n, 3, dtype=torch.float64) for n in (5, 2, 8, 1)]
     steps = 8
     batch = torch.full((len(seqs), steps, 3), 99.0, dtype=torch.float64)  # garbage in the pads
@@ -436,11 +444,12 @@ def test_bad_options_give_one_clear_error() -> None:
 
 @pytest.mark.parametrize("lengths", [None, torch.tensor([4, 2, 3])])
 @pytest.mark.parametrize("bi", [False, True])
+@pytest.mark.parametrize("varlen", ["split", "packed"])
 def test_between_layer_dropout_same_masks_on_fused_and_loop(
-    lengths: Tensor | None, bi: bool
+    varlen: str, lengths: Tensor | None, bi: bool
 ) -> None:
     torch.manual_seed(0)
-    layer = lstmkit.GRU(3, 5, 3, bidirectional=bi, dropout=0.5).double().train()
+    layer = lstmkit.GRU(3, 5, 3, bidirectional=bi, dropout=0.5, varlen=varlen).double().train()
     x = torch.randn(3, 4, 3, dtype=torch.float64)
     outs = []
     for impl in ("fused", "loop"):
@@ -449,3 +458,18 @@ def test_between_layer_dropout_same_masks_on_fused_and_loop(
         outs.append((out, h_n))
     assert float((outs[0][0] - outs[1][0]).abs().max()) <= 1e-12
     assert float((outs[0][1] - outs[1][1]).abs().max()) <= 1e-12
+
+
+@pytest.mark.parametrize("padding", ["post", "pre"])
+def test_split_with_all_lengths_equal_but_shorter_than_t(padding: str) -> None:
+    torch.manual_seed(0)
+    layer = LSTM(3, 4, 2, bidirectional=True).double().eval()
+    x = torch.randn(3, 6, 3, dtype=torch.float64)
+    lengths = torch.tensor([4, 4, 4])
+    with torch.no_grad():
+        out, (h, c) = layer(x, lengths=lengths, padding=padding)
+        real = x[:, :4] if padding == "post" else x[:, 2:]
+        ref, (h_ref, c_ref) = layer(real)
+    seg = out[:, :4] if padding == "post" else out[:, 2:]
+    assert float((seg - ref).abs().max()) <= 1e-12
+    assert float((h - h_ref).abs().max()) <= 1e-12 and float((c - c_ref).abs().max()) <= 1e-12

@@ -4,6 +4,13 @@ Importing this package does no I/O: files are located (``$LSTMKIT_DATA``, then t
 then a verified download) only when a loader or `resolve` is called.
 """
 
+from lstmkit.data.batching import (
+    BucketBatchSampler,
+    SequenceDataset,
+    collate_floats,
+    collate_tokens,
+    padding_fraction,
+)
 from lstmkit.data.keras_datasets import (
     decode,
     get_word_index,
@@ -28,10 +35,14 @@ from lstmkit.data.resolve import (
 __all__ = [
     "ENV_VAR",
     "REGISTRY",
+    "BucketBatchSampler",
     "DataFile",
     "DataIntegrityError",
     "DataNotFoundError",
     "DownloadError",
+    "SequenceDataset",
+    "collate_floats",
+    "collate_tokens",
     "decode",
     "default_cache_dir",
     "download",
@@ -40,6 +51,7 @@ __all__ = [
     "load_mnist",
     "load_reuters",
     "pad_sequences",
+    "padding_fraction",
     "resolve",
     "verify_file",
 ]
