@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 import torch
-from lstmkit.interop import to_torch_state_dict
 from torch import Tensor, nn
 
 import lstmkit
+from lstmkit.interop import to_torch_state_dict
 from lstmkit.layers import LSTM, RNN, Recurrent
 
 KINDS = {
