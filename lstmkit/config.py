@@ -1,0 +1,266 @@
+"""Recipes: typed configuration loaded from TOML, with ``--set key=value`` overrides.
+
+A recipe has three tables, ``[data]``, ``[model]`` (:class:`lstmkit.models.ClassifierConfig`) and
+``[train]``, plus ``name``, ``description`` and ``seed_figure`` (the accuracy the lecture note
+reports, shown next to ours in the README). The seeds' own parameter names are accepted anywhere
+(top level or in a table) and mapped to ours:
+
+==========================  =====================================
+seed name                   lstmkit field
+==========================  =====================================
+``max_sentence_length``     ``data.maxlen``
+``class_sizes``             ``model.num_classes``
+``embedding_dim``           ``model.embedding_dim``
+``hidden_size``             ``model.hidden_size``
+``num_layers``              ``model.num_layers``
+``dropout_keep_prob``       ``model.output_dropout = 1 - keep``
+``num_epochs``              ``train.epochs``
+``batch_size``              ``train.batch_size``
+``evaluate_every``          ``train.evaluate_every``
+``learn_rate``              ``train.lr``
+==========================  =====================================
+
+Validation is pydantic's: an unknown key or a bad value is one error naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lstmkit.models import ClassifierConfig
+
+
+class ConfigError(ValueError):
+    """A recipe or override is invalid; the message names the file, the field and the value."""
+
+
+class DataConfig(BaseModel):
+    """Which data and how it is cut. Keras' ``load_data`` semantics for the Keras data sets.
+
+    Attributes:
+        dataset: 'imdb' | 'reuters' | 'mnist'.
+        num_words, skip_top, index_from: Keras' loader arguments (vocabulary = the num_words
+            most frequent words).
+        maxlen: [max_sentence_length] longer sequences are truncated (``truncating`` side);
+            None keeps them whole.
+        validation_split: fraction of the training set held out (seeded, stratified=False, the
+            last fraction after a seeded shuffle, as Keras' ``validation_split`` takes the tail).
+        bucketing: batch sequences of similar length together (padding mostly skipped).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: Literal["imdb", "reuters", "mnist"] = "imdb"
+    num_words: int | None = Field(10000, ge=3)
+    skip_top: int = Field(0, ge=0)
+    index_from: int = Field(3, ge=0)
+    maxlen: int | None = Field(500, ge=1, le=100_000)
+    truncating: Literal["pre", "post"] = "pre"
+    validation_split: float = Field(0.2, ge=0.0, lt=1.0)
+    bucketing: bool = True
+    bucket_chunk: int = Field(
+        50, ge=1, description="a bucket holds bucket_chunk batches, sorted by length"
+    )
+
+
+class TrainConfig(BaseModel):
+    """Optimisation, evaluation, checkpoints.
+
+    Attributes:
+        optimizer: 'adam' | 'adamw' | 'rmsprop' | 'sgd' | 'adagrad' (``nesterov`` for sgd).
+        lr: [learn_rate]. schedule: 'constant' | 'cosine' | 'linear' | 'step' (``step_size``
+            steps, ``gamma``), with ``warmup_steps`` of linear warm-up.
+        weight_decay: decoupled for adamw, L2-in-gradient otherwise (torch's semantics).
+        l1, l2: penalties added to the loss on the weights (not biases), as Keras regularizers.
+        clip_norm: max global gradient norm (0 = off).
+        evaluate_every: [evaluate_every] validate every N steps (0 = once per epoch).
+        early_stopping: patience in evaluations without improvement of ``monitor`` (0 = off);
+            the best weights are restored at the end.
+        keep_checkpoints: keep the last k checkpoints. max_steps: stop after this many steps.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd", "adagrad"] = "adam"
+    lr: float = Field(1e-3, gt=0.0, le=10.0)
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0.0)
+    l1: float = Field(0.0, ge=0.0)
+    l2: float = Field(0.0, ge=0.0)
+    clip_norm: float = Field(0.0, ge=0.0)
+    schedule: Literal["constant", "cosine", "linear", "step"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    step_size: int = Field(1000, ge=1)
+    gamma: float = Field(0.5, gt=0.0, le=1.0)
+    batch_size: int = Field(128, ge=1, le=65536)
+    eval_batch_size: int = Field(512, ge=1, le=65536)
+    epochs: int = Field(10, ge=1, le=10000)
+    max_steps: int | None = Field(None, ge=1)
+    evaluate_every: int = Field(0, ge=0)
+    early_stopping: int = Field(0, ge=0)
+    monitor: Literal["val_accuracy", "val_loss", "val_macro_f1"] = "val_accuracy"
+    keep_checkpoints: int = Field(2, ge=1)
+    seed: int = 0
+    num_threads: int | None = Field(None, ge=1, le=1024)
+
+
+class Recipe(BaseModel):
+    """One experiment: data, model, training, and the seed's reported figure (if any)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "run"
+    description: str = ""
+    seed_figure: float | None = None
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+def _keep_to_dropout(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not 0.0 < value <= 1.0:
+            raise ConfigError(f"dropout_keep_prob must be in (0, 1], got {value!r}")
+        return 1.0 - float(value)
+    return value
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+# seed name -> (table, field, conversion)
+SEED_ALIASES: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
+    "max_sentence_length": ("data", "maxlen", _identity),
+    "class_sizes": ("model", "num_classes", _identity),
+    "embedding_dim": ("model", "embedding_dim", _identity),
+    "hidden_size": ("model", "hidden_size", _identity),
+    "num_layers": ("model", "num_layers", _identity),
+    "dropout_keep_prob": ("model", "output_dropout", _keep_to_dropout),
+    "num_epochs": ("train", "epochs", _identity),
+    "batch_size": ("train", "batch_size", _identity),
+    "evaluate_every": ("train", "evaluate_every", _identity),
+    "learn_rate": ("train", "lr", _identity),
+}
+TABLES: dict[str, type[BaseModel]] = {
+    "data": DataConfig,
+    "model": ClassifierConfig,
+    "train": TrainConfig,
+}
+TOP_LEVEL = ("name", "description", "seed_figure")
+
+
+def _normalise(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """Map seed aliases (top level or inside tables) onto our tables."""
+    out: dict[str, Any] = {t: {} for t in TABLES}
+    for key, value in raw.items():
+        if key in TABLES:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: [{key}] must be a table, got {value!r}")
+            for sub, v in value.items():
+                if sub in SEED_ALIASES:
+                    table, name, conv = SEED_ALIASES[sub]
+                    out[table][name] = conv(v)
+                else:
+                    out[key][sub] = v
+        elif key in SEED_ALIASES:
+            table, name, conv = SEED_ALIASES[key]
+            out[table][name] = conv(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _validation_message(err: ValidationError, source: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        got = e.get("input")
+        got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
+        parts.append(f"{loc}: {e['msg']}{got_txt}")
+    return f"{source}: " + "; ".join(parts)
+
+
+def recipe_from_dict(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:
+    """Validate a raw (TOML-shaped) dict into a :class:`Recipe`."""
+    try:
+        return Recipe.model_validate(_normalise(raw, source))
+    except ValidationError as err:
+        raise ConfigError(_validation_message(err, source)) from None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"train.lr=3e-4"`` -> (["train", "lr"], 0.0003). Values are TOML literals; a bare word
+    is a string (``cell=gru``)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=0.001")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    return key.split("."), value
+
+
+def _resolve_key(path: list[str]) -> list[str]:
+    if len(path) == 1:
+        (name,) = path
+        if name in SEED_ALIASES or name in TOP_LEVEL:
+            return path
+        owners = [t for t, cls in TABLES.items() if name in cls.model_fields]
+        if len(owners) == 1:
+            return [owners[0], name]
+        if len(owners) > 1:
+            raise ConfigError(
+                f"--set {name}: ambiguous, say which table: {', '.join(f'{o}.{name}' for o in owners)}"
+            )
+        raise ConfigError(
+            f"--set {name}: unknown key; valid keys are table.field ({', '.join(TABLES)}) or a seed name ({', '.join(SEED_ALIASES)})"
+        )
+    return path
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``key=value`` override applied."""
+    out: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for item in overrides:
+        path, value = parse_override(item)
+        path = _resolve_key(path)
+        if len(path) == 1:
+            out[path[0]] = value
+        elif len(path) == 2:
+            table = out.setdefault(path[0], {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"--set {item}: {path[0]} is not a table")
+            table[path[1]] = value
+        elif len(path) == 3 and path[:2] == ["model", "cell_options"]:
+            out.setdefault("model", {}).setdefault("cell_options", {})[path[2]] = value
+        else:
+            raise ConfigError(
+                f"--set {item}: keys are at most table.field (or model.cell_options.name)"
+            )
+    return out
+
+
+def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> tuple[Recipe, dict[str, Any]]:
+    """Load and validate a TOML recipe with overrides. Returns the recipe and the raw dict (with
+    overrides) for the run record."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"recipe {path} does not exist") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    raw = apply_overrides(raw, overrides)
+    raw.setdefault("name", path.stem)
+    return recipe_from_dict(raw, str(path)), raw

@@ -1,0 +1,267 @@
+"""A recipe from start to finish: data -> model -> Trainer -> test metrics -> run directory.
+
+This is what ``lstmkit train RECIPE.toml`` runs. Run directory (``--out``)::
+
+    config.json          the validated recipe (+ the raw TOML and overrides) and data facts
+    vocab.json           word -> id of the model's vocabulary (text datasets), for predict
+    model.safetensors    final weights (the best ones when early stopping is on)
+    metrics.json         validation and test metrics, seconds, tokens/s
+    history.*, curves.png, checkpoints/   from the Trainer
+
+``--record`` also writes ``results/<recipe>.json`` (the README tables are generated from those).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lstmkit.checkpoint import atomic_write_text, load_model_state, model_state, save_tensors
+from lstmkit.config import Recipe
+from lstmkit.data.batching import SequenceDataset, collate_floats, collate_tokens
+from lstmkit.data.keras_datasets import get_word_index, load_imdb, load_mnist, load_reuters
+from lstmkit.models import ClassifierConfig, SequenceClassifier
+from lstmkit.train import Trainer
+
+TOKEN = re.compile(r"[a-z0-9']+")
+
+
+def imdb_words(text: str) -> list[str]:
+    """Tokenise a review exactly as ``imdb.npz`` was built: lower-case, ``<br />`` read as the
+    word ``br``, runs of ``[a-z0-9']`` with outer apostrophes stripped."""
+    text = text.lower().replace("<br />", " br ")
+    words = (w.strip("'") for w in TOKEN.findall(text))
+    return [w for w in words if w]
+
+
+@dataclass
+class Vocabulary:
+    """word -> id as the Keras loaders number them (rank + index_from; 1 start, 2 OOV)."""
+
+    word_to_id: dict[str, int]
+    start_char: int = 1
+    oov_char: int = 2
+
+    def encode(self, text: str, maxlen: int | None = None) -> list[int]:
+        """Token ids of ``text`` (start marker first; unknown or rare words -> OOV). With
+        ``maxlen`` the last ``maxlen`` ids are kept (Keras' truncating='pre')."""
+        ids = [self.start_char] + [self.word_to_id.get(w, self.oov_char) for w in imdb_words(text)]
+        return ids[-maxlen:] if maxlen else ids
+
+    def save(self, path: Path) -> None:
+        """JSON, keys sorted (deterministic), written atomically."""
+        payload = {
+            "start_char": self.start_char,
+            "oov_char": self.oov_char,
+            "word_to_id": dict(sorted(self.word_to_id.items())),
+        }
+        atomic_write_text(path, json.dumps(payload, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: Path) -> Vocabulary:
+        """Read what :meth:`save` wrote."""
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            return cls(payload["word_to_id"], payload["start_char"], payload["oov_char"])
+        except (OSError, json.JSONDecodeError, KeyError) as err:
+            raise ValueError(f"cannot read vocabulary {path}: {err}") from None
+
+    @classmethod
+    def from_keras(cls, dataset: str, num_words: int | None, index_from: int) -> Vocabulary:
+        """The vocabulary of ``load_imdb/load_reuters(num_words, index_from)``."""
+        index = get_word_index(dataset)  # type: ignore[arg-type]
+        limit = num_words or (max(index.values()) + index_from + 1)
+        return cls({w: r + index_from for w, r in index.items() if r + index_from < limit})
+
+
+@dataclass
+class Prepared:
+    """Datasets and facts the model needs."""
+
+    train: SequenceDataset
+    valid: SequenceDataset | None
+    test: SequenceDataset
+    num_classes: int
+    vocab_size: int | None
+    input_size: int | None
+    vocab: Vocabulary | None
+    real_valued: bool
+
+
+def _truncate(seqs: np.ndarray, maxlen: int | None, side: str) -> list[list[int]]:
+    if not maxlen:
+        return [list(s) for s in seqs]
+    return [list(s[-maxlen:]) if side == "pre" else list(s[:maxlen]) for s in seqs]
+
+
+def prepare(recipe: Recipe) -> Prepared:
+    """Load the recipe's dataset with Keras' semantics, truncate, split off validation."""
+    d = recipe.data
+    vocab = None
+    real = False
+    if d.dataset == "mnist":
+        (x_tr, y_tr), (x_te, y_te) = load_mnist()
+        train_x: list[Any] = list(x_tr.astype(np.float32) / 255.0)
+        test_x: list[Any] = list(x_te.astype(np.float32) / 255.0)
+        num_classes, vocab_size, input_size, real = 10, None, 28, True
+    else:
+        loader = load_imdb if d.dataset == "imdb" else load_reuters
+        (x_tr, y_tr), (x_te, y_te) = loader(
+            num_words=d.num_words, skip_top=d.skip_top, index_from=d.index_from
+        )
+        train_x = _truncate(x_tr, d.maxlen, d.truncating)
+        test_x = _truncate(x_te, d.maxlen, d.truncating)
+        num_classes = int(max(y_tr.max(), y_te.max())) + 1
+        vocab_size = d.num_words or int(max(max(s) for s in train_x + test_x)) + 1
+        input_size = None
+        vocab = Vocabulary.from_keras(d.dataset, d.num_words, d.index_from)
+    y_tr = np.asarray(y_tr, dtype=np.int64)
+    # Keras' validation_split takes the last fraction of the (already shuffled) training data
+    n_val = int(len(train_x) * d.validation_split)
+    cut = len(train_x) - n_val
+    train = SequenceDataset(train_x[:cut], y_tr[:cut])
+    valid = SequenceDataset(train_x[cut:], y_tr[cut:]) if n_val else None
+    test = SequenceDataset(test_x, np.asarray(y_te, dtype=np.int64))
+    return Prepared(train, valid, test, num_classes, vocab_size, input_size, vocab, real)
+
+
+def git_commit() -> str:
+    """HEAD's hash (+ '-dirty' when the work tree has changes), or 'unknown'."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def machine() -> str:
+    """A short description of the machine: CPU, cores, torch threads."""
+    return f"{platform.machine()}, {torch.get_num_threads()} torch threads, {platform.system()}"
+
+
+def build_model(recipe: Recipe, data: Prepared) -> SequenceClassifier:
+    """The recipe's classifier with the data's vocabulary / input size and class count."""
+    updates: dict[str, Any] = {"num_classes": data.num_classes}
+    if data.real_valued:
+        updates.update(vocab_size=None, input_size=data.input_size)
+    else:
+        updates.update(vocab_size=data.vocab_size, input_size=None)
+    cfg = ClassifierConfig.model_validate({**recipe.model.model_dump(), **updates})
+    return SequenceClassifier(cfg)
+
+
+def run_recipe(
+    recipe: Recipe,
+    raw: dict[str, Any],
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    record: Path | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train ``recipe`` into ``run_dir`` and evaluate on the test set; returns metrics."""
+    start = time.perf_counter()
+    if resume and not (run_dir / "checkpoints").exists():
+        raise FileNotFoundError(f"--resume: {run_dir} has no checkpoints to resume from")
+    if not resume and (run_dir / "checkpoints").exists():
+        raise FileExistsError(
+            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(recipe.train.seed)
+    data = prepare(recipe)
+    model = build_model(recipe, data)
+    collate = collate_floats if data.real_valued else collate_tokens
+    config = {
+        "recipe": recipe.model_dump(),
+        "raw": raw,
+        "model": model.config.to_dict(),
+        "task": "classify",
+        "real_valued": data.real_valued,
+    }
+    if not resume:
+        atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2))
+        if data.vocab is not None:
+            data.vocab.save(run_dir / "vocab.json")
+    trainer = Trainer(
+        model,
+        recipe.train,
+        num_classes=data.num_classes,
+        collate=collate,
+        run_dir=run_dir,
+        bucketing=recipe.data.bucketing,
+        bucket_chunk=recipe.data.bucket_chunk,
+        progress=progress,
+    )
+    history = trainer.fit(
+        data.train,
+        data.train.lengths,
+        data.valid,
+        data.valid.lengths if data.valid else None,
+        resume=resume,
+    )
+    test = trainer.evaluate(data.test, data.test.lengths)
+    seconds = time.perf_counter() - start
+    val_rows = [r for r in history if r["split"] == "val"]
+    metrics = {
+        "test": test,
+        "best_val": trainer.best,
+        "last_val": val_rows[-1] if val_rows else None,
+        "steps": trainer.step,
+        "seconds": seconds,
+    }
+    if trainer.writes:
+        save_tensors(model_state(model), run_dir / ".model.safetensors.tmp")
+        (run_dir / ".model.safetensors.tmp").replace(run_dir / "model.safetensors")
+        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+        if record is not None:
+            result = {
+                "recipe": recipe.name,
+                "metric": "test_accuracy",
+                "value": test["accuracy"],
+                "macro_f1": test["macro_f1"],
+                "seconds": seconds,
+                "commit": git_commit(),
+                "command": command or " ".join(["lstmkit", *sys.argv[1:]]),
+                "machine": machine(),
+                "seed_figure": recipe.seed_figure,
+            }
+            atomic_write_text(record / f"{recipe.name}.json", json.dumps(result, indent=2) + "\n")
+    return metrics
+
+
+def load_run(run_dir: Path) -> tuple[SequenceClassifier, dict[str, Any], Vocabulary | None]:
+    """Model (eval mode), config and vocabulary of a finished run directory."""
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a run directory: {cfg_path.name} is missing")
+    config = json.loads(cfg_path.read_text())
+    model = SequenceClassifier(ClassifierConfig.model_validate(config["model"]))
+    weights = run_dir / "model.safetensors"
+    if not weights.exists():
+        raise FileNotFoundError(
+            f"{weights} is missing: the run did not finish (resume it with --resume)"
+        )
+    load_model_state(model, weights)
+    model.eval()
+    vocab = Vocabulary.load(run_dir / "vocab.json") if (run_dir / "vocab.json").exists() else None
+    return model, config, vocab

@@ -1,0 +1,192 @@
+"""Models built from the recurrent layers: :class:`SequenceClassifier` (seeds 000, 002, 003).
+
+Shapes: token input ``(B, T)`` int64 (0 = padding), or real-valued input ``(B, T, F)``;
+``lengths (B,)``; logits ``(B, 1)`` for two classes (sigmoid head, as the seeds' Keras models)
+or ``(B, C)`` for C > 2 classes (softmax head).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from lstmkit.layers import GRU, LSTM, RNN, Recurrent
+
+POOLINGS = ("last", "mean", "max", "attention", "mean+max")
+CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+
+
+class ClassifierConfig(BaseModel):
+    """Architecture of a :class:`SequenceClassifier`. Seed names in brackets.
+
+    Attributes:
+        num_classes: [class_sizes] 2 -> one sigmoid output; more -> softmax.
+        vocab_size: tokens 0..vocab_size-1 (0 is padding); None for real-valued input.
+        input_size: features per step for real-valued input (vocab_size None).
+        embedding_dim: [embedding_dim] size of the word vectors.
+        conv_filters, conv_kernel, pool_size: seed 002's Conv1D(relu, 'valid') + MaxPool1D before
+            the recurrent stack; 0 filters = none.
+        cell: 'lstm' | 'gru' | 'rnn'. hidden_size: [hidden_size]. num_layers: [num_layers].
+        dropout: between recurrent layers. output_dropout: before the head (seed 000's
+            dropout_keep_prob = 1 - output_dropout). embedding_dropout: on the word vectors.
+        pooling: 'last' (state after the true last token) | 'mean' | 'max' | 'attention' |
+            'mean+max' (concatenated) over the valid steps.
+        cell_options: passed to the recurrent layer (forget_bias, peephole, recurrent_dropout, ...).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_classes: int = Field(2, ge=2, le=100_000)
+    vocab_size: int | None = Field(10000, ge=2, le=10_000_000)
+    input_size: int | None = Field(None, ge=1, le=100_000)
+    embedding_dim: int = Field(32, ge=1, le=4096)
+    conv_filters: int = Field(0, ge=0, le=4096)
+    conv_kernel: int = Field(5, ge=1, le=64)
+    pool_size: int = Field(4, ge=1, le=64)
+    cell: Literal["lstm", "gru", "rnn"] = "lstm"
+    hidden_size: int = Field(32, ge=1, le=8192)
+    num_layers: int = Field(1, ge=1, le=16)
+    bidirectional: bool = False
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    output_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    embedding_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    pooling: Literal["last", "mean", "max", "attention", "mean+max"] = "last"
+    impl: Literal["auto", "fused", "loop"] = "auto"
+    cell_options: dict[str, Any] = Field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-safe) of the configuration."""
+        return self.model_dump()
+
+
+class SequenceClassifier(nn.Module):
+    """Embedding (or real-valued input) -> [Conv1D + MaxPool] -> recurrent stack -> pooling ->
+    dropout -> linear head. See :class:`ClassifierConfig`."""
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        super().__init__()
+        c = config
+        if c.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {c.num_classes}")
+        if c.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {c.pooling!r}")
+        if c.cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {c.cell!r}")
+        if (c.vocab_size is None) == (c.input_size is None):
+            raise ValueError(
+                "give exactly one of vocab_size (token input) and input_size (real-valued input)"
+            )
+        self.config = c
+        if c.vocab_size is not None:
+            self.embedding: nn.Embedding | None = nn.Embedding(
+                c.vocab_size, c.embedding_dim, padding_idx=0
+            )
+            feat = c.embedding_dim
+        else:
+            self.embedding = None
+            feat = int(c.input_size or 0)
+        self.embedding_dropout = nn.Dropout(c.embedding_dropout)
+        if c.conv_filters:
+            self.conv: nn.Conv1d | None = nn.Conv1d(feat, c.conv_filters, c.conv_kernel)
+            feat = c.conv_filters
+        else:
+            self.conv = None
+        self.rnn: Recurrent = CELLS[c.cell](
+            feat,
+            c.hidden_size,
+            c.num_layers,
+            bidirectional=c.bidirectional,
+            dropout=c.dropout,
+            impl=c.impl,
+            **c.cell_options,
+        )
+        width = self.rnn.num_directions * self.rnn.output_size
+        if c.pooling == "attention":
+            self.attn_proj: nn.Linear | None = nn.Linear(width, width)
+            self.attn_query: nn.Parameter | None = nn.Parameter(torch.randn(width) / width**0.5)
+        else:
+            self.attn_proj = None
+            self.attn_query = None
+        self.output_dropout = nn.Dropout(c.output_dropout)
+        pooled = 2 * width if c.pooling == "mean+max" else width
+        self.head = nn.Linear(pooled, 1 if c.num_classes == 2 else c.num_classes)
+
+    @property
+    def binary(self) -> bool:
+        """True for the two-class (sigmoid) head."""
+        return self.config.num_classes == 2
+
+    def features(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Input -> per-step features for the recurrent stack, and the lengths after conv/pool."""
+        if self.embedding is not None:
+            if x.dim() != 2 or x.is_floating_point():
+                raise ValueError(
+                    f"expected token ids of shape (B, T) int64, got {tuple(x.shape)} {x.dtype}"
+                )
+            feats = self.embedding_dropout(self.embedding(x))  # (B, T, E)
+        else:
+            feats = self.embedding_dropout(x)
+        if self.conv is not None:
+            c = self.config
+            steps = feats.shape[1]
+            if steps < c.conv_kernel:
+                feats = F.pad(feats, (0, 0, 0, c.conv_kernel - steps))
+            z = F.relu(self.conv(feats.transpose(1, 2)))  # (B, filters, T - k + 1)
+            z = (
+                F.max_pool1d(z, c.pool_size, ceil_mode=False)
+                if z.shape[-1] >= c.pool_size
+                else z.amax(-1, keepdim=True)
+            )
+            feats = z.transpose(1, 2)
+            if lengths is not None:
+                lengths = ((lengths - c.conv_kernel + 1) // c.pool_size).clamp(1, feats.shape[1])
+        return feats, lengths
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Logits: (B, 1) for two classes, (B, C) otherwise."""
+        feats, lengths = self.features(x, lengths)
+        out, state = self.rnn(feats, lengths=lengths)
+        pooled = self.pool(out, state, lengths)
+        return self.head(self.output_dropout(pooled))
+
+    def pool(
+        self, out: Tensor, state: Tensor | tuple[Tensor, ...], lengths: Tensor | None
+    ) -> Tensor:
+        """Reduce the recurrent outputs (B, T, W) to (B, W) (or (B, 2W) for 'mean+max')."""
+        kind = self.config.pooling
+        if kind == "last":
+            h_n = state[0] if isinstance(state, tuple) else state
+            dirs = self.rnn.num_directions
+            return torch.cat([h_n[-dirs + d] for d in range(dirs)], -1)
+        steps = out.shape[1]
+        if lengths is None:
+            valid = torch.ones(out.shape[:2], dtype=torch.bool, device=out.device)
+        else:
+            valid = (
+                torch.arange(steps, device=out.device)[None, :] < lengths.to(out.device)[:, None]
+            )
+        mask = valid.unsqueeze(-1)  # (B, T, 1)
+        if kind == "attention":
+            assert self.attn_proj is not None and self.attn_query is not None
+            scores = torch.tanh(self.attn_proj(out)) @ self.attn_query  # (B, T)
+            weights = torch.softmax(scores.masked_fill(~valid, float("-inf")), dim=1)
+            return (weights.unsqueeze(-1) * out).sum(1)
+        mean = (out * mask).sum(1) / mask.sum(1).clamp(min=1)
+        mx = out.masked_fill(~mask, float("-inf")).amax(1)
+        if kind == "mean":
+            return mean
+        if kind == "max":
+            return mx
+        return torch.cat([mean, mx], -1)
+
+    def predict_proba(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Class probabilities (B, C) (C = 2 for the sigmoid head: [1 - p, p])."""
+        logits = self(x, lengths)
+        if self.binary:
+            p = torch.sigmoid(logits[:, 0])
+            return torch.stack([1 - p, p], -1)
+        return torch.softmax(logits, -1)

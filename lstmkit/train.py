@@ -1,0 +1,621 @@
+"""The one Trainer: optimisation, evaluation, early stopping, checkpoints, exact resume, DDP.
+
+Data comes as a :class:`torch.utils.data.Dataset` of ``(sequence, label)`` items and a collate
+function returning ``(inputs, lengths, labels)``; batches are drawn by
+:class:`lstmkit.data.batching.BucketBatchSampler` (length bucketing, DistributedSampler
+semantics). The model maps ``(inputs, lengths)`` to logits: ``(B, 1)`` for two classes (sigmoid
++ binary cross-entropy) or ``(B, C)`` (softmax + cross-entropy).
+
+Run directory written by rank 0 only::
+
+    history.jsonl / history.csv   one row per evaluation: step, epoch, split, loss, accuracy, ...
+    curves.png                    loss and accuracy, train vs validation (seed 003's plots)
+    checkpoints/                  see lstmkit.checkpoint (resume is exact)
+    best.safetensors              weights of the best evaluation (restored at the end when
+                                  early stopping is on)
+
+Multi-process: launch with ``torchrun --nproc_per_node=N -m lstmkit train ...``; the trainer
+joins the process group (gloo on CPU, nccl on GPU), wraps the model in DDP, splits every global
+batch of ``batch_size`` across ranks, and scales the loss so that the averaged gradient equals
+the single-process gradient of the same global batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from lstmkit.checkpoint import (
+    atomic_write_text,
+    latest_checkpoint,
+    load_checkpoint,
+    model_state,
+    rng_state,
+    save_checkpoint,
+    save_tensors,
+    set_rng_state,
+)
+from lstmkit.config import TrainConfig
+from lstmkit.data.batching import BucketBatchSampler
+
+logger = logging.getLogger(__name__)
+
+Collate = Callable[[list[Any]], tuple[Tensor, Tensor, Tensor]]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in a torch.distributed job (world 1 = single process)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes files and prints."""
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> DistInfo:
+        """Read RANK / WORLD_SIZE / LOCAL_RANK as set by torchrun (defaults: single process)."""
+        return cls(
+            int(os.environ.get("RANK", "0")),
+            int(os.environ.get("WORLD_SIZE", "1")),
+            int(os.environ.get("LOCAL_RANK", "0")),
+        )
+
+
+def init_distributed(info: DistInfo) -> torch.device:
+    """Join the process group when world_size > 1 (nccl on GPU, gloo on CPU); return the device."""
+    device = (
+        torch.device(f"cuda:{info.local_rank}")
+        if torch.cuda.is_available()
+        else torch.device("cpu")
+    )
+    if info.world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+    return device
+
+
+# -- metrics --------------------------------------------------------------------------------
+def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    """(C, C) int64 counts, rows = true class, columns = predicted."""
+    idx = target.long() * num_classes + pred.long()
+    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
+
+
+def metrics_from_confusion(cm: Tensor) -> dict[str, float]:
+    """Accuracy and macro-F1 (classes absent from both truth and prediction are skipped)."""
+    cm = cm.double()
+    total = float(cm.sum())
+    tp = cm.diag()
+    precision_den = cm.sum(0)
+    recall_den = cm.sum(1)
+    f1 = []
+    for c in range(cm.shape[0]):
+        if precision_den[c] + recall_den[c] == 0:
+            continue
+        f1.append(float(2 * tp[c] / (precision_den[c] + recall_den[c])))
+    return {
+        "accuracy": float(tp.sum()) / total if total else float("nan"),
+        "macro_f1": float(np.mean(f1)) if f1 else float("nan"),
+    }
+
+
+def _loss_terms(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-example losses and predicted classes."""
+    if logits.shape[-1] == 1:
+        z = logits[:, 0]
+        losses = F.binary_cross_entropy_with_logits(z, labels.to(z.dtype), reduction="none")
+        return losses, (z > 0).long()
+    return F.cross_entropy(logits, labels, reduction="none"), logits.argmax(-1)
+
+
+def _penalty(model: nn.Module, l1: float, l2: float) -> Tensor | None:
+    """Keras-style kernel regularisers on every weight matrix (biases and gains excluded)."""
+    if not (l1 or l2):
+        return None
+    total: Tensor | None = None
+    for p in model.parameters():
+        if p.dim() < 2:
+            continue
+        term = p.new_zeros(())
+        if l1:
+            term = term + l1 * p.abs().sum()
+        if l2:
+            term = term + l2 * p.pow(2).sum()
+        total = term if total is None else total + term
+    return total
+
+
+def make_optimizer(params: Sequence[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """torch optimizer named by ``cfg.optimizer`` with lr, momentum, nesterov, weight decay."""
+    p = list(params)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(p, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(p, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "rmsprop":
+        # Keras' RMSprop defaults: rho 0.9, epsilon 1e-7
+        return torch.optim.RMSprop(
+            p, lr=cfg.lr, alpha=0.9, eps=1e-7, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            p,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
+            weight_decay=cfg.weight_decay,
+        )
+    return torch.optim.Adagrad(p, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
+    """Multiplier of the base learning rate after ``step`` optimizer steps."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    rest = max(1, total - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / rest)
+    if cfg.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    if cfg.schedule == "linear":
+        return 1.0 - progress
+    if cfg.schedule == "step":
+        return cfg.gamma ** ((step - cfg.warmup_steps) // cfg.step_size)
+    return 1.0
+
+
+class Trainer:
+    """Train ``model`` on ``train`` with ``config``; evaluate on ``valid``. See the module docstring.
+
+    Args:
+        model: maps ``(inputs, lengths)`` to logits.
+        config: :class:`lstmkit.config.TrainConfig`.
+        num_classes: C (2 = sigmoid head).
+        run_dir: where history, plots and checkpoints go (None: nothing is written).
+        collate: ``list[(sequence, label)] -> (inputs, lengths, labels)``.
+        lengths_of: lengths of the dataset items (for bucketing); None = all equal.
+        bucketing, bucket_chunk: see BucketBatchSampler.
+        progress: show a rich progress bar (rank 0 only).
+        dist_info: position in a distributed job (default: from the environment).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        *,
+        num_classes: int,
+        collate: Collate,
+        run_dir: Path | None = None,
+        bucketing: bool = True,
+        bucket_chunk: int = 50,
+        progress: bool = True,
+        dist_info: DistInfo | None = None,
+    ) -> None:
+        self.cfg = config
+        self.num_classes = num_classes
+        self.collate = collate
+        self.run_dir = run_dir
+        self.bucketing = bucketing
+        self.bucket_chunk = bucket_chunk
+        self.progress = progress
+        self.dist = dist_info or DistInfo.from_env()
+        self.device = init_distributed(self.dist)
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        self.model = model.to(self.device)
+        self.optimizer = make_optimizer(list(self.model.parameters()), config)
+        if self.dist.world_size > 1:
+            self.ddp: nn.Module = nn.parallel.DistributedDataParallel(self.model)
+        else:
+            self.ddp = self.model
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"value": None, "step": None}
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.evals_without_improvement = 0
+
+    # -- helpers ---------------------------------------------------------------------------
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run directory."""
+        return self.run_dir is not None and self.dist.is_main
+
+    def _sampler(self, lengths: np.ndarray, *, train: bool) -> BucketBatchSampler:
+        return BucketBatchSampler(
+            lengths,
+            self.cfg.batch_size if train else self.cfg.eval_batch_size,
+            shuffle=train,
+            bucketing=self.bucketing,
+            chunk=self.bucket_chunk,
+            seed=self.cfg.seed,
+            num_replicas=self.dist.world_size,
+            rank=self.dist.rank,
+        )
+
+    def _batch(self, dataset: Dataset[Any], indices: list[int]) -> tuple[Tensor, Tensor, Tensor]:
+        inputs, lengths, labels = self.collate([dataset[i] for i in indices])
+        return inputs.to(self.device), lengths, labels.to(self.device)
+
+    def _all_sum(self, *values: Tensor) -> list[Tensor]:
+        if self.dist.world_size == 1:
+            return list(values)
+        flat = torch.cat([v.double().reshape(-1) for v in values]).to(self.device)
+        dist.all_reduce(flat)
+        out, i = [], 0
+        for v in values:
+            out.append(flat[i : i + v.numel()].reshape(v.shape).to(v.dtype).cpu())
+            i += v.numel()
+        return out
+
+    def _set_lr(self, total_steps: int) -> float:
+        lr = self.cfg.lr * lr_factor(self.step, total_steps, self.cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    # -- evaluation ------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, dataset: Dataset[Any], lengths: np.ndarray) -> dict[str, float]:
+        """Loss, accuracy and macro-F1 on ``dataset`` (sharded across ranks, summed exactly)."""
+        was_training = self.model.training
+        self.model.eval()
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        cm = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
+        for indices in self._sampler(lengths, train=False):
+            inputs, lens, labels = self._batch(dataset, indices)
+            losses, pred = _loss_terms(self.model(inputs, lens), labels)
+            loss_sum += losses.double().sum().cpu()
+            cm += confusion_matrix(pred.cpu(), labels.cpu(), self.num_classes)
+        loss_sum, cm = self._all_sum(loss_sum, cm)
+        self.model.train(was_training)
+        count = int(cm.sum())
+        return {
+            "loss": float(loss_sum) / max(1, count),
+            **metrics_from_confusion(cm),
+            "examples": count,
+        }
+
+    # -- training --------------------------------------------------------------------------
+    def fit(
+        self,
+        train: Dataset[Any],
+        train_lengths: np.ndarray,
+        valid: Dataset[Any] | None = None,
+        valid_lengths: np.ndarray | None = None,
+        *,
+        resume: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Train for ``epochs`` (or ``max_steps``); returns the history rows."""
+        cfg = self.cfg
+        sampler = self._sampler(train_lengths, train=True)
+        steps_per_epoch = len(sampler)
+        total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
+        if resume:
+            self._resume()
+        else:
+            torch.manual_seed(cfg.seed + self.dist.rank)
+        self.model.train()
+        bar = self._progress(total_steps)
+        window: dict[str, float] = {"loss": 0.0, "correct": 0.0, "count": 0.0, "tokens": 0.0}
+        t_window = time.perf_counter()
+        stop = False
+        try:
+            while self.epoch < cfg.epochs and not stop:
+                sampler.set_epoch(self.epoch)
+                for indices in sampler.iter_from(self.batch_in_epoch):
+                    lr = self._set_lr(total_steps)
+                    inputs, lens, labels = self._batch(train, indices)
+                    stats = self._train_step(inputs, lens, labels)
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    for k, v in stats.items():
+                        window[k] += v
+                    if bar is not None:
+                        elapsed = time.perf_counter() - t_window
+                        bar[0].update(
+                            bar[1],
+                            advance=1,
+                            loss=window["loss"] / max(1.0, window["count"]),
+                            tps=window["tokens"] / max(elapsed, 1e-9),
+                        )
+                    if cfg.evaluate_every and self.step % cfg.evaluate_every == 0:
+                        stop = self._evaluate_and_record(window, t_window, lr, valid, valid_lengths)
+                        window = dict.fromkeys(window, 0.0)
+                        t_window = time.perf_counter()
+                    if stop or (cfg.max_steps and self.step >= cfg.max_steps):
+                        stop = True
+                        break
+                else:
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                    if window["count"] or not cfg.evaluate_every:
+                        stop = (
+                            self._evaluate_and_record(window, t_window, lr, valid, valid_lengths)
+                            or stop
+                        )
+                        window = dict.fromkeys(window, 0.0)
+                        t_window = time.perf_counter()
+            if window["count"]:
+                self._evaluate_and_record(
+                    window, t_window, self.optimizer.param_groups[0]["lr"], valid, valid_lengths
+                )
+        except KeyboardInterrupt:
+            self._checkpoint()
+            raise
+        finally:
+            if bar is not None:
+                bar[0].stop()
+        self._checkpoint()
+        if cfg.early_stopping and self.best["step"] is not None and self.run_dir is not None:
+            self._restore_best()
+        if self.writes:
+            self._write_history_files()
+        return self.history
+
+    def _train_step(self, inputs: Tensor, lens: Tensor, labels: Tensor) -> dict[str, float]:
+        cfg = self.cfg
+        logits = self.ddp(inputs, lens)
+        losses, pred = _loss_terms(logits, labels)
+        local = torch.tensor([float(labels.numel())])
+        (global_count,) = self._all_sum(local)
+        # sum / global count * world: DDP averages over ranks, so the gradient is exactly the
+        # mean over the global batch, as in one process
+        loss = losses.sum() / float(global_count) * self.dist.world_size
+        penalty = _penalty(self.model, cfg.l1, cfg.l2)
+        if penalty is not None:
+            loss = loss + penalty
+        if not torch.isfinite(loss):
+            last = latest_checkpoint(self.run_dir) if self.run_dir is not None else None
+            where = (
+                f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
+            )
+            raise TrainingDiverged(
+                f"loss became {float(loss)} at step {self.step + 1} (epoch {self.epoch + 1}); {where}. "
+                f"Try a lower learning rate (train.lr, now {cfg.lr}) or gradient clipping (train.clip_norm=1.0)."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip_norm:
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
+        self.optimizer.step()
+        tokens = float(lens.sum()) if lens is not None else float(inputs.shape[0] * inputs.shape[1])
+        return {
+            "loss": float(losses.detach().sum()),
+            "correct": float((pred == labels).sum()),
+            "count": float(labels.numel()),
+            "tokens": tokens,
+        }
+
+    def _evaluate_and_record(
+        self,
+        window: dict[str, float],
+        t_window: float,
+        lr: float,
+        valid: Dataset[Any] | None,
+        valid_lengths: np.ndarray | None,
+    ) -> bool:
+        """Append train and validation rows; update best / early stopping; checkpoint.
+        Returns True when early stopping says stop."""
+        sums = torch.tensor(
+            [window["loss"], window["correct"], window["count"], window["tokens"]],
+            dtype=torch.float64,
+        )
+        (sums,) = self._all_sum(sums)
+        elapsed = time.perf_counter() - t_window
+        base = {"step": self.step, "epoch": self.epoch + (self.batch_in_epoch > 0), "lr": lr}
+        if sums[2] > 0:
+            self._record(
+                {
+                    **base,
+                    "split": "train",
+                    "loss": float(sums[0] / sums[2]),
+                    "accuracy": float(sums[1] / sums[2]),
+                    "tokens_per_s": float(sums[3]) / max(elapsed, 1e-9),
+                }
+            )
+        stop = False
+        if valid is not None and valid_lengths is not None:
+            m = self.evaluate(valid, valid_lengths)
+            self._record({**base, "split": "val", **m})
+            stop = self._update_best(m)
+        self._checkpoint()
+        return stop
+
+    def _update_best(self, m: dict[str, float]) -> bool:
+        key = self.cfg.monitor.removeprefix("val_")
+        value = m[key]
+        better = self.best["value"] is None or (
+            value < self.best["value"] if key == "loss" else value > self.best["value"]
+        )
+        if better:
+            self.best = {"value": value, "step": self.step}
+            self.evals_without_improvement = 0
+            if self.writes:
+                assert self.run_dir is not None
+                tmp = self.run_dir / ".best.safetensors.tmp"
+                save_tensors(model_state(self.model), tmp)
+                tmp.replace(self.run_dir / "best.safetensors")
+        else:
+            self.evals_without_improvement += 1
+        return (
+            bool(self.cfg.early_stopping)
+            and self.evals_without_improvement >= self.cfg.early_stopping
+        )
+
+    def _restore_best(self) -> None:
+        assert self.run_dir is not None
+        if self.dist.world_size > 1:
+            dist.barrier()
+        from lstmkit.checkpoint import load_model_state
+
+        load_model_state(self.model, self.run_dir / "best.safetensors")
+        logger.info(
+            "restored the best weights (step %s, %s=%s)",
+            self.best["step"],
+            self.cfg.monitor,
+            self.best["value"],
+        )
+
+    def _record(self, row: dict[str, Any]) -> None:
+        self.history.append(row)
+        if self.writes:
+            assert self.run_dir is not None
+            with open(self.run_dir / "history.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def _trainer_state(self) -> dict[str, Any]:
+        rngs = [rng_state()]
+        if self.dist.world_size > 1:
+            gathered: list[Any] = [None] * self.dist.world_size
+            dist.all_gather_object(gathered, rngs[0])
+            rngs = gathered
+        return {
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "rng": rngs,
+            "best": self.best,
+            "evals_without_improvement": self.evals_without_improvement,
+            "history": self.history,
+            "world_size": self.dist.world_size,
+        }
+
+    def _checkpoint(self) -> None:
+        if self.run_dir is None:
+            return
+        state = self._trainer_state()  # collective: every rank takes part
+        if self.dist.is_main:
+            save_checkpoint(
+                self.run_dir,
+                step=self.step,
+                model=self.model,
+                optimizer=self.optimizer,
+                trainer_state=state,
+                keep=self.cfg.keep_checkpoints,
+            )
+        if self.dist.world_size > 1:
+            dist.barrier()
+
+    def _resume(self) -> None:
+        if self.run_dir is None:
+            raise ValueError("resume needs a run directory")
+        path = latest_checkpoint(self.run_dir)
+        if path is None:
+            raise FileNotFoundError(
+                f"nothing to resume: {self.run_dir}/checkpoints/latest does not exist"
+            )
+        state = load_checkpoint(path, self.model, self.optimizer)
+        if state["world_size"] != self.dist.world_size:
+            raise ValueError(
+                f"{path} was written by {state['world_size']} process(es); resume with the same number, got {self.dist.world_size}"
+            )
+        self.step = int(state["step"])
+        self.epoch = int(state["epoch"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+        self.best = state["best"]
+        self.evals_without_improvement = int(state["evals_without_improvement"])
+        self.history = list(state["history"])
+        set_rng_state(state["rng"][self.dist.rank])
+        if self.writes:
+            assert self.run_dir is not None
+            atomic_write_text(
+                self.run_dir / "history.jsonl", "".join(json.dumps(r) + "\n" for r in self.history)
+            )
+        logger.info("resumed from %s (step %d)", path, self.step)
+
+    # -- output ----------------------------------------------------------------------------
+    def _progress(self, total: int) -> tuple[Any, Any] | None:
+        if not (self.progress and self.dist.is_main):
+            return None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        bar = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[tps]:,.0f} tok/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
+        task = bar.add_task("train", total=total, completed=self.step, loss=float("nan"), tps=0.0)
+        bar.start()
+        return bar, task
+
+    def _write_history_files(self) -> None:
+        assert self.run_dir is not None
+        keys: list[str] = []
+        for row in self.history:
+            keys += [k for k in row if k not in keys]
+        tmp = self.run_dir / ".history.csv.tmp"
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.history)
+        tmp.replace(self.run_dir / "history.csv")
+        plot_history(self.history, self.run_dir / "curves.png")
+
+
+def plot_history(history: list[dict[str, Any]], path: Path) -> None:
+    """Loss and accuracy, train vs validation, against steps (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for split, style in (("train", "o-"), ("val", "s-")):
+        rows = [r for r in history if r["split"] == split]
+        if not rows:
+            continue
+        steps = [r["step"] for r in rows]
+        axes[0].plot(steps, [r["loss"] for r in rows], style, label=split, markersize=3)
+        axes[1].plot(steps, [r["accuracy"] for r in rows], style, label=split, markersize=3)
+    for ax, name in zip(axes, ("loss", "accuracy"), strict=True):
+        ax.set_xlabel("step")
+        ax.set_ylabel(name)
+        ax.set_title(f"{name}: train vs validation")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
