@@ -236,6 +236,9 @@ class Trainer:
             self.ddp: nn.Module = nn.parallel.DistributedDataParallel(self.model)
         else:
             self.ddp = self.model
+        if self.writes:
+            assert run_dir is not None
+            run_dir.mkdir(parents=True, exist_ok=True)
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"value": None, "step": None}
         self.step = 0
@@ -328,6 +331,7 @@ class Trainer:
         window: dict[str, float] = {"loss": 0.0, "correct": 0.0, "count": 0.0, "tokens": 0.0}
         t_window = time.perf_counter()
         stop = False
+        lr = self._set_lr(total_steps)
         try:
             while self.epoch < cfg.epochs and not stop:
                 sampler.set_epoch(self.epoch)
@@ -399,7 +403,7 @@ class Trainer:
                 f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
             )
             raise TrainingDiverged(
-                f"loss became {float(loss)} at step {self.step + 1} (epoch {self.epoch + 1}); {where}. "
+                f"loss became {float(loss.detach())} at step {self.step + 1} (epoch {self.epoch + 1}); {where}. "
                 f"Try a lower learning rate (train.lr, now {cfg.lr}) or gradient clipping (train.clip_norm=1.0)."
             )
         self.optimizer.zero_grad(set_to_none=True)
