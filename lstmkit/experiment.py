@@ -30,6 +30,7 @@ from lstmkit.checkpoint import atomic_write_text, load_model_state, model_state,
 from lstmkit.config import Recipe
 from lstmkit.data.batching import SequenceDataset, collate_floats, collate_tokens
 from lstmkit.data.keras_datasets import get_word_index, load_imdb, load_mnist, load_reuters
+from lstmkit.data.resolve import resolve
 from lstmkit.models import ClassifierConfig, SequenceClassifier
 from lstmkit.train import Trainer
 
@@ -133,6 +134,16 @@ def prepare(recipe: Recipe) -> Prepared:
     valid = SequenceDataset(train_x[cut:], y_tr[cut:]) if n_val else None
     test = SequenceDataset(test_x, np.asarray(y_te, dtype=np.int64))
     return Prepared(train, valid, test, num_classes, vocab_size, input_size, vocab, real)
+
+
+def dataset_labels(dataset: str, num_classes: int) -> list[str]:
+    """Human-readable class names: IMDB negative/positive, Reuters topic names, MNIST digits."""
+    if dataset == "imdb":
+        return ["negative", "positive"]
+    if dataset == "reuters":
+        topics = json.loads(resolve("reuters_topics.json").read_text())
+        return [str(t) for t in topics][:num_classes]
+    return [str(i) for i in range(num_classes)]
 
 
 def git_commit() -> str:
@@ -265,3 +276,48 @@ def load_run(run_dir: Path) -> tuple[SequenceClassifier, dict[str, Any], Vocabul
     model.eval()
     vocab = Vocabulary.load(run_dir / "vocab.json") if (run_dir / "vocab.json").exists() else None
     return model, config, vocab
+
+
+def evaluate_run(run_dir: Path) -> dict[str, Any]:
+    """Re-evaluate a finished run on its recipe's test set (same data preparation)."""
+    model, config, _ = load_run(run_dir)
+    recipe = Recipe.model_validate(config["recipe"])
+    data = prepare(recipe)
+    trainer = Trainer(
+        model,
+        recipe.train,
+        num_classes=data.num_classes,
+        collate=collate_floats if data.real_valued else collate_tokens,
+        progress=False,
+    )
+    return trainer.evaluate(data.test, data.test.lengths)
+
+
+def predict_texts(run_dir: Path, texts: list[str]) -> list[dict[str, Any]]:
+    """Label and class probabilities for each text, with the run's own vocabulary."""
+    model, config, vocab = load_run(run_dir)
+    if vocab is None:
+        raise ValueError(
+            f"{run_dir} was trained on real-valued sequences; it has no vocabulary to read text with"
+        )
+    for i, text in enumerate(texts):
+        if not text.strip():
+            raise ValueError(f"text {i} is empty; give at least one word")
+    maxlen = config["recipe"]["data"]["maxlen"]
+    seqs = [vocab.encode(t, maxlen) for t in texts]
+    vocab_size = model.config.vocab_size or 0
+    seqs = [[i if i < vocab_size else vocab.oov_char for i in s] for s in seqs]
+    tokens, lengths, _ = collate_tokens([(s, 0) for s in seqs])
+    with torch.no_grad():
+        proba = model.predict_proba(tokens, lengths)
+    labels = config.get("labels") or [str(i) for i in range(proba.shape[1])]
+    out = []
+    for p in proba:
+        k = int(p.argmax())
+        out.append(
+            {
+                "label": labels[k],
+                "scores": {lab: float(v) for lab, v in zip(labels, p, strict=True)},
+            }
+        )
+    return out
