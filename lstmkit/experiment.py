@@ -208,6 +208,7 @@ def run_recipe(
         "model": model.config.to_dict(),
         "task": "classify",
         "real_valued": data.real_valued,
+        "labels": dataset_labels(recipe.data.dataset, data.num_classes),
     }
     if not resume:
         atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2))

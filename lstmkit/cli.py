@@ -1,0 +1,301 @@
+"""The ``lstmkit`` command line: ``lstmkit COMMAND [SUBCOMMAND] [OPTIONS]``.
+
+Commands (argparse subparsers; each ``_add_*_parser`` function registers one command and sets a
+``handler(args) -> int`` default, so a new command is one function plus one line in
+:func:`build_parser`):
+
+- ``demo memory``: SimpleRNN vs GRU vs LSTM on a long-range memory task, no download
+  (:mod:`lstmkit.demos.memory`).
+- ``train RECIPE.toml [--set k=v ...] [--out RUN] [--resume] [--record]``, ``evaluate RUN``,
+  ``predict RUN "text" ... [--file F]`` (:mod:`lstmkit.experiment`).
+- ``report [--check]``: README tables from ``results/`` (:mod:`lstmkit.report`).
+
+The parser only parses; the work lives in the library. Commands with heavy dependencies of their
+own (a web server, ONNX) should import them inside their handler, so that ``lstmkit --help`` stays
+fast as commands are added.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from lstmkit import __version__
+from lstmkit.demos.memory import TASK_DEFAULTS, TASKS, MemoryConfig, run_memory_demo
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="self-contained demonstrations (no download)",
+        description="Self-contained demonstrations that need no download.",
+    )
+    demos = demo.add_subparsers(dest="demo", metavar="DEMO", required=True)
+    defaults = MemoryConfig()
+    memory = demos.add_parser(
+        "memory",
+        help="why LSTMs exist: SimpleRNN vs GRU vs LSTM on a long-range memory task",
+        description=(
+            "Train SimpleRNN, GRU and LSTM with the same budget on the adding problem (or the "
+            "copy task), print a results table, and write learning_curves.png, "
+            "gradient_norms.png (||dL/dx_t|| against the distance from the loss, at "
+            "initialisation and after training: the vanishing gradient) and summary.json."
+        ),
+    )
+    memory.add_argument(
+        "--out",
+        type=Path,
+        default=Path("demo-memory"),
+        help="folder for the PNGs and summary.json (default: %(default)s)",
+    )
+    memory.add_argument(
+        "--task",
+        choices=TASKS,
+        default=defaults.task,
+        help="the memory task (default: %(default)s)",
+    )
+    steps = ", ".join(f"{t} {d['steps']}" for t, d in TASK_DEFAULTS.items())
+    memory.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=None,
+        metavar="T",
+        help=f"sequence length (the memory span), at least 4 (default: {steps})",
+    )
+    memory.add_argument(
+        "--iters",
+        type=_positive_int,
+        default=defaults.iters,
+        metavar="N",
+        help=(
+            f"training iterations per model, minibatches of {defaults.batch_size} "
+            "(default: %(default)s)"
+        ),
+    )
+    memory.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        metavar="S",
+        help="random seed (default: %(default)s)",
+    )
+    memory.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="K",
+        help="CPU threads for torch (default: 1, fastest for these small matrices)",
+    )
+    memory.set_defaults(handler=_run_demo_memory)
+
+
+def _run_demo_memory(args: argparse.Namespace) -> int:
+    try:
+        config = MemoryConfig.for_task(
+            args.task,
+            steps=args.steps,
+            iters=args.iters,
+            seed=args.seed,
+            threads=args.threads,
+        )
+    except ValueError as exc:
+        print(f"lstmkit demo memory: error: {exc}", file=sys.stderr)
+        return 2
+    run_memory_demo(config, args.out)
+    return 0
+
+
+def _add_train_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a recipe (TOML) on its data set",
+        description=(
+            "Train the model of RECIPE.toml, evaluate it on the test set and write the run "
+            "directory (config, vocabulary, weights, metrics, history, curves, checkpoints). "
+            "Multi-process: torchrun --nproc_per_node=N -m lstmkit train RECIPE.toml ..."
+        ),
+    )
+    train.add_argument("recipe", type=Path, help="recipe file, e.g. recipes/imdb-seed003.toml")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value (train.lr=3e-4, hidden_size=64, ...); repeatable",
+    )
+    train.add_argument("--out", type=Path, help="run directory (default: runs/<recipe name>)")
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
+    train.add_argument(
+        "--record",
+        nargs="?",
+        const=Path("results"),
+        type=Path,
+        metavar="DIR",
+        help="also write DIR/<recipe>.json (default DIR: results) for the README tables",
+    )
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(handler=_run_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a finished run on its test set")
+    evaluate.add_argument("run_dir", type=Path)
+    evaluate.set_defaults(handler=_run_evaluate)
+
+    predict = commands.add_parser("predict", help="classify texts with a finished run")
+    predict.add_argument("run_dir", type=Path)
+    predict.add_argument("texts", nargs="*", help="texts to classify")
+    predict.add_argument("--file", type=Path, help="a UTF-8 file with one text per line")
+    predict.set_defaults(handler=_run_predict)
+
+    report = commands.add_parser("report", help="regenerate the README tables from results/")
+    report.add_argument("--readme", type=Path, default=Path("README.md"))
+    report.add_argument("--results", type=Path, default=Path("results"))
+    report.add_argument("--check", action="store_true", help="exit 1 if the README is out of date")
+    report.set_defaults(handler=_run_report)
+
+
+def _fail(command: str, err: Exception) -> int:
+    print(f"lstmkit {command}: error: {err}", file=sys.stderr)
+    return 2
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import logging
+
+    from lstmkit.config import ConfigError, load_recipe
+    from lstmkit.data.resolve import DataNotFoundError
+    from lstmkit.experiment import run_recipe
+    from lstmkit.train import TrainingDiverged
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        recipe, raw = load_recipe(args.recipe, args.overrides)
+        out = args.out or Path("runs") / recipe.name
+        command = " ".join(
+            ["lstmkit", "train", str(args.recipe), *(f"--set {o}" for o in args.overrides)]
+        )
+        metrics = run_recipe(
+            recipe,
+            raw,
+            out,
+            resume=args.resume,
+            record=args.record,
+            progress=not args.no_progress,
+            command=command,
+        )
+    except (
+        ConfigError,
+        DataNotFoundError,
+        FileExistsError,
+        FileNotFoundError,
+        TrainingDiverged,
+    ) as err:
+        return _fail("train", err)
+    test = metrics["test"]
+    print(
+        f"{recipe.name}: test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}, "
+        f"loss {test['loss']:.4f} ({metrics['steps']} steps, {metrics['seconds'] / 60:.1f} min) -> {out}"
+    )
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from lstmkit.experiment import evaluate_run
+
+    try:
+        m = evaluate_run(args.run_dir)
+    except (FileNotFoundError, ValueError) as err:
+        return _fail("evaluate", err)
+    print(json.dumps(m, indent=2))
+    return 0
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from lstmkit.experiment import predict_texts
+
+    texts = list(args.texts)
+    if args.file is not None:
+        try:
+            texts += [
+                line for line in args.file.read_text(encoding="utf-8").splitlines() if line.strip()
+            ]
+        except (OSError, UnicodeDecodeError) as err:
+            return _fail("predict", ValueError(f"cannot read {args.file}: {err}"))
+    if not texts:
+        return _fail("predict", ValueError("give at least one text or --file"))
+    try:
+        results = predict_texts(args.run_dir, texts)
+    except (FileNotFoundError, ValueError) as err:
+        return _fail("predict", err)
+    for text, res in zip(texts, results, strict=True):
+        score = res["scores"][res["label"]]
+        print(
+            json.dumps(
+                {"text": text[:80], "label": res["label"], "probability": round(score, 4)},
+                ensure_ascii=False,
+            )
+        )
+    return 0
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from lstmkit.report import render, update_readme
+
+    if args.check:
+        current = args.readme.read_text()
+        if render(current, args.results) != current:
+            print(
+                f"{args.readme} is out of date with {args.results}/: run lstmkit report",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    changed = update_readme(args.readme, args.results)
+    print(f"{args.readme}: {'updated' if changed else 'already up to date'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``lstmkit`` argument parser with every command registered."""
+    parser = argparse.ArgumentParser(
+        prog="lstmkit",
+        description="Verified, fast recurrent sequence models (LSTM, GRU, SimpleRNN) on PyTorch.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_demo_parser(commands)
+    _add_train_parsers(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``lstmkit`` command line on ``argv`` (default ``sys.argv[1:]``); return the exit
+    status (0 success, 2 usage error) instead of exiting, so it can be called from tests."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors: argparse already printed
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

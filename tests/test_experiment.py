@@ -1,0 +1,114 @@
+"""End to end through the CLI on real data: train -> results JSON -> evaluate -> predict -> resume;
+and torchrun with 2 gloo processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lstmkit.cli import main
+from lstmkit.data.resolve import ENV_VAR
+
+ROOT = Path(__file__).resolve().parents[1]
+REUTERS = str(ROOT / "recipes" / "reuters-seed002.toml")
+TINY = [
+    "--set",
+    "max_steps=6",
+    "--set",
+    "batch_size=32",
+    "--set",
+    "hidden_size=16",
+    "--set",
+    "embedding_dim=16",
+    "--no-progress",
+]
+
+needs_data = pytest.mark.skipif(
+    not (Path(os.environ.get(ENV_VAR, "/nonexistent")) / "reuters.npz").exists(),
+    reason=f"{ENV_VAR} does not point at a directory with reuters.npz",
+)
+
+
+@needs_data
+def test_train_record_evaluate_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run, results = tmp_path / "run", tmp_path / "results"
+    assert main(["train", REUTERS, "--out", str(run), "--record", str(results), *TINY]) == 0
+    assert "reuters-seed002: test accuracy" in capsys.readouterr().out
+    for name in (
+        "config.json",
+        "vocab.json",
+        "model.safetensors",
+        "metrics.json",
+        "history.jsonl",
+        "curves.png",
+    ):
+        assert (run / name).exists(), name
+    record = json.loads((results / "reuters-seed002.json").read_text())
+    assert set(record) >= {"recipe", "metric", "value", "seconds", "commit", "command", "machine"}
+    assert record["metric"] == "test_accuracy" and 0.0 <= record["value"] <= 1.0
+    assert "--set max_steps=6" in record["command"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == 6 and metrics["test"]["examples"] == 2234
+
+    assert main(["evaluate", str(run)]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["accuracy"] == pytest.approx(metrics["test"]["accuracy"], abs=1e-9)
+
+    assert main(["predict", str(run), "oil prices rose as opec cut crude output"]) == 0
+    line = json.loads(capsys.readouterr().out.strip())
+    topics = json.loads((Path(os.environ[ENV_VAR]) / "reuters_topics.json").read_text())
+    assert line["label"] in topics and 0.0 < line["probability"] <= 1.0
+
+    # a second run into the same directory without --resume refuses and keeps the first intact
+    before = (run / "model.safetensors").read_bytes()
+    assert main(["train", REUTERS, "--out", str(run), *TINY]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (run / "model.safetensors").read_bytes() == before
+
+
+def test_cli_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", str(tmp_path / "missing.toml")]) == 2
+    assert "missing.toml does not exist" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nhidden_size = 0\n")
+    assert main(["train", str(bad)]) == 2
+    assert (
+        "bad.toml: model.hidden_size: Input should be greater than or equal to 1"
+        in capsys.readouterr().err
+    )
+    assert main(["predict", str(tmp_path), "hello"]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
+    assert main(["train", REUTERS, "--resume", "--out", str(tmp_path / "none")]) == 2
+    assert "no checkpoints to resume from" in capsys.readouterr().err
+
+
+@needs_data
+def test_torchrun_two_gloo_processes(tmp_path: Path) -> None:
+    run = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "lstmkit",
+        "train",
+        REUTERS,
+        "--out",
+        str(run),
+        *TINY,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("reuters-seed002: test accuracy") == 2  # every rank reports
+    rows = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [6]  # written once, by rank 0
+    state = json.loads((run / "checkpoints" / "step-000000006" / "trainer.json").read_text())
+    assert state["world_size"] == 2 and len(state["rng"]) == 2
