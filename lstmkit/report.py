@@ -20,7 +20,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-MARKER = re.compile(r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END GENERATED: (?P=name) -->)", re.S)
+MARKER = re.compile(
+    r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END GENERATED: (?P=name) -->)",
+    re.S,
+)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -79,7 +82,10 @@ def results_table(results: Path) -> str:
         )
     if not rows:
         return "_No training results recorded yet._\n"
-    head = ["| recipe | metric | seed's figure | ours | minutes | commit |", "| --- | --- | ---: | ---: | ---: | --- |"]
+    head = [
+        "| recipe | metric | seed's figure | ours | minutes | commit |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+    ]
     return "\n".join(head + rows) + "\n"
 
 

@@ -168,9 +168,10 @@ def test_l1_l2_penalties_change_the_weights(tmp_path: Path) -> None:
     plain.fit(train, train.lengths)
     reg = make_trainer(small_model(), None, epochs=1, l2=0.1)
     reg.fit(train, train.lengths)
-    norm = lambda t: sum(
-        float(p.detach().pow(2).sum()) for p in t.model.parameters() if p.dim() > 1
-    )  # noqa: E731
+
+    def norm(t: Trainer) -> float:
+        return sum(float(p.detach().pow(2).sum()) for p in t.model.parameters() if p.dim() > 1)
+
     assert norm(reg) < norm(plain)
 
 
