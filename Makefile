@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(BIN)/mypy lstmkit
 
 test: $(STAMP) lint
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -n 2 -q
+	OMP_NUM_THREADS=1 KERAS_BACKEND=torch $(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/recurrent.py --quick
