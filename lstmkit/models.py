@@ -35,6 +35,9 @@ class ClassifierConfig(BaseModel):
             dropout_keep_prob = 1 - output_dropout). embedding_dropout: on the word vectors.
         pooling: 'last' (state after the true last token) | 'mean' | 'max' | 'attention' |
             'mean+max' (concatenated) over the valid steps.
+        init: 'keras' (the seeds' initialisation: embeddings U(-0.05, 0.05), Glorot-uniform
+            input and dense kernels, orthogonal recurrent kernels, zero biases) or 'torch'
+            (torch's defaults: N(0, 1) embeddings, U(-1/sqrt(H), 1/sqrt(H)) everywhere).
         cell_options: passed to the recurrent layer (forget_bias, peephole, recurrent_dropout, ...).
     """
 
@@ -56,6 +59,7 @@ class ClassifierConfig(BaseModel):
     embedding_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     pooling: Literal["last", "mean", "max", "attention", "mean+max"] = "last"
     impl: Literal["auto", "fused", "loop"] = "auto"
+    init: Literal["keras", "torch"] = "keras"
     cell_options: dict[str, Any] = Field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,6 +118,29 @@ class SequenceClassifier(nn.Module):
         self.output_dropout = nn.Dropout(c.output_dropout)
         pooled = 2 * width if c.pooling == "mean+max" else width
         self.head = nn.Linear(pooled, 1 if c.num_classes == 2 else c.num_classes)
+        if c.init == "keras":
+            self.keras_init()
+
+    def keras_init(self) -> None:
+        """Keras' default initialisers (what the seeds' models start from)."""
+        with torch.no_grad():
+            if self.embedding is not None:
+                nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
+                self.embedding.weight[0].zero_()
+            for module in (self.conv, self.attn_proj, self.head):
+                if module is not None:
+                    nn.init.xavier_uniform_(module.weight)
+                    if module.bias is not None:
+                        nn.init.zeros_(module.bias)
+            for cell in self.rnn.cells:
+                for name, p in cell.named_parameters():
+                    if name == "weight_ih":
+                        nn.init.xavier_uniform_(p)
+                    elif name == "weight_hh":
+                        # Keras: orthogonal on the (H_out, G*H) recurrent kernel, i.e. on p^T
+                        nn.init.orthogonal_(p.data.t())
+                    elif name.startswith("bias"):
+                        nn.init.zeros_(p)
 
     @property
     def binary(self) -> bool:
@@ -136,14 +163,22 @@ class SequenceClassifier(nn.Module):
             if steps < c.conv_kernel:
                 feats = F.pad(feats, (0, 0, 0, c.conv_kernel - steps))
             z = F.relu(self.conv(feats.transpose(1, 2)))  # (B, filters, T - k + 1)
+            if lengths is not None:
+                # conv windows that reach into the padding are zeroed: after the relu every
+                # real output is >= 0, so a pooling window keeps the max of its real outputs,
+                # the same as for the sequence alone (padding never changes a prediction)
+                valid = (lengths.to(z.device) - c.conv_kernel + 1).clamp(min=1)
+                z = z * (
+                    torch.arange(z.shape[-1], device=z.device)[None, :] < valid[:, None]
+                ).unsqueeze(1)
             z = (
-                F.max_pool1d(z, c.pool_size, ceil_mode=False)
+                F.max_pool1d(z, c.pool_size)
                 if z.shape[-1] >= c.pool_size
                 else z.amax(-1, keepdim=True)
             )
             feats = z.transpose(1, 2)
             if lengths is not None:
-                lengths = ((lengths - c.conv_kernel + 1) // c.pool_size).clamp(1, feats.shape[1])
+                lengths = (valid.cpu() // c.pool_size).clamp(1, feats.shape[1])
         return feats, lengths
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:

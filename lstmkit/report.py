@@ -37,8 +37,12 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmt_rate(value: float) -> str:
-    return f"{value / 1e3:,.1f}k"
+def _fmt_value(value: float, unit: str) -> str:
+    if unit.startswith("tok/s"):
+        return f"{value / 1e3:,.1f}k tok/s"
+    if unit.startswith("s/"):
+        return f"{value:,.1f} {unit.split(' ')[0]}"
+    return f"{value:,.4g} {unit}"
 
 
 def benchmark_table(results: Path) -> str:
@@ -55,13 +59,14 @@ def benchmark_table(results: Path) -> str:
             f"`{head.get('command', path.name)}` — torch {head.get('torch', '?')}, "
             f"{head.get('threads', '?')} threads, {head.get('machine', '?')} ({path.name})\n"
         )
-        parts.append("| case | impl | ours | peer | ratio |")
+        parts.append("| case | impl | ours | peer | ratio (ours vs peer, >1 = faster) |")
         parts.append("| --- | --- | ---: | ---: | ---: |")
         for r in cases:
             note = "" if r.get("correct", True) else " (wrong results, reference only)"
+            unit = str(r.get("unit", "tok/s"))
             parts.append(
-                f"| {r['case']} | {r.get('impl', '')}{note} | {_fmt_rate(r['ours'])} | "
-                f"{_fmt_rate(r['peer'])} {r['peer_name']} | {r['ratio']:.2f}x |"
+                f"| {r['case']} | {r.get('impl', '')}{note} | {_fmt_value(r['ours'], unit)} | "
+                f"{_fmt_value(r['peer'], unit)} {r['peer_name']} | {r['ratio']:.2f}x |"
             )
         parts.append("")
     return "\n".join(parts) if parts else "_No benchmark results recorded yet._\n"

@@ -1,0 +1,75 @@
+"""lstmkit.report: README tables come from results/, and the README is in sync with them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lstmkit.report import render, update_readme
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_tables_are_generated_from_results() -> None:
+    """A number typed into a generated section, or a results file not rendered, fails here:
+    run `lstmkit report` after recording results."""
+    text = (ROOT / "README.md").read_text()
+    assert (
+        "<!-- BEGIN GENERATED: benchmarks -->" in text
+        and "<!-- BEGIN GENERATED: results -->" in text
+    )
+    assert render(text, ROOT / "results") == text
+
+
+def test_render_and_update(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "imdb-x.json").write_text(
+        json.dumps(
+            {
+                "recipe": "imdb-x",
+                "metric": "test_accuracy",
+                "value": 0.87654,
+                "seconds": 125.0,
+                "commit": "abcdef123456",
+                "seed_figure": 0.8658,
+            }
+        )
+    )
+    header = {
+        "bench": "recurrent-run",
+        "command": "python benchmarks/recurrent.py",
+        "torch": "2.13.0",
+        "threads": 2,
+        "machine": "x86_64",
+    }
+    case = {
+        "bench": "recurrent",
+        "case": "lstm-train",
+        "impl": "auto->fused",
+        "ours": 1000.0,
+        "peer": 2000.0,
+        "peer_name": "torch.nn.LSTM",
+        "ratio": 0.5,
+    }
+    (results / "bench-recurrent.jsonl").write_text(
+        json.dumps(header) + "\n" + json.dumps(case) + "\n"
+    )
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "# x\n<!-- BEGIN GENERATED: results -->\nold\n<!-- END GENERATED: results -->\n<!-- BEGIN GENERATED: benchmarks -->\n<!-- END GENERATED: benchmarks -->\n"
+    )
+    assert update_readme(readme, results)
+    out = readme.read_text()
+    assert "| imdb-x | test_accuracy | 0.8658 | 0.8765 | 2.1 | `abcdef12` |" in out
+    assert "| lstm-train | auto->fused | 1.0k tok/s | 2.0k tok/s torch.nn.LSTM | 0.50x |" in out
+    assert "old" not in out
+    assert not update_readme(readme, results)  # idempotent
+    readme.write_text("<!-- BEGIN GENERATED: nope -->\n<!-- END GENERATED: nope -->\n")
+    with pytest.raises(ValueError, match="unknown generated section 'nope'"):
+        update_readme(readme, results)
+    (results / "bench-bad.jsonl").write_text("{not json\n")
+    with pytest.raises(ValueError, match=r"bench-bad\.jsonl:1: not a JSON object"):
+        render("<!-- BEGIN GENERATED: benchmarks -->\n<!-- END GENERATED: benchmarks -->", results)
