@@ -165,40 +165,6 @@ def lstm_step(
     return h_new, c_new
 
 
-def lstm_gates(
-    gx: Tensor,
-    h: Tensor,
-    c: Tensor,
-    weight_hh: Tensor,
-    bias_hh: Tensor | None,
-    *,
-    forget_bias: float = 0.0,
-    weight_ci: Tensor | None = None,
-    weight_cf: Tensor | None = None,
-    weight_co: Tensor | None = None,
-    ln_hh_weight: Tensor | None = None,
-    activation: Activation = torch.tanh,
-    recurrent_activation: Activation = torch.sigmoid,
-) -> dict[str, Tensor]:
-    """The gate activations ``i, f, g, o`` of one LSTM step, for inspection (same math as
-    :func:`lstm_step`). Returns a dict of (B, H) tensors."""
-    z = gx + _recurrent(h, weight_hh, None, ln_hh_weight)
-    if bias_hh is not None:
-        z = z + bias_hh
-    z_i, z_f, z_g, z_o = z.chunk(4, dim=-1)
-    if weight_ci is not None:
-        z_i = z_i + weight_ci * c
-    if weight_cf is not None:
-        z_f = z_f + weight_cf * c
-    i = recurrent_activation(z_i)
-    f = recurrent_activation(z_f + forget_bias)
-    g = activation(z_g)
-    c_new = f * c + i * g
-    if weight_co is not None:
-        z_o = z_o + weight_co * c_new
-    return {"input": i, "forget": f, "candidate": g, "output": recurrent_activation(z_o)}
-
-
 def gru_step(
     gx: Tensor,
     h: Tensor,
