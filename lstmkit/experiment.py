@@ -52,11 +52,14 @@ class Vocabulary:
     word_to_id: dict[str, int]
     start_char: int = 1
     oov_char: int = 2
+    skip_top: int = 0
 
     def encode(self, text: str, maxlen: int | None = None) -> list[int]:
         """Token ids of ``text`` (start marker first; unknown or rare words -> OOV). With
         ``maxlen`` the last ``maxlen`` ids are kept (Keras' truncating='pre')."""
         ids = [self.start_char] + [self.word_to_id.get(w, self.oov_char) for w in imdb_words(text)]
+        if self.skip_top:  # Keras replaces every id below skip_top, the start marker included
+            ids = [i if i >= self.skip_top else self.oov_char for i in ids]
         return ids[-maxlen:] if maxlen else ids
 
     def save(self, path: Path) -> None:
@@ -64,6 +67,7 @@ class Vocabulary:
         payload = {
             "start_char": self.start_char,
             "oov_char": self.oov_char,
+            "skip_top": self.skip_top,
             "word_to_id": dict(sorted(self.word_to_id.items())),
         }
         atomic_write_text(path, json.dumps(payload, ensure_ascii=False))
@@ -73,16 +77,25 @@ class Vocabulary:
         """Read what :meth:`save` wrote."""
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
-            return cls(payload["word_to_id"], payload["start_char"], payload["oov_char"])
+            return cls(
+                payload["word_to_id"],
+                payload["start_char"],
+                payload["oov_char"],
+                payload["skip_top"],
+            )
         except (OSError, json.JSONDecodeError, KeyError) as err:
             raise ValueError(f"cannot read vocabulary {path}: {err}") from None
 
     @classmethod
-    def from_keras(cls, dataset: str, num_words: int | None, index_from: int) -> Vocabulary:
-        """The vocabulary of ``load_imdb/load_reuters(num_words, index_from)``."""
+    def from_keras(
+        cls, dataset: str, num_words: int | None, index_from: int, skip_top: int = 0
+    ) -> Vocabulary:
+        """The vocabulary of ``load_imdb/load_reuters(num_words, skip_top, index_from)``: ids in
+        ``[skip_top, num_words)`` are kept, the rest read as OOV, as Keras' loaders do."""
         index = get_word_index(dataset)  # type: ignore[arg-type]
         limit = num_words or (max(index.values()) + index_from + 1)
-        return cls({w: r + index_from for w, r in index.items() if r + index_from < limit})
+        words = {w: r + index_from for w, r in index.items() if skip_top <= r + index_from < limit}
+        return cls(words, skip_top=skip_top)
 
 
 @dataclass
@@ -125,7 +138,7 @@ def prepare(recipe: Recipe) -> Prepared:
         num_classes = int(max(y_tr.max(), y_te.max())) + 1
         vocab_size = d.num_words or int(max(max(s) for s in train_x + test_x)) + 1
         input_size = None
-        vocab = Vocabulary.from_keras(d.dataset, d.num_words, d.index_from)
+        vocab = Vocabulary.from_keras(d.dataset, d.num_words, d.index_from, d.skip_top)
     y_tr = np.asarray(y_tr, dtype=np.int64)
     # Keras' validation_split takes the last fraction of the (already shuffled) training data
     n_val = int(len(train_x) * d.validation_split)

@@ -44,6 +44,7 @@ from lstmkit.checkpoint import (
     atomic_write_text,
     latest_checkpoint,
     load_checkpoint,
+    load_model_state,
     model_state,
     rng_state,
     save_checkpoint,
@@ -479,8 +480,6 @@ class Trainer:
         assert self.run_dir is not None
         if self.dist.world_size > 1:
             dist.barrier()
-        from lstmkit.checkpoint import load_model_state
-
         load_model_state(self.model, self.run_dir / "best.safetensors")
         logger.info(
             "restored the best weights (step %s, %s=%s)",

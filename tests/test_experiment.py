@@ -112,3 +112,37 @@ def test_torchrun_two_gloo_processes(tmp_path: Path) -> None:
     assert [r["step"] for r in rows] == [6]  # written once, by rank 0
     state = json.loads((run / "checkpoints" / "step-000000006" / "trainer.json").read_text())
     assert state["world_size"] == 2 and len(state["rng"]) == 2
+
+
+def test_imdb_words_tokenises_like_the_dataset() -> None:
+    from lstmkit.experiment import imdb_words
+
+    assert imdb_words("It's GREAT!<br /><br />10/10 'really'") == [
+        "it's",
+        "great",
+        "br",
+        "br",
+        "10",
+        "10",
+        "really",
+    ]
+
+
+needs_imdb = pytest.mark.skipif(
+    not (Path(os.environ.get(ENV_VAR, "/nonexistent")) / "imdb.npz").exists(),
+    reason=f"{ENV_VAR} does not point at a directory with imdb.npz",
+)
+
+
+@needs_imdb
+def test_vocabulary_encodes_text_as_the_keras_loader_does() -> None:
+    from lstmkit.data import get_word_index, load_imdb
+    from lstmkit.experiment import Vocabulary
+
+    (x_train, _), _ = load_imdb(num_words=5000, skip_top=10)
+    vocab = Vocabulary.from_keras("imdb", 5000, 3, skip_top=10)
+    full = {r + 3: w for w, r in get_word_index("imdb").items()}
+    (x_all, _), _ = load_imdb()
+    for limited, seq in zip(x_train[:50], x_all[:50], strict=True):
+        text = " ".join(full[i] for i in seq[1:])  # the review's words, as text
+        assert vocab.encode(text) == list(limited)
