@@ -14,9 +14,12 @@ Implementations (:meth:`Recurrent._choose_impl` is the only place that decides):
   the vanilla cells only: LSTM with tanh + sigmoid, no peephole, no layer norm, no zoneout, no
   recurrent dropout while training (``forget_bias`` is folded into ``bias_hh``; ``proj_size``
   and ``weight_drop`` are applied to the weights before the call); GRU with ``reset_after=True``
-  and tanh + sigmoid; RNN with tanh or relu. Variable-length batches go through
-  ``PackedSequence`` (measured against the masked loop in ``benchmarks/recurrent.py``); 'pre'
-  padding is rolled to 'post' and back.
+  and tanh + sigmoid; RNN with tanh or relu. Variable-length batches (``varlen``): 'split' on
+  CPU — every sequence is real for its first ``min(lengths)`` steps, which run as one padded
+  fused call, and only the rest runs packed (with length bucketing that is most of the work; on
+  this machine it trains ~40x faster than ``PackedSequence``, whose CPU backward is slow — see
+  ``benchmarks/recurrent.py``); 'packed' (``PackedSequence``) on CUDA, where cuDNN runs it
+  natively. 'pre' padding is rolled to 'post' and back. Both are exact.
 - ``loop``: a per-step Python loop over :mod:`lstmkit.functional` with the input projection of all
   steps hoisted into one GEMM. Runs every option.
 - ``auto`` (default): ``fused`` when the configuration allows it, else ``loop``; the choice and
@@ -641,6 +644,7 @@ class LSTM(Recurrent):
         return_state: also return the final ``(h_n, c_n)``.
         padding: 'post' or 'pre', where padded steps sit when ``lengths``/``mask`` is given.
         impl: 'auto' | 'fused' | 'loop' (see the module docstring).
+        varlen: 'auto' | 'split' | 'packed': how the fused op runs variable-length batches.
         forget_bias: constant on the forget gate, default 1.0 (TF1). torch.nn.LSTM uses 0.
         peephole, activation, recurrent_activation, layer_norm, proj_size, recurrent_dropout,
         zoneout, weight_drop, bias: see :class:`lstmkit.cells.LSTMCell`.
