@@ -13,7 +13,8 @@ seed name                   lstmkit field
 ``embedding_dim``           ``model.embedding_dim``
 ``hidden_size``             ``model.hidden_size``
 ``num_layers``              ``model.num_layers``
-``dropout_keep_prob``       ``model.output_dropout = 1 - keep``
+``dropout_keep_prob``       ``model.dropout = model.output_dropout = 1 - keep`` (TF1
+                            DropoutWrapper on every layer's output)
 ``num_epochs``              ``train.epochs``
 ``batch_size``              ``train.batch_size``
 ``evaluate_every``          ``train.evaluate_every``
@@ -135,18 +136,22 @@ def _identity(value: Any) -> Any:
     return value
 
 
-# seed name -> (table, field, conversion)
-SEED_ALIASES: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
-    "max_sentence_length": ("data", "maxlen", _identity),
-    "class_sizes": ("model", "num_classes", _identity),
-    "embedding_dim": ("model", "embedding_dim", _identity),
-    "hidden_size": ("model", "hidden_size", _identity),
-    "num_layers": ("model", "num_layers", _identity),
-    "dropout_keep_prob": ("model", "output_dropout", _keep_to_dropout),
-    "num_epochs": ("train", "epochs", _identity),
-    "batch_size": ("train", "batch_size", _identity),
-    "evaluate_every": ("train", "evaluate_every", _identity),
-    "learn_rate": ("train", "lr", _identity),
+# seed name -> [(table, field, conversion), ...]
+SEED_ALIASES: dict[str, list[tuple[str, str, Callable[[Any], Any]]]] = {
+    "max_sentence_length": [("data", "maxlen", _identity)],
+    "class_sizes": [("model", "num_classes", _identity)],
+    "embedding_dim": [("model", "embedding_dim", _identity)],
+    "hidden_size": [("model", "hidden_size", _identity)],
+    "num_layers": [("model", "num_layers", _identity)],
+    # TF1 DropoutWrapper(output_keep_prob) on every layer's cell: between layers and on the last
+    "dropout_keep_prob": [
+        ("model", "dropout", _keep_to_dropout),
+        ("model", "output_dropout", _keep_to_dropout),
+    ],
+    "num_epochs": [("train", "epochs", _identity)],
+    "batch_size": [("train", "batch_size", _identity)],
+    "evaluate_every": [("train", "evaluate_every", _identity)],
+    "learn_rate": [("train", "lr", _identity)],
 }
 TABLES: dict[str, type[BaseModel]] = {
     "data": DataConfig,
@@ -165,13 +170,13 @@ def _normalise(raw: dict[str, Any], source: str) -> dict[str, Any]:
                 raise ConfigError(f"{source}: [{key}] must be a table, got {value!r}")
             for sub, v in value.items():
                 if sub in SEED_ALIASES:
-                    table, name, conv = SEED_ALIASES[sub]
-                    out[table][name] = conv(v)
+                    for table, name, conv in SEED_ALIASES[sub]:
+                        out[table][name] = conv(v)
                 else:
                     out[key][sub] = v
         elif key in SEED_ALIASES:
-            table, name, conv = SEED_ALIASES[key]
-            out[table][name] = conv(value)
+            for table, name, conv in SEED_ALIASES[key]:
+                out[table][name] = conv(value)
         else:
             out[key] = value
     return out

@@ -29,7 +29,7 @@ def test_seed000_parameters_map_to_ours() -> None:
     r, _ = load_recipe(RECIPES / "imdb-seed000.toml")
     assert r.data.maxlen == 100 and r.model.embedding_dim == 100 and r.model.num_classes == 2
     assert r.model.hidden_size == 30 and r.model.num_layers == 2
-    assert r.model.output_dropout == pytest.approx(0.5)
+    assert r.model.output_dropout == pytest.approx(0.5) and r.model.dropout == pytest.approx(0.5)
     assert r.train.epochs == 20 and r.train.batch_size == 1000 and r.train.evaluate_every == 150
     assert r.train.lr == pytest.approx(0.001)
     assert r.model.cell_options["forget_bias"] == 1.0
