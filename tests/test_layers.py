@@ -473,3 +473,15 @@ def test_split_with_all_lengths_equal_but_shorter_than_t(padding: str) -> None:
     seg = out[:, :4] if padding == "post" else out[:, 2:]
     assert float((seg - ref).abs().max()) <= 1e-12
     assert float((h - h_ref).abs().max()) <= 1e-12 and float((c - c_ref).abs().max()) <= 1e-12
+
+
+def test_varlen_auto_strategy_on_cpu() -> None:
+    layer = LSTM(3, 4)
+    x = torch.randn(2, 10, 3)
+    close, spread = torch.tensor([10, 6]), torch.tensor([10, 2])
+    assert layer._varlen_strategy(x, spread) == "split"  # gradients recorded: always split
+    with torch.no_grad():
+        assert layer._varlen_strategy(x, close) == "split"
+        assert layer._varlen_strategy(x, spread) == "packed"
+    layer.varlen = "packed"
+    assert layer._varlen_strategy(x, close) == "packed"
