@@ -272,6 +272,61 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_serve_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    export = commands.add_parser(
+        "export",
+        help="copy a finished run's inference files into a model bundle",
+        description=(
+            "Write a bundle directory (config.json, model.safetensors, vocab.json, metrics.json, "
+            "bundle.json) from RUN_DIR, for lstmkit serve and lstmkit.load."
+        ),
+    )
+    export.add_argument("run_dir", type=Path, help="a finished run directory")
+    export.add_argument(
+        "--bundle", type=Path, required=True, metavar="OUT_DIR", help="new bundle directory"
+    )
+    export.set_defaults(handler=_run_export)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve a bundle (or run directory) over HTTP",
+        description=(
+            "HTTP API: POST /v1/predict, GET /v1/model, GET /health; OpenAPI docs at /docs. "
+            "Needs fastapi and uvicorn."
+        ),
+    )
+    serve.add_argument("bundle", type=Path, metavar="BUNDLE_OR_RUN")
+    serve.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    serve.add_argument(
+        "--token", help="require 'Authorization: Bearer TOKEN' on /v1 routes (default: none)"
+    )
+    serve.set_defaults(handler=_run_serve)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from lstmkit.bundle import export_bundle
+
+    try:
+        out = export_bundle(args.run_dir, args.bundle)
+    except (FileExistsError, FileNotFoundError, ValueError) as err:
+        return _fail("export", err)
+    print(f"bundle written to {out}")
+    return 0
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    try:
+        from lstmkit.serve.app import serve
+    except ImportError as err:
+        return _fail("serve", ImportError(f"{err}; install fastapi and uvicorn"))
+    try:
+        serve(args.bundle, host=args.host, port=args.port, token=args.token)
+    except ValueError as err:
+        return _fail("serve", err)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``lstmkit`` argument parser with every command registered."""
     parser = argparse.ArgumentParser(
@@ -282,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_demo_parser(commands)
     _add_train_parsers(commands)
+    _add_serve_parsers(commands)
     return parser
 
 

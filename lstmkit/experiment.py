@@ -308,30 +308,8 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
 
 
 def predict_texts(run_dir: Path, texts: list[str]) -> list[dict[str, Any]]:
-    """Label and class probabilities for each text, with the run's own vocabulary."""
-    model, config, vocab = load_run(run_dir)
-    if vocab is None:
-        raise ValueError(
-            f"{run_dir} was trained on real-valued sequences; it has no vocabulary to read text with"
-        )
-    for i, text in enumerate(texts):
-        if not text.strip():
-            raise ValueError(f"text {i} is empty; give at least one word")
-    maxlen = config["recipe"]["data"]["maxlen"]
-    seqs = [vocab.encode(t, maxlen) for t in texts]
-    vocab_size = model.config.vocab_size or 0
-    seqs = [[i if i < vocab_size else vocab.oov_char for i in s] for s in seqs]
-    tokens, lengths, _ = collate_tokens([(s, 0) for s in seqs])
-    with torch.no_grad():
-        proba = model.predict_proba(tokens, lengths)
-    labels = config.get("labels") or [str(i) for i in range(proba.shape[1])]
-    out = []
-    for p in proba:
-        k = int(p.argmax())
-        out.append(
-            {
-                "label": labels[k],
-                "scores": {lab: float(v) for lab, v in zip(labels, p, strict=True)},
-            }
-        )
-    return out
+    """Label and class probabilities for each text, with the run's own vocabulary (a run or a
+    bundle directory; see :class:`lstmkit.bundle.Predictor`)."""
+    from lstmkit.bundle import load
+
+    return load(run_dir).predict(texts)

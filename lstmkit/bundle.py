@@ -1,0 +1,295 @@
+"""Model bundles: a finished run's inference files in one directory, and a :class:`Predictor`.
+
+A bundle (``lstmkit export RUN --bundle OUT``) holds::
+
+    bundle.json          {"format": "lstmkit-bundle", "version": 1, "lstmkit_version", "created",
+                          "files": {name: sha256}}
+    config.json          the run's config (recipe, model architecture, labels)
+    model.safetensors    the weights (no pickle anywhere)
+    vocab.json           word -> id (text models)
+    metrics.json         the run's validation and test metrics (when the run wrote them)
+
+:func:`load` accepts a bundle or a run directory and returns a :class:`Predictor`;
+``Predictor.predict(texts)`` labels texts in batches of similar length and returns the results in
+input order. Every failure to load is one :class:`BundleError` naming the file at fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors import SafetensorError
+
+from lstmkit.models import SequenceClassifier
+
+if TYPE_CHECKING:
+    from lstmkit.experiment import Vocabulary
+
+BUNDLE_FORMAT = "lstmkit-bundle"
+BUNDLE_VERSION = 1
+BUNDLE_FILE = "bundle.json"
+REQUIRED_FILES = ("config.json", "model.safetensors")
+OPTIONAL_FILES = ("vocab.json", "metrics.json")
+BATCH_SIZE = 64
+
+
+class BundleError(ValueError):
+    """A bundle or run directory is missing a file, holds a corrupted one, or has an unknown
+    format version. The message names the file."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"{path} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BundleError(f"cannot read {path}: {err}") from None
+    if not isinstance(payload, dict):
+        raise BundleError(f"{path} must hold a JSON object, got {type(payload).__name__}")
+    return payload
+
+
+def read_bundle_info(bundle_dir: Path) -> dict[str, Any]:
+    """``bundle.json`` of ``bundle_dir``, its format and version checked."""
+    path = bundle_dir / BUNDLE_FILE
+    info = _read_json(path)
+    if info.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path}: format is {info.get('format')!r}, expected {BUNDLE_FORMAT!r}")
+    if info.get("version") != BUNDLE_VERSION:
+        raise BundleError(
+            f"{path}: bundle version {info.get('version')!r} is not supported by this lstmkit "
+            f"(it reads version {BUNDLE_VERSION}); export the bundle again with this version"
+        )
+    return info
+
+
+def export_bundle(run_dir: Path, out_dir: Path) -> Path:
+    """Copy a finished run's inference files into the bundle directory ``out_dir``.
+
+    The run is loaded first (a broken run makes no bundle). The files are written into
+    ``OUT.tmp/``, fsync'ed, and the directory is renamed into place, so ``out_dir`` is either
+    complete or absent. Refuses an existing non-empty ``out_dir``. Returns ``out_dir``.
+    """
+    from lstmkit import __version__
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if (run_dir / BUNDLE_FILE).exists():
+        read_bundle_info(run_dir)  # re-exporting a bundle is fine; an unknown version is not
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise FileExistsError(
+            f"{out_dir} already exists and is not empty; remove it or choose another --bundle"
+        )
+    load(run_dir)  # every required file present and loadable
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    files: dict[str, str] = {}
+    for name in REQUIRED_FILES + OPTIONAL_FILES:
+        src = run_dir / name
+        if not src.exists():
+            continue
+        shutil.copyfile(src, tmp / name)
+        with open(tmp / name, "rb") as fh:
+            os.fsync(fh.fileno())
+        files[name] = _sha256(tmp / name)
+    info = {
+        "format": BUNDLE_FORMAT,
+        "version": BUNDLE_VERSION,
+        "lstmkit_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "files": files,
+    }
+    with open(tmp / BUNDLE_FILE, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(info, indent=2) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    _fsync_dir(tmp)
+    if out_dir.exists():  # an empty directory: replace it
+        out_dir.rmdir()
+    tmp.rename(out_dir)
+    _fsync_dir(out_dir.parent)
+    return out_dir
+
+
+class Predictor:
+    """A loaded model ready to label texts. Build it with :func:`load`.
+
+    Attributes:
+        model: the classifier, in eval mode.
+        config: the run's config.json.
+        vocab: the run's vocabulary (None for models of real-valued sequences).
+        labels: class names, index = class id.
+        metrics: the run's metrics.json (None when absent).
+        bundle_info: bundle.json (None when loaded from a run directory).
+    """
+
+    def __init__(
+        self,
+        model: SequenceClassifier,
+        config: dict[str, Any],
+        vocab: Vocabulary | None,
+        *,
+        metrics: dict[str, Any] | None = None,
+        bundle_info: dict[str, Any] | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self.model = model.eval()
+        self.config = config
+        self.vocab = vocab
+        self.metrics = metrics
+        self.bundle_info = bundle_info
+        self.batch_size = batch_size
+        num_classes = model.config.num_classes
+        self.labels: list[str] = [str(x) for x in config.get("labels") or range(num_classes)]
+        if len(self.labels) != num_classes:
+            raise BundleError(
+                f"config.json lists {len(self.labels)} labels for a model of {num_classes} classes"
+            )
+        recipe = config.get("recipe") or {}
+        self.maxlen: int | None = (recipe.get("data") or {}).get("maxlen")
+
+    @property
+    def accepts_text(self) -> bool:
+        """True when the model reads text (it has a vocabulary)."""
+        return self.vocab is not None
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What the model is: labels, architecture, metrics, versions (JSON-safe)."""
+        from lstmkit import __version__
+
+        recipe = self.config.get("recipe") or {}
+        info = self.bundle_info or {}
+        return {
+            "name": recipe.get("name"),
+            "task": self.config.get("task", "classify"),
+            "labels": list(self.labels),
+            "model": self.model.config.to_dict(),
+            "maxlen": self.maxlen,
+            "metrics": self.metrics,
+            "lstmkit_version": __version__,
+            "bundle": (
+                {
+                    k: info[k]
+                    for k in ("format", "version", "lstmkit_version", "created")
+                    if k in info
+                }
+                if self.bundle_info is not None
+                else None
+            ),
+        }
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text (the run's vocabulary and maxlen; ids the embedding does not
+        hold read as OOV). Raises ValueError for an empty text, naming its index."""
+        if self.vocab is None:
+            raise ValueError(
+                "this model was trained on real-valued sequences; it has no vocabulary to read "
+                "text with"
+            )
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ValueError(f"text {i} must be a string, got {type(text).__name__}")
+            if not text.strip():
+                raise ValueError(f"text {i} is empty; give at least one word")
+        vocab, vocab_size = self.vocab, self.model.config.vocab_size or 0
+        seqs = [vocab.encode(t, self.maxlen) for t in texts]
+        return [[i if i < vocab_size else vocab.oov_char for i in s] for s in seqs]
+
+    def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """``{"label", "scores": {label: probability}}`` for each text, in input order.
+
+        Texts are sorted by length and run in batches of at most ``batch_size`` (little padding);
+        padding never changes a prediction, so the batching does not change a result.
+        """
+        from lstmkit.data.batching import collate_tokens
+
+        seqs = self.encode(texts)
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        proba: list[list[float]] = [[] for _ in seqs]
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                tokens, lengths, _ = collate_tokens([(seqs[i], 0) for i in idx])
+                for i, p in zip(idx, self.model.predict_proba(tokens, lengths), strict=True):
+                    proba[i] = p.tolist()
+        out = []
+        for p in proba:
+            k = max(range(len(p)), key=p.__getitem__)
+            scores = dict(zip(self.labels, p, strict=True))
+            out.append({"label": self.labels[k], "scores": scores})
+        return out
+
+
+def _check_files(path: Path, info: dict[str, Any] | None) -> None:
+    """Every required file present; in a bundle, every listed file matches its checksum."""
+    if not path.is_dir():
+        raise BundleError(f"{path} is not a directory (expected a bundle or a run directory)")
+    kind = "bundle" if info is not None else "run directory"
+    for name in REQUIRED_FILES:
+        if not (path / name).is_file():
+            raise BundleError(f"{path / name} is missing: {path} is not a {kind}")
+    if info is None:
+        return
+    files = info.get("files") or {}
+    for name, digest in files.items():
+        file = path / name
+        if not file.is_file():
+            raise BundleError(f"{file} is missing (listed in {BUNDLE_FILE})")
+        if _sha256(file) != digest:
+            raise BundleError(f"{file} is corrupted: its sha256 differs from {BUNDLE_FILE}")
+
+
+def load(path: str | os.PathLike[str]) -> Predictor:
+    """A :class:`Predictor` for a bundle directory (with ``bundle.json``) or a run directory."""
+    from pydantic import ValidationError
+
+    from lstmkit.checkpoint import CheckpointError
+    from lstmkit.experiment import load_run
+
+    path = Path(path)
+    info = read_bundle_info(path) if (path / BUNDLE_FILE).exists() else None
+    _check_files(path, info)
+    config = _read_json(path / "config.json")
+    if "model" not in config:
+        raise BundleError(f"{path / 'config.json'} has no 'model' section")
+    try:
+        model, config, vocab = load_run(path)
+    except CheckpointError as err:  # names the weights file already
+        raise BundleError(str(err)) from None
+    except SafetensorError as err:
+        raise BundleError(f"cannot read weights {path / 'model.safetensors'}: {err}") from None
+    except ValidationError as err:
+        raise BundleError(f"{path / 'config.json'}: invalid model section: {err}") from None
+    except (FileNotFoundError, ValueError, TypeError) as err:  # vocab.json errors name the file
+        raise BundleError(f"{path}: {err}") from None
+    if vocab is None and not config.get("real_valued", False):
+        raise BundleError(f"{path / 'vocab.json'} is missing: the model reads text")
+    metrics = _read_json(path / "metrics.json") if (path / "metrics.json").exists() else None
+    return Predictor(model, config, vocab, metrics=metrics, bundle_info=info)

@@ -1,0 +1,114 @@
+"""The FastAPI application: :func:`create_app` loads the model once, at startup.
+
+Run it with ``lstmkit serve BUNDLE_OR_RUN [--host 127.0.0.1] [--port 8000] [--token T]``, or
+``uvicorn --factory`` around a ``create_app`` call. OpenAPI docs at ``/docs``. No CORS headers:
+browsers on other origins cannot call the API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from lstmkit import __version__
+from lstmkit.bundle import Predictor, load
+from lstmkit.serve.routes import router
+
+
+class _BodyLimit:
+    """Answer 413 before reading a body whose Content-Length is over ``max_bytes``."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_bytes:
+                body = json.dumps(
+                    {
+                        "detail": f"request body too large: {int(length)} bytes, at most "
+                        f"{self.max_bytes}"
+                    }
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 413,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    bundle_path: str | os.PathLike[str],
+    *,
+    token: str | None = None,
+    max_texts: int = 64,
+    max_chars: int = 20000,
+    predictor: Predictor | None = None,
+) -> FastAPI:
+    """The API for the bundle (or run directory) at ``bundle_path``.
+
+    The :class:`~lstmkit.bundle.Predictor` is loaded once, in the app's lifespan, into
+    ``app.state.predictor`` (pass ``predictor`` to reuse one already loaded). With ``token``,
+    every ``/v1`` route wants ``Authorization: Bearer <token>``. A request with more than
+    ``max_texts`` texts or ``max_chars`` characters (all texts together) gets 413.
+    """
+    if max_texts < 1 or max_chars < 1:
+        raise ValueError(f"max_texts and max_chars must be >= 1, got {max_texts}, {max_chars}")
+    if token is not None and not token:
+        raise ValueError("token must not be empty (give None for no token)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loaded = predictor if predictor is not None else load(bundle_path)
+        if not loaded.accepts_text:
+            raise ValueError(f"{bundle_path}: the model reads real-valued sequences, not text")
+        app.state.predictor = loaded
+        yield
+        app.state.predictor = None
+
+    app = FastAPI(
+        title="lstmkit",
+        version=__version__,
+        description="Text classification with an lstmkit model bundle.",
+        lifespan=lifespan,
+    )
+    app.state.token = token
+    app.state.max_texts = max_texts
+    app.state.max_chars = max_chars
+    app.state.predictor = None
+    app.include_router(router)
+    # JSON escapes make at most 6 bytes of a character ("\u00e9"); the rest is syntax
+    app.add_middleware(_BodyLimit, max_bytes=6 * max_chars + 16 * max_texts + 4096)
+    return app
+
+
+def serve(
+    bundle_path: str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    **kwargs: Any,
+) -> None:
+    """Load the model (errors come out before the server starts) and run uvicorn."""
+    import uvicorn
+
+    predictor = load(bundle_path)
+    app = create_app(bundle_path, token=token, predictor=predictor, **kwargs)
+    uvicorn.run(app, host=host, port=port)

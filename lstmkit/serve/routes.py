@@ -1,0 +1,98 @@
+"""The serving API's routes: ``POST /v1/predict``, ``GET /v1/model``, ``GET /health``."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from lstmkit.bundle import Predictor
+from lstmkit.serve.schemas import Health, ModelInfo, PredictRequest, PredictResponse
+
+_bearer = HTTPBearer(auto_error=False, description="the token given to `lstmkit serve --token`")
+
+
+def require_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """401 unless the app has no token or the request carries ``Authorization: Bearer TOKEN``."""
+    token: str | None = request.app.state.token
+    if token is None:
+        return
+    if credentials is None or not secrets.compare_digest(
+        credentials.credentials.encode(), token.encode()
+    ):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="missing or wrong token: send 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def get_predictor(request: Request) -> Predictor:
+    """The Predictor loaded at startup."""
+    predictor: Predictor = request.app.state.predictor
+    return predictor
+
+
+router = APIRouter()
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or wrong bearer token (when the server has one)"},
+    413: {"description": "too many texts or characters in one request"},
+}
+
+
+@v1.post("/predict", response_model=PredictResponse, responses=_ERRORS)
+async def predict(
+    body: PredictRequest,
+    request: Request,
+    predictor: Annotated[Predictor, Depends(get_predictor)],
+) -> PredictResponse:
+    """Classify texts; the predictions come back in the order of the texts."""
+    max_texts: int = request.app.state.max_texts
+    max_chars: int = request.app.state.max_chars
+    if len(body.texts) > max_texts:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            detail=f"too many texts: {len(body.texts)} in one request, at most {max_texts}",
+        )
+    chars = sum(len(t) for t in body.texts)
+    if chars > max_chars:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            detail=f"too many characters: {chars} in one request, at most {max_chars}",
+        )
+    try:  # the model runs in a worker thread: the event loop keeps serving other requests
+        results = await run_in_threadpool(predictor.predict, body.texts)
+    except ValueError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(err)) from None
+    return PredictResponse.model_validate({"predictions": results})
+
+
+@v1.get("/model", response_model=ModelInfo, responses={401: _ERRORS[401]})
+async def model_info(
+    request: Request, predictor: Annotated[Predictor, Depends(get_predictor)]
+) -> ModelInfo:
+    """The served model: labels, architecture, metrics, versions, request limits."""
+    return ModelInfo.model_validate(
+        {
+            **predictor.metadata,
+            "max_texts": request.app.state.max_texts,
+            "max_chars": request.app.state.max_chars,
+        }
+    )
+
+
+@router.get("/health", response_model=Health)
+async def health() -> Health:
+    """Liveness: 200 once the model is loaded (no token needed)."""
+    return Health()
+
+
+router.include_router(v1)

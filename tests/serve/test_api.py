@@ -1,0 +1,195 @@
+"""lstmkit.serve: the FastAPI app on a tiny bundle (no data set): predictions, model info, health,
+every error path with its status code and message, token auth, the CLI."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from lstmkit.bundle import BundleError, export_bundle, load
+from lstmkit.checkpoint import model_state, save_tensors
+from lstmkit.cli import main
+from lstmkit.config import Recipe
+from lstmkit.experiment import Vocabulary
+from lstmkit.models import ClassifierConfig, SequenceClassifier
+from lstmkit.serve import create_app
+
+TEXTS = ["a good film", "bad plot, boring acting " * 5, "fun", "great great great film"]
+
+
+def make_bundle(root: Path) -> Path:
+    """Export a run directory of a tiny untrained model (as run_recipe writes it) as a bundle."""
+    torch.manual_seed(0)
+    net = SequenceClassifier(ClassifierConfig(vocab_size=50, embedding_dim=8, hidden_size=8))
+    run = root / "run"
+    run.mkdir(parents=True)
+    save_tensors(model_state(net), run / "model.safetensors")
+    config = {
+        "recipe": Recipe().model_dump(),
+        "raw": {},
+        "model": net.config.to_dict(),
+        "task": "classify",
+        "real_valued": False,
+        "labels": ["negative", "positive"],
+    }
+    (run / "config.json").write_text(json.dumps(config))
+    words = ["good", "bad", "film", "plot", "great", "boring", "acting", "fun"]
+    Vocabulary({w: i + 4 for i, w in enumerate(words)}).save(run / "vocab.json")
+    (run / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.5}}))
+    return export_bundle(run, root / "bundle")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("serve"))
+
+
+@pytest.fixture(scope="module")
+def client(bundle: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(bundle, max_texts=8, max_chars=500)) as c:
+        yield c
+
+
+def detail(response: Any) -> str:
+    return json.dumps(response.json()["detail"])
+
+
+def test_predict_in_input_order(client: TestClient, bundle: Path) -> None:
+    r = client.post("/v1/predict", json={"texts": TEXTS})
+    assert r.status_code == 200, r.text
+    predictions = r.json()["predictions"]
+    expected = load(bundle).predict(TEXTS)
+    assert len(predictions) == len(TEXTS)
+    for got, want in zip(predictions, expected, strict=True):
+        assert got["label"] == want["label"]
+        assert got["scores"] == pytest.approx(want["scores"], abs=1e-6)
+        assert set(got["scores"]) == {"negative", "positive"}
+    single = client.post("/v1/predict", json={"texts": [TEXTS[1]]}).json()["predictions"][0]
+    assert single["scores"] == pytest.approx(predictions[1]["scores"], abs=1e-6)
+
+
+def test_inference_runs_off_the_event_loop(bundle: Path) -> None:
+    app = create_app(bundle)
+    threads: list[int] = []
+    with TestClient(app) as c:
+        predictor = app.state.predictor
+        original = predictor.predict
+
+        def spy(texts: list[str]) -> list[dict[str, Any]]:
+            threads.append(threading.get_ident())
+            return original(texts)
+
+        predictor.predict = spy
+        loop_thread = c.portal.call(threading.get_ident) if c.portal else None
+        assert c.post("/v1/predict", json={"texts": ["good"]}).status_code == 200
+    assert threads and loop_thread is not None and threads[0] != loop_thread
+
+
+def test_model_info_health_docs(client: TestClient) -> None:
+    info = client.get("/v1/model").json()
+    assert info["labels"] == ["negative", "positive"]
+    assert info["model"]["vocab_size"] == 50
+    assert info["model"]["cell"] == "lstm"
+    assert info["task"] == "classify"
+    assert info["maxlen"] == Recipe().data.maxlen
+    assert info["metrics"] == {"test": {"accuracy": 0.5}}
+    assert info["bundle"]["format"] == "lstmkit-bundle"
+    assert info["bundle"]["version"] == 1
+    assert info["max_texts"] == 8 and info["max_chars"] == 500
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/predict", "/v1/model", "/health"} <= set(paths)
+
+
+def test_too_many_texts_or_characters_is_413(client: TestClient) -> None:
+    r = client.post("/v1/predict", json={"texts": ["good"] * 9})
+    assert r.status_code == 413
+    assert r.json()["detail"] == "too many texts: 9 in one request, at most 8"
+    r = client.post("/v1/predict", json={"texts": ["good " * 60, "film " * 60]})
+    assert r.status_code == 413
+    assert r.json()["detail"] == "too many characters: 600 in one request, at most 500"
+    r = client.post(
+        "/v1/predict",
+        content=json.dumps({"texts": ["x" * 10_000]}),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 413
+    assert "request body too large" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ('{"texts": ["good"', "JSON decode error"),
+        ('["good"]', "valid dictionary"),
+        ("{}", "Field required"),
+        ('{"texts": "good film"}', "valid list"),
+        ('{"texts": ["good", 3]}', "valid string"),
+        ('{"texts": []}', "at least 1 item"),
+        ('{"texts": ["good"], "extra": 1}', "Extra inputs are not permitted"),
+        ('{"texts": ["good", "   \\n"]}', "texts[1] is empty or whitespace-only"),
+        ('{"texts": [""]}', "texts[0] is empty or whitespace-only"),
+    ],
+)
+def test_bad_requests_are_422(client: TestClient, body: str, needle: str) -> None:
+    r = client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert needle in detail(r)
+
+
+def test_token(bundle: Path) -> None:
+    with TestClient(create_app(bundle, token="s3cret")) as c:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+            for method, path in (("post", "/v1/predict"), ("get", "/v1/model")):
+                r = c.request(method, path, json={"texts": ["good"]}, headers=headers)
+                assert r.status_code == 401, (headers, path)
+                assert "missing or wrong token" in r.json()["detail"]
+                assert r.headers["www-authenticate"] == "Bearer"
+        ok = {"Authorization": "Bearer s3cret"}
+        assert c.post("/v1/predict", json={"texts": ["good"]}, headers=ok).status_code == 200
+        assert c.get("/v1/model", headers=ok).status_code == 200
+        assert c.get("/health").status_code == 200  # liveness needs no token
+
+
+def test_no_cors(client: TestClient) -> None:
+    r = client.options(
+        "/v1/predict",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in r.headers
+    r = client.post(
+        "/v1/predict", json={"texts": ["good"]}, headers={"Origin": "https://evil.example"}
+    )
+    assert "access-control-allow-origin" not in r.headers
+
+
+def test_bad_bundle_fails_at_startup(bundle: Path, tmp_path: Path) -> None:
+    with (
+        pytest.raises(BundleError, match="is not a directory"),
+        TestClient(create_app(tmp_path / "missing")),
+    ):
+        pass
+    with pytest.raises(ValueError, match="max_texts"):
+        create_app(bundle, max_texts=0)
+
+
+def test_cli_serve(bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
+    assert main(["serve", str(bundle)]) == 0
+    assert calls[-1]["host"] == "127.0.0.1" and calls[-1]["port"] == 8000
+    assert calls[-1]["app"].state.token is None
+    assert main(["serve", str(bundle), "--port", "9001", "--token", "t"]) == 0
+    assert calls[-1]["port"] == 9001 and calls[-1]["app"].state.token == "t"
+    assert main(["serve", str(tmp_path / "missing")]) == 2  # before the server starts
+    assert len(calls) == 2

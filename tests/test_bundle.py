@@ -1,0 +1,222 @@
+"""lstmkit.bundle: export_bundle, load -> Predictor, batching by length, clear load errors.
+
+Every run directory here is built in a fixture from a tiny untrained model: no data set needed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import lstmkit
+from lstmkit.bundle import BundleError, Predictor, export_bundle, load
+from lstmkit.checkpoint import model_state, save_tensors
+from lstmkit.cli import main
+from lstmkit.config import Recipe
+from lstmkit.experiment import Vocabulary, predict_texts
+from lstmkit.models import ClassifierConfig, SequenceClassifier
+
+WORDS = ["good", "bad", "film", "plot", "great", "awful", "acting", "boring", "fun", "long"]
+
+
+def make_run(run_dir: Path, *, num_classes: int = 2, seed: int = 0, **model: Any) -> Path:
+    """A finished run directory as ``run_recipe`` writes it, for a tiny untrained model."""
+    torch.manual_seed(seed)
+    net = SequenceClassifier(
+        ClassifierConfig(
+            vocab_size=50, num_classes=num_classes, embedding_dim=8, hidden_size=8, **model
+        )
+    )
+    run_dir.mkdir(parents=True)
+    save_tensors(model_state(net), run_dir / "model.safetensors")
+    recipe = Recipe().model_dump()
+    recipe["data"]["maxlen"] = 40
+    labels = ["negative", "positive"] if num_classes == 2 else [f"c{i}" for i in range(num_classes)]
+    config = {
+        "recipe": recipe,
+        "raw": {},
+        "model": net.config.to_dict(),
+        "task": "classify",
+        "real_valued": False,
+        "labels": labels,
+    }
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    # ids from 4 up (Keras' index_from=3); "rare" is beyond the embedding: read as OOV
+    Vocabulary({**{w: i + 4 for i, w in enumerate(WORDS)}, "rare": 70}).save(run_dir / "vocab.json")
+    metrics = {"test": {"accuracy": 0.5, "macro_f1": 0.4, "loss": 0.69, "examples": 10}}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    return run_dir
+
+
+def random_texts(n: int, seed: int = 0) -> list[str]:
+    """``n`` texts of 1 to 60 words (some beyond maxlen), unknown and rare words included."""
+    rng = random.Random(seed)
+    pool = [*WORDS, "unknown", "rare", "Good!", "<br />"]
+    return [" ".join(rng.choice(pool) for _ in range(rng.randint(1, 60))) for _ in range(n)]
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Path:
+    return make_run(tmp_path / "run")
+
+
+def max_diff(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> float:
+    assert [x["scores"].keys() for x in a] == [x["scores"].keys() for x in b]
+    return max(
+        abs(x["scores"][k] - y["scores"][k]) for x, y in zip(a, b, strict=True) for k in x["scores"]
+    )
+
+
+def test_export_round_trip_gives_identical_predictions(run: Path, tmp_path: Path) -> None:
+    out = export_bundle(run, tmp_path / "bundle")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "bundle.json",
+        "config.json",
+        "metrics.json",
+        "model.safetensors",
+        "vocab.json",
+    ]
+    assert not (tmp_path / "bundle.tmp").exists()
+    info = json.loads((out / "bundle.json").read_text())
+    assert info["format"] == "lstmkit-bundle"
+    assert info["version"] == 1
+    assert info["lstmkit_version"] == lstmkit.__version__
+    assert info["created"]
+    assert set(info["files"]) == {"config.json", "model.safetensors", "vocab.json", "metrics.json"}
+    texts = random_texts(20)
+    from_run = load(run).predict(texts)
+    from_bundle = lstmkit.load(out).predict(texts)
+    assert from_bundle == from_run  # the very same floats
+    assert predict_texts(run, texts) == from_run
+    # a bundle re-exports to an equal bundle
+    again = export_bundle(out, tmp_path / "bundle2")
+    assert load(again).predict(texts) == from_run
+
+
+def test_export_refuses_a_non_empty_directory(run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    out.mkdir()
+    export_bundle(run, out)  # an empty directory is fine
+    with pytest.raises(FileExistsError, match="already exists and is not empty"):
+        export_bundle(run, out)
+    assert load(out).predict(["good film"])
+
+
+def test_export_of_a_broken_run_makes_no_bundle(run: Path, tmp_path: Path) -> None:
+    (run / "model.safetensors").unlink()
+    with pytest.raises(BundleError, match="model.safetensors is missing"):
+        export_bundle(run, tmp_path / "bundle")
+    assert not (tmp_path / "bundle").exists()
+    assert not (tmp_path / "bundle.tmp").exists()
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"num_classes": 2},
+        {"num_classes": 3, "cell": "gru", "bidirectional": True, "pooling": "mean"},
+        {"num_classes": 2, "conv_filters": 4, "conv_kernel": 3, "pool_size": 2},
+    ],
+    ids=["lstm-last", "bigru-mean-3cls", "conv"],
+)
+def test_batching_never_changes_a_result(tmp_path: Path, model: dict[str, Any]) -> None:
+    predictor = load(make_run(tmp_path / "run", **model))
+    texts = random_texts(150, seed=1)  # three batches of <= 64, lengths all mixed up
+    together = predictor.predict(texts)
+    alone = [predictor.predict([t])[0] for t in texts]
+    assert max_diff(together, alone) <= 1e-6
+    assert [r["label"] for r in together] == [r["label"] for r in alone]
+    for r in together:
+        assert r["label"] == max(r["scores"], key=r["scores"].__getitem__)
+        assert sum(r["scores"].values()) == pytest.approx(1.0, abs=1e-6)
+    # input order: the reversed input gives the reversed output
+    assert max_diff(predictor.predict(texts[::-1]), together[::-1]) <= 1e-6
+
+
+def test_predictor_metadata_and_encoding(run: Path, tmp_path: Path) -> None:
+    meta = load(run).metadata
+    assert meta["labels"] == ["negative", "positive"]
+    assert meta["model"]["vocab_size"] == 50
+    assert meta["maxlen"] == 40
+    assert meta["metrics"]["test"]["accuracy"] == 0.5
+    assert meta["lstmkit_version"] == lstmkit.__version__
+    assert meta["bundle"] is None
+    json.dumps(meta)
+    bundled = load(export_bundle(run, tmp_path / "b")).metadata
+    assert bundled["bundle"]["version"] == 1
+    assert {k: v for k, v in bundled.items() if k != "bundle"} == {
+        k: v for k, v in meta.items() if k != "bundle"
+    }
+    predictor = load(run)
+    assert isinstance(predictor, Predictor)
+    (ids,) = predictor.encode(["good rare zzz " * 30])
+    assert len(ids) == 40  # maxlen keeps the last 40
+    assert set(ids) == {4, 2}  # "rare" (id 70 >= vocab_size 50) and "zzz" read as OOV (2)
+
+
+def test_empty_text_names_its_index(run: Path) -> None:
+    with pytest.raises(ValueError, match="text 2 is empty"):
+        load(run).predict(["good", "bad", "  \n\t"])
+
+
+def test_missing_model_file(run: Path, tmp_path: Path) -> None:
+    bundle = export_bundle(run, tmp_path / "bundle")
+    for path in (run, bundle):
+        (path / "model.safetensors").unlink()
+        with pytest.raises(BundleError, match=r"model\.safetensors is missing"):
+            load(path)
+
+
+def test_missing_config_or_vocab(run: Path, tmp_path: Path) -> None:
+    (run / "vocab.json").unlink()
+    with pytest.raises(BundleError, match=r"vocab\.json is missing"):
+        load(run)
+    with pytest.raises(BundleError, match="is not a run directory"):
+        load(tmp_path)
+    with pytest.raises(BundleError, match="is not a directory"):
+        load(tmp_path / "nowhere")
+
+
+def test_truncated_safetensors(run: Path, tmp_path: Path) -> None:
+    bundle = export_bundle(run, tmp_path / "bundle")
+    for path in (run, bundle):
+        data = (path / "model.safetensors").read_bytes()
+        (path / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match=r"cannot read weights .*model\.safetensors"):
+        load(run)
+    with pytest.raises(BundleError, match=r"model\.safetensors is corrupted"):
+        load(bundle)  # the checksum in bundle.json catches it first
+    info = json.loads((bundle / "bundle.json").read_text())
+    del info["files"]["model.safetensors"]
+    (bundle / "bundle.json").write_text(json.dumps(info))
+    with pytest.raises(BundleError, match=r"cannot read weights .*model\.safetensors"):
+        load(bundle)
+
+
+def test_unknown_bundle_version(run: Path, tmp_path: Path) -> None:
+    bundle = export_bundle(run, tmp_path / "bundle")
+    info = json.loads((bundle / "bundle.json").read_text())
+    (bundle / "bundle.json").write_text(json.dumps({**info, "version": 99}))
+    with pytest.raises(BundleError, match=r"bundle\.json: bundle version 99 is not supported"):
+        load(bundle)
+    (bundle / "bundle.json").write_text("{not json")
+    with pytest.raises(BundleError, match=r"cannot read .*bundle\.json"):
+        load(bundle)
+
+
+def test_cli_export(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bundle"
+    assert main(["export", str(run), "--bundle", str(out)]) == 0
+    assert "bundle written to" in capsys.readouterr().out
+    assert (out / "bundle.json").exists()
+    assert main(["export", str(run), "--bundle", str(out)]) == 2
+    assert "already exists and is not empty" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "none"), "--bundle", str(tmp_path / "b2")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+    assert main(["predict", str(out), "good film"]) == 0
+    assert '"label"' in capsys.readouterr().out
