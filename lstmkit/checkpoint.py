@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 LATEST = "latest"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ValueError):
     """A checkpoint is missing, incomplete or does not fit the model."""
 
 
@@ -76,7 +77,7 @@ def load_model_state(model: nn.Module, path: Path) -> None:
     inner = unwrap(model)
     try:
         state = load_file(str(path))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, SafetensorError) as err:
         raise CheckpointError(f"cannot read weights {path}: {err}") from None
     missing = set(inner.state_dict()) - set(state)
     unexpected = set(state) - set(inner.state_dict())

@@ -275,16 +275,17 @@ def _run_report(args: argparse.Namespace) -> int:
 def _add_serve_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export = commands.add_parser(
         "export",
-        help="copy a finished run's inference files into a model bundle",
+        help="export a finished run (or bundle) as a model bundle and/or an ONNX file",
         description=(
-            "Write a bundle directory (config.json, model.safetensors, vocab.json, metrics.json, "
-            "bundle.json) from RUN_DIR, for lstmkit serve and lstmkit.load."
+            "--bundle: write a bundle directory (config.json, model.safetensors, vocab.json, "
+            "metrics.json, bundle.json) from RUN_DIR, for lstmkit serve and lstmkit.load. "
+            "--onnx: write an ONNX graph (inputs tokens (B, T) and lengths (B,), output "
+            "probabilities (B, C); dynamic batch and length), checked with onnx.checker."
         ),
     )
-    export.add_argument("run_dir", type=Path, help="a finished run directory")
-    export.add_argument(
-        "--bundle", type=Path, required=True, metavar="OUT_DIR", help="new bundle directory"
-    )
+    export.add_argument("run_dir", type=Path, help="a finished run directory (or a bundle)")
+    export.add_argument("--bundle", type=Path, metavar="OUT_DIR", help="new bundle directory")
+    export.add_argument("--onnx", type=Path, metavar="FILE", help="ONNX file to write")
     export.set_defaults(handler=_run_export)
 
     serve = commands.add_parser(
@@ -305,13 +306,29 @@ def _add_serve_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from lstmkit.bundle import export_bundle
+    if args.bundle is None and args.onnx is None:
+        return _fail("export", ValueError("say what to write: --bundle OUT_DIR and/or --onnx FILE"))
+    if args.bundle is not None:
+        from lstmkit.bundle import export_bundle
 
-    try:
-        out = export_bundle(args.run_dir, args.bundle)
-    except (FileExistsError, FileNotFoundError, ValueError) as err:
-        return _fail("export", err)
-    print(f"bundle written to {out}")
+        try:
+            out = export_bundle(args.run_dir, args.bundle)
+        except (FileExistsError, FileNotFoundError, ValueError) as err:
+            return _fail("export", err)
+        print(f"bundle written to {out}")
+    if args.onnx is not None:
+        try:
+            from lstmkit.export import export_run_onnx
+        except ImportError as err:
+            return _fail(
+                "export",
+                ImportError(f"{err}; install the export extra: pip install 'lstmkit[export]'"),
+            )
+        try:
+            path = export_run_onnx(args.run_dir, args.onnx)
+        except (FileNotFoundError, ValueError) as err:
+            return _fail("export", err)
+        print(f"ONNX graph written to {path}")
     return 0
 
 

@@ -220,3 +220,27 @@ def test_cli_export(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "is not a directory" in capsys.readouterr().err
     assert main(["predict", str(out), "good film"]) == 0
     assert '"label"' in capsys.readouterr().out
+
+
+def test_cli_export_onnx_matches_the_bundle(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    from lstmkit.data.batching import collate_tokens
+
+    onnx_path = tmp_path / "model.onnx"
+    assert main(["export", str(run), "--onnx", str(onnx_path)]) == 0
+    assert "ONNX graph written to" in capsys.readouterr().out
+    predictor = load(run)
+    texts = random_texts(6)
+    tokens, lengths, _ = collate_tokens([(ids, 0) for ids in predictor.encode(texts)])
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (probs,) = sess.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})
+    expected = np.array(
+        [[p["scores"][lab] for lab in predictor.labels] for p in predictor.predict(texts)]
+    )
+    assert float(np.abs(probs - expected).max()) <= 1e-4
+    assert main(["export", str(run)]) == 2
+    assert "--bundle OUT_DIR and/or --onnx FILE" in capsys.readouterr().err
