@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo demo-memory test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -12,7 +12,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# data: $LSTMKIT_DATA if set, else ../shared/data when it exists, else the user cache / download
+LSTMKIT_DATA ?= $(wildcard $(abspath ../shared/data))
+export LSTMKIT_DATA
+
 demo: $(STAMP)
+	$(BIN)/lstmkit demo
+
+demo-memory: $(STAMP)
 	$(BIN)/lstmkit demo memory --out runs/demo-memory
 
 lint: $(STAMP)

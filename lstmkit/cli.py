@@ -42,10 +42,33 @@ def _positive_int(text: str) -> int:
 def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = commands.add_parser(
         "demo",
-        help="self-contained demonstrations (no download)",
-        description="Self-contained demonstrations that need no download.",
+        help="demonstrations: the main IMDB job end to end (default), memory",
+        description=(
+            "Demonstrations: `lstmkit demo` (= `demo imdb`) trains, exports and serves the seed-003 "
+            "IMDB model; `demo memory` needs no download."
+        ),
     )
-    demos = demo.add_subparsers(dest="demo", metavar="DEMO", required=True)
+    demos = demo.add_subparsers(dest="demo", metavar="DEMO", required=False)
+    demo.set_defaults(handler=_run_demo_imdb)  # plain `lstmkit demo` runs the main demo
+    imdb = demos.add_parser(
+        "imdb",
+        help="the main job: train seed 003's IMDB model, export a bundle, serve it with the page",
+        description=(
+            "Train seed 003's IMDB LSTM (a few epochs, length bucketing), report test accuracy, "
+            "export a bundle and serve it with the web page on 127.0.0.1. `lstmkit demo` alone "
+            "runs this with the defaults."
+        ),
+    )
+    imdb.add_argument(
+        "--out", type=Path, default=Path("runs/demo-imdb"), help="default: %(default)s"
+    )
+    imdb.add_argument(
+        "--epochs", type=_positive_int, default=4, help="default: %(default)s (seed 003: 10)"
+    )
+    imdb.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
+    imdb.add_argument("--port", type=int, default=8000, help="default: %(default)s")
+    imdb.add_argument("--no-serve", action="store_true", help="stop after exporting the bundle")
+    imdb.set_defaults(handler=_run_demo_imdb)
     defaults = MemoryConfig()
     memory = demos.add_parser(
         "memory",
@@ -102,6 +125,23 @@ def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         help="CPU threads for torch (default: 1, fastest for these small matrices)",
     )
     memory.set_defaults(handler=_run_demo_memory)
+
+
+def _run_demo_imdb(args: argparse.Namespace) -> int:
+    from lstmkit.data.resolve import DataNotFoundError
+    from lstmkit.demos.imdb import ImdbDemoConfig, run_imdb_demo
+
+    try:
+        config = ImdbDemoConfig(
+            epochs=getattr(args, "epochs", 4),
+            host=getattr(args, "host", "127.0.0.1"),
+            port=getattr(args, "port", 8000),
+            serve=not getattr(args, "no_serve", False),
+        )
+        run_imdb_demo(config, getattr(args, "out", Path("runs/demo-imdb")))
+    except (ValueError, DataNotFoundError) as err:
+        return _fail("demo", err)
+    return 0
 
 
 def _run_demo_memory(args: argparse.Namespace) -> int:

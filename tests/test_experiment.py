@@ -146,3 +146,21 @@ def test_vocabulary_encodes_text_as_the_keras_loader_does() -> None:
     for limited, seq in zip(x_train[:50], x_all[:50], strict=True):
         text = " ".join(full[i] for i in seq[1:])  # the review's words, as text
         assert vocab.encode(text) == list(limited)
+
+
+@needs_imdb
+def test_main_demo_trains_exports_and_would_serve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "imdb", "--epochs", "1", "--no-serve", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "seed 003 model, 1 epochs: test accuracy" in text and "bundle:" in text
+    metrics = json.loads((out / "run" / "metrics.json").read_text())
+    assert metrics["test"]["examples"] == 25000 and metrics["test"]["accuracy"] > 0.75
+    from lstmkit import load
+
+    pred = load(out / "bundle").predict(
+        ["a wonderful, moving film with superb acting", "awful, boring, a waste of time"]
+    )
+    assert [p["label"] for p in pred] == ["positive", "negative"]
