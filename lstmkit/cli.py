@@ -384,6 +384,39 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_inspect_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    inspect = commands.add_parser(
+        "inspect",
+        help="gates and token contributions of a model on one text (heatmap PNG)",
+        description=(
+            "Rerun the model on TEXT step by step: per token the mean input/forget/output gate "
+            "(LSTM; reset/update for GRU), the cell-state norm, and each token's contribution "
+            "to the label (occlusion: the drop in its probability when the token reads as "
+            "unknown). Writes a heatmap PNG and prints a summary."
+        ),
+    )
+    inspect.add_argument("run_dir", type=Path, metavar="RUN_DIR_OR_BUNDLE")
+    inspect.add_argument("text", help="the text to look at")
+    inspect.add_argument(
+        "--out", type=Path, default=Path("inspect.png"), help="PNG to write (default: %(default)s)"
+    )
+    inspect.set_defaults(handler=_run_inspect)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from lstmkit.bundle import load
+    from lstmkit.inspect import inspect_text, plot_inspection, summarize
+
+    try:
+        result = inspect_text(load(args.run_dir), args.text)
+        path = plot_inspection(result, args.out)
+    except (FileNotFoundError, ValueError) as err:
+        return _fail("inspect", err)
+    print(summarize(result))
+    print(f"heatmap written to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``lstmkit`` argument parser with every command registered."""
     parser = argparse.ArgumentParser(
@@ -395,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_parser(commands)
     _add_train_parsers(commands)
     _add_serve_parsers(commands)
+    _add_inspect_parser(commands)
     return parser
 
 

@@ -1,16 +1,33 @@
-"""The serving API's routes: ``POST /v1/predict``, ``GET /v1/model``, ``GET /health``."""
+"""The serving API's routes: ``POST /v1/predict``, ``POST /v1/inspect``, ``GET /v1/model``,
+``GET /health``, and the web page: ``GET /`` (``static/index.html``) and ``GET /static/NAME``."""
 
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from lstmkit.bundle import Predictor
-from lstmkit.serve.schemas import Health, ModelInfo, PredictRequest, PredictResponse
+from lstmkit.serve.schemas import (
+    Health,
+    InspectRequest,
+    InspectResponse,
+    ModelInfo,
+    PredictRequest,
+    PredictResponse,
+)
+
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
 
 _bearer = HTTPBearer(auto_error=False, description="the token given to `lstmkit serve --token`")
 
@@ -75,6 +92,29 @@ async def predict(
     return PredictResponse.model_validate({"predictions": results})
 
 
+@v1.post("/inspect", response_model=InspectResponse, responses=_ERRORS)
+async def inspect(
+    body: InspectRequest,
+    request: Request,
+    predictor: Annotated[Predictor, Depends(get_predictor)],
+) -> InspectResponse:
+    """Look inside the model on one text: per token the mean gate activations and state norms
+    of every layer, and each token's contribution to the label (occlusion)."""
+    from lstmkit.inspect import inspect_text
+
+    max_chars: int = request.app.state.max_chars
+    if len(body.text) > max_chars:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            detail=f"too many characters: {len(body.text)} in one request, at most {max_chars}",
+        )
+    try:
+        result = await run_in_threadpool(inspect_text, predictor, body.text)
+    except ValueError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(err)) from None
+    return InspectResponse.model_validate(result)
+
+
 @v1.get("/model", response_model=ModelInfo, responses={401: _ERRORS[401]})
 async def model_info(
     request: Request, predictor: Annotated[Predictor, Depends(get_predictor)]
@@ -93,6 +133,27 @@ async def model_info(
 async def health() -> Health:
     """Liveness: 200 once the model is loaded (no token needed)."""
     return Health()
+
+
+def _static(name: str) -> FileResponse:
+    return FileResponse(
+        STATIC_DIR / name, media_type=STATIC_FILES[name], headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    """The web page: a text box, the prediction and a per-token heatmap (no token needed; the
+    page asks for one when the API wants it)."""
+    return _static("index.html")
+
+
+@router.get("/static/{name}", include_in_schema=False)
+async def static_file(name: str) -> FileResponse:
+    """The page's own script and stylesheet (nothing else is served)."""
+    if name not in STATIC_FILES:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no static file {name!r}")
+    return _static(name)
 
 
 router.include_router(v1)

@@ -16,6 +16,9 @@ class PredictRequest(BaseModel):
         min_length=1,
         description="texts to classify; each must hold at least one non-space character",
         examples=[["A wonderful film, I loved every minute.", "Dull and far too long."]],
+        # the schema says what _no_empty_text checks (a generated client then sends no blank text);
+        # the check stays in the validator, for its clearer message
+        json_schema_extra={"items": {"type": "string", "pattern": r"\S"}},
     )
 
     @field_validator("texts")
@@ -25,6 +28,54 @@ class PredictRequest(BaseModel):
             if not text.strip():
                 raise ValueError(f"texts[{i}] is empty or whitespace-only; give at least one word")
         return texts
+
+
+class InspectRequest(BaseModel):
+    """``POST /v1/inspect`` body: one text to look inside the model with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: StrictStr = Field(
+        description="the text; it must hold at least one non-space character",
+        examples=["A wonderful film, I loved every minute."],
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _not_empty(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("text is empty or whitespace-only; give at least one word")
+        return text
+
+
+class InspectLayer(BaseModel):
+    """What one recurrent layer (one direction) did at each token."""
+
+    layer: int = Field(description="layer index, 0 next to the embedding")
+    direction: str = Field(description="'forward' or 'backward'")
+    gates: dict[str, list[float]] = Field(
+        description="gate -> mean activation per token: input/forget/output (LSTM), "
+        "reset/update (GRU), none (SimpleRNN)"
+    )
+    cell_norm: list[float] | None = Field(description="L2 norm of the cell state (LSTM only)")
+    hidden_norm: list[float] = Field(description="L2 norm of the hidden state per token")
+
+
+class InspectResponse(BaseModel):
+    """``POST /v1/inspect`` answer: the prediction, and gates and contributions per token."""
+
+    label: str = Field(description="the most probable label")
+    probability: float = Field(description="probability of the label")
+    scores: dict[str, float] = Field(description="label -> probability")
+    cell: str = Field(description="'lstm', 'gru' or 'rnn'")
+    contribution_method: str = Field(
+        description="'occlusion': p(label) minus p(label) with the token replaced by OOV"
+    )
+    tokens: list[str] = Field(description="vocabulary word per token ('<start>', '<oov>')")
+    ids: list[int] = Field(description="token ids")
+    words: list[str] = Field(description="the text's own word behind each token")
+    contributions: list[float] = Field(description="one per token; > 0 supports the label")
+    layers: list[InspectLayer]
 
 
 class Prediction(BaseModel):
