@@ -410,7 +410,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
     try:
         result = inspect_text(load(args.run_dir), args.text)
         path = plot_inspection(result, args.out)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:
         return _fail("inspect", err)
     print(summarize(result))
     print(f"heatmap written to {path}")

@@ -60,6 +60,7 @@ router = APIRouter()
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the body cannot be read as JSON (bytes that are not UTF-8)"},
     401: {"description": "missing or wrong bearer token (when the server has one)"},
     413: {"description": "too many texts or characters in one request"},
 }

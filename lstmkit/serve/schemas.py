@@ -38,6 +38,7 @@ class InspectRequest(BaseModel):
     text: StrictStr = Field(
         description="the text; it must hold at least one non-space character",
         examples=["A wonderful film, I loved every minute."],
+        json_schema_extra={"pattern": r"\S"},  # in the schema what _not_empty checks
     )
 
     @field_validator("text")
