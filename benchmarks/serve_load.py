@@ -1,0 +1,386 @@
+"""Load test of ``lstmkit serve``: requests/s and latency under N concurrent clients.
+
+Starts ``lstmkit serve`` (uvicorn, a subprocess) on 127.0.0.1 at a free port for a bundle or run
+directory, waits for ``/health``, then drives ``POST /v1/predict`` from N concurrent clients
+(asyncio; one keep-alive connection each, or ``--client httpx``) for a fixed time per case, with real IMDB test reviews read
+straight from the aclImdb tarball (no extraction). The server is always terminated at the end. All
+traffic stays on 127.0.0.1. One JSON object per line on stdout, the run header first::
+
+    {"bench": "serve-run", "command": "...", "seconds": 23.1, "machine": "x86_64, 2 cpus", ...}
+    {"bench": "serve", "case": "predict-1text-64clients", "ours": 812.0, "unit": "req/s",
+     "p50_ms": 70.1, "p99_ms": 120.3, "errors": 0, "predictions_per_s": 812.0, ...}
+
+Client and server share the machine: ``server_cpu`` and ``client_cpu`` (CPU seconds per wall
+second) say which of them the cores went to.
+
+Usage::
+
+    python benchmarks/serve_load.py [RUN_OR_BUNDLE] [--clients 64] [--seconds 20]
+        [--texts-per-request 1 16] [--client raw|httpx] [--data DIR] [--out results/bench-serve.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lstmkit.checkpoint import atomic_write_text
+
+HOST = "127.0.0.1"
+ARCHIVE = "aclImdb_v1_text.tar.gz"
+REVIEW = re.compile(r"^aclImdb/test/(pos|neg)/[^/]+\.txt$")
+
+
+def log(message: str) -> None:
+    """Progress on stderr (stdout holds only the JSON records)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def find_archive(data_dir: Path | None) -> Path:
+    """The aclImdb tarball in ``data_dir``, ``$LSTMKIT_DATA`` or lstmkit's cache (no download)."""
+    from lstmkit.data.resolve import default_cache_dir
+
+    dirs = [data_dir] if data_dir else []
+    if os.environ.get("LSTMKIT_DATA"):
+        dirs.append(Path(os.environ["LSTMKIT_DATA"]))
+    dirs.append(default_cache_dir())
+    for d in dirs:
+        if (d / ARCHIVE).is_file():
+            return d / ARCHIVE
+    raise SystemExit(f"{ARCHIVE} not found in {', '.join(map(str, dirs))}; give --data DIR")
+
+
+def read_reviews(archive: Path, per_class: int = 500) -> list[str]:
+    """The first ``per_class`` reviews of test/pos and of test/neg, straight from the tarball."""
+    found: dict[str, list[str]] = {"pos": [], "neg": []}
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            match = REVIEW.match(member.name)
+            if not match or not member.isfile() or len(found[match[1]]) >= per_class:
+                continue
+            fh = tar.extractfile(member)
+            assert fh is not None
+            found[match[1]].append(fh.read().decode("utf-8"))
+            if all(len(v) >= per_class for v in found.values()):
+                break
+    texts = [t for pair in zip(found["pos"], found["neg"], strict=False) for t in pair]
+    if not texts:
+        raise SystemExit(f"{archive}: no aclImdb/test/{{pos,neg}} reviews")
+    return texts
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Server:
+    """``lstmkit serve MODEL`` in a subprocess on 127.0.0.1; a context manager that always stops it."""
+
+    def __init__(self, model: Path, port: int, log_path: Path) -> None:
+        self.model, self.port, self.log_path = model, port, log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"http://{HOST}:{port}"
+
+    def __enter__(self) -> Server:
+        cmd = [sys.executable, "-m", "lstmkit", "serve", str(self.model)]
+        cmd += ["--host", HOST, "--port", str(self.port)]
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Poll ``/health`` until it answers 200; fail early if the server exits."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit(f"server not healthy after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the server's output."""
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class Tally:
+    """What the clients of one case saw."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    first_error: str | None = None
+
+
+Post = Callable[[bytes], Awaitable[tuple[int, bytes]]]
+
+
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection that POSTs JSON bodies: a far cheaper client than httpx
+    (whose per-request CPU, on a 2-core machine, would otherwise cap what the server is sent)."""
+
+    def __init__(self, port: int, path: str) -> None:
+        self.port, self.path = port, path
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, body: bytes) -> tuple[int, bytes]:
+        """Status and body of ``POST path`` with ``body``; reconnects after a closed connection."""
+        if self.writer is None or self.reader is None:
+            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        head = (
+            f"POST {self.path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        try:
+            lines = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+            headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+            answer = await self.reader.readexactly(int(headers["content-length"]))
+        except (OSError, asyncio.IncompleteReadError, KeyError, ValueError):
+            await self.close()
+            raise
+        if headers.get("connection") == "close":
+            await self.close()
+        return int(lines[0].split()[1]), answer
+
+    async def close(self) -> None:
+        """Close the connection (the next post opens a new one)."""
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+async def client_loop(
+    post: Post, texts: list[str], per_request: int, offset: int, stop_at: float, tally: Tally
+) -> None:
+    """Send requests one after another until ``stop_at``, recording each latency."""
+    i = offset
+    while time.perf_counter() < stop_at:
+        batch = [texts[(i + k) % len(texts)] for k in range(per_request)]
+        i += per_request * 7919  # a prime stride: clients walk different texts
+        body = json.dumps({"texts": batch}).encode()
+        start = time.perf_counter()
+        try:
+            code, answer = await post(body)
+            latency = time.perf_counter() - start
+            ok = code == 200 and len(json.loads(answer)["predictions"]) == len(batch)
+            if not ok and tally.first_error is None:
+                tally.first_error = f"{code}: {answer[:300].decode(errors='replace')}"
+        except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError) as err:
+            ok = False
+            if tally.first_error is None:
+                tally.first_error = repr(err)
+        if ok:
+            tally.latencies.append(latency)
+        else:
+            tally.errors += 1
+
+
+async def drive(
+    port: int, texts: list[str], per_request: int, clients: int, seconds: float, client: str
+) -> tuple[Tally, float]:
+    """``clients`` concurrent loops for ``seconds`` (after a 1 s warm-up); tally and wall time."""
+    path = "/v1/predict"
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=60.0) as http:
+        if client == "httpx":
+
+            async def post(body: bytes) -> tuple[int, bytes]:
+                headers = {"content-type": "application/json"}
+                r = await http.post(f"http://{HOST}:{port}{path}", content=body, headers=headers)
+                return r.status_code, r.content
+
+            posts: list[Post] = [post] * clients
+        else:
+            conns = [RawConnection(port, path) for _ in range(clients)]
+            posts = [c.post for c in conns]
+        try:
+            warm = Tally()
+            stop = time.perf_counter() + 1.0
+            await asyncio.gather(
+                *(client_loop(p, texts, per_request, c, stop, warm) for c, p in enumerate(posts))
+            )
+            tally = Tally()
+            start = time.perf_counter()
+            await asyncio.gather(
+                *(
+                    client_loop(p, texts, per_request, 13 * c, start + seconds, tally)
+                    for c, p in enumerate(posts)
+                )
+            )
+            return tally, time.perf_counter() - start
+        finally:
+            if client == "raw":
+                await asyncio.gather(*(c.close() for c in conns))
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) of ``values``, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def run_case(
+    server: Server,
+    texts: list[str],
+    per_request: int,
+    clients: int,
+    seconds: float,
+    client: str = "raw",
+) -> dict[str, Any]:
+    """One case: its JSON record, with server and client CPU use over the timed window."""
+    assert server.proc is not None
+    name = f"predict-{per_request}text{'s' if per_request > 1 else ''}-{clients}clients"
+    log(f"{name}: {seconds:.0f} s ...")
+    cpu_server, cpu_client = cpu_seconds(server.proc.pid), time.process_time()
+    tally, wall = asyncio.run(drive(server.port, texts, per_request, clients, seconds, client))
+    cpu_server = cpu_seconds(server.proc.pid) - cpu_server
+    cpu_client = time.process_time() - cpu_client
+    done = len(tally.latencies)
+    record: dict[str, Any] = {
+        "bench": "serve",
+        "case": name,
+        "ours": round(done / wall, 1),
+        "unit": "req/s",
+        "p50_ms": round(1000 * statistics.median(tally.latencies), 1) if done else None,
+        "p99_ms": round(1000 * percentile(tally.latencies, 99), 1) if done else None,
+        "errors": tally.errors,
+        "predictions_per_s": round(done * per_request / wall, 1),
+        "requests": done,
+        "clients": clients,
+        "texts_per_request": per_request,
+        "texts_pool": len(texts),
+        "mean_chars": round(statistics.fmean(len(t) for t in texts)),
+        "seconds": round(wall, 2),
+        # CPU seconds per wall second (2.0 = two cores busy); the warm-up second is not in it
+        "server_cpu": round(cpu_server / wall, 2),
+        "client_cpu": round(cpu_client / wall, 2),
+        "client": client,
+    }
+    if tally.first_error:
+        record["first_error"] = tally.first_error
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "model",
+        nargs="?",
+        type=Path,
+        default=Path("runs/imdb-seed003"),
+        help="bundle or run directory (default: %(default)s)",
+    )
+    parser.add_argument("--clients", type=int, default=64, help="concurrent clients (default: 64)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per case")
+    parser.add_argument(
+        "--texts-per-request",
+        type=int,
+        nargs="+",
+        default=[1, 16],
+        help="one case per value (default: 1 16)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=["raw", "httpx"],
+        default="raw",
+        help="raw: minimal keep-alive HTTP/1.1 over asyncio streams (cheap; default); httpx: "
+        "httpx.AsyncClient (several ms of client CPU per request)",
+    )
+    parser.add_argument("--data", type=Path, help=f"directory holding {ARCHIVE}")
+    parser.add_argument(
+        "--out", type=Path, help="also write the JSON lines here (header record first), atomically"
+    )
+    args = parser.parse_args(argv)
+    if args.clients < 1 or args.seconds <= 0 or min(args.texts_per_request) < 1:
+        parser.error("--clients, --seconds and --texts-per-request must be positive")
+
+    start = time.perf_counter()
+    texts = read_reviews(find_archive(args.data))
+    log(f"{len(texts)} reviews read")
+    sink: list[dict[str, Any]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="serve_load-") as tmp,
+        Server(args.model, free_port(), Path(tmp) / "server.log") as server,
+    ):
+        server.wait_ready()
+        limits = httpx.get(f"{server.url}/v1/model", timeout=10.0).json()
+        for per_request in args.texts_per_request:
+            if per_request > limits["max_texts"]:
+                parser.error(
+                    f"{per_request} texts per request: the server takes at most "
+                    f"{limits['max_texts']}"
+                )
+            # the reviews that fit the server's character limit (all texts of a request together)
+            fit = [t for t in texts if len(t) <= limits["max_chars"] // per_request]
+            sink.append(run_case(server, fit, per_request, args.clients, args.seconds, args.client))
+            print(json.dumps(sink[-1]), flush=True)
+    header = {
+        "bench": "serve-run",
+        "command": " ".join(
+            ["python", "benchmarks/serve_load.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "seconds": round(time.perf_counter() - start, 1),
+        "model": str(args.model),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip()
+        + f", {os.cpu_count()} cpus",
+    }
+    print(json.dumps(header), flush=True)
+    if args.out:
+        atomic_write_text(args.out, "".join(json.dumps(r) + "\n" for r in [header, *sink]))
+        log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
