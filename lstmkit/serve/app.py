@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lstmkit import __version__
 from lstmkit.bundle import Predictor, load
+from lstmkit.serve.batcher import MicroBatcher
 from lstmkit.serve.routes import router
 
 
@@ -60,13 +61,17 @@ def create_app(
     max_texts: int = 64,
     max_chars: int = 20000,
     predictor: Predictor | None = None,
+    micro_batch: bool = True,
+    max_wait_ms: float = 2.0,
 ) -> FastAPI:
     """The API for the bundle (or run directory) at ``bundle_path``.
 
     The :class:`~lstmkit.bundle.Predictor` is loaded once, in the app's lifespan, into
     ``app.state.predictor`` (pass ``predictor`` to reuse one already loaded). With ``token``,
     every ``/v1`` route wants ``Authorization: Bearer <token>``. A request with more than
-    ``max_texts`` texts or ``max_chars`` characters (all texts together) gets 413.
+    ``max_texts`` texts or ``max_chars`` characters (all texts together) gets 413. With
+    ``micro_batch``, concurrent /v1/predict requests are batched into one model call (waiting at
+    most ``max_wait_ms`` for company; :mod:`lstmkit.serve.batcher`).
     """
     if max_texts < 1 or max_chars < 1:
         raise ValueError(f"max_texts and max_chars must be >= 1, got {max_texts}, {max_chars}")
@@ -79,8 +84,16 @@ def create_app(
         if not loaded.accepts_text:
             raise ValueError(f"{bundle_path}: the model reads real-valued sequences, not text")
         app.state.predictor = loaded
-        yield
-        app.state.predictor = None
+        if micro_batch:
+            app.state.batcher = MicroBatcher(loaded, max_batch=max_texts, max_wait_ms=max_wait_ms)
+            app.state.batcher.start()
+        try:
+            yield
+        finally:
+            if app.state.batcher is not None:
+                await app.state.batcher.stop()
+                app.state.batcher = None
+            app.state.predictor = None
 
     app = FastAPI(
         title="lstmkit",
@@ -92,6 +105,7 @@ def create_app(
     app.state.max_texts = max_texts
     app.state.max_chars = max_chars
     app.state.predictor = None
+    app.state.batcher = None
     app.include_router(router)
     # JSON escapes make at most 6 bytes of a character ("\u00e9"); the rest is syntax
     app.add_middleware(_BodyLimit, max_bytes=6 * max_chars + 16 * max_texts + 4096)

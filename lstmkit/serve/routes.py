@@ -86,8 +86,12 @@ async def predict(
             status.HTTP_413_CONTENT_TOO_LARGE,
             detail=f"too many characters: {chars} in one request, at most {max_chars}",
         )
+    batcher = request.app.state.batcher
     try:  # the model runs in a worker thread: the event loop keeps serving other requests
-        results = await run_in_threadpool(predictor.predict, body.texts)
+        if batcher is not None:  # batched with concurrent requests (lstmkit.serve.batcher)
+            results = await batcher.predict(body.texts)
+        else:
+            results = await run_in_threadpool(predictor.predict, body.texts)
     except ValueError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(err)) from None
     return PredictResponse.model_validate({"predictions": results})
