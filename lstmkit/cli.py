@@ -154,8 +154,7 @@ def _run_demo_memory(args: argparse.Namespace) -> int:
             threads=args.threads,
         )
     except ValueError as exc:
-        print(f"lstmkit demo memory: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail("demo memory", exc)
     run_memory_demo(config, args.out)
     return 0
 
