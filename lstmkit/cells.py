@@ -107,8 +107,16 @@ class RecurrentCell(nn.Module):
         """``x W_ih^T + b_ih`` for every step: (B, T, D) -> (B, T, G*H)."""
         return Fn.input_projection(x, self.weight_ih, self.bias_ih)
 
-    def step(self, gx: Tensor, state: State, weight_hh: Tensor, h_mask: Tensor | None) -> State:
-        """One step from the precomputed input part ``gx`` (B, G*H); returns the new state."""
+    def step(
+        self,
+        gx: Tensor,
+        state: State,
+        weight_hh: Tensor,
+        h_mask: Tensor | None,
+        gates: dict[str, Tensor] | None = None,
+    ) -> State:
+        """One step from the precomputed input part ``gx`` (B, G*H); returns the new state.
+        ``gates``, when given, is filled with the gate activations (none for SimpleRNN)."""
         raise NotImplementedError
 
     def zero_state(self, batch: int, like: Tensor) -> State:
@@ -241,7 +249,14 @@ class LSTMCell(RecurrentCell):
     def input_projection(self, x: Tensor) -> Tensor:
         return Fn.input_projection(x, self.weight_ih, self.bias_ih, self.ln_ih_weight)
 
-    def step(self, gx: Tensor, state: State, weight_hh: Tensor, h_mask: Tensor | None) -> State:
+    def step(
+        self,
+        gx: Tensor,
+        state: State,
+        weight_hh: Tensor,
+        h_mask: Tensor | None,
+        gates: dict[str, Tensor] | None = None,
+    ) -> State:
         h, c = state
         return Fn.lstm_step(
             gx,
@@ -260,6 +275,7 @@ class LSTMCell(RecurrentCell):
             activation=self.act,
             recurrent_activation=self.rec_act,
             h_mask=h_mask,
+            gates=gates,
         )
 
     def extra_repr(self) -> str:
@@ -317,7 +333,14 @@ class GRUCell(RecurrentCell):
             out.append(f"activation={self.activation_name!r}")
         return out
 
-    def step(self, gx: Tensor, state: State, weight_hh: Tensor, h_mask: Tensor | None) -> State:
+    def step(
+        self,
+        gx: Tensor,
+        state: State,
+        weight_hh: Tensor,
+        h_mask: Tensor | None,
+        gates: dict[str, Tensor] | None = None,
+    ) -> State:
         h_new = Fn.gru_step(
             gx,
             state[0],
@@ -327,6 +350,7 @@ class GRUCell(RecurrentCell):
             activation=self.act,
             recurrent_activation=self.rec_act,
             h_mask=h_mask,
+            gates=gates,
         )
         return (h_new,)
 
@@ -367,7 +391,14 @@ class RNNCell(RecurrentCell):
             out.append(f"activation={self.activation_name!r}")
         return out
 
-    def step(self, gx: Tensor, state: State, weight_hh: Tensor, h_mask: Tensor | None) -> State:
+    def step(
+        self,
+        gx: Tensor,
+        state: State,
+        weight_hh: Tensor,
+        h_mask: Tensor | None,
+        gates: dict[str, Tensor] | None = None,
+    ) -> State:
         return (
             Fn.rnn_step(gx, state[0], weight_hh, self.bias_hh, activation=self.act, h_mask=h_mask),
         )

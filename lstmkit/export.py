@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lstmkit.layers import DropoutMasks, Recurrent
+from lstmkit.layers import DropoutMasks, Recurrent, flip_rows
 from lstmkit.models import SequenceClassifier
 
 INPUT_NAMES = ("tokens", "lengths")
@@ -84,15 +84,6 @@ def check_exportable(model: SequenceClassifier) -> None:
         )
 
 
-def _flip_rows(x: Tensor, lengths: Tensor) -> Tensor:
-    """Reverse each row's first ``lengths[b]`` steps (pads stay put); its own inverse.
-    Trace-friendly (no Python ints taken from tensors)."""
-    steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)  # (1, T)
-    n = lengths.unsqueeze(1)  # (B, 1)
-    idx = torch.where(steps < n, n - 1 - steps, steps)  # (B, T)
-    return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[2]))
-
-
 class _ExportGraph(nn.Module):
     """``(tokens, lengths) -> probabilities`` of an eval-mode :class:`SequenceClassifier`,
     computed without packing so that it traces into a graph with dynamic ``B`` and ``T``
@@ -119,12 +110,12 @@ class _ExportGraph(nn.Module):
                 cell: Any = rnn.cells[k]
                 sizes = {"h": cell.output_size, "c": cell.hidden_size}
                 h0 = tuple(data.new_zeros(1, batch, sizes[s]) for s in cell.state_names)
-                inp = _flip_rows(data, lengths) if d else data
+                inp = flip_rows(data, lengths) if d else data
                 res = op(
                     inp, h0 if len(h0) > 1 else h0[0], weights, has_bias, 1, 0.0, False, False, True
                 )
                 out = res[0]
-                outs.append(_flip_rows(out, lengths) if d else out)
+                outs.append(flip_rows(out, lengths) if d else out)
                 if layer == rnn.num_layers - 1:
                     # state after the true last token: the forward output at lengths - 1; the
                     # reverse direction's (in flipped order, also at lengths - 1)

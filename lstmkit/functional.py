@@ -116,6 +116,7 @@ def lstm_step(
     activation: Activation = torch.tanh,
     recurrent_activation: Activation = torch.sigmoid,
     h_mask: Tensor | None = None,
+    gates: dict[str, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """One LSTM step. Gate order **i, f, g, o** (torch's; Keras' i, f, c, o is the same).
 
@@ -137,6 +138,8 @@ def lstm_step(
         c: previous cell state (B, H).
         weight_hh: (4H, H) or (4H, P).
         h_mask: variational recurrent-dropout mask for ``h`` (B, H_out), already scaled.
+        gates: when given, filled with the activations ``input``, ``forget``, ``output`` (B, H)
+            (for inspection; the math is unchanged).
 
     Returns:
         ``(h', c')``.
@@ -158,6 +161,8 @@ def lstm_step(
     if weight_co is not None:
         z_o = z_o + weight_co * c_new
     o = recurrent_activation(z_o)
+    if gates is not None:
+        gates.update(input=i, forget=f, output=o)
     c_out = layer_norm(c_new, ln_c_weight, ln_c_bias) if ln_c_weight is not None else c_new
     h_new = o * activation(c_out)
     if weight_hr is not None:
@@ -175,6 +180,7 @@ def gru_step(
     activation: Activation = torch.tanh,
     recurrent_activation: Activation = torch.sigmoid,
     h_mask: Tensor | None = None,
+    gates: dict[str, Tensor] | None = None,
 ) -> Tensor:
     """One GRU step. Gate order **r, z, n** (torch's; Keras stores z, r, h).
 
@@ -192,6 +198,7 @@ def gru_step(
 
     Args:
         gx: (B, 3H). h: (B, H). weight_hh: (3H, H). h_mask: (B, H) recurrent-dropout mask.
+        gates: when given, filled with the activations ``reset`` and ``update`` (B, H).
     """
     hm = h if h_mask is None else h * h_mask
     hidden = h.shape[-1]
@@ -216,6 +223,8 @@ def gru_step(
         if bias_hh is not None:
             gh_n = gh_n + bias_hh[2 * hidden :]
         n = activation(gx_n + gh_n)
+    if gates is not None:
+        gates.update(reset=r, update=z)
     return (1.0 - z) * n + z * h
 
 

@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from lstmkit import functional as Fn
-
 if TYPE_CHECKING:
     from lstmkit.bundle import Predictor
     from lstmkit.cells import RecurrentCell
@@ -53,65 +51,6 @@ class DirectionTrace:
     gates: dict[str, Tensor] = field(default_factory=dict)
 
 
-def _lstm_gates(cell: RecurrentCell, gx: Tensor, h: Tensor, c: Tensor) -> dict[str, Tensor]:
-    """One LSTM step as :func:`lstmkit.functional.lstm_step`, returning the gates as well."""
-    z = gx + Fn._recurrent(h, cell.weight_hh, None, getattr(cell, "ln_hh_weight", None))
-    if cell.bias_hh is not None:
-        z = z + cell.bias_hh
-    z_i, z_f, z_g, z_o = z.chunk(4, dim=-1)
-    w_ci, w_cf, w_co = (getattr(cell, n, None) for n in ("weight_ci", "weight_cf", "weight_co"))
-    if w_ci is not None:
-        z_i = z_i + w_ci * c
-    if w_cf is not None:
-        z_f = z_f + w_cf * c
-    forget_bias = float(getattr(cell, "forget_bias", 0.0))
-    if forget_bias:
-        z_f = z_f + forget_bias
-    i, f, g = cell.rec_act(z_i), cell.rec_act(z_f), cell.act(z_g)
-    c_new = f * c + i * g
-    if w_co is not None:
-        z_o = z_o + w_co * c_new
-    o = cell.rec_act(z_o)
-    ln_c_weight = getattr(cell, "ln_c_weight", None)
-    c_out = (
-        Fn.layer_norm(c_new, ln_c_weight, getattr(cell, "ln_c_bias", None))
-        if ln_c_weight is not None
-        else c_new
-    )
-    h_new = o * cell.act(c_out)
-    weight_hr = getattr(cell, "weight_hr", None)
-    if weight_hr is not None:
-        h_new = torch.matmul(h_new, weight_hr.t())
-    return {"h": h_new, "c": c_new, "input": i, "forget": f, "output": o}
-
-
-def _gru_gates(cell: RecurrentCell, gx: Tensor, h: Tensor) -> dict[str, Tensor]:
-    """One GRU step as :func:`lstmkit.functional.gru_step`, returning the r and z gates too."""
-    hidden = h.shape[-1]
-    gx_r, gx_z, gx_n = gx.chunk(3, dim=-1)
-    w_hh, b_hh = cell.weight_hh, cell.bias_hh
-    if getattr(cell, "reset_after", True):
-        gh = torch.matmul(h, w_hh.t())
-        if b_hh is not None:
-            gh = gh + b_hh
-        gh_r, gh_z, gh_n = gh.chunk(3, dim=-1)
-        r = cell.rec_act(gx_r + gh_r)
-        z = cell.rec_act(gx_z + gh_z)
-        n = cell.act(gx_n + r * gh_n)
-    else:
-        gh_rz = torch.matmul(h, w_hh[: 2 * hidden].t())
-        if b_hh is not None:
-            gh_rz = gh_rz + b_hh[: 2 * hidden]
-        gh_r, gh_z = gh_rz.chunk(2, dim=-1)
-        r = cell.rec_act(gx_r + gh_r)
-        z = cell.rec_act(gx_z + gh_z)
-        gh_n = torch.matmul(r * h, w_hh[2 * hidden :].t())
-        if b_hh is not None:
-            gh_n = gh_n + b_hh[2 * hidden :]
-        n = cell.act(gx_n + gh_n)
-    return {"h": (1.0 - z) * n + z * h, "reset": r, "update": z}
-
-
 def trace_recurrent(model: SequenceClassifier, feats: Tensor) -> list[DirectionTrace]:
     """Rerun ``model.rnn`` (eval mode) over ``feats`` (1, T, D) step by step; one
     :class:`DirectionTrace` per cell, in the order of ``model.rnn.cells`` (layer-major).
@@ -135,18 +74,20 @@ def trace_recurrent(model: SequenceClassifier, feats: Tensor) -> list[DirectionT
                 rows: dict[str, list[Tensor]] = {}
                 order = range(steps - 1, -1, -1) if d == 1 else range(steps)
                 for t in order:
-                    if kind == "lstm":
-                        new = _lstm_gates(cell, gx[t], state[0], state[1])
-                        nxt = [new["h"], new["c"]]
-                    elif kind == "gru":
-                        new = _gru_gates(cell, gx[t], state[0])
-                        nxt = [new["h"]]
-                    else:
-                        nxt = list(
-                            cell.step(gx[t : t + 1], (state[0][None],), cell.weight_hh, None)
+                    # the cell's own step (lstmkit.functional), which also reports its gates
+                    gates: dict[str, Tensor] = {}
+                    nxt = [
+                        s[0]
+                        for s in cell.step(
+                            gx[t : t + 1],
+                            tuple(s[None] for s in state),
+                            cell.weight_hh,
+                            None,
+                            gates,
                         )
-                        nxt = [nxt[0][0]]
-                        new = {"h": nxt[0]}
+                    ]
+                    new = {"h": nxt[0], **({"c": nxt[1]} if kind == "lstm" else {})}
+                    new.update({k: v[0] for k, v in gates.items()})
                     if cell.zoneout:  # eval-mode zoneout: the expectation of the mixing
                         p = cell.zoneout
                         nxt = [p * o + (1 - p) * n for o, n in zip(state, nxt, strict=True)]

@@ -488,9 +488,9 @@ class Recurrent(nn.Module):
             for d in range(dirs):
                 cells = [layer * dirs + d for layer in layers]
                 hx = tuple(s[cells] for s in state0)
-                inp = _flip_rows(data, lens) if d else data
+                inp = flip_rows(data, lens) if d else data
                 out, fin = self._fused_head_tail(inp, hx, cells, lens, masks)
-                outs.append(_flip_rows(out, lens) if d else out)
+                outs.append(flip_rows(out, lens) if d else out)
                 for i, f in enumerate(fin):
                     for j, k in enumerate(cells):
                         finals[i][k] = f[j]
@@ -628,9 +628,10 @@ def _roll_rows(x: Tensor, lens: Tensor, *, to_post: bool) -> Tensor:
     return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[2]))
 
 
-def _flip_rows(x: Tensor, lens: Tensor) -> Tensor:
+def flip_rows(x: Tensor, lens: Tensor) -> Tensor:
     """Reverse each row's first ``lens[b]`` steps in place of the time axis (pads stay put);
-    its own inverse."""
+    its own inverse. Trace-friendly (no Python ints taken from tensors), so the ONNX export
+    uses it too."""
     steps = x.shape[1]
     t = torch.arange(steps, device=x.device).unsqueeze(0)
     n = lens.to(x.device).unsqueeze(1)
