@@ -28,10 +28,16 @@ TINY = [
     "--no-progress",
 ]
 
-needs_data = pytest.mark.skipif(
-    not (Path(os.environ.get(ENV_VAR, "/nonexistent")) / "reuters.npz").exists(),
-    reason=f"{ENV_VAR} does not point at a directory with reuters.npz",
-)
+
+def needs(name: str) -> pytest.MarkDecorator:
+    """Skip (with the reason) unless $LSTMKIT_DATA holds the data file ``name``."""
+    return pytest.mark.skipif(
+        not (Path(os.environ.get(ENV_VAR, "/nonexistent")) / name).exists(),
+        reason=f"{ENV_VAR} does not point at a directory with {name}",
+    )
+
+
+needs_data = needs("reuters.npz")
 
 
 @needs_data
@@ -128,10 +134,7 @@ def test_imdb_words_tokenises_like_the_dataset() -> None:
     ]
 
 
-needs_imdb = pytest.mark.skipif(
-    not (Path(os.environ.get(ENV_VAR, "/nonexistent")) / "imdb.npz").exists(),
-    reason=f"{ENV_VAR} does not point at a directory with imdb.npz",
-)
+needs_imdb = needs("imdb.npz")
 
 
 @needs_imdb
