@@ -81,7 +81,8 @@ class TrainConfig(BaseModel):
         clip_norm: max global gradient norm (0 = off).
         evaluate_every: [evaluate_every] validate every N steps (0 = once per epoch).
         early_stopping: patience in evaluations without improvement of ``monitor`` (0 = off);
-            the best weights are restored at the end.
+            the best weights are restored at the end. monitor: None = the task's own
+            (val_accuracy for classification, val_loss for language models and forecasts).
         keep_checkpoints: keep the last k checkpoints. max_steps: stop after this many steps.
     """
 
@@ -105,7 +106,10 @@ class TrainConfig(BaseModel):
     max_steps: int | None = Field(None, ge=1)
     evaluate_every: int = Field(0, ge=0)
     early_stopping: int = Field(0, ge=0)
-    monitor: Literal["val_accuracy", "val_loss", "val_macro_f1"] = "val_accuracy"
+    monitor: (
+        Literal["val_accuracy", "val_loss", "val_macro_f1", "val_mae", "val_rmse", "val_perplexity"]
+        | None
+    ) = None
     keep_checkpoints: int = Field(2, ge=1)
     seed: int = 0
     num_threads: int | None = Field(None, ge=1, le=1024)

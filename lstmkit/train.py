@@ -31,12 +31,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
@@ -53,6 +52,23 @@ from lstmkit.checkpoint import (
 )
 from lstmkit.config import TrainConfig
 from lstmkit.data.batching import BucketBatchSampler
+from lstmkit.objectives import (
+    LOWER_IS_BETTER,
+    Classification,
+    Objective,
+    add_sums,
+    confusion_matrix,
+    metrics_from_confusion,
+)
+
+__all__ = [
+    "DistInfo",
+    "Trainer",
+    "TrainingDiverged",
+    "confusion_matrix",
+    "init_distributed",
+    "metrics_from_confusion",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -99,42 +115,6 @@ def init_distributed(info: DistInfo) -> torch.device:
         if device.type == "cuda":
             torch.cuda.set_device(device)
     return device
-
-
-# -- metrics --------------------------------------------------------------------------------
-def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
-    """(C, C) int64 counts, rows = true class, columns = predicted."""
-    idx = target.long() * num_classes + pred.long()
-    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(
-        num_classes, num_classes
-    )
-
-
-def metrics_from_confusion(cm: Tensor) -> dict[str, float]:
-    """Accuracy and macro-F1 (classes absent from both truth and prediction are skipped)."""
-    cm = cm.double()
-    total = float(cm.sum())
-    tp = cm.diag()
-    precision_den = cm.sum(0)
-    recall_den = cm.sum(1)
-    f1 = []
-    for c in range(cm.shape[0]):
-        if precision_den[c] + recall_den[c] == 0:
-            continue
-        f1.append(float(2 * tp[c] / (precision_den[c] + recall_den[c])))
-    return {
-        "accuracy": float(tp.sum()) / total if total else float("nan"),
-        "macro_f1": float(np.mean(f1)) if f1 else float("nan"),
-    }
-
-
-def _loss_terms(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-example losses and predicted classes."""
-    if logits.shape[-1] == 1:
-        z = logits[:, 0]
-        losses = F.binary_cross_entropy_with_logits(z, labels.to(z.dtype), reduction="none")
-        return losses, (z > 0).long()
-    return F.cross_entropy(logits, labels, reduction="none"), logits.argmax(-1)
 
 
 def _penalty(model: nn.Module, l1: float, l2: float) -> Tensor | None:
@@ -192,19 +172,58 @@ def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
     return 1.0
 
 
+@runtime_checkable
+class Stateful(Protocol):
+    """A model that carries its recurrent state from one batch to the next (truncated BPTT over
+    consecutive chunks, as Keras' ``stateful=True``). The Trainer resets the state at the start
+    of every epoch and around every evaluation, and keeps the training state across a mid-epoch
+    evaluation."""
+
+    def reset_state(self) -> None:
+        """Forget the carried state (the next batch starts from zeros)."""
+
+    def get_state(self) -> Any:
+        """The carried state (opaque)."""
+
+    def set_state(self, state: Any) -> None:
+        """Carry ``state`` (from :meth:`get_state`) into the next batch."""
+
+
+def layer_groups(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
+    """Parameters grouped by layer: the name up to and including the first numeric index
+    (``rnn.cells.0.weight_ih`` -> ``rnn.cells.0``), else the first component
+    (``embedding.weight`` -> ``embedding``)."""
+    groups: dict[str, list[tuple[str, nn.Parameter]]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        parts = name.split(".")
+        cut = next((i + 1 for i, part in enumerate(parts[:-1]) if part.isdigit()), 1)
+        groups.setdefault(".".join(parts[:cut]), []).append((name, p))
+    return groups
+
+
 class Trainer:
     """Train ``model`` on ``train`` with ``config``; evaluate on ``valid``. See the module docstring.
 
     Args:
-        model: maps ``(inputs, lengths)`` to logits.
+        model: maps ``(inputs, lengths)`` to the output the objective expects (logits).
         config: :class:`lstmkit.config.TrainConfig`.
-        num_classes: C (2 = sigmoid head).
+        objective: :class:`lstmkit.objectives.Objective` (loss and metrics); default
+            ``Classification(num_classes)``.
+        num_classes: C (2 = sigmoid head), for the default classification objective.
         run_dir: where history, plots and checkpoints go (None: nothing is written).
-        collate: ``list[(sequence, label)] -> (inputs, lengths, labels)``.
-        lengths_of: lengths of the dataset items (for bucketing); None = all equal.
-        bucketing, bucket_chunk: see BucketBatchSampler.
+        collate: ``list[item] -> (inputs, lengths, targets)``.
+        bucketing, bucket_chunk: see BucketBatchSampler. A dataset with a ``batch_sampler(
+            batch_size, *, num_replicas, rank)`` method (e.g. a language model's consecutive
+            chunks) chooses its own batches instead.
         progress: show a rich progress bar (rank 0 only).
         dist_info: position in a distributed job (default: from the environment).
+
+    Every training row of the history also holds ``grad_norm`` (global, before clipping),
+    ``layers`` (per layer, see :func:`layer_groups`: ``grad_norm`` and ``update_ratio`` =
+    ||w_after - w_before|| / ||w_before|| of the last step), ``tokens_per_s``, ``total_steps``
+    and ``eta_s``.
     """
 
     def __init__(
@@ -212,16 +231,22 @@ class Trainer:
         model: nn.Module,
         config: TrainConfig,
         *,
-        num_classes: int,
         collate: Collate,
+        objective: Objective | None = None,
+        num_classes: int | None = None,
         run_dir: Path | None = None,
         bucketing: bool = True,
         bucket_chunk: int = 50,
         progress: bool = True,
         dist_info: DistInfo | None = None,
     ) -> None:
+        if objective is None:
+            if num_classes is None:
+                raise ValueError("give an objective or num_classes (for classification)")
+            objective = Classification(num_classes)
+        self.objective = objective
+        self.monitor = (config.monitor or f"val_{objective.monitor}").removeprefix("val_")
         self.cfg = config
-        self.num_classes = num_classes
         self.collate = collate
         self.run_dir = run_dir
         self.bucketing = bucketing
@@ -246,6 +271,8 @@ class Trainer:
         self.epoch = 0
         self.batch_in_epoch = 0
         self.evals_without_improvement = 0
+        self._layer_stats: dict[str, dict[str, float]] = {}
+        self._grad_norm = float("nan")
 
     # -- helpers ---------------------------------------------------------------------------
     @property
@@ -253,10 +280,19 @@ class Trainer:
         """Whether this process writes the run directory."""
         return self.run_dir is not None and self.dist.is_main
 
-    def _sampler(self, lengths: np.ndarray, *, train: bool) -> BucketBatchSampler:
+    @property
+    def stateful(self) -> bool:
+        """Whether the model carries state across batches (see :class:`Stateful`)."""
+        return isinstance(self.model, Stateful)
+
+    def _sampler(self, dataset: Dataset[Any], lengths: np.ndarray, *, train: bool) -> Any:
+        batch_size = self.cfg.batch_size if train else self.cfg.eval_batch_size
+        own = getattr(dataset, "batch_sampler", None)
+        if callable(own):
+            return own(batch_size, num_replicas=self.dist.world_size, rank=self.dist.rank)
         return BucketBatchSampler(
             lengths,
-            self.cfg.batch_size if train else self.cfg.eval_batch_size,
+            batch_size,
             shuffle=train,
             bucketing=self.bucketing,
             chunk=self.bucket_chunk,
@@ -280,6 +316,10 @@ class Trainer:
             i += v.numel()
         return out
 
+    def _all_sum_dict(self, sums: dict[str, Tensor]) -> dict[str, Tensor]:
+        keys = sorted(sums)
+        return dict(zip(keys, self._all_sum(*(sums[k] for k in keys)), strict=True))
+
     def _set_lr(self, total_steps: int) -> float:
         lr = self.cfg.lr * lr_factor(self.step, total_steps, self.cfg)
         for group in self.optimizer.param_groups:
@@ -289,24 +329,23 @@ class Trainer:
     # -- evaluation ------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, dataset: Dataset[Any], lengths: np.ndarray) -> dict[str, float]:
-        """Loss, accuracy and macro-F1 on ``dataset`` (sharded across ranks, summed exactly)."""
+        """The objective's metrics on ``dataset`` (sharded across ranks, summed exactly)."""
         was_training = self.model.training
+        carried = self.model.get_state() if isinstance(self.model, Stateful) else None
+        if isinstance(self.model, Stateful):
+            self.model.reset_state()
         self.model.eval()
-        loss_sum = torch.zeros((), dtype=torch.float64)
-        cm = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
-        for indices in self._sampler(lengths, train=False):
-            inputs, lens, labels = self._batch(dataset, indices)
-            losses, pred = _loss_terms(self.model(inputs, lens), labels)
-            loss_sum += losses.double().sum().cpu()
-            cm += confusion_matrix(pred.cpu(), labels.cpu(), self.num_classes)
-        loss_sum, cm = self._all_sum(loss_sum, cm)
+        sums = self.objective.empty()
+        for indices in self._sampler(dataset, lengths, train=False):
+            inputs, lens, targets = self._batch(dataset, indices)
+            output = self.model(inputs, lens)
+            losses = self.objective.losses(output, targets)
+            sums = add_sums(sums, self.objective.sums(output, targets, losses))
+        sums = self._all_sum_dict(sums)
         self.model.train(was_training)
-        count = int(cm.sum())
-        return {
-            "loss": float(loss_sum) / max(1, count),
-            **metrics_from_confusion(cm),
-            "examples": count,
-        }
+        if isinstance(self.model, Stateful):
+            self.model.set_state(carried)
+        return self.objective.summarise(sums)
 
     # -- training --------------------------------------------------------------------------
     def fit(
@@ -320,7 +359,7 @@ class Trainer:
     ) -> list[dict[str, Any]]:
         """Train for ``epochs`` (or ``max_steps``); returns the history rows."""
         cfg = self.cfg
-        sampler = self._sampler(train_lengths, train=True)
+        sampler = self._sampler(train, train_lengths, train=True)
         steps_per_epoch = len(sampler)
         total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
         if resume:
@@ -329,49 +368,47 @@ class Trainer:
             torch.manual_seed(cfg.seed + self.dist.rank)
         self.model.train()
         bar = self._progress(total_steps)
-        window: dict[str, float] = {"loss": 0.0, "correct": 0.0, "count": 0.0, "tokens": 0.0}
-        t_window = time.perf_counter()
+        window = self._new_window()
         stop = False
         lr = self._set_lr(total_steps)
+        self._total_steps = total_steps
+        self._t_fit = time.perf_counter()
+        self._step_at_fit = self.step
         try:
             while self.epoch < cfg.epochs and not stop:
                 sampler.set_epoch(self.epoch)
+                if isinstance(self.model, Stateful):
+                    self.model.reset_state()
                 for indices in sampler.iter_from(self.batch_in_epoch):
                     lr = self._set_lr(total_steps)
                     inputs, lens, labels = self._batch(train, indices)
-                    stats = self._train_step(inputs, lens, labels)
+                    due = self._record_due(steps_per_epoch, total_steps)
+                    self._train_step(inputs, lens, labels, window, layer_stats=due)
                     self.step += 1
                     self.batch_in_epoch += 1
-                    for k, v in stats.items():
-                        window[k] += v
                     if bar is not None:
-                        elapsed = time.perf_counter() - t_window
+                        elapsed = time.perf_counter() - window["t0"]
                         bar[0].update(
                             bar[1],
                             advance=1,
-                            loss=window["loss"] / max(1.0, window["count"]),
+                            loss=float(window["sums"]["loss"]) / max(1.0, window["items"]),
                             tps=window["tokens"] / max(elapsed, 1e-9),
                         )
                     if cfg.evaluate_every and self.step % cfg.evaluate_every == 0:
-                        stop = self._evaluate_and_record(window, t_window, lr, valid, valid_lengths)
-                        window = dict.fromkeys(window, 0.0)
-                        t_window = time.perf_counter()
+                        stop = self._evaluate_and_record(window, lr, valid, valid_lengths)
+                        window = self._new_window()
                     if stop or (cfg.max_steps and self.step >= cfg.max_steps):
                         stop = True
                         break
                 else:
                     self.epoch += 1
                     self.batch_in_epoch = 0
-                    if window["count"] or not cfg.evaluate_every:
-                        stop = (
-                            self._evaluate_and_record(window, t_window, lr, valid, valid_lengths)
-                            or stop
-                        )
-                        window = dict.fromkeys(window, 0.0)
-                        t_window = time.perf_counter()
-            if window["count"]:
+                    if window["items"] or not cfg.evaluate_every:
+                        stop = self._evaluate_and_record(window, lr, valid, valid_lengths) or stop
+                        window = self._new_window()
+            if window["items"]:
                 self._evaluate_and_record(
-                    window, t_window, self.optimizer.param_groups[0]["lr"], valid, valid_lengths
+                    window, self.optimizer.param_groups[0]["lr"], valid, valid_lengths
                 )
         except KeyboardInterrupt:
             self._checkpoint()
@@ -386,11 +423,38 @@ class Trainer:
             self._write_history_files()
         return self.history
 
-    def _train_step(self, inputs: Tensor, lens: Tensor, labels: Tensor) -> dict[str, float]:
+    def _new_window(self) -> dict[str, Any]:
+        return {
+            "sums": self.objective.empty(),
+            "items": 0.0,
+            "tokens": 0.0,
+            "t0": time.perf_counter(),
+        }
+
+    def _record_due(self, steps_per_epoch: int, total_steps: int) -> bool:
+        """Whether the step about to run is followed by a history row (then its per-layer
+        gradient norms and update ratios are measured)."""
+        nxt = self.step + 1
+        ev = self.cfg.evaluate_every
+        return (
+            bool(ev and nxt % ev == 0)
+            or self.batch_in_epoch + 1 >= steps_per_epoch
+            or nxt >= total_steps
+        )
+
+    def _train_step(
+        self,
+        inputs: Tensor,
+        lens: Tensor,
+        labels: Tensor,
+        window: dict[str, Any],
+        *,
+        layer_stats: bool = False,
+    ) -> None:
         cfg = self.cfg
-        logits = self.ddp(inputs, lens)
-        losses, pred = _loss_terms(logits, labels)
-        local = torch.tensor([float(labels.numel())])
+        output = self.ddp(inputs, lens)
+        losses = self.objective.losses(output, labels)
+        local = torch.tensor([float(losses.numel())])
         (global_count,) = self._all_sum(local)
         # sum / global count * world: DDP averages over ranks, so the gradient is exactly the
         # mean over the global batch, as in one process
@@ -409,42 +473,71 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
         if cfg.clip_norm:
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
+            self._grad_norm = float(nn.utils.clip_grad_norm_(params, cfg.clip_norm))
+        elif layer_stats:
+            self._grad_norm = float(
+                torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))  # type: ignore[union-attr]
+            )
+        before = None
+        if layer_stats:
+            groups = layer_groups(self.model)
+            before = {g: [p.detach().clone() for _, p in ps] for g, ps in groups.items()}
         self.optimizer.step()
-        tokens = float(lens.sum()) if lens is not None else float(inputs.shape[0] * inputs.shape[1])
-        return {
-            "loss": float(losses.detach().sum()),
-            "correct": float((pred == labels).sum()),
-            "count": float(labels.numel()),
-            "tokens": tokens,
-        }
+        if before is not None:
+            self._layer_stats = self._measure_layers(groups, before)
+        window["sums"] = add_sums(window["sums"], self.objective.sums(output, labels, losses))
+        window["items"] += float(losses.numel())
+        window["tokens"] += (
+            float(lens.sum()) if lens is not None else float(inputs.shape[0] * inputs.shape[1])
+        )
+
+    @staticmethod
+    def _measure_layers(
+        groups: dict[str, list[tuple[str, nn.Parameter]]], before: dict[str, list[Tensor]]
+    ) -> dict[str, dict[str, float]]:
+        stats = {}
+        with torch.no_grad():
+            for g, ps in groups.items():
+                grads = [p.grad.double().pow(2).sum() for _, p in ps if p.grad is not None]
+                delta = sum(
+                    float((p.double() - b.double()).pow(2).sum())
+                    for (_, p), b in zip(ps, before[g], strict=True)
+                )
+                norm = sum(float(b.double().pow(2).sum()) for b in before[g])
+                stats[g] = {
+                    "grad_norm": math.sqrt(float(sum(grads))) if grads else 0.0,
+                    "update_ratio": math.sqrt(delta) / max(math.sqrt(norm), 1e-12),
+                }
+        return stats
 
     def _evaluate_and_record(
         self,
-        window: dict[str, float],
-        t_window: float,
+        window: dict[str, Any],
         lr: float,
         valid: Dataset[Any] | None,
         valid_lengths: np.ndarray | None,
     ) -> bool:
         """Append train and validation rows; update best / early stopping; checkpoint.
         Returns True when early stopping says stop."""
-        sums = torch.tensor(
-            [window["loss"], window["correct"], window["count"], window["tokens"]],
-            dtype=torch.float64,
-        )
-        (sums,) = self._all_sum(sums)
-        elapsed = time.perf_counter() - t_window
+        sums = self._all_sum_dict(window["sums"])
+        (extra,) = self._all_sum(torch.tensor([window["items"], window["tokens"]]).double())
+        elapsed = time.perf_counter() - window["t0"]
         base = {"step": self.step, "epoch": self.epoch + (self.batch_in_epoch > 0), "lr": lr}
-        if sums[2] > 0:
+        if extra[0] > 0:
+            done = self.step - self._step_at_fit
+            per_step = (time.perf_counter() - self._t_fit) / max(1, done)
             self._record(
                 {
                     **base,
                     "split": "train",
-                    "loss": float(sums[0] / sums[2]),
-                    "accuracy": float(sums[1] / sums[2]),
-                    "tokens_per_s": float(sums[3]) / max(elapsed, 1e-9),
+                    **self.objective.summarise(sums),
+                    "tokens_per_s": float(extra[1]) / max(elapsed, 1e-9),
+                    "grad_norm": self._grad_norm,
+                    "layers": self._layer_stats,
+                    "total_steps": self._total_steps,
+                    "eta_s": per_step * max(0, self._total_steps - self.step),
                 }
             )
         stop = False
@@ -456,10 +549,14 @@ class Trainer:
         return stop
 
     def _update_best(self, m: dict[str, float]) -> bool:
-        key = self.cfg.monitor.removeprefix("val_")
+        key = self.monitor
+        if key not in m:
+            raise ValueError(
+                f"train.monitor=val_{key}: the {type(self.objective).__name__} objective reports {', '.join('val_' + k for k in m)}"
+            )
         value = m[key]
         better = self.best["value"] is None or (
-            value < self.best["value"] if key == "loss" else value > self.best["value"]
+            value < self.best["value"] if key in LOWER_IS_BETTER else value > self.best["value"]
         )
         if better:
             self.best = {"value": value, "step": self.step}
@@ -484,7 +581,7 @@ class Trainer:
         logger.info(
             "restored the best weights (step %s, %s=%s)",
             self.best["step"],
-            self.cfg.monitor,
+            "val_" + self.monitor,
             self.best["value"],
         )
 
@@ -584,25 +681,39 @@ class Trainer:
 
     def _write_history_files(self) -> None:
         assert self.run_dir is not None
+        rows = [_flatten(row) for row in self.history]
         keys: list[str] = []
-        for row in self.history:
+        for row in rows:
             keys += [k for k in row if k not in keys]
         tmp = self.run_dir / ".history.csv.tmp"
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=keys)
             writer.writeheader()
-            writer.writerows(self.history)
+            writer.writerows(rows)
         tmp.replace(self.run_dir / "history.csv")
         plot_history(self.history, self.run_dir / "curves.png")
 
 
+def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted columns (``layers.head.grad_norm``) for the CSV history."""
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def plot_history(history: list[dict[str, Any]], path: Path) -> None:
-    """Loss and accuracy, train vs validation, against steps (PNG)."""
+    """Loss and a second metric (accuracy; MAE for regression), train vs validation, against
+    steps (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    second = next((k for k in ("accuracy", "mae") if history and k in history[0]), "loss")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for split, style in (("train", "o-"), ("val", "s-")):
         rows = [r for r in history if r["split"] == split]
@@ -610,8 +721,8 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> None:
             continue
         steps = [r["step"] for r in rows]
         axes[0].plot(steps, [r["loss"] for r in rows], style, label=split, markersize=3)
-        axes[1].plot(steps, [r["accuracy"] for r in rows], style, label=split, markersize=3)
-    for ax, name in zip(axes, ("loss", "accuracy"), strict=True):
+        axes[1].plot(steps, [r.get(second) for r in rows], style, label=split, markersize=3)
+    for ax, name in zip(axes, ("loss", second), strict=True):
         ax.set_xlabel("step")
         ax.set_ylabel(name)
         ax.set_title(f"{name}: train vs validation")

@@ -1,0 +1,199 @@
+"""What the :class:`lstmkit.train.Trainer` optimises and measures: one class per task.
+
+An objective turns a model's output and the batch's targets into
+
+- ``losses(output, target)``: a 1-D tensor of per-item losses (an item is an example for
+  classification, a predicted token for language modelling, a predicted value for regression);
+  the Trainer minimises their mean over the (global) batch;
+- ``sums(output, target, losses)``: additive statistics (summed over batches and, in a
+  distributed job, over ranks) from which ``summarise`` computes the metrics exactly, whatever the
+  batch boundaries.
+
+=====================  ===========================  ====================================  ==========
+objective              output / target              metrics                               monitor
+=====================  ===========================  ====================================  ==========
+Classification(C)      (B, 1) or (B, C) / (B,) int  loss, accuracy, macro_f1              accuracy
+LanguageModeling()     (B, T, V) / (B, T) int,      loss (nats/token), bits_per_token,    loss
+                       IGNORE (-100) = no target    perplexity, accuracy
+Regression()           any shape / the same shape   loss (MSE), mae, rmse                 loss
+=====================  ===========================  ====================================  ==========
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+IGNORE = -100  # target id of a position without a target (padding), as torch's ignore_index
+
+LOWER_IS_BETTER = frozenset({"loss", "mae", "rmse", "bits_per_token", "perplexity"})
+
+
+def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    """(C, C) int64 counts, rows = true class, columns = predicted."""
+    idx = target.long() * num_classes + pred.long()
+    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
+
+
+def metrics_from_confusion(cm: Tensor) -> dict[str, float]:
+    """Accuracy and macro-F1 (classes absent from both truth and prediction are skipped)."""
+    cm = cm.double()
+    total = float(cm.sum())
+    tp = cm.diag()
+    precision_den = cm.sum(0)
+    recall_den = cm.sum(1)
+    f1 = []
+    for c in range(cm.shape[0]):
+        if precision_den[c] + recall_den[c] == 0:
+            continue
+        f1.append(float(2 * tp[c] / (precision_den[c] + recall_den[c])))
+    return {
+        "accuracy": float(tp.sum()) / total if total else float("nan"),
+        "macro_f1": float(np.mean(f1)) if f1 else float("nan"),
+    }
+
+
+class Objective(ABC):
+    """Loss and metrics of one task (see the module docstring)."""
+
+    #: the validation metric early stopping and "best" follow by default
+    monitor: str = "loss"
+
+    @abstractmethod
+    def losses(self, output: Tensor, target: Tensor) -> Tensor:
+        """Per-item losses, 1-D (their mean is the training loss)."""
+
+    @abstractmethod
+    def sums(self, output: Tensor, target: Tensor, losses: Tensor) -> dict[str, Tensor]:
+        """Additive statistics of one batch (CPU tensors; float64 or int64)."""
+
+    @abstractmethod
+    def summarise(self, sums: dict[str, Tensor]) -> dict[str, float]:
+        """Metrics from statistics summed over batches."""
+
+    def empty(self) -> dict[str, Tensor]:
+        """Statistics of no data (the start of a sum)."""
+        return {}
+
+
+def add_sums(total: dict[str, Tensor], new: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``total + new`` key by key (a missing key counts as zero)."""
+    out = dict(total)
+    for k, v in new.items():
+        out[k] = out[k] + v if k in out else v.clone()
+    return out
+
+
+class Classification(Objective):
+    """Binary (one sigmoid logit, binary cross-entropy) or C-way (softmax, cross-entropy)."""
+
+    monitor = "accuracy"
+
+    def __init__(self, num_classes: int) -> None:
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        self.num_classes = num_classes
+
+    def _pred(self, output: Tensor) -> Tensor:
+        return (output[:, 0] > 0).long() if output.shape[-1] == 1 else output.argmax(-1)
+
+    def losses(self, output: Tensor, target: Tensor) -> Tensor:
+        if output.shape[-1] == 1:
+            z = output[:, 0]
+            return F.binary_cross_entropy_with_logits(z, target.to(z.dtype), reduction="none")
+        return F.cross_entropy(output, target, reduction="none")
+
+    def sums(self, output: Tensor, target: Tensor, losses: Tensor) -> dict[str, Tensor]:
+        pred = self._pred(output.detach())
+        return {
+            "loss": losses.detach().double().sum().cpu(),
+            "cm": confusion_matrix(pred.cpu(), target.cpu(), self.num_classes),
+        }
+
+    def empty(self) -> dict[str, Tensor]:
+        return {
+            "loss": torch.zeros((), dtype=torch.float64),
+            "cm": torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64),
+        }
+
+    def summarise(self, sums: dict[str, Tensor]) -> dict[str, float]:
+        cm = sums["cm"]
+        count = int(cm.sum())
+        return {
+            "loss": float(sums["loss"]) / max(1, count),
+            **metrics_from_confusion(cm),
+            "examples": count,
+        }
+
+
+class LanguageModeling(Objective):
+    """Next-token cross-entropy over (B, T, V) logits; targets equal to :data:`IGNORE` are
+    skipped. ``bits_per_token`` = loss / ln 2 (bits per character for a character model)."""
+
+    monitor = "loss"
+
+    def losses(self, output: Tensor, target: Tensor) -> Tensor:
+        flat_t = target.reshape(-1)
+        keep = flat_t != IGNORE
+        return F.cross_entropy(
+            output.reshape(-1, output.shape[-1])[keep], flat_t[keep], reduction="none"
+        )
+
+    def sums(self, output: Tensor, target: Tensor, losses: Tensor) -> dict[str, Tensor]:
+        flat_t = target.reshape(-1)
+        keep = flat_t != IGNORE
+        pred = output.detach().reshape(-1, output.shape[-1])[keep].argmax(-1)
+        return {
+            "loss": losses.detach().double().sum().cpu(),
+            "correct": (pred == flat_t[keep]).sum().cpu().double(),
+            "count": keep.sum().cpu().double(),
+        }
+
+    def summarise(self, sums: dict[str, Tensor]) -> dict[str, float]:
+        count = float(sums.get("count", torch.zeros(())))
+        loss = float(sums["loss"]) / count if count else float("nan")
+        return {
+            "loss": loss,
+            "bits_per_token": loss / math.log(2),
+            "perplexity": math.exp(min(loss, 700.0)),
+            "accuracy": float(sums["correct"]) / count if count else float("nan"),
+            "examples": int(count),
+        }
+
+
+class Regression(Objective):
+    """Mean squared error; output and target of the same shape (e.g. (B, horizon))."""
+
+    monitor = "loss"
+
+    def losses(self, output: Tensor, target: Tensor) -> Tensor:
+        if output.shape != target.shape:
+            raise ValueError(
+                f"regression output shape {tuple(output.shape)} != target shape {tuple(target.shape)}"
+            )
+        return (output - target.to(output.dtype)).pow(2).reshape(-1)
+
+    def sums(self, output: Tensor, target: Tensor, losses: Tensor) -> dict[str, Tensor]:
+        err = (output.detach() - target.to(output.dtype)).abs()
+        return {
+            "loss": losses.detach().double().sum().cpu(),
+            "abs": err.double().sum().cpu(),
+            "count": torch.tensor(float(err.numel()), dtype=torch.float64),
+        }
+
+    def summarise(self, sums: dict[str, Tensor]) -> dict[str, float]:
+        count = float(sums.get("count", torch.zeros(())))
+        mse = float(sums["loss"]) / count if count else float("nan")
+        return {
+            "loss": mse,
+            "mae": float(sums["abs"]) / count if count else float("nan"),
+            "rmse": math.sqrt(mse) if count else float("nan"),
+            "examples": int(count),
+        }
