@@ -143,9 +143,9 @@ def prepare(recipe: Recipe) -> Prepared:
     # Keras' validation_split takes the last fraction of the (already shuffled) training data
     n_val = int(len(train_x) * d.validation_split)
     cut = len(train_x) - n_val
-    train = SequenceDataset(train_x[:cut], y_tr[:cut])
-    valid = SequenceDataset(train_x[cut:], y_tr[cut:]) if n_val else None
-    test = SequenceDataset(test_x, np.asarray(y_te, dtype=np.int64))
+    train = SequenceDataset(train_x[:cut], y_tr[:cut], real_valued=real)
+    valid = SequenceDataset(train_x[cut:], y_tr[cut:], real_valued=real) if n_val else None
+    test = SequenceDataset(test_x, np.asarray(y_te, dtype=np.int64), real_valued=real)
     return Prepared(train, valid, test, num_classes, vocab_size, input_size, vocab, real)
 
 
@@ -203,6 +203,14 @@ def run_recipe(
     command: str | None = None,
 ) -> dict[str, Any]:
     """Train ``recipe`` into ``run_dir`` and evaluate on the test set; returns metrics."""
+    if recipe.data.dataset in ("text", "series"):  # your own data: lstmkit.owndata / .forecast
+        from lstmkit.forecast import run_forecast
+        from lstmkit.owndata import run_text
+
+        runner = run_text if recipe.data.dataset == "text" else run_forecast
+        return runner(
+            recipe, raw, run_dir, resume=resume, record=record, progress=progress, command=command
+        )
     start = time.perf_counter()
     if resume and not (run_dir / "checkpoints").exists():
         raise FileNotFoundError(f"--resume: {run_dir} has no checkpoints to resume from")
@@ -292,8 +300,26 @@ def load_run(run_dir: Path) -> tuple[SequenceClassifier, dict[str, Any], Vocabul
     return model, config, vocab
 
 
+def _run_dataset(run_dir: Path) -> str | None:
+    """``recipe.data.dataset`` of a run directory's config.json (None when unreadable)."""
+    try:
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        return str(config["recipe"]["data"]["dataset"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # load_run below reports what is wrong
+
+
 def evaluate_run(run_dir: Path) -> dict[str, Any]:
     """Re-evaluate a finished run on its recipe's test set (same data preparation)."""
+    dataset = _run_dataset(run_dir)
+    if dataset == "text":
+        from lstmkit.owndata import evaluate_text_run
+
+        return evaluate_text_run(run_dir)
+    if dataset == "series":
+        from lstmkit.forecast import evaluate_forecast_run
+
+        return evaluate_forecast_run(run_dir)
     model, config, _ = load_run(run_dir)
     recipe = Recipe.model_validate(config["recipe"])
     data = prepare(recipe)

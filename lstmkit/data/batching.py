@@ -292,18 +292,23 @@ def collate_floats(
 
 
 class SequenceDataset(Dataset[tuple[np.ndarray, int]]):
-    """Token sequences with integer labels: ``ds[i]`` is ``(np.int64 array, int)``.
+    """Sequences with integer labels: ``ds[i]`` is ``(array, int)``.
 
-    ``x`` is any indexable collection of integer sequences (lists, arrays, the object arrays the
-    Keras-style loaders return); ``y`` holds one integer label per sequence. Sequences are
-    converted to int64 arrays on access, not copied up front.
+    ``x`` is any indexable collection of sequences (lists, arrays, the object arrays the
+    Keras-style loaders return); ``y`` holds one integer label per sequence. Token sequences
+    (``real_valued=False``) come out as 1-D int64 arrays, real-valued ones (``real_valued=True``,
+    e.g. MNIST rows or ``(N, T, F)`` arrays) as ``(T, F)`` float32 arrays; items are converted on
+    access, not copied up front.
     """
 
     def __init__(
         self,
         x: Sequence[Sequence[int] | npt.NDArray[Any]] | npt.NDArray[Any],
         y: Sequence[int] | npt.NDArray[Any],
+        *,
+        real_valued: bool = False,
     ) -> None:
+        self.real_valued = real_valued
         if len(x) != len(y):
             raise ValueError(
                 f"x and y must have the same length, got len(x)={len(x)} and len(y)={len(y)}."
@@ -328,7 +333,15 @@ class SequenceDataset(Dataset[tuple[np.ndarray, int]]):
         return len(self._lengths)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        """Return sequence ``index`` as a 1-D int64 array and its label as an int."""
+        """Return sequence ``index`` (1-D int64, or (T, F) float32 when real-valued) and its
+        label as an int."""
+        if self.real_valued:
+            arr = np.asarray(self._x[index], dtype=np.float32)
+            if arr.ndim != 2:
+                raise ValueError(
+                    f"real-valued sequence {index} must be 2-D (steps, features), got shape {arr.shape}."
+                )
+            return arr, int(self._y[index])
         seq = np.asarray(self._x[index], dtype=np.int64)
         if seq.ndim != 1:
             raise ValueError(f"sequence {index} must be 1-D, got shape {seq.shape}.")
