@@ -6,7 +6,9 @@ A bundle (``lstmkit export RUN --bundle OUT``) holds::
                           "files": {name: sha256}}
     config.json          the run's config (recipe, model architecture, labels)
     model.safetensors    the weights (no pickle anywhere)
-    vocab.json           word -> id (text models)
+    vocab.json           word -> id (text models of the Keras data sets)
+    tokenizer.json       the Hugging Face tokenizer of a model trained on your own texts
+                         (lstmkit train --task text), used instead of vocab.json
     metrics.json         the run's validation and test metrics (when the run wrote them)
 
 :func:`load` accepts a bundle or a run directory and returns a :class:`Predictor`;
@@ -31,13 +33,14 @@ from safetensors import SafetensorError
 from lstmkit.models import SequenceClassifier
 
 if TYPE_CHECKING:
+    from lstmkit.data.tokenize import TextTokenizer
     from lstmkit.experiment import Vocabulary
 
 BUNDLE_FORMAT = "lstmkit-bundle"
 BUNDLE_VERSION = 1
 BUNDLE_FILE = "bundle.json"
 REQUIRED_FILES = ("config.json", "model.safetensors")
-OPTIONAL_FILES = ("vocab.json", "metrics.json")
+OPTIONAL_FILES = ("vocab.json", "tokenizer.json", "metrics.json")
 BATCH_SIZE = 64
 
 
@@ -144,6 +147,7 @@ class Predictor:
         model: the classifier, in eval mode.
         config: the run's config.json.
         vocab: the run's vocabulary (None for models of real-valued sequences).
+        tokenizer: the run's trained tokenizer (models of your own texts; then vocab is None).
         labels: class names, index = class id.
         metrics: the run's metrics.json (None when absent).
         bundle_info: bundle.json (None when loaded from a run directory).
@@ -158,10 +162,12 @@ class Predictor:
         metrics: dict[str, Any] | None = None,
         bundle_info: dict[str, Any] | None = None,
         batch_size: int = BATCH_SIZE,
+        tokenizer: TextTokenizer | None = None,
     ) -> None:
         self.model = model.eval()
         self.config = config
         self.vocab = vocab
+        self.tokenizer = tokenizer
         self.metrics = metrics
         self.bundle_info = bundle_info
         self.batch_size = batch_size
@@ -176,8 +182,17 @@ class Predictor:
 
     @property
     def accepts_text(self) -> bool:
-        """True when the model reads text (it has a vocabulary)."""
-        return self.vocab is not None
+        """True when the model reads text (it has a vocabulary or a tokenizer)."""
+        return self.vocab is not None or self.tokenizer is not None
+
+    @property
+    def oov_id(self) -> int:
+        """The id an unknown token reads as."""
+        if self.tokenizer is not None:
+            return self.tokenizer.unk_id
+        if self.vocab is None:
+            raise ValueError("this model has no vocabulary")
+        return self.vocab.oov_char
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -192,6 +207,7 @@ class Predictor:
             "labels": list(self.labels),
             "model": self.model.config.to_dict(),
             "maxlen": self.maxlen,
+            "tokenizer": self.tokenizer.kind if self.tokenizer is not None else None,
             "metrics": self.metrics,
             "lstmkit_version": __version__,
             "bundle": (
@@ -208,7 +224,7 @@ class Predictor:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text (the run's vocabulary and maxlen; ids the embedding does not
         hold read as OOV). Raises ValueError for an empty text, naming its index."""
-        if self.vocab is None:
+        if not self.accepts_text:
             raise ValueError(
                 "this model was trained on real-valued sequences; it has no vocabulary to read "
                 "text with"
@@ -218,7 +234,14 @@ class Predictor:
                 raise ValueError(f"text {i} must be a string, got {type(text).__name__}")
             if not text.strip():
                 raise ValueError(f"text {i} is empty; give at least one word")
-        vocab, vocab_size = self.vocab, self.model.config.vocab_size or 0
+        vocab_size = self.model.config.vocab_size or 0
+        if self.tokenizer is not None:
+            tok = self.tokenizer
+            return [
+                [i if i < vocab_size else tok.unk_id for i in s] for s in tok.encode_batch(texts)
+            ]
+        vocab = self.vocab
+        assert vocab is not None
         seqs = [vocab.encode(t, self.maxlen) for t in texts]
         return [[i if i < vocab_size else vocab.oov_char for i in s] for s in seqs]
 
@@ -279,6 +302,10 @@ def load(path: str | os.PathLike[str]) -> Predictor:
     config = _read_json(path / "config.json")
     if "model" not in config:
         raise BundleError(f"{path / 'config.json'} has no 'model' section")
+    if config.get("task") == "forecast":
+        raise BundleError(
+            f"{path} is a forecasting run; use lstmkit forecast {path} --data NEW.csv --out F.csv"
+        )
     try:
         model, config, vocab = load_run(path)
     except CheckpointError as err:  # names the weights file already
@@ -289,7 +316,18 @@ def load(path: str | os.PathLike[str]) -> Predictor:
         raise BundleError(f"{path / 'config.json'}: invalid model section: {err}") from None
     except (FileNotFoundError, ValueError, TypeError) as err:  # vocab.json errors name the file
         raise BundleError(f"{path}: {err}") from None
-    if vocab is None and not config.get("real_valued", False):
+    tokenizer = None
+    if (path / "tokenizer.json").exists():
+        from lstmkit.data.tokenize import TextTokenizer
+
+        data = (config.get("recipe") or {}).get("data") or {}
+        try:
+            tokenizer = TextTokenizer.load(
+                path / "tokenizer.json", data.get("maxlen"), data.get("truncating", "pre")
+            )
+        except ValueError as err:  # names the file
+            raise BundleError(str(err)) from None
+    elif vocab is None and not config.get("real_valued", False):
         raise BundleError(f"{path / 'vocab.json'} is missing: the model reads text")
     metrics = _read_json(path / "metrics.json") if (path / "metrics.json").exists() else None
-    return Predictor(model, config, vocab, metrics=metrics, bundle_info=info)
+    return Predictor(model, config, vocab, metrics=metrics, bundle_info=info, tokenizer=tokenizer)

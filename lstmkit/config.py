@@ -31,8 +31,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lstmkit.data.series import SeriesSource
+from lstmkit.data.text import TextSource
 from lstmkit.models import ClassifierConfig
 
 
@@ -52,11 +54,15 @@ class DataConfig(BaseModel):
         validation_split: fraction of the training set held out (seeded, stratified=False, the
             last fraction after a seeded shuffle, as Keras' ``validation_split`` takes the tail).
         bucketing: batch sequences of similar length together (padding mostly skipped).
+        text: your own labelled texts (``dataset = "text"``), the ``[data.text]`` table:
+            :class:`lstmkit.data.text.TextSource` (:mod:`lstmkit.owndata`).
+        series: your own time series (``dataset = "series"``), the ``[data.series]`` table:
+            :class:`lstmkit.data.series.SeriesSource` (:mod:`lstmkit.forecast`).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: Literal["imdb", "reuters", "mnist"] = "imdb"
+    dataset: Literal["imdb", "reuters", "mnist", "text", "series"] = "imdb"
     num_words: int | None = Field(10000, ge=3)
     skip_top: int = Field(0, ge=0)
     index_from: int = Field(3, ge=0)
@@ -67,6 +73,18 @@ class DataConfig(BaseModel):
     bucket_chunk: int = Field(
         50, ge=1, description="a bucket holds bucket_chunk batches, sorted by length"
     )
+    # -- your own data (issue 6): one nested table per kind, only with its dataset --------
+    text: TextSource | None = None
+    series: SeriesSource | None = None
+
+    @model_validator(mode="after")
+    def _own_data_table(self) -> DataConfig:
+        for kind, table in (("text", self.text), ("series", self.series)):
+            if self.dataset == kind and table is None:
+                raise ValueError(f'dataset "{kind}" needs a [data.{kind}] table')
+            if self.dataset != kind and table is not None:
+                raise ValueError(f'[data.{kind}] is only read with dataset = "{kind}"')
+        return self
 
 
 class TrainConfig(BaseModel):

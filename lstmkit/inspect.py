@@ -112,6 +112,8 @@ def trace_recurrent(model: SequenceClassifier, feats: Tensor) -> list[DirectionT
 
 def _token_names(predictor: Predictor, ids: list[int]) -> list[str]:
     """The vocabulary's word for each id; '<pad>', '<start>', '<oov>' for the special ids."""
+    if predictor.tokenizer is not None:  # a run on your own texts: the tokenizer's tokens
+        return [predictor.tokenizer.id_to_token(i) for i in ids]
     assert predictor.vocab is not None
     vocab = predictor.vocab
     inverse = {i: w for w, i in vocab.word_to_id.items()}
@@ -173,8 +175,7 @@ def inspect_text(predictor: Predictor, text: str) -> dict[str, Any]:
             "inspect needs a model whose recurrent steps are tokens; this one has a Conv1D front"
         )
     ids = predictor.encode([text])[0]
-    assert predictor.vocab is not None
-    oov = predictor.vocab.oov_char
+    oov = predictor.oov_id
     model.eval()
     with torch.inference_mode():
         first = model.predict_proba(torch.tensor([ids], dtype=torch.long))[0].tolist()
@@ -202,7 +203,11 @@ def inspect_text(predictor: Predictor, text: str) -> dict[str, Any]:
         "contribution_method": "occlusion",
         "tokens": _token_names(predictor, ids),
         "ids": list(ids),
-        "words": _source_words(text, len(ids)),
+        "words": (
+            _token_names(predictor, ids)
+            if predictor.tokenizer is not None
+            else _source_words(text, len(ids))
+        ),
         "contributions": contributions,
         "layers": layers,
     }

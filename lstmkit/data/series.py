@@ -1,0 +1,353 @@
+"""Your own measurements: a time series from CSV / TSV / JSONL (/ Parquet), cut into windows.
+
+Reading (:func:`read_series`): the ``target`` column, optional ``features`` columns (multivariate
+input; the target is always input column 0) and an optional ``time_column``. Every value must be
+a finite number: a missing value, NaN, infinity or a non-number is one :class:`DataFileError`
+naming the file, line and column. Timestamps (ISO dates/times such as ``2024-03-01``,
+``2024-03``, ``2024-03-01T12:00``, or plain numbers such as years) must be distinct: a duplicate is
+an error naming both lines. **Unsorted timestamps are sorted** (stable) with a warning naming the
+first line out of order; the warning is also kept in the run's ``config.json``.
+
+Splitting (:func:`chronological_split`) is by time: the first ``1 - valid - test`` share of the
+rows is training, then validation, then test. Windows (:func:`make_windows`) take ``lookback``
+rows as input and the next ``horizon`` target values as output, one every ``stride`` rows; a
+window belongs to the part that holds *all its targets*, and its input may reach back into
+earlier parts (those values are the known past, as at forecast time), so no target of a later
+part is ever seen in training. The :class:`Scaler` (mean / standard deviation per column) is fitted
+on the training rows only.
+
+Baselines on the same test windows: naive (every step = the last observed value) and
+seasonal-naive (each step = the value one season earlier). MASE divides a MAE by the in-sample
+MAE of the one-season-back forecast on the training rows (Hyndman & Koehler 2006; one step back
+when there is no season). The season is given or detected from the autocorrelation of the
+linearly detrended training target (:func:`detect_season`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from lstmkit.data.text import DataFileError, iter_records
+
+
+class SeriesSource(BaseModel):
+    """``[data.series]`` of a recipe (``dataset = "series"``): where the series is and how it is
+    cut. Paths are relative to the working directory.
+
+    Attributes:
+        train: the CSV / TSV / JSONL / Parquet file (split by time into train / valid / test).
+        target: the column to forecast. features: more input columns (multivariate input).
+        time_column: timestamps (sorted if needed, duplicates refused); None = file order.
+        encoding: of a text file.
+        lookback: input rows per window. horizon: values forecast at once. stride: rows between
+            window starts.
+        valid_fraction, test_fraction: the last shares of the rows (by time).
+        season: season length for seasonal naive and MASE; None = detected; 1 = none.
+        scale: standardise every column with the training rows' mean and deviation.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    train: str
+    target: str
+    features: list[str] = Field(default_factory=list)
+    time_column: str | None = None
+    encoding: str = "utf-8"
+    lookback: int = Field(24, ge=1, le=100_000)
+    horizon: int = Field(1, ge=1, le=10_000)
+    stride: int = Field(1, ge=1, le=100_000)
+    valid_fraction: float = Field(0.15, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.15, gt=0.0, lt=1.0)
+    season: int | None = Field(None, ge=1, le=100_000)
+    scale: bool = True
+
+
+@dataclass
+class Series:
+    """A multivariate series read from a file.
+
+    Attributes:
+        path: the file.
+        columns: ``[target, *features]`` (``values[:, 0]`` is the target).
+        values: float64 (N, F), in time order.
+        times: the time column's text per row (time order), or None.
+        lines: the file line (or row) of each value row.
+        warnings: what was changed while reading (e.g. sorting).
+    """
+
+    path: Path
+    columns: list[str]
+    values: np.ndarray
+    times: list[str] | None
+    lines: np.ndarray
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def target(self) -> np.ndarray:
+        """The target column (N,)."""
+        return self.values[:, 0]
+
+
+def parse_time(text: str) -> float:
+    """A sortable number for a timestamp: a plain number as is, an ISO date/time (``2024-03``,
+    ``2024-03-01``, ``2024-03-01 12:00:00+09:00``) as POSIX seconds. ValueError otherwise."""
+    s = text.strip()
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    if len(s) == 7 and s[4] == "-":  # YYYY-MM
+        s += "-01"
+    dt = datetime.fromisoformat(s)
+    return dt.timestamp() if dt.tzinfo else (dt - datetime(1970, 1, 1)).total_seconds()
+
+
+def _number(path: Path, where: str, line: int, column: str, value: Any) -> float:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise DataFileError(
+            f"{path}: {where} {line}, column {column!r}: the value is missing; fill it in or drop "
+            "the row (the forecaster needs every value)"
+        )
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise DataFileError(
+            f"{path}: {where} {line}, column {column!r}: {value!r} is not a number"
+        ) from None
+    if not math.isfinite(x):
+        kind = "NaN" if x != x else "infinite"
+        raise DataFileError(
+            f"{path}: {where} {line}, column {column!r}: the value is {kind} ({value!r}); the "
+            "forecaster needs finite numbers: fill it in or drop the row"
+        )
+    return x
+
+
+def read_series(
+    path: str | Path,
+    target: str,
+    features: list[str] | tuple[str, ...] = (),
+    time_column: str | None = None,
+    *,
+    encoding: str = "utf-8",
+) -> Series:
+    """Read a series (see the module docstring for the rules and errors)."""
+    path = Path(path)
+    features = [f for f in features if f]
+    columns = [target, *[f for f in features if f != target]]
+    if len(set(columns)) != len(columns):
+        raise DataFileError(f"{path}: a feature column is named twice in {columns}")
+    if time_column is not None and time_column in columns:
+        raise DataFileError(
+            f"{path}: the time column {time_column!r} cannot also be the target or a feature"
+        )
+    wanted = columns + ([time_column] if time_column else [])
+    where, records = iter_records(path, wanted, encoding)
+    rows: list[list[float]] = []
+    lines: list[int] = []
+    times: list[str] = []
+    keys: list[float] = []
+    for line, rec in records:
+        for col in wanted:
+            if col not in rec:
+                raise DataFileError(f"{path}: {where} {line}: no {col!r} key")
+        rows.append([_number(path, where, line, c, rec[c]) for c in columns])
+        lines.append(line)
+        if time_column:
+            raw = rec[time_column]
+            text = "" if raw is None else str(raw)
+            try:
+                keys.append(parse_time(text))
+            except ValueError:
+                raise DataFileError(
+                    f"{path}: {where} {line}, column {time_column!r}: {text!r} is not a time; "
+                    "use ISO dates such as 2024-03-01, 2024-03 or 2024-03-01T12:00, or numbers"
+                ) from None
+            times.append(text.strip())
+    if not rows:
+        raise DataFileError(f"{path} has no rows")
+    values = np.asarray(rows, dtype=np.float64)
+    line_arr = np.asarray(lines, dtype=np.int64)
+    warnings: list[str] = []
+    if time_column:
+        key = np.asarray(keys)
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+        dup = np.flatnonzero(np.diff(sorted_key) == 0)
+        if dup.size:
+            a, b = sorted((int(line_arr[order[dup[0]]]), int(line_arr[order[dup[0] + 1]])))
+            raise DataFileError(
+                f"{path}: {where}s {a} and {b}, column {time_column!r}: the same time "
+                f"{times[order[dup[0]]]!r} twice; keep one row per time (aggregate duplicates first)"
+            )
+        back = np.flatnonzero(np.diff(key) < 0)
+        if back.size:
+            i = int(back[0]) + 1
+            warnings.append(
+                f"{path}: {where} {int(line_arr[i])}: time {times[i]!r} comes before the row "
+                f"above it ({times[i - 1]!r}); the rows were sorted by {time_column!r}"
+            )
+            values, line_arr = values[order], line_arr[order]
+            times = [times[i] for i in order]
+    return Series(path, columns, values, times if time_column else None, line_arr, warnings)
+
+
+def chronological_split(n: int, valid_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """``(train_end, valid_end)``: rows ``[0, train_end)`` train, ``[train_end, valid_end)``
+    validation, ``[valid_end, n)`` test."""
+    if not (0.0 <= valid_fraction < 1 and 0.0 <= test_fraction < 1):
+        raise ValueError("valid and test fractions must be in [0, 1)")
+    if valid_fraction + test_fraction >= 1.0:
+        raise ValueError(
+            f"valid_fraction + test_fraction must be < 1, got {valid_fraction + test_fraction}"
+        )
+    n_test = round(n * test_fraction)
+    n_valid = round(n * valid_fraction)
+    return n - n_valid - n_test, n - n_test
+
+
+def window_origins(start: int, end: int, lookback: int, horizon: int, stride: int) -> np.ndarray:
+    """Forecast origins ``t`` (first target row) of the windows whose targets ``[t, t+horizon)``
+    all lie in ``[start, end)`` and whose input ``[t-lookback, t)`` starts at row >= 0, every
+    ``stride`` rows from the first one."""
+    first = max(start, lookback)
+    last = end - horizon
+    if last < first:
+        return np.empty(0, dtype=np.int64)
+    return np.arange(first, last + 1, stride, dtype=np.int64)
+
+
+def make_windows(
+    values: np.ndarray, origins: np.ndarray, lookback: int, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs ``(n, lookback, F)`` = ``values[t-lookback:t]`` and targets ``(n, horizon)`` =
+    ``values[t:t+horizon, 0]`` for each origin ``t`` (float32 copies)."""
+    if values.ndim != 2:
+        raise ValueError(f"values must be (N, F), got shape {values.shape}")
+    idx_in = origins[:, None] + np.arange(-lookback, 0)[None, :]
+    idx_out = origins[:, None] + np.arange(horizon)[None, :]
+    return values[idx_in].astype(np.float32), values[idx_out, 0].astype(np.float32)
+
+
+@dataclass
+class Scaler:
+    """Per-column standardisation ``(x - mean) / std``, fitted on the training rows only.
+    A column that is constant there gets std 1 (it is only shifted) and a warning."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def fit(cls, values: np.ndarray, columns: list[str]) -> Scaler:
+        """Mean and (population) standard deviation of each column of ``values``."""
+        mean = values.mean(0)
+        std = values.std(0)
+        warnings = []
+        for j, s in enumerate(std):
+            if not s > 1e-12 * max(1.0, abs(float(mean[j]))):
+                warnings.append(
+                    f"column {columns[j]!r} is constant ({mean[j]:g}) in the training part; it "
+                    "carries no information there"
+                )
+                std[j] = 1.0
+        return cls(mean, std, warnings)
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        """Scaled copy of ``values`` (N, F)."""
+        return (values - self.mean) / self.std
+
+    def inverse_target(self, y: np.ndarray) -> np.ndarray:
+        """Target values (any shape) back to the original scale."""
+        return y * self.std[0] + self.mean[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Scaler:
+        """Inverse of :meth:`to_dict`."""
+        return cls(np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64))
+
+
+def autocorrelation(y: np.ndarray, max_lag: int) -> np.ndarray:
+    """ACF of ``y`` at lags 0..max_lag (biased estimator, as statsmodels' ``acf``)."""
+    z = y - y.mean()
+    denom = float(z @ z)
+    if denom == 0.0:
+        return np.zeros(max_lag + 1)
+    n = len(z)
+    return np.array([float(z[: n - k] @ z[k:]) / denom for k in range(max_lag + 1)])
+
+
+def detect_season(y: np.ndarray, max_lag: int | None = None, threshold: float = 0.3) -> int:
+    """Season length of ``y``: the lag >= 2 of the highest autocorrelation peak (a local maximum
+    above ``threshold``) of the linearly detrended series; 1 when there is none.
+
+    ``max_lag`` defaults to ``len(y) // 3`` (at least three seasons must fit).
+    """
+    n = len(y)
+    if n < 8:
+        return 1
+    t = np.arange(n, dtype=np.float64)
+    slope, intercept = np.polyfit(t, y, 1)
+    resid = y - (slope * t + intercept)
+    max_lag = min(max_lag or n // 3, n - 2)
+    if max_lag < 3:
+        return 1
+    acf = autocorrelation(resid, max_lag)
+    best, best_val = 1, threshold
+    for k in range(2, max_lag):
+        if acf[k] > acf[k - 1] and acf[k] >= acf[k + 1] and acf[k] > best_val:
+            best, best_val = k, float(acf[k])
+    return best
+
+
+def naive_forecast(y: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """(n, horizon): every step = ``y[t-1]``, the last value before the origin."""
+    return np.repeat(y[origins - 1][:, None], horizon, axis=1)
+
+
+def seasonal_naive_forecast(
+    y: np.ndarray, origins: np.ndarray, horizon: int, season: int
+) -> np.ndarray:
+    """(n, horizon): step ``h`` = ``y[t + h - m * (h // m + 1)]``, the value one season before
+    (the last observed season repeated). Needs ``t >= m`` for every origin."""
+    h = np.arange(horizon)
+    idx = origins[:, None] + h[None, :] - season * (h // season + 1)[None, :]
+    if (idx < 0).any():
+        raise ValueError(
+            f"season length {season} is longer than the history before the first forecast "
+            f"origin {int(origins.min())}; use a shorter season"
+        )
+    return y[idx]
+
+
+def mase_scale(y_train: np.ndarray, season: int) -> float:
+    """In-sample MAE of the one-season-back forecast on the training rows (MASE's denominator)."""
+    m = max(1, season)
+    if len(y_train) <= m:
+        raise ValueError(
+            f"the training part ({len(y_train)} rows) is not longer than the season {m}"
+        )
+    scale = float(np.mean(np.abs(y_train[m:] - y_train[:-m])))
+    if scale == 0.0:
+        raise ValueError(
+            "the training target never changes over one season: MASE is undefined (scale 0)"
+        )
+    return scale
+
+
+def forecast_errors(y_true: np.ndarray, y_pred: np.ndarray, scale: float) -> dict[str, float]:
+    """MAE, RMSE and MASE (MAE / ``scale``) over every window and step."""
+    err = np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64)
+    mae = float(np.mean(np.abs(err)))
+    return {"mae": mae, "rmse": float(np.sqrt(np.mean(err**2))), "mase": mae / scale}

@@ -1,0 +1,219 @@
+"""Tokenizers for your own texts, in any script, built on Hugging Face ``tokenizers``.
+
+Four kinds, all trained on the training split only and saved as ``tokenizer.json`` next to the
+weights (the library's own JSON format; nothing pickled):
+
+- ``word``: Unicode NFKC, then words = runs of letters/digits (``\\w``, any script); every other
+  visible character (punctuation, an emoji with its modifiers and ZWJ sequence) is a token of its
+  own; each CJK ideograph is a word of its own (Chinese and Japanese do not separate words with
+  spaces; BERT's rule). Hangul words stay whole (Korean separates words with spaces).
+- ``char``: NFKC, then one token per grapheme cluster (``\\X``: a letter with its combining marks,
+  an emoji with skin tone or ZWJ sequence), spaces included; decoding gives the text back.
+- ``bpe`` / ``unigram``: subwords learnt from the training texts (SentencePiece-style ``▁`` word
+  boundary marks), decoding gives the text back; a character never seen in training reads as
+  ``[UNK]``.
+
+Ids: 0 is ``[PAD]`` (the embedding's padding row), 1 is ``[UNK]``; ``vocab_size`` counts both.
+``min_frequency`` drops rarer words (``word``, ``char``) or merges (``bpe``); Unigram has no such
+setting and refuses one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from lstmkit.checkpoint import atomic_write_text
+
+TokenizerKind = Literal["word", "char", "bpe", "unigram"]
+TOKENIZER_KINDS: tuple[str, ...] = ("word", "char", "bpe", "unigram")
+PAD = "[PAD]"
+UNK = "[UNK]"
+SPECIALS = [PAD, UNK]
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def train_tokenizer(
+    texts: Iterable[str],
+    kind: TokenizerKind = "word",
+    *,
+    vocab_size: int = 20000,
+    min_frequency: int = 1,
+    lowercase: bool = False,
+) -> TextTokenizer:
+    """Learn a ``kind`` tokenizer from ``texts`` (give the training split only).
+
+    Args:
+        texts: the training texts.
+        kind: 'word' | 'char' | 'bpe' | 'unigram' (see the module docstring).
+        vocab_size: at most this many ids, ``[PAD]`` and ``[UNK]`` included.
+        min_frequency: keep a word / character / merge seen at least this often (not 'unigram').
+        lowercase: lower-case after NFKC (Unicode-aware; scripts without case are unchanged).
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    if kind not in TOKENIZER_KINDS:
+        raise ValueError(f"tokenizer must be one of {', '.join(TOKENIZER_KINDS)}, got {kind!r}")
+    if vocab_size < len(SPECIALS) + 1:
+        raise ValueError(f"vocab_size must be at least {len(SPECIALS) + 1}, got {vocab_size}")
+    if min_frequency < 1:
+        raise ValueError(f"min_frequency must be >= 1, got {min_frequency}")
+    if kind == "unigram" and min_frequency != 1:
+        raise ValueError(
+            "min_frequency does not apply to the unigram tokenizer (it prunes by likelihood); "
+            "leave it at 1 or use tokenizer 'bpe'"
+        )
+    norm: list[Any] = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
+    tok: Tokenizer
+    trainer: Any
+    if kind in ("word", "char"):
+        tok = Tokenizer(models.WordLevel(unk_token=UNK))
+        trainer = trainers.WordLevelTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=SPECIALS,
+            show_progress=False,
+        )
+        if kind == "word":
+            # BertNormalizer only for its CJK rule (a space around every ideograph); NFKC and the
+            # optional lower-casing above do the rest, accents are kept
+            norm.append(
+                normalizers.BertNormalizer(
+                    clean_text=False,
+                    handle_chinese_chars=True,
+                    strip_accents=False,
+                    lowercase=False,
+                )
+            )
+            tok.pre_tokenizer = pre_tokenizers.Sequence(
+                [
+                    pre_tokenizers.WhitespaceSplit(),
+                    # each non-word grapheme (punctuation, emoji + modifiers / ZWJ) on its own
+                    pre_tokenizers.Split(Regex(r"(?=[^\w\s])\X"), "isolated"),
+                ]
+            )
+            # no decoder: decoding joins the words with single spaces
+        else:
+            tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"\X"), "isolated")
+            tok.decoder = decoders.Fuse()
+    else:
+        if kind == "bpe":
+            tok = Tokenizer(models.BPE(unk_token=UNK))
+            trainer = trainers.BpeTrainer(
+                vocab_size=vocab_size,
+                min_frequency=min_frequency,
+                special_tokens=SPECIALS,
+                show_progress=False,
+            )
+        else:
+            tok = Tokenizer(models.Unigram())
+            trainer = trainers.UnigramTrainer(
+                vocab_size=vocab_size, special_tokens=SPECIALS, unk_token=UNK, show_progress=False
+            )
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        tok.decoder = decoders.Metaspace()
+    tok.normalizer = normalizers.Sequence(norm)
+    tok.train_from_iterator(texts, trainer)
+    if tok.token_to_id(PAD) != 0 or tok.token_to_id(UNK) != 1:  # the trainers put specials first
+        raise RuntimeError("tokenizers did not give [PAD] id 0 and [UNK] id 1")
+    return TextTokenizer(tok, kind)
+
+
+class TextTokenizer:
+    """A trained tokenizer plus how to cut its output: ``encode_batch(texts) -> id arrays``.
+
+    Attributes:
+        tokenizer: the ``tokenizers.Tokenizer``.
+        kind: 'word' | 'char' | 'bpe' | 'unigram'.
+        maxlen: keep at most this many ids per text (None: all).
+        truncating: 'pre' keeps the last ``maxlen`` ids (Keras' default), 'post' the first.
+    """
+
+    pad_id = 0
+    unk_id = 1
+
+    def __init__(
+        self,
+        tokenizer: object,
+        kind: str,
+        maxlen: int | None = None,
+        truncating: str = "pre",
+    ) -> None:
+        if truncating not in ("pre", "post"):
+            raise ValueError(f"truncating must be 'pre' or 'post', got {truncating!r}")
+        self.tokenizer = tokenizer
+        self.kind = kind
+        self.maxlen = maxlen
+        self.truncating = truncating
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids, specials included (the embedding needs this many rows)."""
+        return int(self.tokenizer.get_vocab_size())  # type: ignore[attr-defined]
+
+    def vocab(self) -> dict[str, int]:
+        """token -> id."""
+        return dict(self.tokenizer.get_vocab())  # type: ignore[attr-defined]
+
+    def tokenize(self, text: str) -> list[str]:
+        """The tokens of ``text`` (no truncation)."""
+        return list(self.tokenizer.encode(text).tokens)  # type: ignore[attr-defined]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of ``ids`` ([PAD] / [UNK] dropped). Exact for 'char', 'bpe' and 'unigram' on
+        NFKC text made of known characters; 'word' joins the words with single spaces."""
+        return str(self.tokenizer.decode(list(ids)))  # type: ignore[attr-defined]
+
+    def id_to_token(self, i: int) -> str:
+        """The token of id ``i`` ('[UNK]' for an unknown id)."""
+        tok = self.tokenizer.id_to_token(int(i))  # type: ignore[attr-defined]
+        return UNK if tok is None else str(tok)
+
+    def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """int64 id arrays, cut to ``maxlen`` on the ``truncating`` side (Rust, parallel).
+
+        A text that gives no token at all (only spaces or characters NFKC removes) raises a
+        ValueError naming its index.
+        """
+        encodings = self.tokenizer.encode_batch_fast(list(texts))  # type: ignore[attr-defined]
+        out: list[np.ndarray] = []
+        for i, enc in enumerate(encodings):
+            ids = np.asarray(enc.ids, dtype=np.int64)
+            if ids.size == 0:
+                raise ValueError(f"text {i} gives no token: {texts[i][:40]!r}")
+            if self.maxlen and ids.size > self.maxlen:
+                ids = ids[-self.maxlen :] if self.truncating == "pre" else ids[: self.maxlen]
+            out.append(ids)
+        return out
+
+    def unknown_fraction(self, seqs: Sequence[np.ndarray]) -> float:
+        """Share of ids that are [UNK] in ``seqs`` (out-of-vocabulary rate)."""
+        total = sum(int(s.size) for s in seqs)
+        unk = sum(int((s == self.unk_id).sum()) for s in seqs)
+        return unk / total if total else 0.0
+
+    def save(self, path: Path) -> None:
+        """Write ``tokenizer.json`` (the library's format plus our ``lstmkit`` section with the
+        kind), atomically."""
+        payload = json.loads(self.tokenizer.to_str())  # type: ignore[attr-defined]
+        payload["lstmkit"] = {"kind": self.kind}
+        atomic_write_text(path, json.dumps(payload, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: Path, maxlen: int | None = None, truncating: str = "pre") -> TextTokenizer:
+        """Read what :meth:`save` wrote; ValueError naming the file if it is unreadable."""
+        from tokenizers import Tokenizer
+
+        try:
+            payload = json.loads(Path(path).read_text(encoding="utf-8"))
+            kind = str(payload.pop("lstmkit", {}).get("kind", "word"))
+            tok = Tokenizer.from_str(json.dumps(payload))
+        except FileNotFoundError:
+            raise ValueError(f"{path} is missing") from None
+        except Exception as err:  # OSError, JSON errors, and tokenizers' own (plain Exception)
+            raise ValueError(f"cannot read tokenizer {path}: {err}") from None
+        return cls(tok, kind, maxlen, truncating)

@@ -1,0 +1,446 @@
+"""Text classification on your own labelled files, in any language: read -> tokenize -> train ->
+evaluation report.
+
+``lstmkit train --task text --train train.csv [--valid v.csv] [--test t.csv] --text-column review
+--label-column label`` (or a recipe with ``[data] dataset = "text"`` and a ``[data.text]`` table,
+:class:`lstmkit.data.text.TextSource`) runs :func:`run_text`:
+
+1. read the files (:mod:`lstmkit.data.text`; every error names file, line and column), class
+   names from the training labels, a stratified validation split when no ``valid`` file is given,
+   the class balance of each split;
+2. train the tokenizer on the training texts only (:mod:`lstmkit.data.tokenize`) and encode;
+3. build the :class:`lstmkit.models.SequenceClassifier` (optionally with pretrained word vectors,
+   :mod:`lstmkit.data.vectors`, frozen or fine-tuned; coverage reported) and train it with the
+   Trainer (classification objective);
+4. evaluate on the test file (else the validation records): accuracy, macro-F1, per-class
+   precision / recall / F1 / support, and the confusion matrix as ``evaluation.json`` and
+   ``confusion.png``.
+
+Every data check runs before the run directory is touched: a failed run leaves an earlier run
+intact. The run directory (``config.json`` with ``labels``, ``tokenizer.json``,
+``model.safetensors``, ``metrics.json``, ``evaluation.json``, ``confusion.png``, history, curves,
+checkpoints) works with ``lstmkit predict / evaluate / export / serve`` like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from lstmkit.checkpoint import atomic_write_text, model_state, save_tensors
+from lstmkit.data.batching import SequenceDataset, collate_tokens
+from lstmkit.data.text import (
+    ClassBalance,
+    DataFileError,
+    LabelledTexts,
+    TextSource,
+    class_balance,
+    class_names,
+    label_ids,
+    read_labelled_texts,
+    stratified_split,
+)
+from lstmkit.data.tokenize import TOKENIZER_FILE, TextTokenizer, train_tokenizer
+from lstmkit.data.vectors import Coverage, embedding_matrix, load_vectors
+from lstmkit.models import ClassifierConfig, SequenceClassifier
+
+if TYPE_CHECKING:
+    from lstmkit.config import Recipe
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedText:
+    """Encoded splits and the facts about them, computed before anything is written."""
+
+    source: TextSource
+    labels: list[str]
+    tokenizer: TextTokenizer
+    train: SequenceDataset
+    valid: SequenceDataset
+    test: SequenceDataset | None
+    balance: dict[str, ClassBalance]
+    unknown_rate: dict[str, float]
+    valid_from: str
+
+
+def _encode(tok: TextTokenizer, data: LabelledTexts) -> list[np.ndarray]:
+    try:
+        return tok.encode_batch(data.texts)
+    except ValueError as err:  # "text i gives no token": name the line
+        msg = str(err)
+        i = int(msg.split()[1]) if msg.startswith("text ") else 0
+        raise DataFileError(
+            f"{data.path}: {data.where} {data.lines[i]}: the text gives no token after Unicode "
+            "normalisation; remove the record or give it a text"
+        ) from None
+
+
+def prepare_text(
+    source: TextSource, maxlen: int | None, truncating: str, seed: int
+) -> PreparedText:
+    """Read, check, split and encode the files of ``source`` (no file is written)."""
+    s = source
+    train_all = read_labelled_texts(s.train, s.text_column, s.label_column, encoding=s.encoding)
+    names = class_names(train_all, s.label_column)
+    ids_all = label_ids(train_all, names, s.label_column, train_all.path)
+    if s.valid:
+        valid = read_labelled_texts(s.valid, s.text_column, s.label_column, encoding=s.encoding)
+        train = train_all
+        y_train = ids_all
+        y_valid = label_ids(valid, names, s.label_column, train_all.path)
+        valid_from = str(s.valid)
+    else:
+        tr_idx, va_idx = stratified_split(ids_all, s.valid_fraction, seed)
+        if len(va_idx) == 0:
+            raise DataFileError(
+                f"{s.train}: too few records ({len(train_all)}) to hold out a validation split; "
+                "give --valid or more records"
+            )
+        train, valid = train_all.subset(tr_idx), train_all.subset(va_idx)
+        y_train, y_valid = ids_all[tr_idx], ids_all[va_idx]
+        valid_from = f"stratified {s.valid_fraction:g} of {s.train} (seed {seed})"
+    test = None
+    y_test = None
+    if s.test:
+        test = read_labelled_texts(s.test, s.text_column, s.label_column, encoding=s.encoding)
+        y_test = label_ids(test, names, s.label_column, train_all.path)
+    try:
+        tok = train_tokenizer(
+            train.texts,
+            s.tokenizer,
+            vocab_size=s.vocab_size,
+            min_frequency=s.min_frequency,
+            lowercase=s.lowercase,
+        )
+    except ValueError as err:
+        raise DataFileError(f"[data.text]: {err}") from None
+    tok.maxlen, tok.truncating = maxlen, truncating
+    x_train, x_valid = _encode(tok, train), _encode(tok, valid)
+    balance = {"train": class_balance(y_train, names), "valid": class_balance(y_valid, names)}
+    unknown = {"train": tok.unknown_fraction(x_train), "valid": tok.unknown_fraction(x_valid)}
+    test_ds = None
+    if test is not None and y_test is not None:
+        x_test = _encode(tok, test)
+        balance["test"] = class_balance(y_test, names)
+        unknown["test"] = tok.unknown_fraction(x_test)
+        test_ds = SequenceDataset(x_test, y_test)
+    return PreparedText(
+        s,
+        names,
+        tok,
+        SequenceDataset(x_train, y_train),
+        SequenceDataset(x_valid, y_valid),
+        test_ds,
+        balance,
+        unknown,
+        valid_from,
+    )
+
+
+def _token_counts(ds: SequenceDataset, vocab_size: int) -> np.ndarray:
+    flat = np.concatenate([ds[i][0] for i in range(len(ds))])
+    return np.bincount(flat, minlength=vocab_size)
+
+
+def build_text_model(
+    recipe: Recipe, data: PreparedText
+) -> tuple[SequenceClassifier, Coverage | None]:
+    """The recipe's classifier sized for the tokenizer and classes, with word vectors loaded
+    into the embedding when ``vectors`` is set (and frozen when ``freeze_vectors``)."""
+    s = data.source
+    updates: dict[str, Any] = {
+        "num_classes": len(data.labels),
+        "vocab_size": data.tokenizer.vocab_size,
+        "input_size": None,
+    }
+    vectors = None
+    if s.vectors:
+        vocab = data.tokenizer.vocab()
+        vectors = load_vectors(s.vectors, fmt=s.vectors_format, keep=vocab)
+        if vectors.dim != recipe.model.embedding_dim:
+            logger.info(
+                "model.embedding_dim set to %d, the size of the vectors in %s",
+                vectors.dim,
+                s.vectors,
+            )
+        updates["embedding_dim"] = vectors.dim
+    cfg = ClassifierConfig.model_validate({**recipe.model.model_dump(), **updates})
+    model = SequenceClassifier(cfg)
+    coverage = None
+    if vectors is not None:
+        assert model.embedding is not None
+        matrix, coverage = embedding_matrix(
+            data.tokenizer.vocab(),
+            vectors,
+            model.embedding.weight.detach().numpy(),
+            token_counts=_token_counts(data.train, data.tokenizer.vocab_size),
+        )
+        matrix[0] = 0.0  # [PAD]
+        with torch.no_grad():
+            model.embedding.weight.copy_(torch.from_numpy(matrix))
+        if s.freeze_vectors:
+            model.embedding.weight.requires_grad_(False)
+        logger.info("%s", coverage.describe())
+    return model, coverage
+
+
+# -- the evaluation report --------------------------------------------------------------------
+def classification_report(cm: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1 and per-class precision / recall / F1 / support from a confusion
+    matrix (rows = true class, columns = predicted). A class never predicted has precision 0;
+    macro-F1 averages the classes present in truth or prediction."""
+    cm = np.asarray(cm, dtype=np.int64)
+    tp = np.diag(cm).astype(np.float64)
+    predicted = cm.sum(0).astype(np.float64)
+    support = cm.sum(1).astype(np.float64)
+    per_class = {}
+    f1s = []
+    for i, name in enumerate(labels):
+        p = tp[i] / predicted[i] if predicted[i] else 0.0
+        r = tp[i] / support[i] if support[i] else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        if predicted[i] + support[i]:
+            f1s.append(f1)
+        per_class[name] = {
+            "precision": float(p),
+            "recall": float(r),
+            "f1": float(f1),
+            "support": int(support[i]),
+        }
+    total = cm.sum()
+    return {
+        "accuracy": float(tp.sum() / total) if total else float("nan"),
+        "macro_f1": float(np.mean(f1s)) if f1s else float("nan"),
+        "per_class": per_class,
+        "labels": list(labels),
+        "confusion_matrix": cm.tolist(),
+        "examples": int(total),
+    }
+
+
+@torch.no_grad()
+def predict_classes(
+    model: SequenceClassifier, ds: SequenceDataset, batch_size: int = 256
+) -> np.ndarray:
+    """Predicted class id of every item of ``ds`` (batched by length)."""
+    was = model.training
+    model.eval()
+    order = np.argsort(ds.lengths, kind="stable")
+    pred = np.empty(len(ds), dtype=np.int64)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        tokens, lengths, _ = collate_tokens([ds[int(i)] for i in idx])
+        pred[idx] = model.predict_proba(tokens, lengths).argmax(-1).numpy()
+    model.train(was)
+    return pred
+
+
+def evaluation_report(
+    model: SequenceClassifier, ds: SequenceDataset, labels: list[str]
+) -> dict[str, Any]:
+    """:func:`classification_report` of ``model`` on ``ds``."""
+    pred = predict_classes(model, ds)
+    y = np.asarray([ds[i][1] for i in range(len(ds))], dtype=np.int64)
+    c = len(labels)
+    cm = np.bincount(y * c + pred, minlength=c * c).reshape(c, c)
+    return classification_report(cm, labels)
+
+
+def plot_confusion(report: dict[str, Any], path: Path, title: str = "") -> None:
+    """Confusion-matrix PNG: counts, rows = true class, columns = predicted, colour = share of the
+    row (recall)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(report["confusion_matrix"], dtype=np.float64)
+    labels = report["labels"]
+    c = len(labels)
+    rows = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    size = min(4 + 0.45 * c, 24)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    if c <= 30:
+        for i in range(c):
+            for j in range(c):
+                ax.text(
+                    j,
+                    i,
+                    str(int(cm[i, j])),
+                    ha="center",
+                    va="center",
+                    color="white" if rows[i, j] > 0.5 else "black",
+                    fontsize=8 if c > 10 else 10,
+                )
+    # label names may be in any script; matplotlib's default font lacks CJK glyphs, so long or
+    # non-Latin names are shown by index when they cannot be drawn
+    ax.set_xticks(range(c))
+    ax.set_yticks(range(c))
+    shown = [n if n.isascii() else f"{i}" for i, n in enumerate(labels)]
+    ax.set_xticklabels(shown, rotation=45 if c > 4 else 0, ha="right" if c > 4 else "center")
+    ax.set_yticklabels(shown)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or f"accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+# -- the pipeline -----------------------------------------------------------------------------
+def run_text(
+    recipe: Recipe,
+    raw: dict[str, Any],
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    record: Path | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate a text classifier for ``recipe.data.text`` into ``run_dir`` (see the
+    module docstring). Returns the metrics (also in ``metrics.json``)."""
+    from lstmkit.experiment import git_commit, machine
+    from lstmkit.train import Trainer
+
+    start = time.perf_counter()
+    source = recipe.data.text
+    if source is None:
+        raise DataFileError('dataset "text" needs a [data.text] table (train, text_column, ...)')
+    if resume and not (run_dir / "checkpoints").exists():
+        raise FileNotFoundError(f"--resume: {run_dir} has no checkpoints to resume from")
+    if not resume and (run_dir / "checkpoints").exists():
+        raise FileExistsError(
+            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    data = prepare_text(source, recipe.data.maxlen, recipe.data.truncating, recipe.train.seed)
+    for split, bal in data.balance.items():
+        logger.info("%s: %d records: %s", split, bal.total, bal.describe())
+        for note in bal.notes:
+            logger.warning("%s: %s", split, note)
+    logger.info(
+        "tokenizer %s: %d ids; unknown tokens: %s",
+        data.tokenizer.kind,
+        data.tokenizer.vocab_size,
+        ", ".join(f"{k} {v:.2%}" for k, v in data.unknown_rate.items()),
+    )
+    torch.manual_seed(recipe.train.seed)
+    model, coverage = build_text_model(recipe, data)
+    config = {
+        "recipe": recipe.model_dump(),
+        "raw": raw,
+        "model": model.config.to_dict(),
+        "task": "classify",
+        "real_valued": False,
+        "labels": data.labels,
+        "text": {
+            "tokenizer": data.tokenizer.kind,
+            "maxlen": recipe.data.maxlen,
+            "truncating": recipe.data.truncating,
+            "valid_from": data.valid_from,
+            "class_balance": {k: v.to_dict() for k, v in data.balance.items()},
+            "unknown_token_rate": data.unknown_rate,
+            "vectors": coverage.to_dict() if coverage is not None else None,
+            "frozen_vectors": bool(source.vectors and source.freeze_vectors),
+        },
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        data.tokenizer.save(run_dir / TOKENIZER_FILE)
+        atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, ensure_ascii=False))
+    trainer = Trainer(
+        model,
+        recipe.train,
+        num_classes=len(data.labels),
+        collate=collate_tokens,
+        run_dir=run_dir,
+        bucketing=recipe.data.bucketing,
+        bucket_chunk=recipe.data.bucket_chunk,
+        progress=progress,
+    )
+    history = trainer.fit(
+        data.train, data.train.lengths, data.valid, data.valid.lengths, resume=resume
+    )
+    split = "test" if data.test is not None else "valid"
+    eval_ds = data.test if data.test is not None else data.valid
+    report = evaluation_report(model, eval_ds, data.labels)
+    report["split"] = split
+    seconds = time.perf_counter() - start
+    val_rows = [r for r in history if r["split"] == "val"]
+    metrics = {
+        "test": trainer.evaluate(data.test, data.test.lengths) if data.test is not None else None,
+        "evaluation": {k: report[k] for k in ("split", "accuracy", "macro_f1", "examples")},
+        "best_val": trainer.best,
+        "last_val": val_rows[-1] if val_rows else None,
+        "steps": trainer.step,
+        "seconds": seconds,
+    }
+    if trainer.writes:
+        tmp = run_dir / ".model.safetensors.tmp"
+        save_tensors(model_state(model), tmp)
+        tmp.replace(run_dir / "model.safetensors")
+        atomic_write_text(
+            run_dir / "evaluation.json", json.dumps(report, indent=2, ensure_ascii=False)
+        )
+        plot_confusion(report, run_dir / "confusion.png", title=f"{recipe.name} ({split})")
+        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+        if record is not None:
+            result = {
+                "recipe": recipe.name,
+                "metric": f"{split}_accuracy",
+                "value": report["accuracy"],
+                "macro_f1": report["macro_f1"],
+                "seconds": seconds,
+                "commit": git_commit(),
+                "command": command or " ".join(["lstmkit", *sys.argv[1:]]),
+                "machine": machine(),
+            }
+            atomic_write_text(record / f"{recipe.name}.json", json.dumps(result, indent=2) + "\n")
+    return metrics
+
+
+def evaluate_text_run(run_dir: Path) -> dict[str, Any]:
+    """Re-evaluate a finished text run on its test file (else its validation records) with its
+    saved tokenizer; rewrites ``evaluation.json`` and ``confusion.png``. Returns the report."""
+    from lstmkit.config import Recipe
+    from lstmkit.experiment import load_run
+
+    model, config, _ = load_run(run_dir)
+    recipe = Recipe.model_validate(config["recipe"])
+    s = recipe.data.text
+    if s is None:
+        raise ValueError(f"{run_dir}/config.json: not a text run (no data.text)")
+    tok = TextTokenizer.load(run_dir / TOKENIZER_FILE, recipe.data.maxlen, recipe.data.truncating)
+    names: list[str] = list(config["labels"])
+    if s.test:
+        data = read_labelled_texts(s.test, s.text_column, s.label_column, encoding=s.encoding)
+        split = "test"
+    elif s.valid:
+        data = read_labelled_texts(s.valid, s.text_column, s.label_column, encoding=s.encoding)
+        split = "valid"
+    else:
+        train_all = read_labelled_texts(s.train, s.text_column, s.label_column, encoding=s.encoding)
+        ids = label_ids(train_all, names, s.label_column, train_all.path)
+        _, va = stratified_split(ids, s.valid_fraction, recipe.train.seed)
+        data, split = train_all.subset(va), "valid"
+    y = label_ids(data, names, s.label_column, Path(s.train))
+    ds = SequenceDataset(_encode(tok, data), y)
+    report = evaluation_report(model, ds, names)
+    report["split"] = split
+    atomic_write_text(run_dir / "evaluation.json", json.dumps(report, indent=2, ensure_ascii=False))
+    plot_confusion(report, run_dir / "confusion.png", title=f"{recipe.name} ({split})")
+    return report
