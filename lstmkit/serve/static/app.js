@@ -1,4 +1,5 @@
-// lstmkit web page: calls /v1/predict and /v1/inspect on this server (no external resources).
+// lstmkit web page: calls v1/predict and v1/inspect on this server, relative to the page (it works
+// at / under lstmkit serve and under /models/<run>/ in lstmkit studio; no external resources).
 "use strict";
 
 const state = { needsToken: false, maxTokens: 200 };
@@ -47,7 +48,7 @@ function showError(message) {
 
 async function loadModel() {
   try {
-    const info = await api("GET", "/v1/model");
+    const info = await api("GET", "v1/model");
     const name = info.name ? info.name + ": " : "";
     $("model-info").textContent =
       name + info.model.cell.toUpperCase() + " model, labels " + info.labels.join(", ");
@@ -188,8 +189,8 @@ async function run(event) {
   $("predict").disabled = true;
   try {
     const [pred, inspection] = await Promise.all([
-      api("POST", "/v1/predict", { texts: [text] }),
-      api("POST", "/v1/inspect", { text }),
+      api("POST", "v1/predict", { texts: [text] }),
+      api("POST", "v1/inspect", { text }),
     ]);
     renderPrediction(pred.predictions[0]);
     renderInspection(inspection);
