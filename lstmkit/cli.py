@@ -9,6 +9,8 @@ Commands (argparse subparsers; each ``_add_*_parser`` function registers one com
 - ``train RECIPE.toml [--set k=v ...] [--out RUN] [--resume] [--record]``, ``evaluate RUN``,
   ``predict RUN "text" ... [--file F]`` (:mod:`lstmkit.experiment`).
 - ``report [--check]``: README tables from ``results/`` (:mod:`lstmkit.report`).
+- ``train --task text|forecast --train FILE ...`` (no recipe needed): your own texts or series
+  (:mod:`lstmkit.owndata`, :mod:`lstmkit.forecast`); ``forecast RUN --data F --out F.csv``.
 
 The parser only parses; the work lives in the library. Commands with heavy dependencies of their
 own (a web server, ONNX) should import them inside their handler, so that ``lstmkit --help`` stays
@@ -22,6 +24,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from lstmkit import __version__
 from lstmkit.demos.memory import TASK_DEFAULTS, TASKS, MemoryConfig, run_memory_demo
@@ -162,14 +165,27 @@ def _run_demo_memory(args: argparse.Namespace) -> int:
 def _add_train_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     train = commands.add_parser(
         "train",
-        help="train a recipe (TOML) on its data set",
+        help="train a recipe (TOML) on its data set, or on your own data (--task)",
         description=(
             "Train the model of RECIPE.toml, evaluate it on the test set and write the run "
             "directory (config, vocabulary, weights, metrics, history, curves, checkpoints). "
-            "Multi-process: torchrun --nproc_per_node=N -m lstmkit train RECIPE.toml ..."
+            "Multi-process: torchrun --nproc_per_node=N -m lstmkit train RECIPE.toml ... "
+            "Your own data, no recipe needed: "
+            "`lstmkit train --task text --train train.csv [--valid v.csv] [--test t.csv] "
+            "--text-column review --label-column label [--tokenizer word|char|bpe|unigram]` "
+            "(CSV/TSV/JSONL/Parquet, any language; run directory also holds tokenizer.json, "
+            "evaluation.json, confusion.png) or `lstmkit train --task forecast --train "
+            "series.csv --target y [--features a,b] [--time-column ts] --lookback 24 "
+            "--horizon 6` (metrics beside naive and seasonal-naive baselines, forecast.png). "
+            "A RECIPE given with --task is the base the flags override. See docs/own-data.md."
         ),
     )
-    train.add_argument("recipe", type=Path, help="recipe file, e.g. recipes/imdb-seed003.toml")
+    train.add_argument(
+        "recipe",
+        type=Path,
+        nargs="?",
+        help="recipe file, e.g. recipes/imdb-seed003.toml (optional with --task)",
+    )
     train.add_argument(
         "--set",
         dest="overrides",
@@ -191,6 +207,7 @@ def _add_train_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="also write DIR/<recipe>.json (default DIR: results) for the README tables",
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_own_data_arguments(train)
     train.set_defaults(handler=_run_train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a finished run on its test set")
@@ -210,6 +227,135 @@ def _add_train_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
     report.set_defaults(handler=_run_report)
 
 
+# flag dest -> field of [data.text] / [data.series] (lstmkit.data.text.TextSource / series.SeriesSource)
+_TEXT_FLAGS = {
+    "train_file": "train",
+    "valid_file": "valid",
+    "test_file": "test",
+    "text_column": "text_column",
+    "label_column": "label_column",
+    "encoding": "encoding",
+    "valid_fraction": "valid_fraction",
+    "tokenizer": "tokenizer",
+    "vocab_size": "vocab_size",
+    "min_frequency": "min_frequency",
+    "lowercase": "lowercase",
+    "vectors": "vectors",
+    "freeze_vectors": "freeze_vectors",
+}
+_SERIES_FLAGS = {
+    "train_file": "train",
+    "target": "target",
+    "features": "features",
+    "time_column": "time_column",
+    "encoding": "encoding",
+    "lookback": "lookback",
+    "horizon": "horizon",
+    "stride": "stride",
+    "season": "season",
+}
+
+
+def _add_own_data_arguments(train: argparse.ArgumentParser) -> None:
+    """``--task text|forecast`` and its flags (they build a recipe; see lstmkit.owndata)."""
+    own = train.add_argument_group(
+        "your own data (--task)", "Train on your own files without a recipe; see docs/own-data.md"
+    )
+    own.add_argument(
+        "--task",
+        choices=("text", "forecast"),
+        help="text: classify labelled texts; forecast: forecast a numeric column",
+    )
+    own.add_argument("--train", dest="train_file", help="training file (.csv .tsv .jsonl .parquet)")
+    own.add_argument(
+        "--valid",
+        dest="valid_file",
+        help="text: validation file (default: a stratified split of --train)",
+    )
+    own.add_argument(
+        "--test", dest="test_file", help="text: test file (default: report on validation)"
+    )
+    own.add_argument("--text-column", help="text: column of the texts (default: text)")
+    own.add_argument("--label-column", help="text: column of the labels (default: label)")
+    own.add_argument(
+        "--encoding", help="of the files (default: utf-8; e.g. cp949, shift_jis, latin-1)"
+    )
+    own.add_argument(
+        "--valid-fraction", type=float, help="text: held out when no --valid (default: 0.1)"
+    )
+    own.add_argument(
+        "--tokenizer", choices=("word", "char", "bpe", "unigram"), help="text: default word"
+    )
+    own.add_argument(
+        "--vocab-size", type=_positive_int, help="text: ids incl. [PAD] and [UNK] (default: 20000)"
+    )
+    own.add_argument(
+        "--min-frequency", type=_positive_int, help="text: rarer words read as [UNK] (default: 1)"
+    )
+    own.add_argument(
+        "--lowercase", action="store_const", const=True, help="text: lower-case (Unicode-aware)"
+    )
+    own.add_argument(
+        "--maxlen", type=_positive_int, help="text: keep at most this many tokens (default: 500)"
+    )
+    own.add_argument("--vectors", help="text: word2vec/GloVe/fastText file for the embedding")
+    own.add_argument(
+        "--freeze-vectors", action="store_const", const=True, help="text: keep the vectors fixed"
+    )
+    own.add_argument("--target", help="forecast: the column to forecast")
+    own.add_argument("--features", help="forecast: more input columns, comma-separated (A,B)")
+    own.add_argument(
+        "--time-column", help="forecast: timestamps (unsorted rows are sorted, duplicates refused)"
+    )
+    own.add_argument(
+        "--lookback", type=_positive_int, help="forecast: input rows per window (default: 24)"
+    )
+    own.add_argument(
+        "--horizon", type=_positive_int, help="forecast: steps forecast at once (default: 1)"
+    )
+    own.add_argument(
+        "--stride", type=_positive_int, help="forecast: rows between windows (default: 1)"
+    )
+    own.add_argument(
+        "--season", type=_positive_int, help="forecast: season length (default: detected; 1 = none)"
+    )
+
+
+def _task_recipe(args: argparse.Namespace) -> tuple[object, dict[str, object]]:
+    """The (recipe, raw) of ``train --task`` (or of a plain recipe when --task is absent)."""
+    from lstmkit.config import ConfigError, load_recipe
+    from lstmkit.owndata import recipe_for_task
+
+    flags = _TEXT_FLAGS | _SERIES_FLAGS | {"maxlen": "maxlen"}
+    given = [d for d in flags if getattr(args, d, None) is not None]
+    if args.task is None:
+        if given:
+            names = ", ".join("--" + d.removesuffix("_file").replace("_", "-") for d in given)
+            raise ConfigError(
+                f"{names}: these flags read your own data; add --task text or --task forecast"
+            )
+        if args.recipe is None:
+            raise ConfigError(
+                "give a recipe (e.g. recipes/imdb-seed003.toml) or --task text|forecast"
+            )
+        return load_recipe(args.recipe, args.overrides)
+    mine = _TEXT_FLAGS if args.task == "text" else _SERIES_FLAGS
+    stray = [d for d in given if d not in mine and not (d == "maxlen" and args.task == "text")]
+    if stray:
+        names = ", ".join("--" + d.removesuffix("_file").replace("_", "-") for d in stray)
+        raise ConfigError(f"{names}: not used by --task {args.task}")
+    options = {field: getattr(args, dest) for dest, field in mine.items()}
+    if isinstance(options.get("features"), str):
+        options["features"] = [f.strip() for f in str(options["features"]).split(",") if f.strip()]
+    return recipe_for_task(
+        args.task,
+        options,
+        recipe_path=args.recipe,
+        data_top={"maxlen": args.maxlen},
+        overrides=args.overrides,
+    )
+
+
 def _fail(command: str, err: Exception) -> int:
     print(f"lstmkit {command}: error: {err}", file=sys.stderr)
     return 2
@@ -218,17 +364,25 @@ def _fail(command: str, err: Exception) -> int:
 def _run_train(args: argparse.Namespace) -> int:
     import logging
 
-    from lstmkit.config import ConfigError, load_recipe
+    from lstmkit.config import ConfigError, Recipe
     from lstmkit.data.resolve import DataNotFoundError
+    from lstmkit.data.text import DataFileError
+    from lstmkit.data.vectors import VectorsError
     from lstmkit.experiment import run_recipe
     from lstmkit.train import TrainingDiverged
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        recipe, raw = load_recipe(args.recipe, args.overrides)
+        recipe_obj, raw = _task_recipe(args)
+        assert isinstance(recipe_obj, Recipe)
+        recipe = recipe_obj
         out = args.out or Path("runs") / recipe.name
-        command = " ".join(
-            ["lstmkit", "train", str(args.recipe), *(f"--set {o}" for o in args.overrides)]
+        command = (
+            " ".join(["lstmkit", *sys.argv[1:]])
+            if args.task
+            else " ".join(
+                ["lstmkit", "train", str(args.recipe), *(f"--set {o}" for o in args.overrides)]
+            )
         )
         metrics = run_recipe(
             recipe,
@@ -245,14 +399,38 @@ def _run_train(args: argparse.Namespace) -> int:
         FileExistsError,
         FileNotFoundError,
         TrainingDiverged,
+        DataFileError,
+        VectorsError,
     ) as err:
         return _fail("train", err)
+    if recipe.data.dataset in ("text", "series"):
+        print(_own_data_summary(recipe.name, recipe.data.dataset, metrics, out))
+        return 0
     test = metrics["test"]
     print(
         f"{recipe.name}: test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}, "
         f"loss {test['loss']:.4f} ({metrics['steps']} steps, {metrics['seconds'] / 60:.1f} min) -> {out}"
     )
     return 0
+
+
+def _own_data_summary(name: str, dataset: str, metrics: dict[str, Any], out: Path) -> str:
+    """One line for a finished --task run."""
+    took = f"({metrics['steps']} steps, {metrics['seconds'] / 60:.1f} min) -> {out}"
+    if dataset == "text":
+        ev = metrics["evaluation"]
+        return (
+            f"{name}: {ev['split']} accuracy {ev['accuracy']:.4f}, macro-F1 {ev['macro_f1']:.4f} "
+            f"{took}; report: {out / 'evaluation.json'}, {out / 'confusion.png'}"
+        )
+    t = metrics["test"]
+    parts = [f"model {t['model']['mae']:.4g}", f"naive {t['naive']['mae']:.4g}"]
+    if "seasonal_naive" in t:
+        parts.append(f"seasonal naive (m={t['season']}) {t['seasonal_naive']['mae']:.4g}")
+    return (
+        f"{name}: test MAE {', '.join(parts)}; MASE {t['model']['mase']:.3f} {took}; "
+        f"plot: {out / 'forecast.png'}"
+    )
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -416,6 +594,94 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_studio_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    studio = commands.add_parser(
+        "studio",
+        help="the training studio: set parameters in a web page, train, watch live, use the model",
+        description=(
+            "A web page (http://HOST:PORT/) to start runs of the recipes with the seed's "
+            "parameters, watch loss, accuracy, learning rate, gradient norms and ETA live, "
+            "compare runs and open a finished run's prediction page. Runs are `lstmkit train` "
+            "subprocesses in a queue; runs, metrics and uploads live in --home (SQLite)."
+        ),
+    )
+    studio.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
+    studio.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    studio.add_argument(
+        "--home",
+        type=Path,
+        default=Path("studio-home"),
+        help="folder for the database, runs, bundles and uploads (default: %(default)s)",
+    )
+    studio.add_argument(
+        "--recipes",
+        type=Path,
+        default=Path("recipes"),
+        help="folder of *.toml recipes to start from (default: %(default)s)",
+    )
+    studio.add_argument(
+        "--token", help="require 'Authorization: Bearer TOKEN' on the API (default: none)"
+    )
+    studio.add_argument(
+        "--max-concurrent",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="runs training at once; the others wait (default: %(default)s)",
+    )
+    studio.set_defaults(handler=_run_studio)
+
+
+def _run_studio(args: argparse.Namespace) -> int:
+    try:
+        from lstmkit.studio.app import serve_studio
+    except ImportError as err:
+        return _fail("studio", ImportError(f"{err}; install fastapi and uvicorn"))
+    try:
+        serve_studio(
+            args.home,
+            host=args.host,
+            port=args.port,
+            recipes_dir=args.recipes,
+            token=args.token,
+            max_concurrent=args.max_concurrent,
+        )
+    except ValueError as err:
+        return _fail("studio", err)
+    return 0
+
+
+def _add_forecast_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    forecast = commands.add_parser(
+        "forecast",
+        help="forecast the steps after the end of new data with a forecasting run",
+        description=(
+            "Read --data (the columns the run was trained on: target, features, time column; at "
+            "least `lookback` rows), forecast the `horizon` steps after its last row and write "
+            "them to --out as CSV: step, the next times (when the time column is evenly "
+            "spaced), <target>_forecast. Train the run with lstmkit train --task forecast."
+        ),
+    )
+    forecast.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    forecast.add_argument("--data", type=Path, required=True, help="CSV/TSV/JSONL/Parquet file")
+    forecast.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    forecast.add_argument("--encoding", default="utf-8", help="of --data (default: %(default)s)")
+    forecast.set_defaults(handler=_run_forecast)
+
+
+def _run_forecast(args: argparse.Namespace) -> int:
+    from lstmkit.forecast import forecast_file
+
+    try:
+        rows = forecast_file(args.run_dir, args.data, args.out, encoding=args.encoding)
+    except (FileNotFoundError, ValueError) as err:
+        return _fail("forecast", err)
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False))
+    print(f"{len(rows)} forecast step(s) written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``lstmkit`` argument parser with every command registered."""
     parser = argparse.ArgumentParser(
@@ -428,6 +694,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parsers(commands)
     _add_serve_parsers(commands)
     _add_inspect_parser(commands)
+    _add_forecast_parser(commands)
+    _add_studio_parser(commands)
     return parser
 
 

@@ -267,11 +267,16 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
             if not isinstance(table, dict):
                 raise ConfigError(f"--set {item}: {path[0]} is not a table")
             table[path[1]] = value
-        elif len(path) == 3 and path[:2] == ["model", "cell_options"]:
-            out.setdefault("model", {}).setdefault("cell_options", {})[path[2]] = value
+        elif len(path) == 3 and path[:2] in (
+            ["model", "cell_options"],
+            ["data", "text"],
+            ["data", "series"],
+        ):
+            out.setdefault(path[0], {}).setdefault(path[1], {})[path[2]] = value
         else:
             raise ConfigError(
-                f"--set {item}: keys are at most table.field (or model.cell_options.name)"
+                f"--set {item}: keys are at most table.field (or model.cell_options.name, "
+                "data.text.name, data.series.name)"
             )
     return out
 
