@@ -14,8 +14,9 @@ weights (the library's own JSON format; nothing pickled):
   ``[UNK]``.
 
 Ids: 0 is ``[PAD]`` (the embedding's padding row), 1 is ``[UNK]``; ``vocab_size`` counts both.
-``min_frequency`` drops rarer words (``word``, ``char``) or merges (``bpe``); Unigram has no such
-setting and refuses one.
+``vocab_size`` is an upper bound for every kind (``bpe`` keeps the ``vocab_size - 2`` most frequent
+characters as its alphabet). ``min_frequency`` drops rarer words (``word``, ``char``) or merges
+(``bpe``); Unigram has no such setting and refuses one.
 """
 
 from __future__ import annotations
@@ -103,9 +104,13 @@ def train_tokenizer(
     else:
         if kind == "bpe":
             tok = Tokenizer(models.BPE(unk_token=UNK))
+            # limit_alphabet: the BPE trainer keeps every character it sees even past vocab_size
+            # (a Chinese or Japanese corpus has thousands); keep the most frequent ones so that
+            # vocab_size is a real upper bound, the rarest characters read as [UNK]
             trainer = trainers.BpeTrainer(
                 vocab_size=vocab_size,
                 min_frequency=min_frequency,
+                limit_alphabet=vocab_size - len(SPECIALS),
                 special_tokens=SPECIALS,
                 show_progress=False,
             )
@@ -117,7 +122,18 @@ def train_tokenizer(
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         tok.decoder = decoders.Metaspace()
     tok.normalizer = normalizers.Sequence(norm)
-    tok.train_from_iterator(texts, trainer)
+    try:
+        tok.train_from_iterator(texts, trainer)
+    except Exception as err:  # tokenizers raises plain Exception
+        hint = (
+            "; the unigram tokenizer needs every character of the training texts in its "
+            "vocabulary: raise vocab_size or use tokenizer 'bpe'"
+            if "not large enough" in str(err)
+            else ""
+        )
+        raise ValueError(
+            f"cannot train the {kind} tokenizer (vocab_size {vocab_size}): {err}{hint}"
+        ) from None
     if tok.token_to_id(PAD) != 0 or tok.token_to_id(UNK) != 1:  # the trainers put specials first
         raise RuntimeError("tokenizers did not give [PAD] id 0 and [UNK] id 1")
     return TextTokenizer(tok, kind)
