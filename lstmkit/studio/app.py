@@ -1,0 +1,184 @@
+"""The training studio's FastAPI app: :func:`create_studio_app`, run by ``lstmkit studio``.
+
+Home directory layout (``--home``, default ``studio-home``)::
+
+    studio.sqlite3        runs, metric rows, uploads (lstmkit.studio.store; migrated on start)
+    runs/<id>/            one ``lstmkit train --out`` run directory each, + train.log
+    bundles/<id>/         "Use this model": the run exported as a bundle (lstmkit.bundle)
+    uploads/<id>.<fmt>    uploaded CSV / TSV / JSONL files (lstmkit.studio.uploads)
+
+The app serves the page at ``/`` (``static/``), the JSON API under ``/api`` (bearer token when
+given; :mod:`lstmkit.studio.routes`) and each exported model's serving app under
+``/models/<id>/`` (:mod:`lstmkit.studio.mounts`). No CORS headers: pages on other origins cannot
+call it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from lstmkit import __version__
+from lstmkit.studio.jobs import JobQueue, Launcher, default_launcher
+from lstmkit.studio.mounts import ModelMounts
+from lstmkit.studio.params import RecipeInfo, recipe_catalog
+from lstmkit.studio.store import DB_NAME, Store
+
+
+@dataclass
+class Studio:
+    """What the routes need: the home, the store, the queue, the recipes, the limits."""
+
+    home: Path
+    recipes_dir: Path
+    store: Store
+    queue: JobQueue
+    mounts: ModelMounts
+    token: str | None
+    max_upload_bytes: int
+    uploads_ready: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def runs_dir(self) -> Path:
+        """``HOME/runs``."""
+        return self.home / "runs"
+
+    @property
+    def bundles_dir(self) -> Path:
+        """``HOME/bundles``."""
+        return self.home / "bundles"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """``HOME/uploads``."""
+        return self.home / "uploads"
+
+    def catalog(self) -> dict[str, RecipeInfo]:
+        """The recipes, read now."""
+        return recipe_catalog(self.recipes_dir)
+
+
+def text_task_available() -> bool:
+    """Whether this lstmkit's ``train`` command can train on an uploaded text file
+    (``lstmkit train --task text --train FILE --text-column C --label-column L``)."""
+    from lstmkit.cli import build_parser
+
+    args, _ = build_parser().parse_known_args(["train", "x.toml", "--task", "text"])
+    return getattr(args, "task", None) == "text"
+
+
+def create_studio_app(
+    home: str | os.PathLike[str],
+    *,
+    recipes_dir: str | os.PathLike[str] = "recipes",
+    token: str | None = None,
+    max_concurrent: int = 1,
+    max_upload_bytes: int = 50 * 1024 * 1024,
+    grace_s: float = 30.0,
+    poll_s: float = 0.25,
+    python: str = sys.executable,
+    env: dict[str, str] | None = None,
+    launcher: Launcher = default_launcher,
+) -> FastAPI:
+    """The studio for ``home`` (created if missing) with the recipes of ``recipes_dir``.
+
+    Args:
+        token: when given, every ``/api`` and ``/models/<id>/v1`` route wants
+            ``Authorization: Bearer <token>``.
+        max_concurrent: most runs training at once; the others wait in the queue.
+        max_upload_bytes: larger uploads are refused (413).
+        grace_s: seconds a cancelled or interrupted run gets to checkpoint after SIGINT.
+        poll_s, python, env, launcher: see :class:`lstmkit.studio.jobs.JobQueue`.
+
+    The store is opened (created, migrated) and runs left ``running`` by a previous studio are
+    marked ``interrupted`` when the app starts (its lifespan); stopping it interrupts the running
+    runs (they checkpoint) and marks them ``interrupted``.
+    """
+    from lstmkit.studio.routes import api, pages
+
+    home_path = Path(home).expanduser().resolve()
+    recipes = Path(recipes_dir).expanduser().resolve()
+    if not recipes.is_dir():
+        raise ValueError(
+            f"recipe folder {recipes} does not exist; pass --recipes DIR (a folder of *.toml "
+            "recipes, e.g. lstmkit's recipes/)"
+        )
+    if token is not None and not token:
+        raise ValueError("token must not be empty (give None for no token)")
+    if max_upload_bytes < 1:
+        raise ValueError(f"max_upload_bytes must be >= 1, got {max_upload_bytes}")
+    if max_concurrent < 1:
+        raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for sub in ("runs", "bundles", "uploads"):
+            (home_path / sub).mkdir(parents=True, exist_ok=True)
+        store = await run_in_threadpool(Store, home_path / DB_NAME)
+        studio = Studio(
+            home=home_path,
+            recipes_dir=recipes,
+            store=store,
+            queue=JobQueue(
+                store,
+                home_path,
+                lambda run: recipes / f"{run['recipe']}.toml",
+                max_concurrent=max_concurrent,
+                grace_s=grace_s,
+                poll_s=poll_s,
+                python=python,
+                env=env,
+                launcher=launcher,
+            ),
+            mounts=mounts,
+            token=token,
+            max_upload_bytes=max_upload_bytes,
+            uploads_ready=text_task_available(),
+        )
+        studio.extra["recovered"] = await run_in_threadpool(studio.queue.recover)
+        studio.queue.start()
+        app.state.studio = studio
+        try:
+            yield
+        finally:
+            await run_in_threadpool(studio.queue.stop)
+            await mounts.close()
+            app.state.studio = None
+
+    app = FastAPI(
+        title="lstmkit studio",
+        version=__version__,
+        description="Set a recipe's parameters, train it in the background, watch it live, "
+        "compare runs, and use the model.",
+        lifespan=lifespan,
+    )
+    mounts = ModelMounts(home_path / "bundles", token)
+    app.state.studio = None
+    app.state.token = token
+    app.include_router(api)
+    app.include_router(pages)
+    app.mount("/models", mounts)
+    return app
+
+
+def serve_studio(
+    home: str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    **kwargs: Any,
+) -> None:
+    """Run the studio with uvicorn (errors in the arguments come out before it starts)."""
+    import uvicorn
+
+    app = create_studio_app(home, **kwargs)
+    uvicorn.run(app, host=host, port=port)

@@ -1,0 +1,635 @@
+// lstmkit studio page: talks to this studio's /api (no external resources; uPlot is vendored).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  token: "",
+  options: null,
+  recipeValues: {},
+  view: null,
+  runId: null,
+  rows: new Map(), // "step/split" -> row of the run on screen
+  stream: null, // AbortController of the live stream
+  charts: {}, // element id -> { plot, key }
+  uploads: [],
+};
+
+const SEED_FIELDS = [
+  ["max_sentence_length", "max_sentence_length", "int", "words kept per text"],
+  ["hidden_size", "hidden_size", "int", "units per layer"],
+  ["dropout_keep_prob", "dropout_keep_prob", "float", "probability of keeping a unit"],
+  ["num_epochs", "num_epochs", "int", ""],
+  ["batch_size", "batch_size", "int", ""],
+  ["evaluate_every", "evaluate_every", "int", "steps; 0 = once per epoch"],
+  ["learn_rate", "learn_rate", "float", ""],
+  ["num_layers", "num_layers", "int", ""],
+];
+const OUR_FIELDS = [
+  ["cell", "cell type", "choice:lstm,gru,rnn", ""],
+  ["bidirectional", "bidirectional", "bool", ""],
+  ["optimizer", "optimizer", "choice:adam,adamw,rmsprop,sgd,adagrad", ""],
+  ["vocab_size", "vocabulary size", "int", "most frequent words kept"],
+  ["embedding_dim", "embedding_dim", "int", ""],
+  ["validation_split", "validation split", "float", "fraction held out"],
+  ["max_steps", "max_steps", "int", "optional cap on steps"],
+];
+const ALL_FIELDS = [...SEED_FIELDS, ...OUR_FIELDS];
+
+// -- API -----------------------------------------------------------------------------------
+function headers(json) {
+  const h = {};
+  if (json) h["Content-Type"] = "application/json";
+  if (state.token) h.Authorization = "Bearer " + state.token;
+  return h;
+}
+
+async function api(method, path, body, raw) {
+  const response = await fetch(path, {
+    method,
+    headers: headers(body !== undefined && !raw),
+    body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
+  });
+  let payload = null;
+  try {
+    payload = await response.json();
+  } catch (err) {
+    payload = null;
+  }
+  if (!response.ok) {
+    if (response.status === 401) $("auth").hidden = false;
+    const error = new Error(describe(payload && payload.detail) || response.status + " " + response.statusText);
+    error.status = response.status;
+    error.detail = payload && payload.detail;
+    throw error;
+  }
+  return payload;
+}
+
+function describe(detail) {
+  if (Array.isArray(detail)) return detail.map((d) => (d.loc ? d.loc.slice(1).join(".") + ": " : "") + d.msg).join("; ");
+  return detail;
+}
+
+function showError(message) {
+  $("error").textContent = message || "";
+  $("error").hidden = !message;
+}
+
+// -- server-sent events over fetch (so the bearer token goes in a header) --------------------
+async function stream(path, onEvent, controller) {
+  const response = await fetch(path, { headers: headers(false), signal: controller.signal });
+  if (!response.ok) {
+    if (response.status === 401) $("auth").hidden = false;
+    throw new Error("live stream: " + response.status);
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true }).replace(/\r\n/g, "\n");
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let event = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      }
+      if (data.length) onEvent(event, JSON.parse(data.join("\n")));
+    }
+  }
+}
+
+// -- charts (uPlot) ---------------------------------------------------------------------------
+const COLORS = ["#3758c9", "#e4572e", "#12a150", "#a23b72", "#f29e4c", "#2e86ab", "#6c757d", "#8338ec"];
+
+function plot(id, labels, xs, ys, opts = {}) {
+  const el = $(id);
+  const key = labels.join("|");
+  const width = Math.max(300, el.clientWidth || 360);
+  const data = [xs, ...ys];
+  let entry = state.charts[id];
+  if (entry && entry.key !== key) {
+    entry.plot.destroy();
+    entry = null;
+  }
+  if (!entry) {
+    el.replaceChildren();
+    const plotOpts = {
+      width,
+      height: 220,
+      scales: { x: { time: false }, y: opts.log ? { distr: 3 } : {} },
+      axes: [{ label: "step" }, { size: 60 }],
+      series: [
+        { label: "step" },
+        ...labels.map((label, i) => ({
+          label,
+          stroke: COLORS[i % COLORS.length],
+          width: 2,
+          spanGaps: true,
+          points: { show: xs.length < 60 },
+        })),
+      ],
+    };
+    entry = { plot: new uPlot(plotOpts, data, el), key };
+    state.charts[id] = entry;
+    el.dataset.points = String(xs.length);
+  } else {
+    entry.plot.setData(data);
+    el.dataset.points = String(xs.length);
+  }
+}
+
+function clearCharts() {
+  for (const entry of Object.values(state.charts)) entry.plot.destroy();
+  state.charts = {};
+}
+
+// rows -> aligned arrays: xs (sorted steps), one array per (split, getter)
+function series(rows, specs) {
+  const steps = [...new Set(rows.map((r) => r.step))].sort((a, b) => a - b);
+  const index = new Map(steps.map((s, i) => [s, i]));
+  const ys = specs.map(() => steps.map(() => null));
+  for (const row of rows) {
+    specs.forEach((spec, k) => {
+      if (spec.split && row.split !== spec.split) return;
+      const v = spec.get(row);
+      if (v !== undefined && v !== null && Number.isFinite(v)) ys[k][index.get(row.step)] = v;
+    });
+  }
+  return [steps, ys];
+}
+
+// -- new-run form -----------------------------------------------------------------------------
+function fieldInput(name, label, kind, hint) {
+  const wrap = document.createElement("label");
+  wrap.textContent = label + " ";
+  if (hint) {
+    const h = document.createElement("span");
+    h.className = "hint";
+    h.textContent = "(" + hint + ")";
+    wrap.appendChild(h);
+  }
+  let input;
+  if (kind.startsWith("choice:")) {
+    input = document.createElement("select");
+    for (const v of kind.slice(7).split(",")) input.add(new Option(v, v));
+  } else if (kind === "bool") {
+    input = document.createElement("select");
+    input.add(new Option("no", "false"));
+    input.add(new Option("yes", "true"));
+  } else {
+    input = document.createElement("input");
+    input.type = "number";
+    input.step = kind === "int" ? "1" : "any";
+    const schema = state.options.schema.properties[name];
+    const bounds = (schema && schema.anyOf && schema.anyOf[0]) || {};
+    if (bounds.minimum !== undefined) input.min = bounds.minimum;
+    if (bounds.maximum !== undefined) input.max = bounds.maximum;
+  }
+  input.id = "f-" + name;
+  input.name = name;
+  input.dataset.kind = kind;
+  wrap.appendChild(input);
+  const err = document.createElement("small");
+  err.className = "field-error";
+  err.dataset.for = name;
+  wrap.appendChild(err);
+  return wrap;
+}
+
+function buildForm() {
+  $("seed-fields").replaceChildren(...SEED_FIELDS.map((f) => fieldInput(...f)));
+  $("our-fields").replaceChildren(...OUR_FIELDS.map((f) => fieldInput(...f)));
+  const ds = $("f-dataset");
+  ds.replaceChildren();
+  for (const d of state.options.datasets) {
+    const option = new Option(d.label + " (" + d.id + ")", d.id);
+    ds.add(option);
+  }
+  ds.addEventListener("change", onDatasetChange);
+  $("f-recipe").addEventListener("change", () => fillRecipe());
+  $("reset").addEventListener("click", () => fillRecipe());
+  $("f-file").addEventListener("change", onFileChosen);
+  $("f-upload_id").addEventListener("change", fillColumns);
+  $("run-form").addEventListener("submit", onSubmit);
+  onDatasetChange();
+}
+
+function onDatasetChange() {
+  const id = $("f-dataset").value;
+  const recipes = state.options.recipes.filter((r) => !r.error);
+  const own = recipes.filter((r) => r.dataset === id);
+  // a recipe of another dataset can start from its architecture (the dataset is overridden)
+  const list = own.length ? own.concat(recipes.filter((r) => r.dataset !== id)) : recipes;
+  const select = $("f-recipe");
+  select.replaceChildren(...list.map((r) => new Option(r.name + (r.dataset === id ? "" : " (" + r.dataset + " recipe)"), r.name)));
+  $("upload-box").hidden = id !== "upload";
+  if (id === "upload") loadUploads();
+  fillRecipe();
+}
+
+function fillRecipe() {
+  const recipe = state.options.recipes.find((r) => r.name === $("f-recipe").value);
+  if (!recipe) return;
+  state.recipeValues = recipe.values;
+  $("recipe-description").textContent =
+    (recipe.description || "") + (recipe.seed_figure ? " — the seed reports " + (100 * recipe.seed_figure).toFixed(1) + "%" : "");
+  for (const [name] of ALL_FIELDS) {
+    const input = $("f-" + name);
+    const v = recipe.values[name];
+    input.value = v === null || v === undefined ? "" : String(v);
+  }
+  clearFieldErrors();
+}
+
+function clearFieldErrors() {
+  for (const el of document.querySelectorAll(".field-error")) el.textContent = "";
+  for (const el of document.querySelectorAll(".invalid")) el.classList.remove("invalid");
+}
+
+function readValue(name) {
+  const input = $("f-" + name);
+  const kind = input.dataset.kind;
+  const text = input.value.trim();
+  if (text === "") return undefined;
+  if (kind === "bool") return text === "true";
+  if (kind === "int" || kind === "float") {
+    const n = Number(text);
+    return Number.isFinite(n) ? n : text; // a non-number goes to the server, which says why
+  }
+  return text;
+}
+
+async function onSubmit(event) {
+  event.preventDefault();
+  clearFieldErrors();
+  showError("");
+  const body = { recipe: $("f-recipe").value, dataset: $("f-dataset").value };
+  const name = $("f-name").value.trim();
+  if (name) body.name = name;
+  for (const [field] of ALL_FIELDS) {
+    const v = readValue(field);
+    const recipeValue = state.recipeValues[field];
+    if (v !== undefined && v !== recipeValue) body[field] = v; // only what differs from the recipe
+  }
+  if (body.dataset === "upload") {
+    for (const f of ["upload_id", "text_column", "label_column"]) if ($("f-" + f).value) body[f] = $("f-" + f).value;
+  }
+  $("start").disabled = true;
+  $("form-status").textContent = "checking…";
+  try {
+    const run = await api("POST", "api/runs", body);
+    $("form-status").textContent = "";
+    location.hash = "#/run/" + run.id;
+  } catch (err) {
+    $("form-status").textContent = "";
+    if (err.status === 422 && Array.isArray(err.detail)) {
+      for (const d of err.detail) {
+        const field = d.loc && d.loc.length > 1 ? d.loc[1] : null;
+        const slot = field && document.querySelector('.field-error[data-for="' + field + '"]');
+        if (slot) {
+          slot.textContent = d.msg;
+          const input = $("f-" + field);
+          if (input) input.classList.add("invalid");
+        } else showError(describe([d]));
+      }
+    } else showError(err.message);
+  } finally {
+    $("start").disabled = false;
+  }
+}
+
+async function loadUploads() {
+  try {
+    state.uploads = await api("GET", "api/uploads");
+  } catch (err) {
+    showError(err.message);
+    return;
+  }
+  const select = $("f-upload_id");
+  select.replaceChildren(...state.uploads.map((u) => new Option(u.filename + " (" + u.rows + " rows)", u.id)));
+  fillColumns();
+  const ds = state.options.datasets.find((d) => d.id === "upload");
+  $("upload-info").textContent =
+    "At most " + (state.options.max_upload_bytes / 1048576).toFixed(0) + " MiB; stored inside the studio's home." +
+    (ds && ds.available === false ? " Training on an uploaded file needs lstmkit's own-data path (lstmkit train --task text), not in this lstmkit yet." : "");
+}
+
+function fillColumns() {
+  const upload = state.uploads.find((u) => u.id === $("f-upload_id").value);
+  const columns = upload ? upload.columns : [];
+  for (const f of ["text_column", "label_column"]) $("f-" + f).replaceChildren(...columns.map((c) => new Option(c, c)));
+  if (columns.length > 1) $("f-label_column").value = columns[columns.length - 1];
+}
+
+async function onFileChosen() {
+  const file = $("f-file").files[0];
+  if (!file) return;
+  $("upload-info").textContent = "uploading " + file.name + "…";
+  try {
+    const meta = await api("POST", "api/uploads?filename=" + encodeURIComponent(file.name), file, true);
+    await loadUploads();
+    $("f-upload_id").value = meta.id;
+    fillColumns();
+    $("upload-info").textContent = meta.filename + ": " + meta.rows + " rows, columns " + meta.columns.join(", ");
+  } catch (err) {
+    $("upload-info").textContent = "";
+    const slot = document.querySelector('.field-error[data-for="upload_id"]');
+    slot.textContent = err.message;
+  }
+}
+
+// -- runs list --------------------------------------------------------------------------------
+function fmtPct(v) {
+  return v === null || v === undefined ? "" : (100 * v).toFixed(1) + "%";
+}
+
+function bestVal(run) {
+  const m = run.metrics;
+  if (m && m.best_val && m.best_val.value !== null && m.best_val.value !== undefined) return m.best_val.value;
+  return null;
+}
+
+async function showRuns() {
+  const runs = await api("GET", "api/runs");
+  const body = $("runs-table").tBodies[0];
+  body.replaceChildren();
+  for (const run of runs.slice().reverse()) {
+    const tr = body.insertRow();
+    tr.dataset.id = run.id;
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.value = run.id;
+    tr.insertCell().appendChild(box);
+    const link = document.createElement("a");
+    link.href = "#/run/" + run.id;
+    link.textContent = run.name;
+    tr.insertCell().appendChild(link);
+    const st = document.createElement("span");
+    st.className = "status " + run.status;
+    st.textContent = run.status;
+    tr.insertCell().appendChild(st);
+    tr.insertCell().textContent = run.recipe;
+    tr.insertCell().textContent = run.dataset;
+    tr.insertCell().textContent = run.started ? new Date(run.started * 1000).toLocaleString() : "";
+    const step = tr.insertCell();
+    step.className = "num";
+    step.textContent = run.metrics ? run.metrics.steps : "";
+    const val = tr.insertCell();
+    val.className = "num";
+    val.textContent = fmtPct(bestVal(run));
+    const test = tr.insertCell();
+    test.className = "num";
+    test.textContent = run.metrics && run.metrics.test ? fmtPct(run.metrics.test.accuracy) : "";
+  }
+}
+
+// -- one run, live ----------------------------------------------------------------------------
+function stopStream() {
+  if (state.stream) state.stream.abort();
+  state.stream = null;
+}
+
+async function showRun(id) {
+  stopStream();
+  clearCharts();
+  state.runId = id;
+  state.rows = new Map();
+  $("run-log").textContent = "";
+  const run = await api("GET", "api/runs/" + id);
+  for (const row of run.rows) state.rows.set(row.step + "/" + row.split, row);
+  renderRun(run);
+  renderCharts();
+  follow(id, run.rows.reduce((m, r) => Math.max(m, r.seq), 0));
+}
+
+function follow(id, after) {
+  const controller = new AbortController();
+  state.stream = controller;
+  let last = after;
+  let ended = false;
+  stream("api/runs/" + id + "/events?after=" + after, (event, data) => {
+    if (state.runId !== id) return;
+    if (event === "metrics") {
+      for (const row of data.rows) {
+        state.rows.set(row.step + "/" + row.split, row);
+        last = Math.max(last, row.seq);
+      }
+      renderCharts();
+    } else if (event === "status") renderRun(data);
+    else if (event === "log") appendLog(data.text);
+    else if (event === "end") ended = true;
+  }, controller).then(
+    () => {
+      if (!ended && state.stream === controller) setTimeout(() => follow(id, last), 1000);
+    },
+    (err) => {
+      if (controller.signal.aborted) return;
+      showError(err.message);
+      if (state.stream === controller) setTimeout(() => follow(id, last), 2000);
+    },
+  );
+}
+
+function appendLog(text) {
+  const pre = $("run-log");
+  const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+  pre.textContent = (pre.textContent + text).slice(-50000);
+  if (atEnd) pre.scrollTop = pre.scrollHeight;
+}
+
+function fmtSeconds(s) {
+  if (s === null || s === undefined) return "";
+  s = Math.round(s);
+  return s >= 3600 ? Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min" : s >= 60 ? Math.floor(s / 60) + " min " + (s % 60) + " s" : s + " s";
+}
+
+function renderRun(run) {
+  $("run-title").textContent = run.name;
+  const st = $("run-status");
+  st.textContent = run.status;
+  st.className = "status " + run.status;
+  const p = run.progress || {};
+  const parts = [];
+  if (p.step) parts.push("step " + p.step + (p.total_steps ? " / " + p.total_steps : ""));
+  if (p.tokens_per_s) parts.push(Math.round(p.tokens_per_s).toLocaleString() + " tokens/s");
+  if (p.eta_s !== null && p.eta_s !== undefined) parts.push("ETA " + fmtSeconds(p.eta_s));
+  if (run.status === "queued") parts.push("waiting for a free slot");
+  $("run-progress").textContent = parts.join(" · ");
+  $("run-error").textContent = run.error || "";
+  $("run-error").hidden = !run.error;
+  $("cancel").hidden = !["queued", "running"].includes(run.status);
+  $("resume").hidden = !run.resumable;
+  $("use-model").hidden = run.status !== "finished";
+  const test = run.metrics && run.metrics.test;
+  $("test-metrics").textContent = test ? "test accuracy " + fmtPct(test.accuracy) + ", loss " + test.loss.toFixed(4) : "";
+  const table = $("run-params");
+  table.replaceChildren();
+  const rows = [["recipe", run.recipe], ["dataset", run.dataset], ...Object.entries(run.params).filter(([k]) => !["recipe", "dataset", "name"].includes(k))];
+  for (const [k, v] of rows) {
+    const tr = table.insertRow();
+    tr.insertCell().textContent = k;
+    tr.insertCell().textContent = String(v);
+  }
+}
+
+function renderCharts() {
+  const rows = [...state.rows.values()];
+  const train = (get) => ({ split: "train", get });
+  const val = (get) => ({ split: "val", get });
+  let [xs, ys] = series(rows, [train((r) => r.loss), val((r) => r.loss)]);
+  plot("chart-loss", ["train", "validation"], xs, ys);
+  [xs, ys] = series(rows, [train((r) => r.accuracy), val((r) => r.accuracy)]);
+  plot("chart-accuracy", ["train", "validation"], xs, ys);
+  [xs, ys] = series(rows, [train((r) => r.lr)]);
+  plot("chart-lr", ["learning rate"], xs, ys);
+  [xs, ys] = series(rows, [train((r) => r.grad_norm)]);
+  plot("chart-grad", ["global gradient norm"], xs, ys);
+  const layers = [...new Set(rows.flatMap((r) => (r.layers ? Object.keys(r.layers) : [])))];
+  if (layers.length) {
+    [xs, ys] = series(rows, layers.map((name) => train((r) => (r.layers && r.layers[name] && r.layers[name].update_ratio > 0 ? r.layers[name].update_ratio : null))));
+    plot("chart-ratio", layers, xs, ys, { log: true });
+  }
+  [xs, ys] = series(rows, [train((r) => r.tokens_per_s)]);
+  plot("chart-tps", ["tokens/s"], xs, ys);
+}
+
+async function onCancel() {
+  try {
+    renderRun(await api("POST", "api/runs/" + state.runId + "/cancel"));
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+async function onResume() {
+  try {
+    await api("POST", "api/runs/" + state.runId + "/resume");
+    showRun(state.runId);
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+async function onUseModel() {
+  $("use-model").disabled = true;
+  try {
+    const answer = await api("POST", "api/runs/" + state.runId + "/bundle");
+    location.href = answer.url;
+  } catch (err) {
+    showError(err.message);
+  } finally {
+    $("use-model").disabled = false;
+  }
+}
+
+// -- compare ----------------------------------------------------------------------------------
+async function showCompare(ids) {
+  clearCharts();
+  if (ids.length === 0) {
+    $("compare-hint").textContent = "Choose runs on the Runs page.";
+    return;
+  }
+  const answer = await api("GET", "api/compare?" + ids.map((i) => "ids=" + encodeURIComponent(i)).join("&"));
+  const runs = answer.runs;
+  $("compare-hint").textContent = runs.length + " runs";
+  const allRows = runs.flatMap((run, k) => run.rows.map((r) => ({ ...r, run: k })));
+  const labels = runs.map((r) => r.name);
+  for (const [id, split, key] of [["cmp-accuracy", "val", "accuracy"], ["cmp-loss", "val", "loss"], ["cmp-train-loss", "train", "loss"]]) {
+    const [xs, ys] = series(allRows, runs.map((_, k) => ({ split, get: (r) => (r.run === k ? r[key] : null) })));
+    plot(id, labels, xs, ys);
+  }
+  const table = $("cmp-table");
+  table.replaceChildren();
+  const head = table.createTHead().insertRow();
+  for (const h of ["", ...labels]) head.appendChild(Object.assign(document.createElement("th"), { textContent: h }));
+  const body = table.createTBody();
+  const line = (name, values) => {
+    const tr = body.insertRow();
+    tr.insertCell().textContent = name;
+    for (const v of values) {
+      const td = tr.insertCell();
+      td.className = "num";
+      td.textContent = v === null || v === undefined ? "" : String(v);
+    }
+  };
+  line("status", runs.map((r) => r.status));
+  line("recipe", runs.map((r) => r.recipe));
+  line("dataset", runs.map((r) => r.dataset));
+  for (const field of answer.fields) line(field, runs.map((r) => (r.values ? r.values[field] : null)));
+  line("steps", runs.map((r) => (r.metrics ? r.metrics.steps : null)));
+  line("best val accuracy", runs.map((r) => fmtPct(bestVal(r))));
+  line("test accuracy", runs.map((r) => (r.metrics && r.metrics.test ? fmtPct(r.metrics.test.accuracy) : null)));
+  line("test loss", runs.map((r) => (r.metrics && r.metrics.test ? r.metrics.test.loss.toFixed(4) : null)));
+  line("minutes", runs.map((r) => (r.metrics ? (r.metrics.seconds / 60).toFixed(2) : null)));
+}
+
+// -- routing ----------------------------------------------------------------------------------
+async function route() {
+  showError("");
+  stopStream();
+  const hash = location.hash || "#/new";
+  const [, view, arg] = hash.split("/");
+  for (const el of document.querySelectorAll(".view")) el.hidden = true;
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.getAttribute("href") === "#/" + view);
+  try {
+    if (view === "runs") {
+      $("view-runs").hidden = false;
+      await showRuns();
+    } else if (view === "run" && arg) {
+      $("view-run").hidden = false;
+      await showRun(arg);
+    } else if (view === "compare") {
+      $("view-compare").hidden = false;
+      await showCompare(arg ? arg.split(",").filter(Boolean) : []);
+    } else {
+      $("view-new").hidden = false;
+    }
+  } catch (err) {
+    showError(err.message);
+  }
+  refreshQueue();
+}
+
+async function refreshQueue() {
+  try {
+    const h = await api("GET", "health");
+    $("queue-info").textContent = h.running + " running, " + h.queued + " queued (at most " + h.max_concurrent + " at once)";
+  } catch (err) {
+    $("queue-info").textContent = "";
+  }
+}
+
+async function start() {
+  try {
+    state.options = await api("GET", "api/options");
+  } catch (err) {
+    showError(err.status === 401 ? "Enter the studio's token." : err.message);
+    return;
+  }
+  buildForm();
+  route();
+}
+
+$("token-ok").addEventListener("click", () => {
+  state.token = $("token").value.trim();
+  $("auth").hidden = true;
+  if (!state.options) start();
+  else route();
+});
+$("compare-selected").addEventListener("click", () => {
+  const ids = [...document.querySelectorAll("#runs-table input:checked")].map((b) => b.value);
+  location.hash = "#/compare/" + ids.join(",");
+});
+$("cancel").addEventListener("click", onCancel);
+$("resume").addEventListener("click", onResume);
+$("use-model").addEventListener("click", onUseModel);
+window.addEventListener("hashchange", () => {
+  if (state.options) route();
+});
+start();
