@@ -1,0 +1,251 @@
+"""Text classification on your own files (lstmkit.owndata): the CLI and recipe routes end to end on
+real sentences in Korean, Japanese, Chinese, French and emoji; predict / evaluate / export /
+serve of the run; word vectors frozen or fine-tuned; the evaluation report; bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from lstmkit.cli import main
+from lstmkit.owndata import classification_report
+
+# (positive, negative) sentences per language; labels are Korean words
+PAIRS = [
+    ("이 영화 정말 좋아요", "이 영화 정말 싫어요"),
+    ("배우들의 연기가 좋아요 😀", "배우들의 연기가 싫어요 😡"),
+    ("この映画が大好きです", "この映画が大嫌いです"),
+    ("我很喜欢这部电影", "我很讨厌这部电影"),
+    ("J'adore ce film, très émouvant", "Je déteste ce film, très ennuyeux"),
+    ("Great film 😀👍🏽", "Awful film 😡👎"),
+]
+POS, NEG = "긍정", "부정"
+
+
+def _rows(n: int, seed: int) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    fillers = ["", "오늘 ", "今日 ", "今天 ", "hier ", "really "]
+    out = []
+    for _ in range(n):
+        pos, neg = rng.choice(PAIRS)
+        label = rng.choice([POS, NEG])
+        out.append((rng.choice(fillers) + (pos if label == POS else neg), label))
+    return out
+
+
+def _write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8-sig") as fh:  # with a BOM, as Excel saves
+        w = csv.writer(fh, lineterminator="\r\n")
+        w.writerow(["review", "감정"])
+        w.writerows(rows)
+    return path
+
+
+def _write_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.write_text(
+        "".join(
+            json.dumps({"review": t, "감정": lab}, ensure_ascii=False) + "\n" for t, lab in rows
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+FAST = [
+    "--set",
+    "epochs=6",
+    "--set",
+    "lr=0.02",
+    "--set",
+    "batch_size=16",
+    "--set",
+    "hidden_size=16",
+]
+FAST += ["--set", "embedding_dim=16", "--set", "pooling=mean", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("own")
+    train = _write_csv(d / "train.csv", _rows(240, 0))
+    test = _write_jsonl(d / "test.jsonl", _rows(60, 1))
+    run = d / "run"
+    code = main(
+        ["train", "--task", "text", "--train", str(train), "--test", str(test)]
+        + ["--text-column", "review", "--label-column", "감정", "--out", str(run)]
+        + FAST
+    )
+    assert code == 0
+    return run
+
+
+def test_train_writes_a_complete_run_and_learns(text_run: Path) -> None:
+    for name in ("config.json", "tokenizer.json", "model.safetensors", "metrics.json"):
+        assert (text_run / name).is_file(), name
+    assert (text_run / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    config = json.loads((text_run / "config.json").read_text(encoding="utf-8"))
+    assert config["labels"] == [POS, NEG]  # sorted, the names kept
+    balance = config["text"]["class_balance"]
+    assert set(balance) == {"train", "valid", "test"}
+    assert balance["train"]["total"] + balance["valid"]["total"] == 240
+    assert balance["valid"]["total"] == 24  # stratified 10 %
+    report = json.loads((text_run / "evaluation.json").read_text(encoding="utf-8"))
+    assert report["split"] == "test" and report["examples"] == 60
+    assert report["accuracy"] >= 0.95, report
+    assert set(report["per_class"]) == {POS, NEG}
+    cm = np.array(report["confusion_matrix"])
+    assert cm.sum() == 60
+    assert report["per_class"][POS]["support"] == int(cm[0].sum())
+    assert report["per_class"][POS]["recall"] == pytest.approx(cm[0, 0] / cm[0].sum())
+
+
+def test_predict_evaluate_export_and_serve_the_run(
+    text_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from lstmkit.bundle import load
+    from lstmkit.serve import create_app
+
+    capsys.readouterr()
+    assert main(["predict", str(text_run), "我很喜欢这部电影", "Je déteste ce film"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["label"] for x in lines] == [POS, NEG]
+    assert main(["evaluate", str(text_run)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    first = json.loads((text_run / "evaluation.json").read_text(encoding="utf-8"))
+    assert again["accuracy"] == first["accuracy"]
+    assert again["confusion_matrix"] == first["confusion_matrix"]
+    bundle = tmp_path / "bundle"
+    assert main(["export", str(text_run), "--bundle", str(bundle)]) == 0
+    assert (bundle / "tokenizer.json").is_file()
+    pred = load(bundle)
+    assert pred.metadata["tokenizer"] == "word"
+    direct = load(text_run).predict(["배우들의 연기가 싫어요 😡"])
+    assert pred.predict(["배우들의 연기가 싫어요 😡"]) == direct
+    with TestClient(create_app(bundle)) as client:
+        r = client.post("/v1/predict", json={"texts": ["この映画が大好きです"]})
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"][0]["label"] == POS
+        r = client.post("/v1/inspect", json={"text": "この映画が大好きです"})
+        assert r.status_code == 200, r.text
+        # ideographs one word each, kana runs kept together
+        assert r.json()["tokens"] == ["この", "映", "画", "が", "大", "好", "きです"]
+
+
+def test_recipe_route_with_bpe(tmp_path: Path) -> None:
+    train = _write_jsonl(tmp_path / "train.jsonl", _rows(80, 2))
+    recipe = tmp_path / "mine.toml"
+    recipe.write_text(
+        f"""name = "mine"
+[data]
+dataset = "text"
+maxlen = 40
+[data.text]
+train = "{train}"
+text_column = "review"
+label_column = "감정"
+tokenizer = "bpe"
+vocab_size = 150
+[model]
+hidden_size = 8
+embedding_dim = 8
+[train]
+epochs = 1
+""",
+        encoding="utf-8",
+    )
+    run = tmp_path / "run"
+    assert main(["train", str(recipe), "--out", str(run), "--no-progress"]) == 0
+    tok = json.loads((run / "tokenizer.json").read_text(encoding="utf-8"))
+    assert tok["model"]["type"] == "BPE" and tok["lstmkit"]["kind"] == "bpe"
+    config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    assert config["recipe"]["data"]["text"]["vocab_size"] == 150
+    assert config["model"]["vocab_size"] <= 150
+    report = json.loads((run / "evaluation.json").read_text(encoding="utf-8"))
+    assert report["split"] == "valid" and report["examples"] == 8
+
+
+def _glove(path: Path, words: list[str], dim: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    vecs = {w: rng.normal(size=dim).astype(np.float32) for w in words}
+    path.write_text(
+        "".join(w + " " + " ".join(repr(float(x)) for x in v) + "\n" for w, v in vecs.items()),
+        encoding="utf-8",
+    )
+    return vecs
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_word_vectors_frozen_or_fine_tuned(tmp_path: Path, freeze: bool) -> None:
+    train = _write_csv(tmp_path / "train.csv", _rows(60, 3))
+    vecs = _glove(tmp_path / "glove.txt", ["좋아요", "싫어요", "film", "영화", "absent"], 6, 0)
+    run = tmp_path / "run"
+    args = ["train", "--task", "text", "--train", str(train), "--text-column", "review"]
+    args += ["--label-column", "감정", "--vectors", str(tmp_path / "glove.txt"), "--out", str(run)]
+    args += ["--set", "epochs=2", "--set", "lr=0.05", "--no-progress"]
+    assert main(args + (["--freeze-vectors"] if freeze else [])) == 0
+    config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    cov = config["text"]["vectors"]
+    tok_vocab = json.loads((run / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+    expected_found = sum(w in tok_vocab for w in vecs)
+    assert cov["found"] == expected_found == 4  # 'absent' is not in the training texts
+    assert cov["vocab_words"] == len(tok_vocab) - 2
+    assert config["model"]["embedding_dim"] == 6
+    emb = load_file(str(run / "model.safetensors"))["embedding.weight"]
+    for word in ("좋아요", "싫어요", "영화"):
+        row = emb[tok_vocab[word]]
+        if freeze:
+            np.testing.assert_array_equal(row, vecs[word])
+        else:
+            assert np.abs(row - vecs[word]).max() > 1e-4  # trained away from the file's vector
+
+
+def test_classification_report_by_hand() -> None:
+    cm = np.array([[5, 1, 0], [2, 2, 0], [0, 0, 0]])
+    r = classification_report(cm, ["a", "b", "c"])
+    assert r["accuracy"] == pytest.approx(7 / 10)
+    assert r["per_class"]["a"] == {
+        "precision": pytest.approx(5 / 7),
+        "recall": pytest.approx(5 / 6),
+        "f1": pytest.approx(2 * (5 / 7) * (5 / 6) / (5 / 7 + 5 / 6)),
+        "support": 6,
+    }
+    assert r["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
+    assert r["per_class"]["b"]["recall"] == pytest.approx(0.5)
+    f1_b = 2 * (2 / 3) * 0.5 / (2 / 3 + 0.5)
+    assert r["macro_f1"] == pytest.approx((r["per_class"]["a"]["f1"] + f1_b) / 2)  # c absent
+
+
+def test_bad_input_is_one_error_and_nothing_is_written(
+    tmp_path: Path, text_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train = _write_csv(tmp_path / "train.csv", _rows(40, 4))
+    test = tmp_path / "test.csv"
+    test.write_text("review,감정\n좋아요,긍정\n몰라요,중립\n", encoding="utf-8")
+    base = ["train", "--task", "text", "--train", str(train), "--text-column", "review"]
+    base += ["--label-column", "감정", "--no-progress"]
+    out = tmp_path / "new-run"
+    capsys.readouterr()
+    assert main(base + ["--test", str(test), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{test}: line 3, column '감정': label '중립' does not occur" in err
+    assert not out.exists()  # checked before anything was written
+    assert main(base + ["--text-column", "body", "--out", str(out)]) == 2
+    assert "no column 'body' in the header" in capsys.readouterr().err
+    # an existing run is never overwritten
+    before = (text_run / "model.safetensors").read_bytes()
+    assert main(base + ["--out", str(text_run)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (text_run / "model.safetensors").read_bytes() == before
+    # flags without --task, and a forecast flag with --task text
+    assert main(["train", "--train", str(train)]) == 2
+    assert "add --task text or --task forecast" in capsys.readouterr().err
+    assert main(base + ["--lookback", "5"]) == 2
+    assert "--lookback: not used by --task text" in capsys.readouterr().err
