@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+PART_NAMES = {"train": "training", "valid": "validation", "test": "test"}
 
 
 class ForecasterConfig(BaseModel):
@@ -199,7 +200,8 @@ def prepare_series(source: SeriesSource, seed_warnings: list[str] | None = None)
             continue  # a fraction of 0: no such part
         if len(origins[part]) == 0:
             raise DataFileError(
-                f"{s.train}: the {part} part ({rows[part]} of {n} rows) holds no window of "
+                f"{s.train}: the {PART_NAMES[part]} part ({rows[part]} of {n} rows) holds no "
+                f"window of "
                 f"lookback {s.lookback} + horizon {s.horizon} (it needs at least "
                 f"{s.horizon if part != 'train' else need} rows); use a shorter --lookback / "
                 "--horizon, larger split fractions or more data"
@@ -237,7 +239,7 @@ def prepare_series(source: SeriesSource, seed_warnings: list[str] | None = None)
 
 def forecaster_config(recipe: Recipe, input_size: int, horizon: int) -> ForecasterConfig:
     """The recurrent part of the recipe's ``[model]`` table, sized for this series."""
-    m = recipe.model
+    m = recipe.classifier
     return ForecasterConfig(
         input_size=input_size,
         horizon=horizon,
@@ -495,9 +497,9 @@ def evaluate_forecast_run(run_dir: Path) -> dict[str, Any]:
 
 
 def _future_times(times: list[str], horizon: int) -> list[str] | None:
-    """The ``horizon`` times after ``times`` when they are evenly spaced (numbers, fixed
-    durations, or whole months); None otherwise."""
-    if len(times) < 2:
+    """The ``horizon`` times after ``times`` when their last (up to) four are evenly spaced
+    (numbers, fixed durations, or whole months); None otherwise or with fewer than three."""
+    if len(times) < 3:
         return None
     try:
         nums = [float(t) for t in times]
