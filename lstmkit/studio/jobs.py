@@ -2,7 +2,8 @@
 a time, supervised by one background thread.
 
 A run is started as ``python -m lstmkit train RECIPE --set k=v ... --out HOME/runs/<id>
---no-progress`` (``--resume`` to continue from the last checkpoint): the CLI's own code path,
+--no-progress`` (``--resume`` to continue from the last checkpoint; on an uploaded file
+``--task text --train FILE --text-column C --label-column L`` instead of the recipe): the CLI's own code path,
 no second training loop. Its stdout and stderr go to ``HOME/runs/<id>/train.log``. While it runs,
 the thread tails ``history.jsonl`` (complete lines only) into the store, so the live view and a
 restarted studio see the same rows.
@@ -255,7 +256,9 @@ class JobQueue:
         run_id = run["id"]
         run_dir = self.run_dir(run_id)
         resume = bool(run.get("resume"))
-        argv = [self.python, "-m", "lstmkit", "train", str(self.recipe_path(run))]
+        argv = [self.python, "-m", "lstmkit", "train"]
+        # a recipe file, or (own data) --task text --train FILE ... with the recipe as --set
+        argv += run["task_args"] if run.get("task_args") else [str(self.recipe_path(run))]
         for item in run["overrides"]:
             argv += ["--set", item]
         argv += ["--out", str(run_dir), "--no-progress"]

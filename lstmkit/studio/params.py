@@ -70,24 +70,51 @@ class RunRequest(BaseModel):
     label_column: str | None = Field(None, max_length=200)
 
 
+def _model(name: str, convert: Any = None) -> Any:
+    """Reader of a model field (None when the recipe's model has no such field, e.g. a language
+    model has no ``bidirectional``)."""
+
+    def read(r: Recipe) -> Any:
+        value = getattr(r.model, name, None)
+        return convert(value) if convert is not None and value is not None else value
+
+    return read
+
+
+def _vocab(r: Recipe) -> Any:
+    if r.data.dataset == "text" and r.data.text is not None:
+        return r.data.text.vocab_size
+    return r.data.num_words
+
+
+def _validation(r: Recipe) -> Any:
+    if r.data.dataset == "text" and r.data.text is not None:
+        return r.data.text.valid_fraction
+    return r.data.validation_split
+
+
 # form field -> (recipe key for --set, how to read the recipe's value)
 FIELD_KEYS: dict[str, tuple[str, Any]] = {
     "max_sentence_length": ("max_sentence_length", lambda r: r.data.maxlen),
-    "hidden_size": ("hidden_size", lambda r: r.model.hidden_size),
-    "dropout_keep_prob": ("dropout_keep_prob", lambda r: round(1.0 - r.model.output_dropout, 6)),
+    "hidden_size": ("hidden_size", _model("hidden_size")),
+    "dropout_keep_prob": ("dropout_keep_prob", _model("output_dropout", lambda v: round(1 - v, 6))),
     "num_epochs": ("num_epochs", lambda r: r.train.epochs),
     "batch_size": ("batch_size", lambda r: r.train.batch_size),
     "evaluate_every": ("evaluate_every", lambda r: r.train.evaluate_every),
     "learn_rate": ("learn_rate", lambda r: r.train.lr),
-    "num_layers": ("num_layers", lambda r: r.model.num_layers),
-    "cell": ("model.cell", lambda r: r.model.cell),
-    "bidirectional": ("model.bidirectional", lambda r: r.model.bidirectional),
+    "num_layers": ("num_layers", _model("num_layers")),
+    "cell": ("model.cell", _model("cell")),
+    "bidirectional": ("model.bidirectional", _model("bidirectional")),
     "optimizer": ("train.optimizer", lambda r: r.train.optimizer),
-    "vocab_size": ("data.num_words", lambda r: r.data.num_words),
-    "embedding_dim": ("embedding_dim", lambda r: r.model.embedding_dim),
-    "validation_split": ("data.validation_split", lambda r: r.data.validation_split),
+    "vocab_size": ("data.num_words", _vocab),
+    "embedding_dim": ("embedding_dim", _model("embedding_dim")),
+    "validation_split": ("data.validation_split", _validation),
     "max_steps": ("train.max_steps", lambda r: r.train.max_steps),
 }
+# on an uploaded file (lstmkit train --task text) these fields set the [data.text] table
+TEXT_KEYS = {"vocab_size": "data.text.vocab_size", "validation_split": "data.text.valid_fraction"}
+# model fields the own-data pipeline sets from the data, never from the base recipe
+_DATA_MODEL_FIELDS = {"num_classes", "vocab_size", "input_size"}
 # where a recipe error about a table field belongs on the form
 _ERROR_FIELDS = {
     "data.maxlen": "max_sentence_length",
@@ -106,6 +133,10 @@ _ERROR_FIELDS = {
     "data.num_words": "vocab_size",
     "model.embedding_dim": "embedding_dim",
     "data.validation_split": "validation_split",
+    "data.text.vocab_size": "vocab_size",
+    "data.text.valid_fraction": "validation_split",
+    "data.text.text_column": "text_column",
+    "data.text.label_column": "label_column",
     "train.max_steps": "max_steps",
     "data.dataset": "dataset",
 }
@@ -171,23 +202,55 @@ def datasets(catalog: dict[str, RecipeInfo]) -> list[dict[str, Any]]:
 
 
 def _toml(value: Any) -> str:
+    """A TOML literal of a JSON-like value (what ``--set key=VALUE`` parses)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value)  # a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml(v)}" for k, v in value.items()) + "}"
     return repr(value)
 
 
 def to_overrides(request: RunRequest, recipe: Recipe) -> list[str]:
     """``key=value`` overrides (``--set``) for every field the request sets."""
     out = []
-    if request.dataset != UPLOAD and request.dataset != recipe.data.dataset:
+    upload = request.dataset == UPLOAD
+    if not upload and request.dataset != recipe.data.dataset:
         out.append(f"data.dataset={_toml(request.dataset)}")
     for field, (key, _) in FIELD_KEYS.items():
         value = getattr(request, field)
         if value is not None:
-            out.append(f"{key}={_toml(value)}")
+            out.append(f"{TEXT_KEYS.get(field, key) if upload else key}={_toml(value)}")
     return out
+
+
+def base_overrides(recipe: Recipe) -> list[str]:
+    """The recipe's model and training values (those not at their defaults) and its maxlen as
+    overrides: on an uploaded file the run is ``lstmkit train --task text`` with no recipe file
+    (its data table would name another dataset), so the recipe to start from comes this way."""
+    out = []
+    if recipe.data.maxlen is not None:
+        out.append(f"data.maxlen={recipe.data.maxlen}")
+    model = recipe.model.model_dump(exclude_defaults=True, exclude=_DATA_MODEL_FIELDS)
+    for key, value in model.items():
+        if value is not None:
+            out.append(f"model.{key}={_toml(value)}")
+    for key, value in recipe.train.model_dump(exclude_defaults=True).items():
+        if value is not None:
+            out.append(f"train.{key}={_toml(value)}")
+    return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a valid request runs: ``lstmkit train [RECIPE] [TASK_ARGS] --set OVERRIDES``."""
+
+    recipe: RecipeInfo
+    overrides: list[str]
+    task_args: list[str] | None  # ['--task', 'text', '--train', FILE, ...] for an upload
 
 
 def _error_field(message: str) -> str:
@@ -199,10 +262,15 @@ def _error_field(message: str) -> str:
 
 
 def validate_request(
-    request: RunRequest, catalog: dict[str, RecipeInfo], uploads_ready: bool
-) -> tuple[RecipeInfo, list[str]]:
-    """The recipe and the overrides of a valid request; raises :class:`FieldError` naming the
-    field otherwise. ``uploads_ready``: this lstmkit can train on an uploaded file."""
+    request: RunRequest,
+    catalog: dict[str, RecipeInfo],
+    uploads_ready: bool,
+    upload: dict[str, Any] | None = None,
+    upload_file: Path | None = None,
+) -> Plan:
+    """How to run a valid request; raises :class:`FieldError` naming the field otherwise.
+    ``uploads_ready``: this lstmkit can train on an uploaded file; ``upload``, ``upload_file``:
+    the metadata and the stored file of ``request.upload_id``."""
     info = catalog.get(request.recipe)
     if info is None:
         valid = ", ".join(n for n, i in catalog.items() if i.recipe is not None) or "none"
@@ -214,21 +282,66 @@ def validate_request(
         raise FieldError(
             "dataset", f"unknown dataset {request.dataset!r}; choose one of: {', '.join(known)}"
         )
-    if request.dataset == UPLOAD:
-        if not uploads_ready:
-            raise FieldError(
-                "dataset",
-                "training on an uploaded file needs `lstmkit train --task text` (the own-data "
-                "path), which this lstmkit does not have yet; the file can be uploaded and "
-                "checked, but not trained on",
-            )
-        for field in ("upload_id", "text_column", "label_column"):
-            if not getattr(request, field):
-                raise FieldError(field, f"{field} is required when the dataset is 'upload'")
     overrides = to_overrides(request, info.recipe)
+    if request.dataset != UPLOAD:
+        try:
+            load_recipe(info.path, overrides)
+        except ConfigError as err:
+            message = str(err).removeprefix(f"{info.path}: ")
+            raise FieldError(_error_field(message), message) from None
+        return Plan(info, overrides, None)
+
+    if not uploads_ready:
+        raise FieldError(
+            "dataset",
+            "training on an uploaded file needs `lstmkit train --task text` (the own-data "
+            "path), which this lstmkit does not have",
+        )
+    for field in ("upload_id", "text_column", "label_column"):
+        if not getattr(request, field):
+            raise FieldError(field, f"{field} is required when the dataset is 'upload'")
+    if upload is None or upload_file is None:
+        raise FieldError("upload_id", f"no upload {request.upload_id!r}; upload the file first")
+    for field in ("text_column", "label_column"):
+        column = getattr(request, field)
+        if column not in upload["columns"]:
+            raise FieldError(
+                field,
+                f"{upload['filename']!r} has no column {column!r}; its columns are "
+                + ", ".join(upload["columns"]),
+            )
+    if request.text_column == request.label_column:
+        raise FieldError("label_column", "the label column must differ from the text column")
+    if info.recipe.task != "classify":
+        raise FieldError(
+            "recipe",
+            f"recipe {info.name} is a {info.recipe.task} recipe; an uploaded file is classified, "
+            "start from a classification recipe",
+        )
+    overrides = base_overrides(info.recipe) + overrides
+    task_args = [
+        "--task",
+        "text",
+        "--train",
+        str(upload_file),
+        "--text-column",
+        str(request.text_column),
+        "--label-column",
+        str(request.label_column),
+    ]
+    from lstmkit.owndata import recipe_for_task
+
     try:
-        load_recipe(info.path, overrides)
+        recipe_for_task(
+            "text",
+            {
+                "train": str(upload_file),
+                "text_column": request.text_column,
+                "label_column": request.label_column,
+            },
+            overrides=overrides,
+        )
     except ConfigError as err:
-        message = str(err).removeprefix(f"{info.path}: ")
+        message = str(err).removeprefix("--task text: ")
         raise FieldError(_error_field(message), message) from None
-    return info, overrides
+    return Plan(info, overrides, task_args)

@@ -49,7 +49,7 @@ from lstmkit.studio.params import (
     validate_request,
 )
 from lstmkit.studio.store import ACTIVE
-from lstmkit.studio.uploads import UploadError, UploadTooLarge, save_upload
+from lstmkit.studio.uploads import UploadError, UploadTooLarge, save_upload, upload_path
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_FILES = {
@@ -119,7 +119,7 @@ def _public(
 ) -> dict[str, Any]:
     """A run as the API shows it (no pids or paths)."""
     run_dir = studio.runs_dir / run["id"]
-    out = {k: v for k, v in run.items() if k not in ("pid", "resume")}
+    out = {k: v for k, v in run.items() if k not in ("pid", "resume", "task_args")}
     out["resumable"] = run["status"] in ("interrupted", "cancelled") and has_checkpoint(run_dir)
     bundle = studio.bundles_dir / run["id"] / "bundle.json"
     out["model_url"] = f"/models/{run['id']}/" if bundle.is_file() else None
@@ -175,11 +175,17 @@ async def create_run(body: RunRequest, studio: StudioDep) -> Any:
     """Queue a run of ``recipe`` with the request's parameters. A value out of range or one the
     recipe refuses -> 422 with ``detail[i].loc = ["body", field]`` and the reason."""
     catalog = await run_in_threadpool(studio.catalog)
+    upload = studio.store.get_upload(body.upload_id) if body.upload_id else None
     try:
-        if body.upload_id is not None and studio.store.get_upload(body.upload_id) is None:
+        if body.upload_id is not None and upload is None:
             raise FieldError("upload_id", f"no upload {body.upload_id!r}; upload the file first")
-        info, overrides = await run_in_threadpool(
-            validate_request, body, catalog, studio.uploads_ready
+        plan = await run_in_threadpool(
+            validate_request,
+            body,
+            catalog,
+            studio.uploads_ready,
+            upload,
+            upload_path(studio.uploads_dir, upload) if upload else None,
         )
     except FieldError as err:
         return JSONResponse(
@@ -193,12 +199,13 @@ async def create_run(body: RunRequest, studio: StudioDep) -> Any:
     run = await run_in_threadpool(
         lambda: studio.store.add_run(
             run_id,
-            name=body.name or f"{info.name} #{run_id[:4]}",
-            recipe=info.name,
+            name=body.name or f"{plan.recipe.name} #{run_id[:4]}",
+            recipe=plan.recipe.name,
             dataset=body.dataset,
             params=params,
-            overrides=overrides,
-            upload_id=body.upload_id,
+            overrides=plan.overrides,
+            upload_id=body.upload_id if body.dataset == UPLOAD else None,
+            task_args=plan.task_args,
         )
     )
     studio.queue.wake()

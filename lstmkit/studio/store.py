@@ -72,10 +72,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN resume INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE runs ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: runs on an uploaded file have no recipe file: `lstmkit train --task text --train F ...`
+    """
+    ALTER TABLE runs ADD COLUMN task_args TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_JSON_COLUMNS = ("params", "overrides", "metrics", "columns")
+_JSON_COLUMNS = ("params", "overrides", "metrics", "columns", "task_args")
 
 
 class StoreError(RuntimeError):
@@ -168,12 +172,13 @@ class Store:
         params: dict[str, Any],
         overrides: list[str],
         upload_id: str | None = None,
+        task_args: list[str] | None = None,
     ) -> dict[str, Any]:
         """Insert a queued run; returns it."""
         with self.connect() as con:
             con.execute(
                 "INSERT INTO runs (id, name, recipe, dataset, params, overrides, status, created, "
-                "upload_id) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                "upload_id, task_args) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
                 (
                     run_id,
                     name,
@@ -183,6 +188,7 @@ class Store:
                     json.dumps(overrides),
                     time.time(),
                     upload_id,
+                    json.dumps(task_args) if task_args is not None else None,
                 ),
             )
         run = self.get_run(run_id)

@@ -349,6 +349,19 @@ function fmtPct(v) {
   return v === null || v === undefined ? "" : (100 * v).toFixed(1) + "%";
 }
 
+// the run's final metrics: the test set, or (own data without a test file) the validation set
+function finalMetrics(run) {
+  const m = run.metrics;
+  if (!m) return null;
+  if (m.test) return { split: "test", ...m.test };
+  if (m.evaluation) return { split: m.evaluation.split || "valid", ...m.evaluation };
+  return null;
+}
+
+function fmtLoss(v) {
+  return typeof v === "number" ? v.toFixed(4) : "";
+}
+
 function bestVal(run) {
   const m = run.metrics;
   if (m && m.best_val && m.best_val.value !== null && m.best_val.value !== undefined) return m.best_val.value;
@@ -385,7 +398,8 @@ async function showRuns() {
     val.textContent = fmtPct(bestVal(run));
     const test = tr.insertCell();
     test.className = "num";
-    test.textContent = run.metrics && run.metrics.test ? fmtPct(run.metrics.test.accuracy) : "";
+    const final = finalMetrics(run);
+    test.textContent = final ? fmtPct(final.accuracy) : "";
   }
 }
 
@@ -466,8 +480,10 @@ function renderRun(run) {
   $("cancel").hidden = !["queued", "running"].includes(run.status);
   $("resume").hidden = !run.resumable;
   $("use-model").hidden = run.status !== "finished";
-  const test = run.metrics && run.metrics.test;
-  $("test-metrics").textContent = test ? "test accuracy " + fmtPct(test.accuracy) + ", loss " + test.loss.toFixed(4) : "";
+  const final = finalMetrics(run);
+  $("test-metrics").textContent = final
+    ? final.split + " accuracy " + fmtPct(final.accuracy) + (typeof final.loss === "number" ? ", loss " + fmtLoss(final.loss) : "")
+    : "";
   const table = $("run-params");
   table.replaceChildren();
   const rows = [["recipe", run.recipe], ["dataset", run.dataset], ...Object.entries(run.params).filter(([k]) => !["recipe", "dataset", "name"].includes(k))];
@@ -564,8 +580,8 @@ async function showCompare(ids) {
   for (const field of answer.fields) line(field, runs.map((r) => (r.values ? r.values[field] : null)));
   line("steps", runs.map((r) => (r.metrics ? r.metrics.steps : null)));
   line("best val accuracy", runs.map((r) => fmtPct(bestVal(r))));
-  line("test accuracy", runs.map((r) => (r.metrics && r.metrics.test ? fmtPct(r.metrics.test.accuracy) : null)));
-  line("test loss", runs.map((r) => (r.metrics && r.metrics.test ? r.metrics.test.loss.toFixed(4) : null)));
+  line("final accuracy (test, or valid)", runs.map((r) => (finalMetrics(r) ? fmtPct(finalMetrics(r).accuracy) : null)));
+  line("final loss", runs.map((r) => (finalMetrics(r) ? fmtLoss(finalMetrics(r).loss) : null)));
   line("minutes", runs.map((r) => (r.metrics ? (r.metrics.seconds / 60).toFixed(2) : null)));
 }
 
