@@ -296,6 +296,22 @@ def test_report(model: Forecaster, data: PreparedSeries) -> dict[str, Any]:
     return report
 
 
+def _time_axis(series: Series) -> tuple[np.ndarray, str]:
+    """x values for plots: the time column (numbers, or dates) when there is one, else the row."""
+    n = len(series.values)
+    if series.times:
+        try:
+            return np.array([float(t) for t in series.times]), "time"
+        except ValueError:
+            pass
+        try:
+            stamps = [datetime.fromisoformat(t + "-01" if len(t) == 7 else t) for t in series.times]
+            return np.array(stamps, dtype="datetime64[s]"), "time"
+        except ValueError:
+            pass
+    return np.arange(n), "row"
+
+
 def plot_forecast(data: PreparedSeries, model: Forecaster, path: Path) -> None:
     """PNG: the target series (train / validation / test shaded) and, over the test part, the
     model's 1-step and H-step-ahead forecasts beside the (seasonal-)naive one."""
@@ -310,29 +326,36 @@ def plot_forecast(data: PreparedSeries, model: Forecaster, path: Path) -> None:
     h = data.source.horizon
     pred = data.scaler.inverse_target(predict_windows(model, data.datasets["test"].x))
     fig, axes = plt.subplots(2, 1, figsize=(11, 7))
-    t = np.arange(n)
+    t, xlabel = _time_axis(data.series)
     ax = axes[0]
     ax.plot(t, y, lw=0.8, color="black", label=data.series.columns[0])
-    ax.axvspan(data.train_end, data.valid_end, color="tab:orange", alpha=0.12, label="validation")
-    ax.axvspan(data.valid_end, n, color="tab:green", alpha=0.12, label="test")
-    ax.set_title("series (row index); the scaler and the model saw only the training rows")
+    ax.axvspan(
+        t[data.train_end], t[data.valid_end], color="tab:orange", alpha=0.12, label="validation"
+    )
+    ax.axvspan(t[data.valid_end], t[n - 1], color="tab:green", alpha=0.12, label="test")
+    ax.set_title("the series; the scaler and the model saw only the training part")
     ax.legend(loc="upper left", fontsize=8)
     ax = axes[1]
     lo = max(0, data.valid_end - 2 * data.source.lookback)
     ax.plot(t[lo:], y[lo:], color="black", lw=1.0, label="actual")
-    ax.plot(o, pred[:, 0], "-", color="tab:blue", lw=1.0, label="model, 1 step ahead")
+    ax.plot(t[o], pred[:, 0], "-", color="tab:blue", lw=1.0, label="model, 1 step ahead")
     if h > 1:
         ax.plot(
-            o + h - 1, pred[:, -1], "-", color="tab:purple", lw=1.0, label=f"model, {h} steps ahead"
+            t[o + h - 1],
+            pred[:, -1],
+            "-",
+            color="tab:purple",
+            lw=1.0,
+            label=f"model, {h} steps ahead",
         )
     if data.season > 1:
         base = seasonal_naive_forecast(y, o, h, data.season)
-        ax.plot(o, base[:, 0], ":", color="tab:red", label=f"seasonal naive (m={data.season})")
+        ax.plot(t[o], base[:, 0], ":", color="tab:red", label=f"seasonal naive (m={data.season})")
     else:
-        ax.plot(o, naive_forecast(y, o, h)[:, 0], ":", color="tab:red", label="naive")
-    ax.axvline(data.valid_end, color="grey", lw=0.6)
+        ax.plot(t[o], naive_forecast(y, o, h)[:, 0], ":", color="tab:red", label="naive")
+    ax.axvline(t[data.valid_end], color="grey", lw=0.6)
     ax.set_title("test part: forecasts vs actual")
-    ax.set_xlabel("row")
+    ax.set_xlabel(xlabel)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
