@@ -214,10 +214,12 @@ async def create_run(body: RunRequest, studio: StudioDep) -> Any:
 
 @api.get("/runs/{run_id}", responses=_ERRORS)
 async def get_run(run_id: RunId, studio: StudioDep) -> dict[str, Any]:
-    """The run, its progress (step, ETA, tokens/s) and its metric rows."""
+    """The run, its progress (step, ETA, tokens/s), its metric rows and the values of the form's
+    fields it trains with (from its config.json; None until the run wrote it)."""
     run = _run_or_404(studio, run_id)
     rows = await run_in_threadpool(studio.store.metric_rows, run_id)
-    return {**_public(studio, run, rows), "rows": rows}
+    values = await run_in_threadpool(_recipe_values, studio.runs_dir / run_id)
+    return {**_public(studio, run, rows), "rows": rows, "values": values}
 
 
 @api.get("/runs/{run_id}/metrics", responses=_ERRORS)
@@ -256,6 +258,7 @@ async def run_events(
     log_path = studio.runs_dir / run_id / LOG_NAME
     log_offset = max(0, log_path.stat().st_size - LOG_TAIL_BYTES) if log_path.exists() else 0
     last_state: Any = None
+    values: dict[str, Any] | None = None
     all_rows: list[dict[str, Any]] = await run_in_threadpool(studio.store.metric_rows, run_id)
     while True:
         run = await run_in_threadpool(studio.store.get_run, run_id)
@@ -276,7 +279,16 @@ async def run_events(
             log_offset += len(chunk)
             yield ServerSentEvent(event="log", data={"text": chunk.decode("utf-8", "replace")})
         public = _public(studio, run, all_rows)
-        state = (run["status"], public["progress"]["step"], public["model_url"], run["error"])
+        if values is None:  # the run writes its config.json once its data is loaded
+            values = await run_in_threadpool(_recipe_values, studio.runs_dir / run_id)
+        public["values"] = values
+        state = (
+            run["status"],
+            public["progress"]["step"],
+            public["model_url"],
+            run["error"],
+            values is None,
+        )
         if state != last_state:
             last_state = state
             yield ServerSentEvent(event="status", data=public)

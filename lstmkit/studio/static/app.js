@@ -414,6 +414,8 @@ async function showRun(id) {
   clearCharts();
   state.runId = id;
   state.rows = new Map();
+  state.runValues = null;
+  state.lastStatus = null;
   $("run-log").textContent = "";
   const run = await api("GET", "api/runs/" + id);
   for (const row of run.rows) state.rows.set(row.step + "/" + row.split, row);
@@ -484,13 +486,32 @@ function renderRun(run) {
   $("test-metrics").textContent = final
     ? final.split + " accuracy " + fmtPct(final.accuracy) + (typeof final.loss === "number" ? ", loss " + fmtLoss(final.loss) : "")
     : "";
+  if (run.values !== undefined) state.runValues = run.values;
+  renderParams(run);
+  if (run.status !== state.lastStatus) {
+    state.lastStatus = run.status;
+    refreshQueue();
+  }
+}
+
+// every form field's value in the run (from its config.json), the ones the form set marked
+function renderParams(run) {
   const table = $("run-params");
   table.replaceChildren();
-  const rows = [["recipe", run.recipe], ["dataset", run.dataset], ...Object.entries(run.params).filter(([k]) => !["recipe", "dataset", "name"].includes(k))];
-  for (const [k, v] of rows) {
+  const set = run.params || {};
+  const values = state.runValues || {};
+  const rows = [["recipe", run.recipe, false], ["dataset", run.dataset, false]];
+  for (const [field] of ALL_FIELDS) {
+    const v = field in values ? values[field] : set[field];
+    if (v !== undefined && v !== null) rows.push([field, v, field in set]);
+  }
+  for (const k of ["upload_id", "text_column", "label_column"]) if (k in set) rows.push([k, set[k], true]);
+  for (const [k, v, changed] of rows) {
     const tr = table.insertRow();
     tr.insertCell().textContent = k;
-    tr.insertCell().textContent = String(v);
+    const td = tr.insertCell();
+    td.textContent = String(v) + (changed ? "  (set in the form)" : "");
+    if (changed) td.className = "changed";
   }
 }
 
