@@ -200,6 +200,7 @@ def test_compare(client: TestClient, stopped_home: dict[str, Any]) -> None:
     assert client.get("/api/compare", params={"ids": "0badc0de"}).status_code == 404
 
 
+@pytest.mark.slow  # 6 s; the queue's cancel path is in test_queue_store.py with stand-ins
 def test_cancel_a_running_and_a_queued_run(client: TestClient) -> None:
     running = client.post(
         "/api/runs", json={"recipe": "slow", "dataset": "reuters", "max_steps": 10_000}

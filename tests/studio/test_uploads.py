@@ -116,8 +116,13 @@ def test_check_table_counts_quoted_newlines() -> None:
         check_table(b"\n\n", "csv", "x.csv")
 
 
-@pytest.mark.skipif(not text_task_available(), reason="lstmkit train has no --task text")
-def test_a_run_on_an_uploaded_csv(client: TestClient) -> None:
+needs_text_task = pytest.mark.skipif(
+    not text_task_available(), reason="lstmkit train has no --task text"
+)
+
+
+@needs_text_task
+def test_a_run_on_an_uploaded_csv_is_checked(client: TestClient) -> None:
     meta = upload(client, "topics.csv", topic_csv()).json()
     body = {
         "recipe": "tiny",
@@ -130,11 +135,29 @@ def test_a_run_on_an_uploaded_csv(client: TestClient) -> None:
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["body", "label_column"]
     assert "no column 'nope'; its columns are review, topic" in r.json()["detail"][0]["msg"]
+    r = client.post("/api/runs", json={**body, "label_column": "review"})
+    assert r.json()["detail"][0]["msg"] == "the label column must differ from the text column"
     r = client.post("/api/runs", json={**body, "label_column": "topic", "vocab_size": 2})
     assert r.json()["detail"][0]["loc"] == ["body", "vocab_size"]
     r = client.post("/api/runs", json={**body, "label_column": "topic", "validation_split": 0})
     assert r.json()["detail"][0]["loc"] == ["body", "validation_split"]
-    r = client.post("/api/runs", json={**body, "label_column": "topic", "name": "own"})
+    r = client.post("/api/runs", json={**body, "upload_id": None, "label_column": "topic"})
+    assert r.json()["detail"][0]["loc"] == ["body", "upload_id"]
+
+
+@pytest.mark.slow  # 8 s: a real run through lstmkit train --task text
+@needs_text_task
+def test_a_run_on_an_uploaded_csv(client: TestClient) -> None:
+    meta = upload(client, "topics.csv", topic_csv()).json()
+    body = {
+        "recipe": "tiny",
+        "dataset": "upload",
+        "upload_id": meta["id"],
+        "text_column": "review",
+        "label_column": "topic",
+        "name": "own",
+    }
+    r = client.post("/api/runs", json=body)
     assert r.status_code == 201, r.text
     run = wait_for(client, r.json()["id"], ("finished", "failed"))
     assert run["status"] == "finished", run["error"]
