@@ -128,6 +128,20 @@ def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         help="CPU threads for torch (default: 1, fastest for these small matrices)",
     )
     memory.set_defaults(handler=_run_demo_memory)
+    hello = demos.add_parser(
+        "hello",
+        help="seed 002's character RNN: one-hot 'hell' -> 'ello', then it writes 'hello'",
+        description=(
+            "A SimpleRNN with 3 hidden units reads the one-hot characters of 'hell' and learns to "
+            "predict 'ello' (the second 'l' must lead to 'o': the state remembers); then greedy "
+            "generation from 'h' writes 'hello'."
+        ),
+    )
+    hello.add_argument(
+        "--steps", type=_positive_int, default=200, help="Adam steps (default: %(default)s)"
+    )
+    hello.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    hello.set_defaults(handler=_run_demo_hello)
 
 
 def _run_demo_imdb(args: argparse.Namespace) -> int:
@@ -145,6 +159,20 @@ def _run_demo_imdb(args: argparse.Namespace) -> int:
     except (ValueError, DataNotFoundError) as err:
         return _fail("demo", err)
     return 0
+
+
+def _run_demo_hello(args: argparse.Namespace) -> int:
+    from lstmkit.demos.hello import hello_table, train_hello
+
+    _, result = train_hello(steps=args.steps, seed=args.seed)
+    for char, nxt in hello_table(result):
+        print(f"  {char!r} -> {nxt!r}")
+    solved = f"first right at step {result.solved_at}" if result.solved_at else "never right"
+    print(
+        f"prediction for 'hell': {result.predicted!r} ({solved}; final loss "
+        f"{result.losses[-1]:.4f} nats/char); greedy generation from 'h': {result.generated!r}"
+    )
+    return 0 if result.generated == "hello" else 1
 
 
 def _run_demo_memory(args: argparse.Namespace) -> int:
@@ -406,6 +434,17 @@ def _run_train(args: argparse.Namespace) -> int:
     if recipe.data.dataset in ("text", "series"):
         print(_own_data_summary(recipe.name, recipe.data.dataset, metrics, out))
         return 0
+    if recipe.task == "language_model":
+        parts = [
+            f"{split} loss {m['loss']:.4f} nats/char ({m['bits_per_token']:.3f} bits/char)"
+            for split, m in (("validation", metrics["valid"]), ("test", metrics["test"]))
+            if m
+        ]
+        print(
+            f"{recipe.name}: {', '.join(parts)} ({metrics['steps']} steps, "
+            f"{metrics['seconds'] / 60:.1f} min) -> {out}; sample: lstmkit sample {out} --prime ..."
+        )
+        return 0
     test = metrics["test"]
     print(
         f"{recipe.name}: test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}, "
@@ -486,6 +525,53 @@ def _run_report(args: argparse.Namespace) -> int:
         return 0
     changed = update_readme(args.readme, args.results)
     print(f"{args.readme}: {'updated' if changed else 'already up to date'}")
+    return 0
+
+
+def _add_sample_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sample = commands.add_parser(
+        "sample",
+        help="generate text with a trained character language model",
+        description=(
+            "Prime a language-model run (task = 'language_model', e.g. recipes/"
+            "shakespeare-char.toml) with some characters and sample what follows."
+        ),
+    )
+    sample.add_argument("run_dir", type=Path, help="a finished language-model run directory")
+    sample.add_argument("--prime", default="\n", help="the first characters (default: a newline)")
+    sample.add_argument(
+        "--length", type=_positive_int, default=500, help="characters to sample (default: 500)"
+    )
+    sample.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="< 1 is more conservative, > 1 more surprising (default: %(default)s)",
+    )
+    sample.add_argument(
+        "--top-k", type=_positive_int, default=None, help="sample among the K likeliest characters"
+    )
+    sample.add_argument("--seed", type=int, default=None, help="make the sample reproducible")
+    sample.set_defaults(handler=_run_sample)
+
+
+def _run_sample(args: argparse.Namespace) -> int:
+    from lstmkit.lm import sample_text
+
+    if args.temperature <= 0:
+        return _fail("sample", ValueError(f"--temperature must be > 0, got {args.temperature}"))
+    try:
+        text = sample_text(
+            args.run_dir,
+            args.prime,
+            args.length,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            seed=args.seed,
+        )
+    except (FileNotFoundError, ValueError) as err:
+        return _fail("sample", err)
+    print(text)
     return 0
 
 
@@ -692,6 +778,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_demo_parser(commands)
     _add_train_parsers(commands)
+    _add_sample_parser(commands)
     _add_serve_parsers(commands)
     _add_inspect_parser(commands)
     _add_forecast_parser(commands)

@@ -26,6 +26,7 @@ Validation is pydantic's: an unknown key or a bad value is one error naming the 
 
 from __future__ import annotations
 
+import copy
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -35,11 +36,31 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from lstmkit.data.series import SeriesSource
 from lstmkit.data.text import TextSource
-from lstmkit.models import ClassifierConfig
+from lstmkit.models import ClassifierConfig, LanguageModelConfig
 
 
 class ConfigError(ValueError):
     """A recipe or override is invalid; the message names the file, the field and the value."""
+
+
+class CharsSource(BaseModel):
+    """A text for a character-level language model (``[data.chars]``).
+
+    Attributes:
+        file: a data-file name resolved like every data set (``$LSTMKIT_DATA`` -> user cache ->
+            download with a sha256 check), e.g. 'tinyshakespeare.txt', or a path to a UTF-8
+            text file of your own.
+        bptt: truncated BPTT: chunks of ``bptt`` characters, the state carried across chunks.
+        valid_fraction, test_fraction: the last parts of the text, contiguous (the training part
+            comes first).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = "tinyshakespeare.txt"
+    bptt: int = Field(128, ge=1, le=100_000)
+    valid_fraction: float = Field(0.05, ge=0.0, lt=0.5)
+    test_fraction: float = Field(0.05, ge=0.0, lt=0.5)
 
 
 class DataConfig(BaseModel):
@@ -58,11 +79,13 @@ class DataConfig(BaseModel):
             :class:`lstmkit.data.text.TextSource` (:mod:`lstmkit.owndata`).
         series: your own time series (``dataset = "series"``), the ``[data.series]`` table:
             :class:`lstmkit.data.series.SeriesSource` (:mod:`lstmkit.forecast`).
+        chars: a character-level language-model text (``dataset = "chars"``, task
+            'language_model'), the ``[data.chars]`` table: :class:`CharsSource`.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: Literal["imdb", "reuters", "mnist", "text", "series"] = "imdb"
+    dataset: Literal["imdb", "reuters", "mnist", "text", "series", "chars"] = "imdb"
     num_words: int | None = Field(10000, ge=3)
     skip_top: int = Field(0, ge=0)
     index_from: int = Field(3, ge=0)
@@ -76,10 +99,11 @@ class DataConfig(BaseModel):
     # -- your own data (issue 6): one nested table per kind, only with its dataset --------
     text: TextSource | None = None
     series: SeriesSource | None = None
+    chars: CharsSource | None = None
 
     @model_validator(mode="after")
     def _own_data_table(self) -> DataConfig:
-        for kind, table in (("text", self.text), ("series", self.series)):
+        for kind, table in (("text", self.text), ("series", self.series), ("chars", self.chars)):
             if self.dataset == kind and table is None:
                 raise ValueError(f'dataset "{kind}" needs a [data.{kind}] table')
             if self.dataset != kind and table is not None:
@@ -102,6 +126,7 @@ class TrainConfig(BaseModel):
             the best weights are restored at the end. monitor: None = the task's own
             (val_accuracy for classification, val_loss for language models and forecasts).
         keep_checkpoints: keep the last k checkpoints. max_steps: stop after this many steps.
+        max_minutes: stop after this much training time (evaluated and saved as at the end).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -122,6 +147,7 @@ class TrainConfig(BaseModel):
     eval_batch_size: int = Field(512, ge=1, le=65536)
     epochs: int = Field(10, ge=1, le=10000)
     max_steps: int | None = Field(None, ge=1)
+    max_minutes: float | None = Field(None, gt=0.0, le=100_000.0)
     evaluate_every: int = Field(0, ge=0)
     early_stopping: int = Field(0, ge=0)
     monitor: (
@@ -133,17 +159,65 @@ class TrainConfig(BaseModel):
     num_threads: int | None = Field(None, ge=1, le=1024)
 
 
+Task = Literal["classify", "language_model"]
+MODEL_CONFIGS: dict[str, type[BaseModel]] = {
+    "classify": ClassifierConfig,
+    "language_model": LanguageModelConfig,
+}
+
+
 class Recipe(BaseModel):
-    """One experiment: data, model, training, and the seed's reported figure (if any)."""
+    """One experiment: task, data, model, training, and the seed's reported figure (if any).
+
+    ``task`` picks the model table's schema: 'classify' -> :class:`ClassifierConfig`,
+    'language_model' -> :class:`LanguageModelConfig` (with ``dataset = "chars"``).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = "run"
     description: str = ""
+    task: Task = "classify"
     seed_figure: float | None = None
     data: DataConfig = Field(default_factory=DataConfig)
-    model: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    model: ClassifierConfig | LanguageModelConfig = Field(default_factory=ClassifierConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_for_task(cls, data: Any) -> Any:
+        """Validate the model table with the task's schema (not whichever fits first)."""
+        if isinstance(data, dict) and isinstance(data.get("model", {}), dict):
+            task = data.get("task", "classify")
+            if task in MODEL_CONFIGS:
+                data = {**data, "model": MODEL_CONFIGS[task].model_validate(data.get("model", {}))}
+        return data
+
+    @property
+    def classifier(self) -> ClassifierConfig:
+        """The model table of a classifier (or forecaster) recipe."""
+        if not isinstance(self.model, ClassifierConfig):
+            raise TypeError(f"recipe {self.name!r} (task {self.task!r}) has no classifier model")
+        return self.model
+
+    @property
+    def language_model(self) -> LanguageModelConfig:
+        """The model table of a language-model recipe."""
+        if not isinstance(self.model, LanguageModelConfig):
+            raise TypeError(f"recipe {self.name!r} (task {self.task!r}) has no language model")
+        return self.model
+
+    @model_validator(mode="after")
+    def _check_task(self) -> Recipe:
+        want = MODEL_CONFIGS[self.task]
+        if not isinstance(self.model, want):
+            raise ValueError(f"task {self.task!r} needs a {want.__name__} model table")
+        if (self.data.dataset == "chars") != (self.task == "language_model"):
+            raise ValueError(
+                f"data.dataset {self.data.dataset!r} does not fit task {self.task!r}: "
+                "task 'language_model' reads dataset 'chars', and dataset 'chars' needs it"
+            )
+        return self
 
 
 def _keep_to_dropout(value: Any) -> Any:
@@ -180,7 +254,7 @@ TABLES: dict[str, type[BaseModel]] = {
     "model": ClassifierConfig,
     "train": TrainConfig,
 }
-TOP_LEVEL = ("name", "description", "seed_figure")
+TOP_LEVEL = ("name", "description", "task", "seed_figure")
 
 
 def _normalise(raw: dict[str, Any], source: str) -> dict[str, Any]:
@@ -204,10 +278,10 @@ def _normalise(raw: dict[str, Any], source: str) -> dict[str, Any]:
     return out
 
 
-def _validation_message(err: ValidationError, source: str) -> str:
+def _validation_message(err: ValidationError, source: str, prefix: str = "") -> str:
     parts = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
+        loc = prefix + ".".join(str(p) for p in e["loc"])
         got = e.get("input")
         got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
         parts.append(f"{loc}: {e['msg']}{got_txt}")
@@ -216,8 +290,15 @@ def _validation_message(err: ValidationError, source: str) -> str:
 
 def recipe_from_dict(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:
     """Validate a raw (TOML-shaped) dict into a :class:`Recipe`."""
+    data = _normalise(raw, source)
+    model_cls = MODEL_CONFIGS.get(str(data.get("task", "classify")))
+    if model_cls is not None:
+        try:
+            data["model"] = model_cls.model_validate(data.get("model", {}))
+        except ValidationError as err:
+            raise ConfigError(_validation_message(err, source, prefix="model.")) from None
     try:
-        return Recipe.model_validate(_normalise(raw, source))
+        return Recipe.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_validation_message(err, source)) from None
 
@@ -242,6 +323,8 @@ def _resolve_key(path: list[str]) -> list[str]:
         if name in SEED_ALIASES or name in TOP_LEVEL:
             return path
         owners = [t for t, cls in TABLES.items() if name in cls.model_fields]
+        if "model" not in owners and name in LanguageModelConfig.model_fields:
+            owners.append("model")
         if len(owners) == 1:
             return [owners[0], name]
         if len(owners) > 1:
@@ -256,7 +339,7 @@ def _resolve_key(path: list[str]) -> list[str]:
 
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Return a copy of ``raw`` with each ``key=value`` override applied."""
-    out: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    out: dict[str, Any] = copy.deepcopy(raw)  # nested tables too: the caller's dict stays as it was
     for item in overrides:
         path, value = parse_override(item)
         path = _resolve_key(path)
@@ -271,12 +354,13 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
             ["model", "cell_options"],
             ["data", "text"],
             ["data", "series"],
+            ["data", "chars"],
         ):
             out.setdefault(path[0], {}).setdefault(path[1], {})[path[2]] = value
         else:
             raise ConfigError(
                 f"--set {item}: keys are at most table.field (or model.cell_options.name, "
-                "data.text.name, data.series.name)"
+                "data.text.name, data.series.name, data.chars.name)"
             )
     return out
 

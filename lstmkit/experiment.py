@@ -192,6 +192,44 @@ def build_model(recipe: Recipe, data: Prepared) -> SequenceClassifier:
     return SequenceClassifier(cfg)
 
 
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """A new run must not overwrite a finished one; ``--resume`` needs checkpoints."""
+    if resume and not (run_dir / "checkpoints").exists():
+        raise FileNotFoundError(f"--resume: {run_dir} has no checkpoints to resume from")
+    if not resume and (run_dir / "checkpoints").exists():
+        raise FileExistsError(
+            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
+        )
+
+
+def write_result(
+    record: Path,
+    recipe: Recipe,
+    *,
+    metric: str,
+    value: float,
+    seconds: float,
+    command: str | None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """``record/<recipe>.json``: the figure the README tables are generated from, with the
+    command, commit, machine and seconds of the run that measured it."""
+    result = {
+        "recipe": recipe.name,
+        "metric": metric,
+        "value": value,
+        **(extra or {}),
+        "seconds": seconds,
+        "commit": git_commit(),
+        "command": command or " ".join(["lstmkit", *sys.argv[1:]]),
+        "machine": machine(),
+        "seed_figure": recipe.seed_figure,
+    }
+    path = record / f"{recipe.name}.json"
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+    return path
+
+
 def run_recipe(
     recipe: Recipe,
     raw: dict[str, Any],
@@ -203,6 +241,12 @@ def run_recipe(
     command: str | None = None,
 ) -> dict[str, Any]:
     """Train ``recipe`` into ``run_dir`` and evaluate on the test set; returns metrics."""
+    if recipe.task == "language_model":
+        from lstmkit.lm import run_language_model
+
+        return run_language_model(
+            recipe, raw, run_dir, resume=resume, record=record, progress=progress, command=command
+        )
     if recipe.data.dataset in ("text", "series"):  # your own data: lstmkit.owndata / .forecast
         from lstmkit.forecast import run_forecast
         from lstmkit.owndata import run_text
@@ -212,12 +256,7 @@ def run_recipe(
             recipe, raw, run_dir, resume=resume, record=record, progress=progress, command=command
         )
     start = time.perf_counter()
-    if resume and not (run_dir / "checkpoints").exists():
-        raise FileNotFoundError(f"--resume: {run_dir} has no checkpoints to resume from")
-    if not resume and (run_dir / "checkpoints").exists():
-        raise FileExistsError(
-            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
-        )
+    check_run_dir(run_dir, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(recipe.train.seed)
     data = prepare(recipe)
@@ -267,18 +306,15 @@ def run_recipe(
         (run_dir / ".model.safetensors.tmp").replace(run_dir / "model.safetensors")
         atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
         if record is not None:
-            result = {
-                "recipe": recipe.name,
-                "metric": "test_accuracy",
-                "value": test["accuracy"],
-                "macro_f1": test["macro_f1"],
-                "seconds": seconds,
-                "commit": git_commit(),
-                "command": command or " ".join(["lstmkit", *sys.argv[1:]]),
-                "machine": machine(),
-                "seed_figure": recipe.seed_figure,
-            }
-            atomic_write_text(record / f"{recipe.name}.json", json.dumps(result, indent=2) + "\n")
+            write_result(
+                record,
+                recipe,
+                metric="test_accuracy",
+                value=test["accuracy"],
+                seconds=seconds,
+                command=command,
+                extra={"macro_f1": test["macro_f1"]},
+            )
     return metrics
 
 
@@ -312,6 +348,10 @@ def _run_dataset(run_dir: Path) -> str | None:
 def evaluate_run(run_dir: Path) -> dict[str, Any]:
     """Re-evaluate a finished run on its recipe's test set (same data preparation)."""
     dataset = _run_dataset(run_dir)
+    if dataset == "chars":
+        from lstmkit.lm import evaluate_language_model_run
+
+        return evaluate_language_model_run(run_dir)
     if dataset == "text":
         from lstmkit.owndata import evaluate_text_run
 

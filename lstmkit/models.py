@@ -1,4 +1,5 @@
-"""Models built from the recurrent layers: :class:`SequenceClassifier` (seeds 000, 002, 003).
+"""Models built from the recurrent layers: :class:`SequenceClassifier` (seeds 000, 001, 002, 003,
+004) and :class:`LanguageModel` (seed 002's character-level RNN, tiny-shakespeare).
 
 Shapes: token input ``(B, T)`` int64 (0 = padding), or real-valued input ``(B, T, F)``;
 ``lengths (B,)``; logits ``(B, 1)`` for two classes (sigmoid head, as the seeds' Keras models)
@@ -7,6 +8,7 @@ or ``(B, C)`` for C > 2 classes (softmax head).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
@@ -67,6 +69,37 @@ class ClassifierConfig(BaseModel):
         return self.model_dump()
 
 
+def keras_init_(
+    embedding: nn.Embedding | None,
+    dense: Sequence[nn.Linear | nn.Conv1d | None],
+    rnn: Recurrent,
+    *,
+    padding_row: bool = True,
+) -> None:
+    """Keras' default initialisers in place: embeddings U(-0.05, 0.05) (row 0, the padding id,
+    zero when ``padding_row``), Glorot-uniform dense/conv and input kernels, orthogonal recurrent
+    kernels, zero biases."""
+    with torch.no_grad():
+        if embedding is not None:
+            nn.init.uniform_(embedding.weight, -0.05, 0.05)
+            if padding_row:
+                embedding.weight[0].zero_()
+        for module in dense:
+            if module is not None:
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        for cell in rnn.cells:
+            for name, p in cell.named_parameters():
+                if name == "weight_ih":
+                    nn.init.xavier_uniform_(p)
+                elif name == "weight_hh":
+                    # Keras: orthogonal on the (H_out, G*H) recurrent kernel, i.e. on p^T
+                    nn.init.orthogonal_(p.data.t())
+                elif name.startswith("bias"):
+                    nn.init.zeros_(p)
+
+
 class SequenceClassifier(nn.Module):
     """Embedding (or real-valued input) -> [Conv1D + MaxPool] -> recurrent stack -> pooling ->
     dropout -> linear head. See :class:`ClassifierConfig`."""
@@ -123,24 +156,7 @@ class SequenceClassifier(nn.Module):
 
     def keras_init(self) -> None:
         """Keras' default initialisers (what the seeds' models start from)."""
-        with torch.no_grad():
-            if self.embedding is not None:
-                nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
-                self.embedding.weight[0].zero_()
-            for module in (self.conv, self.attn_proj, self.head):
-                if module is not None:
-                    nn.init.xavier_uniform_(module.weight)
-                    if module.bias is not None:
-                        nn.init.zeros_(module.bias)
-            for cell in self.rnn.cells:
-                for name, p in cell.named_parameters():
-                    if name == "weight_ih":
-                        nn.init.xavier_uniform_(p)
-                    elif name == "weight_hh":
-                        # Keras: orthogonal on the (H_out, G*H) recurrent kernel, i.e. on p^T
-                        nn.init.orthogonal_(p.data.t())
-                    elif name.startswith("bias"):
-                        nn.init.zeros_(p)
+        keras_init_(self.embedding, [self.conv, self.attn_proj, self.head], self.rnn)
 
     @property
     def binary(self) -> bool:
@@ -225,3 +241,149 @@ class SequenceClassifier(nn.Module):
             p = torch.sigmoid(logits[:, 0])
             return torch.stack([1 - p, p], -1)
         return torch.softmax(logits, -1)
+
+
+class LanguageModelConfig(BaseModel):
+    """Architecture of a :class:`LanguageModel` (next-token prediction).
+
+    Attributes:
+        vocab_size: tokens 0..vocab_size-1 (set from the data's vocabulary).
+        embedding_dim: size of the token vectors; 0 = one-hot input (seed 002's 'hell' toy).
+        cell, hidden_size, num_layers, dropout (between layers), output_dropout (before the
+            softmax layer), embedding_dropout, impl, init, cell_options: as for
+            :class:`ClassifierConfig`.
+        tie_weights: share the embedding matrix with the output layer (Press & Wolf 2017); needs
+            embedding_dim == hidden_size.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    vocab_size: int = Field(65, ge=2, le=10_000_000)
+    embedding_dim: int = Field(64, ge=0, le=4096)
+    cell: Literal["lstm", "gru", "rnn"] = "lstm"
+    hidden_size: int = Field(256, ge=1, le=8192)
+    num_layers: int = Field(1, ge=1, le=16)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    output_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    embedding_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    impl: Literal["auto", "fused", "loop"] = "auto"
+    init: Literal["keras", "torch"] = "keras"
+    tie_weights: bool = False
+    cell_options: dict[str, Any] = Field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-safe) of the configuration."""
+        return self.model_dump()
+
+
+class LanguageModel(nn.Module):
+    """Token ids (B, T) -> next-token logits (B, T, V): embedding (or one-hot) -> recurrent stack
+    -> dropout -> linear layer over the vocabulary.
+
+    The model is *stateful* for truncated BPTT: each forward pass starts from the state the
+    previous one ended with (detached, so gradients stop at the chunk boundary) when the batch
+    size matches, and zeros otherwise. :meth:`reset_state` forgets it; the Trainer calls it at
+    every epoch start and around evaluations. :meth:`generate` samples text.
+    """
+
+    def __init__(self, config: LanguageModelConfig) -> None:
+        super().__init__()
+        c = config
+        self.config = c
+        if c.embedding_dim:
+            self.embedding: nn.Embedding | None = nn.Embedding(c.vocab_size, c.embedding_dim)
+            feat = c.embedding_dim
+        else:
+            self.embedding = None
+            feat = c.vocab_size
+        self.embedding_dropout = nn.Dropout(c.embedding_dropout)
+        if c.cell_options.get("bidirectional"):
+            raise ValueError("a language model cannot be bidirectional (it would see the future)")
+        self.rnn: Recurrent = CELLS[c.cell](
+            feat, c.hidden_size, c.num_layers, dropout=c.dropout, impl=c.impl, **c.cell_options
+        )
+        self.output_dropout = nn.Dropout(c.output_dropout)
+        self.head = nn.Linear(self.rnn.output_size, c.vocab_size)
+        if c.init == "keras":
+            keras_init_(self.embedding, [self.head], self.rnn, padding_row=False)
+        if c.tie_weights:
+            if self.embedding is None or c.embedding_dim != self.rnn.output_size:
+                raise ValueError(
+                    f"tie_weights needs embedding_dim == hidden_size, got {c.embedding_dim} and {self.rnn.output_size}"
+                )
+            self.head.weight = self.embedding.weight
+        self._carry: Tensor | tuple[Tensor, ...] | None = None
+
+    # -- carried state (lstmkit.train.Stateful) ------------------------------------------
+    def reset_state(self) -> None:
+        """Start the next batch from zeros."""
+        self._carry = None
+
+    def get_state(self) -> Tensor | tuple[Tensor, ...] | None:
+        """The state the next batch would start from."""
+        return self._carry
+
+    def set_state(self, state: Tensor | tuple[Tensor, ...] | None) -> None:
+        """Carry ``state`` into the next batch."""
+        self._carry = state
+
+    def features(self, x: Tensor) -> Tensor:
+        """Token ids (B, T) -> input vectors (B, T, E) (one-hot when embedding_dim is 0)."""
+        if x.dim() != 2 or x.is_floating_point():
+            raise ValueError(
+                f"expected token ids of shape (B, T) int64, got {tuple(x.shape)} {x.dtype}"
+            )
+        if self.embedding is not None:
+            return self.embedding_dropout(self.embedding(x))
+        return F.one_hot(x, self.config.vocab_size).to(self.head.weight.dtype)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Logits (B, T, V) of the token after each position."""
+        carry = self._carry
+        first = carry[0] if isinstance(carry, tuple) else carry
+        if first is not None and first.shape[1] != x.shape[0]:
+            carry = None  # a batch of another size (e.g. the last, shorter one) starts afresh
+        out, state = self.rnn(self.features(x), carry, lengths=lengths)
+        self._carry = (
+            tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+        )
+        return self.head(self.output_dropout(out))
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prime: Tensor,
+        length: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Sample ``length`` tokens after the 1-D id sequence ``prime`` (not included in the
+        result). ``temperature`` < 1 sharpens the distribution; ``top_k`` keeps the k most
+        likely tokens; ``generator`` makes the sample reproducible."""
+        if prime.dim() != 1 or prime.numel() == 0:
+            raise ValueError(
+                f"prime must be a non-empty 1-D id sequence, got shape {tuple(prime.shape)}"
+            )
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if top_k is not None and not 1 <= top_k <= self.config.vocab_size:
+            raise ValueError(f"top_k must be in 1..{self.config.vocab_size}, got {top_k}")
+        was_training = self.training
+        saved = self._carry
+        self.eval()
+        self._carry = None
+        logits = self(prime[None, :])[0, -1]
+        out = []
+        for _ in range(length):
+            scaled = logits / temperature
+            if top_k is not None:
+                kth = torch.topk(scaled, top_k).values[-1]
+                scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+            token = torch.multinomial(torch.softmax(scaled, -1), 1, generator=generator)
+            out.append(int(token))
+            logits = self(token[None, :])[0, -1]
+        self._carry = saved
+        self.train(was_training)
+        return torch.tensor(out, dtype=torch.int64)

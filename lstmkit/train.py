@@ -157,12 +157,15 @@ def make_optimizer(params: Sequence[nn.Parameter], cfg: TrainConfig) -> torch.op
     return torch.optim.Adagrad(p, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
-    """Multiplier of the base learning rate after ``step`` optimizer steps."""
+def lr_factor(step: int, total: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
+    """Multiplier of the base learning rate after ``step`` optimizer steps. With a time budget
+    (``max_minutes``), ``time_fraction`` is the share of it used so far: the cosine and linear
+    schedules follow whichever of steps and time is further along, so the rate has decayed when
+    the budget runs out."""
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     rest = max(1, total - cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / rest)
+    progress = min(1.0, max((step - cfg.warmup_steps) / rest, time_fraction))
     if cfg.schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * progress))
     if cfg.schedule == "linear":
@@ -272,6 +275,8 @@ class Trainer:
         self.batch_in_epoch = 0
         self.evals_without_improvement = 0
         self._layer_stats: dict[str, dict[str, float]] = {}
+        self.elapsed_before = 0.0  # training seconds of earlier sessions of a resumed run
+        self._used = 0.0  # share of the max_minutes budget used
         self._grad_norm = float("nan")
 
     # -- helpers ---------------------------------------------------------------------------
@@ -320,8 +325,21 @@ class Trainer:
         keys = sorted(sums)
         return dict(zip(keys, self._all_sum(*(sums[k] for k in keys)), strict=True))
 
+    def _budget_used(self) -> float:
+        """Share of the ``max_minutes`` budget used (0 without one). In a distributed job the
+        ranks agree (the largest share), so they change the rate and stop at the same step."""
+        budget = self.cfg.max_minutes
+        if not budget or not hasattr(self, "_t_fit"):
+            return 0.0
+        used = torch.tensor([self.elapsed() / (60 * budget)], dtype=torch.float64)
+        if self.dist.world_size > 1:
+            used = used.to(self.device)
+            dist.all_reduce(used, op=dist.ReduceOp.MAX)
+        return float(used[0])
+
     def _set_lr(self, total_steps: int) -> float:
-        lr = self.cfg.lr * lr_factor(self.step, total_steps, self.cfg)
+        self._used = self._budget_used()
+        lr = self.cfg.lr * lr_factor(self.step, total_steps, self.cfg, self._used)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr
@@ -374,6 +392,7 @@ class Trainer:
         self._total_steps = total_steps
         self._t_fit = time.perf_counter()
         self._step_at_fit = self.step
+        self._elapsed_at_fit = self.elapsed_before
         try:
             while self.epoch < cfg.epochs and not stop:
                 sampler.set_epoch(self.epoch)
@@ -397,7 +416,11 @@ class Trainer:
                     if cfg.evaluate_every and self.step % cfg.evaluate_every == 0:
                         stop = self._evaluate_and_record(window, lr, valid, valid_lengths)
                         window = self._new_window()
-                    if stop or (cfg.max_steps and self.step >= cfg.max_steps):
+                    if (
+                        stop
+                        or (cfg.max_steps and self.step >= cfg.max_steps)
+                        or self._out_of_time()
+                    ):
                         stop = True
                         break
                 else:
@@ -430,6 +453,14 @@ class Trainer:
             "tokens": 0.0,
             "t0": time.perf_counter(),
         }
+
+    def elapsed(self) -> float:
+        """Seconds of training so far (all sessions of a resumed run)."""
+        return self._elapsed_at_fit + time.perf_counter() - self._t_fit
+
+    def _out_of_time(self) -> bool:
+        """Whether the time budget is spent (as of the current step's :meth:`_set_lr`)."""
+        return self._used >= 1.0
 
     def _record_due(self, steps_per_epoch: int, total_steps: int) -> bool:
         """Whether the step about to run is followed by a history row (then its per-layer
@@ -524,7 +555,12 @@ class Trainer:
         sums = self._all_sum_dict(window["sums"])
         (extra,) = self._all_sum(torch.tensor([window["items"], window["tokens"]]).double())
         elapsed = time.perf_counter() - window["t0"]
-        base = {"step": self.step, "epoch": self.epoch + (self.batch_in_epoch > 0), "lr": lr}
+        base = {
+            "step": self.step,
+            "epoch": self.epoch + (self.batch_in_epoch > 0),
+            "lr": lr,
+            "elapsed_s": self.elapsed(),
+        }
         if extra[0] > 0:
             done = self.step - self._step_at_fit
             per_step = (time.perf_counter() - self._t_fit) / max(1, done)
@@ -607,6 +643,7 @@ class Trainer:
             "evals_without_improvement": self.evals_without_improvement,
             "history": self.history,
             "world_size": self.dist.world_size,
+            "elapsed_s": self.elapsed() if hasattr(self, "_t_fit") else self.elapsed_before,
         }
 
     def _checkpoint(self) -> None:
@@ -644,6 +681,8 @@ class Trainer:
         self.best = state["best"]
         self.evals_without_improvement = int(state["evals_without_improvement"])
         self.history = list(state["history"])
+        self.elapsed_before = float(state.get("elapsed_s", 0.0))
+        self._elapsed_at_fit = self.elapsed_before
         set_rng_state(state["rng"][self.dist.rank])
         if self.writes:
             assert self.run_dir is not None

@@ -1,0 +1,278 @@
+"""Character-level language models from a recipe: train (truncated BPTT, state carried across
+chunks), evaluate, sample. What ``lstmkit train`` runs for ``task = "language_model"`` and what
+``lstmkit sample`` reads.
+
+Run directory (as for classifiers, see :mod:`lstmkit.experiment`)::
+
+    config.json        the recipe, the model architecture, ``"task": "language_model"``
+    chars.json         the character vocabulary
+    model.safetensors  final weights (the best validation loss's with early stopping)
+    metrics.json       validation / test loss in nats and bits per character, seconds
+    history.*, curves.png, loss_vs_minutes.png, checkpoints/
+
+The vocabulary is every character of the whole text (as char-rnn builds it), so the validation
+and test parts never hold an unknown character; the parts themselves are contiguous and unseen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lstmkit.checkpoint import atomic_write_text, load_model_state, model_state, save_tensors
+from lstmkit.config import CharsSource, Recipe
+from lstmkit.data.chars import CharVocabulary, StreamDataset, collate_stream, split_text
+from lstmkit.data.resolve import resolve
+from lstmkit.models import LanguageModel, LanguageModelConfig
+from lstmkit.objectives import LanguageModeling
+from lstmkit.train import Trainer
+
+# eval streams hold at least this many chunks each, so the state warms up on most of the text
+EVAL_CHUNKS_PER_STREAM = 8
+
+
+@dataclass
+class CharData:
+    """The vocabulary and the train / validation / test streams of a character text."""
+
+    vocab: CharVocabulary
+    train: StreamDataset
+    valid: StreamDataset | None
+    test: StreamDataset | None
+
+
+def read_text(source: CharsSource) -> str:
+    """The text of ``source.file``: a path to an existing file, else a data-file name resolved
+    like every data set (``$LSTMKIT_DATA`` -> cache -> download)."""
+    path = Path(source.file).expanduser()
+    if not path.is_file():
+        path = resolve(source.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise ValueError(f"{path}: not UTF-8 text (byte {err.start}, line {line})") from None
+    if not text:
+        raise ValueError(f"{path} is empty")
+    return text
+
+
+def _eval_streams(n_tokens: int, bptt: int, wanted: int, world: int) -> int:
+    streams = max(1, min(wanted, n_tokens // (bptt * EVAL_CHUNKS_PER_STREAM + 1)))
+    return max(world, streams - streams % world)
+
+
+def prepare_chars(recipe: Recipe, world_size: int = 1) -> CharData:
+    """Read, split and encode the recipe's text into streams (train: ``batch_size`` streams)."""
+    source = recipe.data.chars
+    if source is None:
+        raise ValueError('dataset "chars" needs a [data.chars] table')
+    text = read_text(source)
+    vocab = CharVocabulary.from_text(text)
+    tr, va, te = split_text(text, source.valid_fraction, source.test_fraction)
+    cfg = recipe.train
+
+    def stream(part: str, streams: int) -> StreamDataset | None:
+        if not part:
+            return None
+        return StreamDataset(vocab.encode(part), streams, source.bptt)
+
+    train = stream(tr, cfg.batch_size)
+    assert train is not None
+    ev = cfg.eval_batch_size
+    valid = stream(va, _eval_streams(len(va), source.bptt, ev, world_size)) if va else None
+    test = stream(te, _eval_streams(len(te), source.bptt, ev, world_size)) if te else None
+    return CharData(vocab, train, valid, test)
+
+
+def build_language_model(recipe: Recipe, vocab: CharVocabulary) -> LanguageModel:
+    """The recipe's language model over ``vocab``."""
+    cfg = recipe.language_model.model_copy(update={"vocab_size": vocab.size})
+    return LanguageModel(LanguageModelConfig.model_validate(cfg.model_dump()))
+
+
+def run_language_model(
+    recipe: Recipe,
+    raw: dict[str, Any],
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    record: Path | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train the recipe's language model into ``run_dir``; evaluate on validation and test."""
+    from lstmkit.experiment import check_run_dir, write_result
+
+    start = time.perf_counter()
+    check_run_dir(run_dir, resume)
+    torch.manual_seed(recipe.train.seed)
+    data = prepare_chars(recipe)
+    model = build_language_model(recipe, data.vocab)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        config = {
+            "recipe": recipe.model_dump(),
+            "raw": raw,
+            "model": model.config.to_dict(),
+            "task": "language_model",
+        }
+        atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2))
+        data.vocab.save(run_dir / "chars.json")
+    trainer = Trainer(
+        model,
+        recipe.train,
+        objective=LanguageModeling(),
+        collate=collate_stream,
+        run_dir=run_dir,
+        progress=progress,
+    )
+    history = trainer.fit(
+        data.train,
+        data.train.lengths,
+        data.valid,
+        data.valid.lengths if data.valid else None,
+        resume=resume,
+    )
+    val = trainer.evaluate(data.valid, data.valid.lengths) if data.valid else None
+    test = trainer.evaluate(data.test, data.test.lengths) if data.test else None
+    seconds = time.perf_counter() - start
+    metrics = {
+        "valid": val,
+        "test": test,
+        "best_val": trainer.best,
+        "steps": trainer.step,
+        "seconds": seconds,
+        "train_tokens_per_epoch": data.train.tokens,
+    }
+    if trainer.writes:
+        save_tensors(model_state(model), run_dir / ".model.safetensors.tmp")
+        (run_dir / ".model.safetensors.tmp").replace(run_dir / "model.safetensors")
+        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+        plot_loss_vs_minutes(history, run_dir / "loss_vs_minutes.png", recipe.name)
+        if record is not None and val is not None:
+            write_result(
+                record,
+                recipe,
+                metric="val_loss_nats_per_char",
+                value=val["loss"],
+                seconds=seconds,
+                command=command,
+                extra={
+                    "val_bits_per_char": val["bits_per_token"],
+                    "test_loss_nats_per_char": test["loss"] if test else None,
+                    "test_bits_per_char": test["bits_per_token"] if test else None,
+                },
+            )
+    return metrics
+
+
+def plot_loss_vs_minutes(history: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Validation (and training) loss in nats/char against minutes of training (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for split, style in (("train", "o-"), ("val", "s-")):
+        rows = [r for r in history if r["split"] == split and "elapsed_s" in r]
+        if rows:
+            ax.plot(
+                [r["elapsed_s"] / 60 for r in rows],
+                [r["loss"] for r in rows],
+                style,
+                label=split,
+                markersize=3,
+            )
+    ax.set_xlabel("minutes of training")
+    ax.set_ylabel("loss (nats/char)")
+    ax.set_title(f"{title}: loss against time")
+    secondary = ax.secondary_yaxis("right", functions=(_to_bits, _to_nats))
+    secondary.set_ylabel("bits/char")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _to_bits(nats: Any) -> Any:
+    return nats / math.log(2)
+
+
+def _to_nats(bits: Any) -> Any:
+    return bits * math.log(2)
+
+
+def load_language_model(run_dir: Path) -> tuple[LanguageModel, CharVocabulary, dict[str, Any]]:
+    """Model (eval mode), vocabulary and config of a finished language-model run."""
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a run directory: config.json is missing")
+    config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if config.get("task") != "language_model":
+        raise ValueError(
+            f"{run_dir} holds a {config.get('task', 'classify')!r} run, not a language model; "
+            "lstmkit sample needs a run of a task = 'language_model' recipe"
+        )
+    model = LanguageModel(LanguageModelConfig.model_validate(config["model"]))
+    weights = run_dir / "model.safetensors"
+    if not weights.exists():
+        raise FileNotFoundError(
+            f"{weights} is missing: the run did not finish (resume it with --resume)"
+        )
+    load_model_state(model, weights)
+    model.eval()
+    return model, CharVocabulary.load(run_dir / "chars.json"), config
+
+
+def sample_text(
+    run_dir: Path,
+    prime: str,
+    length: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int | None = None,
+) -> str:
+    """``prime`` followed by ``length`` sampled characters (reproducible with ``seed``)."""
+    if not prime:
+        raise ValueError("--prime must not be empty (give the first characters, e.g. 'ROMEO:')")
+    model, vocab, _ = load_language_model(run_dir)
+    generator = torch.Generator()
+    if seed is not None:
+        generator.manual_seed(seed)
+    else:
+        generator.seed()
+    ids = model.generate(
+        torch.from_numpy(vocab.encode(prime)),
+        length,
+        temperature=temperature,
+        top_k=top_k,
+        generator=generator,
+    )
+    return prime + vocab.decode(ids.tolist())
+
+
+def evaluate_language_model_run(run_dir: Path) -> dict[str, Any]:
+    """Validation and test loss of a finished run (same data preparation as training)."""
+    model, _, config = load_language_model(run_dir)
+    recipe = Recipe.model_validate(config["recipe"])
+    data = prepare_chars(recipe)
+    trainer = Trainer(
+        model, recipe.train, objective=LanguageModeling(), collate=collate_stream, progress=False
+    )
+    out: dict[str, Any] = {}
+    for name, ds in (("valid", data.valid), ("test", data.test)):
+        if ds is not None:
+            out[name] = trainer.evaluate(ds, ds.lengths)
+    return out
