@@ -28,6 +28,7 @@ DATASET_LABELS = {
     "shakespeare": "tiny-shakespeare (characters)",
     "tinyshakespeare": "tiny-shakespeare (characters)",
     "shakespeare_char": "tiny-shakespeare (characters)",
+    "chars": "tiny-shakespeare (characters, language model)",
     "upload": "your own CSV / TSV / JSONL file",
 }
 UPLOAD = "upload"
@@ -111,6 +112,12 @@ FIELD_KEYS: dict[str, tuple[str, Any]] = {
     "validation_split": ("data.validation_split", _validation),
     "max_steps": ("train.max_steps", lambda r: r.train.max_steps),
 }
+# fields that mean nothing for a dataset: MNIST rows are pixels (no words), a character
+# language model cuts its text by [data.chars] (bptt, valid_fraction) and has one direction
+NOT_APPLICABLE: dict[str, tuple[str, ...]] = {
+    "mnist": ("max_sentence_length", "vocab_size", "embedding_dim"),
+    "chars": ("max_sentence_length", "vocab_size", "validation_split", "bidirectional"),
+}
 # on an uploaded file (lstmkit train --task text) these fields set the [data.text] table
 TEXT_KEYS = {"vocab_size": "data.text.vocab_size", "validation_split": "data.text.valid_fraction"}
 # model fields the own-data pipeline sets from the data, never from the base recipe
@@ -164,14 +171,22 @@ class RecipeInfo:
         """Name, description, dataset and the form fields' values (or why it cannot be used)."""
         if self.recipe is None:
             return {"name": self.name, "error": self.error}
-        r = self.recipe
         return {
             "name": self.name,
-            "description": r.description,
-            "dataset": r.data.dataset,
-            "seed_figure": r.seed_figure,
-            "values": {field: read(r) for field, (_, read) in FIELD_KEYS.items()},
+            "description": self.recipe.description,
+            "dataset": self.recipe.data.dataset,
+            "task": self.recipe.task,
+            "seed_figure": self.recipe.seed_figure,
+            "values": recipe_values(self.recipe),
         }
+
+
+def recipe_values(recipe: Recipe) -> dict[str, Any]:
+    """The form fields' values in ``recipe`` (None for a field its dataset does not use)."""
+    skip = NOT_APPLICABLE.get(recipe.data.dataset, ())
+    return {
+        field: None if field in skip else read(recipe) for field, (_, read) in FIELD_KEYS.items()
+    }
 
 
 def recipe_catalog(recipes_dir: Path) -> dict[str, RecipeInfo]:
@@ -282,6 +297,11 @@ def validate_request(
         raise FieldError(
             "dataset", f"unknown dataset {request.dataset!r}; choose one of: {', '.join(known)}"
         )
+    for field in NOT_APPLICABLE.get(request.dataset, ()):
+        if getattr(request, field) is not None:
+            raise FieldError(
+                field, f"{field} does not apply to the {request.dataset} dataset; leave it empty"
+            )
     overrides = to_overrides(request, info.recipe)
     if request.dataset != UPLOAD:
         try:

@@ -42,10 +42,12 @@ from lstmkit.studio.app import Studio
 from lstmkit.studio.jobs import LOG_NAME, has_checkpoint, process_alive
 from lstmkit.studio.params import (
     FIELD_KEYS,
+    NOT_APPLICABLE,
     UPLOAD,
     FieldError,
     RunRequest,
     datasets,
+    recipe_values,
     validate_request,
 )
 from lstmkit.studio.store import ACTIVE
@@ -157,6 +159,7 @@ async def options(studio: StudioDep) -> dict[str, Any]:
             },
         ],
         "fields": list(FIELD_KEYS),
+        "not_applicable": NOT_APPLICABLE,
         "schema": RunRequest.model_json_schema(),
         "max_upload_bytes": studio.max_upload_bytes,
         "max_concurrent": studio.queue.max_concurrent,
@@ -407,7 +410,7 @@ def _recipe_values(run_dir: Path) -> dict[str, Any] | None:
         recipe = Recipe.model_validate(config["recipe"])
     except (OSError, ValueError, KeyError):
         return None
-    return {field: read(recipe) for field, (_, read) in FIELD_KEYS.items()}
+    return recipe_values(recipe)
 
 
 # -- uploads ---------------------------------------------------------------------------------

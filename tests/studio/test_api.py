@@ -320,6 +320,14 @@ def test_options_list_the_recipes_and_bounds(client: TestClient) -> None:
 def test_the_repository_recipes_are_offered(tmp_path: Path, run_env: dict[str, str]) -> None:
     with make_client(tmp_path, REPO_RECIPES, run_env) as c:
         got = c.get("/api/options").json()
+        bad = c.post(
+            "/api/runs",
+            json={"recipe": "mnist-rows-seed001", "dataset": "mnist", "max_sentence_length": 50},
+        )
+        assert bad.status_code == 422
+        assert detail(bad)[0]["loc"] == ["body", "max_sentence_length"]
+        assert "does not apply to the mnist dataset" in detail(bad)[0]["msg"]
+        assert c.get("/api/runs").json() == []
     names = {r["name"]: r for r in got["recipes"]}
     seed3 = names["imdb-seed003"]
     assert seed3["dataset"] == "imdb" and seed3["values"]["hidden_size"] == 32
@@ -328,6 +336,11 @@ def test_the_repository_recipes_are_offered(tmp_path: Path, run_env: dict[str, s
     assert seed0["num_layers"] == 2 and seed0["evaluate_every"] == 150
     assert seed0["batch_size"] == 1000 and seed0["learn_rate"] == 0.001
     assert {"imdb", "reuters", "upload"} <= {d["id"] for d in got["datasets"]}
+    if "mnist-rows-seed001" in names:
+        mnist = names["mnist-rows-seed001"]["values"]
+        assert mnist["max_sentence_length"] is None and mnist["vocab_size"] is None
+        assert mnist["hidden_size"] == 128
+    assert got["not_applicable"]["mnist"] == ["max_sentence_length", "vocab_size", "embedding_dim"]
 
 
 # -- token -----------------------------------------------------------------------------------

@@ -239,10 +239,13 @@ function fillRecipe() {
   state.recipeValues = recipe.values;
   $("recipe-description").textContent =
     (recipe.description || "") + (recipe.seed_figure ? " — the seed reports " + (100 * recipe.seed_figure).toFixed(1) + "%" : "");
+  const unused = state.options.not_applicable[$("f-dataset").value] || [];
   for (const [name] of ALL_FIELDS) {
     const input = $("f-" + name);
     const v = recipe.values[name];
     input.value = v === null || v === undefined ? "" : String(v);
+    input.disabled = unused.includes(name); // e.g. MNIST rows have no words
+    input.title = input.disabled ? "not used by this dataset" : "";
   }
   clearFieldErrors();
 }
@@ -273,6 +276,7 @@ async function onSubmit(event) {
   const name = $("f-name").value.trim();
   if (name) body.name = name;
   for (const [field] of ALL_FIELDS) {
+    if ($("f-" + field).disabled) continue;
     const v = readValue(field);
     const recipeValue = state.recipeValues[field];
     if (v !== undefined && v !== recipeValue) body[field] = v; // only what differs from the recipe
