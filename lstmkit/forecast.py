@@ -387,6 +387,9 @@ def run_forecast(
     source = recipe.data.series
     if source is None:
         raise DataFileError('dataset "series" needs a [data.series] table (train, target, ...)')
+    from lstmkit.owndata import check_monitor
+
+    check_monitor(recipe, ("val_loss", "val_mae", "val_rmse"), "forecasting")
     if resume and not (run_dir / "checkpoints").exists():
         raise FileNotFoundError(f"--resume: {run_dir} has no checkpoints to resume from")
     if not resume and (run_dir / "checkpoints").exists():

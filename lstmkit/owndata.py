@@ -48,7 +48,12 @@ from lstmkit.data.text import (
     read_labelled_texts,
     stratified_split,
 )
-from lstmkit.data.tokenize import TOKENIZER_FILE, TextTokenizer, train_tokenizer
+from lstmkit.data.tokenize import (
+    TOKENIZER_FILE,
+    EmptyEncodingError,
+    TextTokenizer,
+    train_tokenizer,
+)
 from lstmkit.data.vectors import Coverage, embedding_matrix, load_vectors
 from lstmkit.models import ClassifierConfig, SequenceClassifier
 
@@ -76,12 +81,10 @@ class PreparedText:
 def _encode(tok: TextTokenizer, data: LabelledTexts) -> list[np.ndarray]:
     try:
         return tok.encode_batch(data.texts)
-    except ValueError as err:  # "text i gives no token": name the line
-        msg = str(err)
-        i = int(msg.split()[1]) if msg.startswith("text ") else 0
+    except EmptyEncodingError as err:
         raise DataFileError(
-            f"{data.path}: {data.where} {data.lines[i]}: the text gives no token after Unicode "
-            "normalisation; remove the record or give it a text"
+            f"{data.path}: {data.where} {data.lines[err.index]}: the text gives no token after "
+            "Unicode normalisation; remove the record or give it a text"
         ) from None
 
 
@@ -192,6 +195,18 @@ def build_text_model(
             model.embedding.weight.requires_grad_(False)
         logger.info("%s", coverage.describe())
     return model, coverage
+
+
+def check_monitor(recipe: Recipe, allowed: tuple[str, ...], task: str) -> None:
+    """ConfigError unless ``train.monitor`` is unset (the task's own) or one of ``allowed``."""
+    from lstmkit.config import ConfigError
+
+    monitor = recipe.train.monitor
+    if monitor is not None and monitor not in allowed:
+        raise ConfigError(
+            f"train.monitor = {monitor!r} is not measured for {task}; use one of "
+            f"{', '.join(allowed)} (or leave it unset)"
+        )
 
 
 # -- the evaluation report --------------------------------------------------------------------
@@ -321,6 +336,7 @@ def run_text(
     source = recipe.data.text
     if source is None:
         raise DataFileError('dataset "text" needs a [data.text] table (train, text_column, ...)')
+    check_monitor(recipe, ("val_accuracy", "val_loss", "val_macro_f1"), "text classification")
     if resume and not (run_dir / "checkpoints").exists():
         raise FileNotFoundError(f"--resume: {run_dir} has no checkpoints to resume from")
     if not resume and (run_dir / "checkpoints").exists():

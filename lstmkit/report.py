@@ -94,7 +94,35 @@ def results_table(results: Path) -> str:
     return "\n".join(head + rows) + "\n"
 
 
-GENERATORS = {"benchmarks": benchmark_table, "results": results_table}
+def forecast_table(results: Path) -> str:
+    """Markdown table of the forecasting runs in ``results/<recipe>.json`` (those written by
+    ``lstmkit train --task forecast --record``): MAE / RMSE / MASE of the model beside the naive
+    and seasonal-naive baselines on the same test windows."""
+    rows = []
+    for path in sorted(results.glob("*.json")):
+        data = json.loads(path.read_text())
+        test = data.get("test") if isinstance(data, dict) else None
+        if not isinstance(test, dict) or "model" not in test or "naive" not in test:
+            continue
+        for name in ("model", "naive", "seasonal_naive"):
+            if name not in test:
+                continue
+            m = test[name]
+            label = {"seasonal_naive": f"seasonal naive (m={data.get('season')})"}.get(name, name)
+            rows.append(
+                f"| {data['recipe']} | {label} | {m['mae']:.4g} | {m['rmse']:.4g} | "
+                f"{m['mase']:.3f} | `{str(data.get('commit', ''))[:8]}` |"
+            )
+    if not rows:
+        return "_No forecasting results recorded yet._\n"
+    head = [
+        "| run | forecast | test MAE | test RMSE | test MASE | commit |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    return "\n".join(head + rows) + "\n"
+
+
+GENERATORS = {"benchmarks": benchmark_table, "results": results_table, "forecasts": forecast_table}
 
 
 def render(text: str, results: Path) -> str:

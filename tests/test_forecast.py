@@ -117,3 +117,79 @@ def test_bad_series_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "shorter than lookback 30 + horizon 1" in capsys.readouterr().err
     assert main(args + ["--tokenizer", "bpe"]) == 2
     assert "--tokenizer: not used by --task forecast" in capsys.readouterr().err
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_forecast_table_and_the_docs_page_are_generated_from_results(tmp_path: Path) -> None:
+    from lstmkit.report import forecast_table, render
+
+    (tmp_path / "f.json").write_text(
+        json.dumps(
+            {
+                "recipe": "f",
+                "metric": "test_mase",
+                "value": 0.5,
+                "season": 7,
+                "commit": "0123456789",
+                "test": {
+                    "model": {"mae": 1.0, "rmse": 2.0, "mase": 0.5},
+                    "naive": {"mae": 3.0, "rmse": 4.0, "mase": 1.5},
+                    "seasonal_naive": {"mae": 2.0, "rmse": 3.0, "mase": 1.0},
+                },
+            }
+        )
+    )
+    (tmp_path / "imdb.json").write_text(json.dumps({"recipe": "imdb", "metric": "x", "value": 1}))
+    table = forecast_table(tmp_path).splitlines()
+    assert table[2:] == [
+        "| f | model | 1 | 2 | 0.500 | `01234567` |",
+        "| f | naive | 3 | 4 | 1.500 | `01234567` |",
+        "| f | seasonal naive (m=7) | 2 | 3 | 1.000 | `01234567` |",
+    ]
+    # docs/own-data.md's measured figures come from results/ (lstmkit report --readme docs/own-data.md)
+    text = (ROOT / "docs" / "own-data.md").read_text(encoding="utf-8")
+    assert "<!-- BEGIN GENERATED: forecasts -->" in text
+    assert render(text, ROOT / "results") == text
+    assert "| forecast-sunspots | model |" in text
+
+
+def test_task_flags_override_a_base_recipe(tmp_path: Path) -> None:
+    from lstmkit.config import ConfigError
+    from lstmkit.owndata import recipe_for_task
+
+    base = tmp_path / "base.toml"
+    base.write_text(
+        '[data]\ndataset = "series"\n[data.series]\ntrain = "a.csv"\ntarget = "y"\nlookback = 48\n'
+        "[model]\nhidden_size = 7\n",
+        encoding="utf-8",
+    )
+    recipe, raw = recipe_for_task(
+        "forecast",
+        {"train": "b.csv", "horizon": 4, "lookback": None},
+        recipe_path=base,
+        overrides=["data.series.stride=2", "epochs=3"],
+    )
+    s = recipe.data.series
+    assert s is not None
+    assert (s.train, s.target, s.lookback, s.horizon, s.stride) == ("b.csv", "y", 48, 4, 2)
+    assert (recipe.model.hidden_size, recipe.train.epochs, recipe.name) == (7, 3, "base")
+    with pytest.raises(ConfigError, match="reads dataset 'text', but the recipe says"):
+        recipe_for_task("text", {"train": "x.csv"}, recipe_path=base)
+    with pytest.raises(ConfigError, match=r"data.series.lookback: Input should be greater than"):
+        recipe_for_task("forecast", {"train": "x.csv", "target": "y", "lookback": 0})
+
+
+def test_a_classification_monitor_is_refused_for_forecasting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _monthly(tmp_path / "s.csv", n=60)
+    args = ["train", "--task", "forecast", "--train", str(data), "--target", "sales"]
+    args += ["--out", str(tmp_path / "run"), "--set", "monitor=val_accuracy"]
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "train.monitor = 'val_accuracy' is not measured for forecasting" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "run").exists()

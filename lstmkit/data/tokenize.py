@@ -39,6 +39,14 @@ SPECIALS = [PAD, UNK]
 TOKENIZER_FILE = "tokenizer.json"
 
 
+class EmptyEncodingError(ValueError):
+    """A text gives no token at all; ``index`` is its position in the batch."""
+
+    def __init__(self, index: int, text: str) -> None:
+        super().__init__(f"text {index} gives no token: {text[:40]!r}")
+        self.index = index
+
+
 def train_tokenizer(
     texts: Iterable[str],
     kind: TokenizerKind = "word",
@@ -185,15 +193,15 @@ class TextTokenizer:
     def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
         """int64 id arrays, cut to ``maxlen`` on the ``truncating`` side (Rust, parallel).
 
-        A text that gives no token at all (only spaces or characters NFKC removes) raises a
-        ValueError naming its index.
+        A text that gives no token at all (only spaces or characters NFKC removes) raises
+        :class:`EmptyEncodingError` (a ValueError) naming its index.
         """
         encodings = self.tokenizer.encode_batch_fast(list(texts))  # type: ignore[attr-defined]
         out: list[np.ndarray] = []
         for i, enc in enumerate(encodings):
             ids = np.asarray(enc.ids, dtype=np.int64)
             if ids.size == 0:
-                raise ValueError(f"text {i} gives no token: {texts[i][:40]!r}")
+                raise EmptyEncodingError(i, texts[i])
             if self.maxlen and ids.size > self.maxlen:
                 ids = ids[-self.maxlen :] if self.truncating == "pre" else ids[: self.maxlen]
             out.append(ids)
