@@ -1,0 +1,177 @@
+"""Is the own-data pipeline ever the bottleneck? Rows/s of loading + tokenizing labelled reviews from
+a CSV file vs the model's training rows/s on the same rows, in one run.
+
+The 50,000 labelled IMDB reviews (``aclImdb_v1_text.tar.gz``: train + test, pos + neg; found in
+``$LSTMKIT_DATA``) are written to a CSV file in a temporary directory (not timed). Then, per
+tokenizer kind:
+
+- ``pipeline``: what ``lstmkit train --task text`` does before training, timed end to end:
+  read the CSV (:func:`lstmkit.data.text.read_labelled_texts`), class names and ids, train the
+  tokenizer on the rows, encode every row (cut to ``maxlen``). Reported as rows/s, with the
+  seconds of each part.
+- ``training``: the Trainer on those encoded rows (the seed-003 model: embedding 32, LSTM(32),
+  length bucketing, batch 128) for ``--steps`` optimizer steps: rows/s.
+
+One JSON object per line (the format of ``benchmarks/recurrent.py``; ``ratio`` = pipeline rows/s
+/ training rows/s, the goal is >= 10)::
+
+    python benchmarks/data_pipeline.py [--limit N] [--steps 40] [--threads 2] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lstmkit.config import TrainConfig
+from lstmkit.data.batching import SequenceDataset, collate_tokens
+from lstmkit.data.resolve import resolve
+from lstmkit.data.text import class_names, label_ids, read_labelled_texts
+from lstmkit.data.tokenize import train_tokenizer
+from lstmkit.models import ClassifierConfig, SequenceClassifier
+from lstmkit.train import Trainer
+
+
+def write_imdb_csv(tarball: Path, out: Path, limit: int | None) -> int:
+    """The labelled reviews of the tarball (train and test, pos and neg) as ``review,label`` CSV,
+    in a fixed shuffled order. Returns the number of rows."""
+    rows: list[tuple[str, str]] = []
+    with tarfile.open(tarball, "r:gz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            # aclImdb/{train,test}/{pos,neg}/ID_RATING.txt
+            if not member.isfile() or len(parts) != 4 or parts[2] not in ("pos", "neg"):
+                continue
+            fh = tar.extractfile(member)
+            assert fh is not None
+            rows.append((fh.read().decode("utf-8"), parts[2]))
+    order = np.random.default_rng(0).permutation(len(rows))  # mix pos/neg, the same every run
+    rows = [rows[i] for i in order]
+    if limit:
+        rows = rows[:limit]
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["review", "label"])
+        w.writerows(rows)
+    return len(rows)
+
+
+def pipeline(path: Path, kind: str, vocab_size: int, maxlen: int) -> tuple[Any, dict[str, Any]]:
+    """Load + tokenize the CSV as lstmkit train --task text does; (dataset, timings)."""
+    t0 = time.perf_counter()
+    data = read_labelled_texts(path, "review", "label")
+    names = class_names(data, "label")
+    y = label_ids(data, names, "label", path)
+    t1 = time.perf_counter()
+    tok = train_tokenizer(data.texts, kind, vocab_size=vocab_size)  # type: ignore[arg-type]
+    tok.maxlen = maxlen
+    t2 = time.perf_counter()
+    seqs = tok.encode_batch(data.texts)
+    t3 = time.perf_counter()
+    ds = SequenceDataset(seqs, y)
+    return ds, {
+        "rows": len(data),
+        "read_s": t1 - t0,
+        "train_tokenizer_s": t2 - t1,
+        "encode_s": t3 - t2,
+        "seconds": t3 - t0,
+        "tokens": int(ds.lengths.sum()),
+        "vocab_size": tok.vocab_size,
+        "unknown_rate": tok.unknown_fraction(seqs),
+    }
+
+
+def training_rate(ds: SequenceDataset, vocab_size: int, steps: int, threads: int) -> dict[str, Any]:
+    """Rows/s of ``steps`` training steps of the seed-003 model on ``ds`` (after 3 warm-up steps)."""
+    torch.manual_seed(0)
+    model = SequenceClassifier(
+        ClassifierConfig(num_classes=2, vocab_size=vocab_size, embedding_dim=32, hidden_size=32)
+    )
+    cfg = TrainConfig(batch_size=128, max_steps=3, epochs=1, num_threads=threads)
+    Trainer(model, cfg, num_classes=2, collate=collate_tokens, progress=False).fit(ds, ds.lengths)
+    cfg = TrainConfig(batch_size=128, max_steps=steps, epochs=1, num_threads=threads, seed=1)
+    trainer = Trainer(model, cfg, num_classes=2, collate=collate_tokens, progress=False)
+    start = time.perf_counter()
+    history = trainer.fit(ds, ds.lengths)
+    seconds = time.perf_counter() - start
+    rows = steps * cfg.batch_size
+    train_rows = [r for r in history if r["split"] == "train"]
+    return {
+        "rows_per_s": rows / seconds,
+        "seconds": seconds,
+        "steps": steps,
+        "tokens_per_s": train_rows[-1].get("tokens_per_s") if train_rows else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=None, help="use the first N reviews only")
+    parser.add_argument("--steps", type=int, default=40, help="training steps to time")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--kinds", default="word,bpe,char", help="tokenizers to measure")
+    parser.add_argument("--maxlen", type=int, default=500)
+    parser.add_argument("--out", type=Path, help="also write the JSON lines to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    lines: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        csv_path = Path(tmp) / "imdb.csv"
+        n = write_imdb_csv(resolve("aclImdb_v1_text.tar.gz"), csv_path, args.limit)
+        size_mb = csv_path.stat().st_size / 1e6
+        for kind in args.kinds.split(","):
+            vocab = 10000 if kind != "char" else 2000
+            ds, pipe = pipeline(csv_path, kind, vocab, args.maxlen)
+            train = training_rate(ds, pipe["vocab_size"], args.steps, args.threads)
+            pipe_rate = pipe["rows"] / pipe["seconds"]
+            lines.append(
+                {
+                    "bench": "data_pipeline",
+                    "case": f"imdb-{n // 1000}k-csv-{kind}",
+                    "impl": f"load+{kind} tokenizer",
+                    "ours": pipe_rate,
+                    "peer": train["rows_per_s"],
+                    "peer_name": "training (LSTM(32))",
+                    "ratio": pipe_rate / train["rows_per_s"],
+                    "unit": "rows/s",
+                    "goal_10x": pipe_rate >= 10 * train["rows_per_s"],
+                    "csv_mb": round(size_mb, 1),
+                    "pipeline": pipe,
+                    "training": train,
+                }
+            )
+            print(json.dumps(lines[-1]), flush=True)
+    header = {
+        "bench": "data_pipeline-run",
+        "command": "python benchmarks/data_pipeline.py " + " ".join(sys.argv[1:]),
+        "seconds": round(time.perf_counter() - started, 1),
+        "threads": args.threads,
+        "tokenizers_threads": os.environ.get("RAYON_NUM_THREADS", "default (all cores)"),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+    }
+    print(json.dumps(header))
+    if args.out:
+        tmp_out = args.out.with_name(f".{args.out.name}.tmp")
+        tmp_out.write_text("".join(json.dumps(r) + "\n" for r in [header, *lines]))
+        tmp_out.replace(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
