@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
@@ -164,6 +166,7 @@ def create_studio_app(
     mounts = ModelMounts(home_path / "bundles", token)
     app.state.studio = None
     app.state.token = token
+    app.state.closing = threading.Event()  # set when the server stops: live streams end
     app.include_router(api)
     app.include_router(pages)
     app.mount("/models", mounts)
@@ -181,4 +184,16 @@ def serve_studio(
     import uvicorn
 
     app = create_studio_app(home, **kwargs)
-    uvicorn.run(app, host=host, port=port)
+    closing: threading.Event = app.state.closing
+
+    class Server(uvicorn.Server):
+        """Ctrl-C also ends the live streams (they would hold the shutdown open); then the
+        lifespan's shutdown interrupts the running runs, which checkpoint."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            closing.set()
+            super().handle_exit(sig, frame)
+
+    # timeout_graceful_shutdown: a backstop for any other request that does not end
+    config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=5)
+    Server(config).run()

@@ -298,7 +298,7 @@ async def run_events(
         if run["status"] in TERMINAL and not rows:
             yield ServerSentEvent(event="end", data={"status": run["status"]})
             return
-        if await request.is_disconnected():
+        if await request.is_disconnected() or request.app.state.closing.is_set():
             return
         await asyncio.sleep(EVENT_POLL_S)
 

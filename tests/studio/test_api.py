@@ -54,6 +54,8 @@ def stopped_home(
         assert b.status_code == 201, b.text
         b_run = wait_for(client, b.json()["id"], ("running",), min_rows=2)
         assert b_run["progress"]["step"] < 20
+        assert b_run["progress"]["total_steps"] == 20
+        assert b_run["progress"]["eta_s"] >= 0  # the trainer's ETA while it runs
     # leaving the client stops the studio: B gets SIGINT, checkpoints, and is marked interrupted
     return {"home": home, "a": a_run, "b": b_run["id"]}
 

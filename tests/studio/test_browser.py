@@ -132,6 +132,22 @@ def test_fill_the_form_train_watch_and_predict(studio: str, tmp_path: Path) -> N
             if os.environ.get("STUDIO_SHOTS"):
                 shutil.copy(tmp_path / "run.png", os.environ["STUDIO_SHOTS"])
 
+            # compare: tick the run on the Runs page; its curves and its parameters in a table
+            run_url = page.url
+            page.click("#nav-runs")
+            page.wait_for_selector("#runs-table tbody tr")
+            assert "finished" in page.inner_text("#runs-table tbody tr")
+            page.check("#runs-table tbody tr input[type=checkbox]")
+            page.click("#compare-selected")
+            page.wait_for_selector("#cmp-table tbody tr")
+            table = page.inner_text("#cmp-table")
+            assert "browser run" in table and "hidden_size\t48" in table
+            assert page.locator("#cmp-accuracy canvas").count() == 1
+            page.goto(run_url)
+            page.wait_for_function(
+                "document.getElementById('run-status').textContent === 'finished'"
+            )
+
             # "Use this model" opens the serving page of the run's bundle: predict there
             page.click("#use-model")
             page.wait_for_url("**/models/*/", timeout=20000)
