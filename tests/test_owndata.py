@@ -130,6 +130,8 @@ def test_predict_evaluate_export_and_serve_the_run(
     direct = load(text_run).predict(["배우들의 연기가 싫어요 😡"])
     assert pred.predict(["배우들의 연기가 싫어요 😡"]) == direct
     with TestClient(create_app(bundle)) as client:
+        info = client.get("/v1/model").json()
+        assert (info["labels"], info["tokenizer"]) == ([POS, NEG], "word")
         r = client.post("/v1/predict", json={"texts": ["この映画が大好きです"]})
         assert r.status_code == 200, r.text
         assert r.json()["predictions"][0]["label"] == POS
@@ -140,7 +142,8 @@ def test_predict_evaluate_export_and_serve_the_run(
 
 
 def test_recipe_route_with_bpe(tmp_path: Path) -> None:
-    train = _write_jsonl(tmp_path / "train.jsonl", _rows(80, 2))
+    neutral = [(t, "중립") for t in ("그냥 그래요", "普通です", "还可以", "Bof, ça va")] * 5
+    train = _write_jsonl(tmp_path / "train.jsonl", _rows(80, 2) + neutral)  # three classes
     recipe = tmp_path / "mine.toml"
     recipe.write_text(
         f"""name = "mine"
@@ -168,8 +171,11 @@ epochs = 1
     config = json.loads((run / "config.json").read_text(encoding="utf-8"))
     assert config["recipe"]["data"]["text"]["vocab_size"] == 150
     assert config["model"]["vocab_size"] <= 150
+    assert config["labels"] == [POS, NEG, "중립"] and config["model"]["num_classes"] == 3
     report = json.loads((run / "evaluation.json").read_text(encoding="utf-8"))
-    assert report["split"] == "valid" and report["examples"] == 8
+    assert report["split"] == "valid" and report["examples"] == 10  # 10 % of each class
+    assert report["per_class"]["중립"]["support"] == 2
+    assert np.array(report["confusion_matrix"]).shape == (3, 3)
 
 
 def _glove(path: Path, words: list[str], dim: int, seed: int) -> dict[str, np.ndarray]:

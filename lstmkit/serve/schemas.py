@@ -109,6 +109,11 @@ class ModelInfo(BaseModel):
     labels: list[str]
     model: dict[str, Any] = Field(description="architecture (ClassifierConfig)")
     maxlen: int | None = Field(description="texts are cut to their last maxlen tokens")
+    tokenizer: str | None = Field(
+        None,
+        description="the run's own tokenizer (word, char, bpe, unigram: lstmkit train --task "
+        "text); null for the Keras data sets' vocabularies",
+    )
     metrics: dict[str, Any] | None = Field(description="the run's metrics.json")
     lstmkit_version: str = Field(description="the lstmkit version serving the model")
     bundle: BundleInfo | None
