@@ -93,6 +93,11 @@ def prepare_text(
 ) -> PreparedText:
     """Read, check, split and encode the files of ``source`` (no file is written)."""
     s = source
+    if s.text_column == s.label_column:
+        raise DataFileError(
+            f"{s.train}: the text column and the label column are both {s.text_column!r}; "
+            "name two different columns"
+        )
     train_all = read_labelled_texts(s.train, s.text_column, s.label_column, encoding=s.encoding)
     names = class_names(train_all, s.label_column)
     ids_all = label_ids(train_all, names, s.label_column, train_all.path)

@@ -245,6 +245,8 @@ def test_bad_input_is_one_error_and_nothing_is_written(
     assert not out.exists()  # checked before anything was written
     assert main(base + ["--text-column", "body", "--out", str(out)]) == 2
     assert "no column 'body' in the header" in capsys.readouterr().err
+    assert main(base + ["--text-column", "감정", "--out", str(out)]) == 2
+    assert "the text column and the label column are both '감정'" in capsys.readouterr().err
     # an existing run is never overwritten
     before = (text_run / "model.safetensors").read_bytes()
     assert main(base + ["--out", str(text_run)]) == 2
