@@ -15,6 +15,7 @@ call it.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -24,15 +25,81 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lstmkit import __version__
 from lstmkit.studio.jobs import JobQueue, Launcher, default_launcher
 from lstmkit.studio.mounts import ModelMounts
 from lstmkit.studio.params import RecipeInfo, recipe_catalog
 from lstmkit.studio.store import DB_NAME, Store
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def _host_name(netloc: str) -> str:
+    """``host[:port]`` (``[v6]:port``) -> host."""
+    if netloc.startswith("["):
+        return netloc[1:].partition("]")[0]
+    return netloc.rpartition(":")[0] if netloc.count(":") == 1 else netloc
+
+
+class _SameSite:
+    """Refuse requests a web page of another site makes through the user's browser.
+
+    - A request whose ``Origin`` is not this server (``Origin`` host:port != ``Host``) may not
+      change anything (403): a page elsewhere cannot start, cancel or upload. Browsers send
+      ``Origin`` with every cross-origin POST; the studio's own page sends its own.
+    - With ``allowed_hosts`` (the loopback names when the studio binds 127.0.0.1), a ``Host``
+      header naming another host is refused (400): DNS rebinding cannot read the API.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: tuple[str, ...] | None) -> None:
+        self.app = app
+        self.allowed_hosts = allowed_hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            host = headers.get(b"host", b"").decode("latin-1")
+            if self.allowed_hosts is not None and _host_name(host) not in self.allowed_hosts:
+                await _refuse(
+                    send,
+                    400,
+                    f"host {host!r} is not served here; use " + " or ".join(self.allowed_hosts),
+                )
+                return
+            origin = headers.get(b"origin")
+            cross = origin is not None and urlsplit(origin.decode("latin-1")).netloc != host
+            if cross and scope["method"] not in _SAFE_METHODS:
+                assert origin is not None
+                await _refuse(
+                    send,
+                    403,
+                    f"cross-site request refused: origin {origin.decode('latin-1')!r} is not "
+                    "this studio",
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 @dataclass
@@ -90,6 +157,7 @@ def create_studio_app(
     python: str = sys.executable,
     env: dict[str, str] | None = None,
     launcher: Launcher = default_launcher,
+    allowed_hosts: tuple[str, ...] | None = None,
 ) -> FastAPI:
     """The studio for ``home`` (created if missing) with the recipes of ``recipes_dir``.
 
@@ -100,6 +168,8 @@ def create_studio_app(
         max_upload_bytes: larger uploads are refused (413).
         grace_s: seconds a cancelled or interrupted run gets to checkpoint after SIGINT.
         poll_s, python, env, launcher: see :class:`lstmkit.studio.jobs.JobQueue`.
+        allowed_hosts: refuse requests whose ``Host`` is not one of these (None: any host).
+            Requests from pages of other origins may never change anything.
 
     The store is opened (created, migrated) and runs left ``running`` by a previous studio are
     marked ``interrupted`` when the app starts (its lifespan); stopping it interrupts the running
@@ -170,6 +240,7 @@ def create_studio_app(
     app.include_router(api)
     app.include_router(pages)
     app.mount("/models", mounts)
+    app.add_middleware(_SameSite, allowed_hosts=allowed_hosts)
     return app
 
 
@@ -183,6 +254,8 @@ def serve_studio(
     """Run the studio with uvicorn (errors in the arguments come out before it starts)."""
     import uvicorn
 
+    if host in LOOPBACK_HOSTS:  # only this machine's names reach a loopback studio
+        kwargs.setdefault("allowed_hosts", LOOPBACK_HOSTS)
     app = create_studio_app(home, **kwargs)
     closing: threading.Event = app.state.closing
 

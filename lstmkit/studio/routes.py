@@ -373,6 +373,15 @@ async def make_bundle(run_id: RunId, studio: StudioDep) -> dict[str, Any]:
             status.HTTP_409_CONFLICT,
             detail=f"run {run_id} is {run['status']}; only a finished run becomes a model",
         )
+    config = _run_config(studio.runs_dir / run_id)
+    task = config.get("task", "classify")
+    if task != "classify" or config.get("real_valued"):
+        what = "reads real-valued rows, not text" if task == "classify" else f"is a {task} model"
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"run {run_id} {what}; the prediction page classifies texts (use lstmkit "
+            "predict / sample / forecast on its run directory)",
+        )
     out = studio.bundles_dir / run_id
     if not (out / "bundle.json").is_file():
         if out.exists():  # an earlier export that did not complete
@@ -402,13 +411,21 @@ async def compare(
     return {"runs": out, "fields": list(FIELD_KEYS)}
 
 
+def _run_config(run_dir: Path) -> dict[str, Any]:
+    """The run's config.json ({} before the run wrote it, or when it cannot be read)."""
+    try:
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
 def _recipe_values(run_dir: Path) -> dict[str, Any] | None:
     """The form fields' values of the recipe the run trained (its config.json), or None before
     the run wrote one."""
     try:
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-        recipe = Recipe.model_validate(config["recipe"])
-    except (OSError, ValueError, KeyError):
+        recipe = Recipe.model_validate(_run_config(run_dir)["recipe"])
+    except (ValueError, KeyError):
         return None
     return recipe_values(recipe)
 

@@ -356,6 +356,68 @@ def test_token(tmp_path: Path, recipes: Path, run_env: dict[str, str]) -> None:
         assert c.get("/").status_code == 200 and c.get("/health").status_code == 200
 
 
+def test_pages_of_other_sites_cannot_act(client: TestClient, stopped_home: dict[str, Any]) -> None:
+    a = stopped_home["a"]["id"]
+    evil = {"Origin": "http://evil.example"}
+    r = client.post("/api/runs", json={"recipe": "tiny", "dataset": "reuters"}, headers=evil)
+    assert r.status_code == 403 and "cross-site request refused" in detail(r)
+    r = client.post(
+        "/api/uploads",
+        params={"filename": "a.csv"},
+        content=b"a,b\n1,2\n3,4\n",
+        headers={**evil, "Content-Type": "text/plain"},
+    )
+    assert r.status_code == 403
+    assert client.post(f"/api/runs/{a}/cancel", headers={"Origin": "null"}).status_code == 403
+    assert (
+        client.post(f"/models/{a}/v1/predict", json={"texts": ["w1"]}, headers=evil).status_code
+        == 403
+    )
+    # the studio's own page (same origin) may; reading is allowed (CORS keeps the answer from
+    # other sites' scripts anyway)
+    same = {"Origin": "http://testserver"}
+    r = client.post(f"/api/runs/{a}/cancel", headers=same)
+    assert r.status_code == 409  # reached the route: the run is finished
+    assert client.get("/api/runs", headers=evil).status_code == 200
+    assert client.get("/api/runs").headers.get("access-control-allow-origin") is None
+
+
+def test_a_loopback_studio_refuses_other_host_names(
+    tmp_path: Path, recipes: Path, run_env: dict[str, str]
+) -> None:
+    app = create_studio_app(
+        tmp_path, recipes_dir=recipes, env=run_env, allowed_hosts=("127.0.0.1", "localhost")
+    )
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        assert c.get("/api/options").status_code == 200
+        assert c.get("/health", headers={"Host": "localhost:8000"}).status_code == 200
+        r = c.get("/api/options", headers={"Host": "rebound.example:8000"})
+        assert r.status_code == 400
+        assert "host 'rebound.example:8000' is not served here" in detail(r)
+
+
+def test_use_this_model_needs_a_text_classifier(
+    client: TestClient, stopped_home: dict[str, Any]
+) -> None:
+    store = client.app.state.studio.store  # type: ignore[attr-defined]
+    for run_id, config, words in [
+        ("00000a1a", {"task": "language_model"}, "is a language_model model"),
+        ("00000a2a", {"task": "classify", "real_valued": True}, "reads real-valued rows"),
+    ]:
+        with store.connect() as con:  # a finished run, never queued
+            con.execute(
+                "INSERT INTO runs (id, name, recipe, dataset, params, overrides, status, "
+                "created) VALUES (?, 'x', 'tiny', 'chars', '{}', '[]', 'finished', 0)",
+                (run_id,),
+            )
+        run_dir = stopped_home["home"] / "runs" / run_id
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.json").write_text(json.dumps(config))
+        r = client.post(f"/api/runs/{run_id}/bundle")
+        assert r.status_code == 409 and words in detail(r)
+        assert not (stopped_home["home"] / "bundles" / run_id).exists()
+
+
 def test_bad_arguments(tmp_path: Path, recipes: Path) -> None:
     with pytest.raises(ValueError, match="recipe folder .* does not exist"):
         create_studio_app(tmp_path, recipes_dir=tmp_path / "none")

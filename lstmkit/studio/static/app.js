@@ -614,6 +614,7 @@ async function showCompare(ids) {
 async function route() {
   showError("");
   stopStream();
+  clearInterval(state.runsTimer);
   const hash = location.hash || "#/new";
   const [, view, arg] = hash.split("/");
   for (const el of document.querySelectorAll(".view")) el.hidden = true;
@@ -622,6 +623,16 @@ async function route() {
     if (view === "runs") {
       $("view-runs").hidden = false;
       await showRuns();
+      // statuses change while the list is open: refresh it, keeping the ticks
+      state.runsTimer = setInterval(async () => {
+        const ticked = new Set([...document.querySelectorAll("#runs-table input:checked")].map((b) => b.value));
+        try {
+          await showRuns();
+        } catch (err) {
+          return;
+        }
+        for (const box of document.querySelectorAll("#runs-table input")) box.checked = ticked.has(box.value);
+      }, 2000);
     } else if (view === "run" && arg) {
       $("view-run").hidden = false;
       await showRun(arg);
