@@ -76,7 +76,14 @@ def get_studio(request: Request) -> Studio:
 
 
 StudioDep = Annotated[Studio, Depends(get_studio)]
-api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+api = APIRouter(
+    prefix="/api",
+    dependencies=[Depends(require_token)],
+    responses={
+        401: {"description": "missing or wrong bearer token (when the studio has one)"},
+        403: {"description": "a cross-site request (its Origin is another site)"},
+    },
+)
 pages = APIRouter()
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -166,14 +173,18 @@ async def options(studio: StudioDep) -> dict[str, Any]:
     }
 
 
-@api.get("/runs", responses=_ERRORS)
+@api.get("/runs")
 async def list_runs(studio: StudioDep) -> list[dict[str, Any]]:
     """Every run, oldest first."""
     runs = await run_in_threadpool(studio.store.list_runs)
     return [_public(studio, r) for r in runs]
 
 
-@api.post("/runs", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
+@api.post(
+    "/runs",
+    status_code=status.HTTP_201_CREATED,
+    responses={400: {"description": "the body cannot be read as JSON (bytes that are not UTF-8)"}},
+)
 async def create_run(body: RunRequest, studio: StudioDep) -> Any:
     """Queue a run of ``recipe`` with the request's parameters. A value out of range or one the
     recipe refuses -> 422 with ``detail[i].loc = ["body", field]`` and the reason."""
@@ -360,7 +371,12 @@ async def resume_run(run_id: RunId, studio: StudioDep) -> dict[str, Any]:
 
 
 @api.post(
-    "/runs/{run_id}/bundle", responses={**_ERRORS, 409: {"description": "the run is not finished"}}
+    "/runs/{run_id}/bundle",
+    responses={
+        **_ERRORS,
+        409: {"description": "the run is not finished, or its model does not read text"},
+        500: {"description": "the finished run cannot be exported (a file is missing)"},
+    },
 )
 async def make_bundle(run_id: RunId, studio: StudioDep) -> dict[str, Any]:
     """ "Use this model": export the finished run as a bundle (once) and answer the URL of its
