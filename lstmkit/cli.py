@@ -235,6 +235,14 @@ def _add_train_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="also write DIR/<recipe>.json (default DIR: results) for the README tables",
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--quick",
+        action="store_true",
+        help=(
+            "smoke test: 2 optimizer steps on a few examples of the real data, small batches "
+            "(checks the recipe end to end; claims no accuracy, so --record is refused)"
+        ),
+    )
     _add_own_data_arguments(train)
     train.set_defaults(handler=_run_train)
 
@@ -404,7 +412,16 @@ def _run_train(args: argparse.Namespace) -> int:
         recipe_obj, raw = _task_recipe(args)
         assert isinstance(recipe_obj, Recipe)
         recipe = recipe_obj
-        out = args.out or Path("runs") / recipe.name
+        if args.quick:
+            from lstmkit.experiment import quick_overrides
+
+            if args.record:
+                raise ConfigError("--quick runs claim no accuracy: drop --record")
+            args.overrides = [*args.overrides, *quick_overrides(recipe)]
+            recipe_obj, raw = _task_recipe(args)
+            assert isinstance(recipe_obj, Recipe)
+            recipe = recipe_obj
+        out = args.out or Path("runs") / (recipe.name + ("-quick" if args.quick else ""))
         command = (
             " ".join(["lstmkit", *sys.argv[1:]])
             if args.task

@@ -75,6 +75,9 @@ class DataConfig(BaseModel):
         validation_split: fraction of the training set held out (seeded, stratified=False, the
             last fraction after a seeded shuffle, as Keras' ``validation_split`` takes the tail).
         bucketing: batch sequences of similar length together (padding mostly skipped).
+        limit: only the first ``limit`` examples of the training and test sets (the first
+            ``limit`` characters of a chars text): smoke tests (``lstmkit train --quick``) and
+            quick experiments; None = all.
         text: your own labelled texts (``dataset = "text"``), the ``[data.text]`` table:
             :class:`lstmkit.data.text.TextSource` (:mod:`lstmkit.owndata`).
         series: your own time series (``dataset = "series"``), the ``[data.series]`` table:
@@ -93,6 +96,11 @@ class DataConfig(BaseModel):
     truncating: Literal["pre", "post"] = "pre"
     validation_split: float = Field(0.2, ge=0.0, lt=1.0)
     bucketing: bool = True
+    limit: int | None = Field(
+        None,
+        ge=1,
+        description="use only the first `limit` examples of each split (characters for chars)",
+    )
     bucket_chunk: int = Field(
         50, ge=1, description="a bucket holds bucket_chunk batches, sorted by length"
     )

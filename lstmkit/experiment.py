@@ -140,6 +140,13 @@ def prepare(recipe: Recipe) -> Prepared:
         input_size = None
         vocab = Vocabulary.from_keras(d.dataset, d.num_words, d.index_from, d.skip_top)
     y_tr = np.asarray(y_tr, dtype=np.int64)
+    if d.limit:
+        train_x, y_tr, test_x, y_te = (
+            train_x[: d.limit],
+            y_tr[: d.limit],
+            test_x[: d.limit],
+            y_te[: d.limit],
+        )
     # Keras' validation_split takes the last fraction of the (already shuffled) training data
     n_val = int(len(train_x) * d.validation_split)
     cut = len(train_x) - n_val
@@ -190,6 +197,23 @@ def build_model(recipe: Recipe, data: Prepared) -> SequenceClassifier:
         updates.update(vocab_size=data.vocab_size, input_size=None)
     cfg = ClassifierConfig.model_validate({**recipe.model.model_dump(), **updates})
     return SequenceClassifier(cfg)
+
+
+def quick_overrides(recipe: Recipe) -> list[str]:
+    """``--set`` overrides of ``lstmkit train --quick``: two optimizer steps on a few examples
+    of the recipe's real data, small batches -- a smoke test of the whole path, no accuracy."""
+    out = ["train.max_steps=2", "train.epochs=1", "train.evaluate_every=0"]
+    if recipe.task == "language_model":
+        bptt = recipe.data.chars.bptt if recipe.data.chars else 128
+        out += [
+            "data.limit=20000",
+            f"data.chars.bptt={min(bptt, 32)}",
+            "train.batch_size=4",
+            "train.eval_batch_size=4",
+        ]
+    else:
+        out += ["data.limit=64", "train.batch_size=8", "train.eval_batch_size=32"]
+    return out
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:

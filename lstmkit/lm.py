@@ -74,7 +74,9 @@ def prepare_chars(recipe: Recipe, world_size: int = 1) -> CharData:
     if source is None:
         raise ValueError('dataset "chars" needs a [data.chars] table')
     text = read_text(source)
-    vocab = CharVocabulary.from_text(text)
+    vocab = CharVocabulary.from_text(text)  # all characters, also with data.limit
+    if recipe.data.limit:
+        text = text[: recipe.data.limit]
     tr, va, te = split_text(text, source.valid_fraction, source.test_fraction)
     cfg = recipe.train
 
