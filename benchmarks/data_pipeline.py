@@ -16,6 +16,10 @@ One JSON object per line (the format of ``benchmarks/recurrent.py``; ``ratio`` =
 / training rows/s, the goal is >= 10)::
 
     python benchmarks/data_pipeline.py [--limit N] [--steps 40] [--threads 2] [--out FILE]
+
+``--write-csv DIR`` only writes ``DIR/train.csv`` and ``DIR/test.csv`` (``review,sentiment``; the
+data set's own 25,000 / 25,000 split, shuffled with seed 0) for the real text example in
+docs/own-data.md, and exits.
 """
 
 from __future__ import annotations
@@ -66,6 +70,30 @@ def write_imdb_csv(tarball: Path, out: Path, limit: int | None) -> int:
         w.writerow(["review", "label"])
         w.writerows(rows)
     return len(rows)
+
+
+def write_split_csvs(tarball: Path, out_dir: Path) -> dict[str, int]:
+    """``out_dir/train.csv`` and ``out_dir/test.csv`` (``review,sentiment``) from the tarball's
+    own train / test folders, each shuffled with seed 0. Returns the row counts."""
+    rows: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
+    with tarfile.open(tarball, "r:gz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) != 4 or parts[2] not in ("pos", "neg"):
+                continue
+            fh = tar.extractfile(member)
+            assert fh is not None
+            rows[parts[1]].append((fh.read().decode("utf-8"), parts[2]))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for split, items in rows.items():
+        order = np.random.default_rng(0).permutation(len(items))
+        tmp = out_dir / f".{split}.csv.tmp"
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["review", "sentiment"])
+            w.writerows(items[i] for i in order)
+        tmp.replace(out_dir / f"{split}.csv")
+    return {k: len(v) for k, v in rows.items()}
 
 
 def pipeline(path: Path, kind: str, vocab_size: int, maxlen: int) -> tuple[Any, dict[str, Any]]:
@@ -124,7 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", default="word,bpe,char", help="tokenizers to measure")
     parser.add_argument("--maxlen", type=int, default=500)
     parser.add_argument("--out", type=Path, help="also write the JSON lines to this file")
+    parser.add_argument(
+        "--write-csv", type=Path, metavar="DIR", help="only write DIR/train.csv and DIR/test.csv"
+    )
     args = parser.parse_args(argv)
+    if args.write_csv:
+        counts = write_split_csvs(resolve("aclImdb_v1_text.tar.gz"), args.write_csv)
+        print(json.dumps({"written": str(args.write_csv), **counts}))
+        return 0
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     lines: list[dict[str, Any]] = []
