@@ -41,17 +41,18 @@ def stopped_home(
     tmp_path_factory: pytest.TempPathFactory, recipes_dir: Path, run_env: dict[str, str]
 ) -> dict[str, Any]:
     """A studio home after a first studio trained run A to the end and was stopped while run B
-    was training."""
+    was training (B starts once A trains: A ends well before B could)."""
     home = tmp_path_factory.mktemp("home")
-    with make_client(home, recipes_dir, run_env) as client:
+    with make_client(home, recipes_dir, run_env, max_concurrent=2) as client:
         a = client.post(
             "/api/runs",
             json={"recipe": "tiny", "dataset": "reuters", "name": "A", "hidden_size": 12},
         )
         assert a.status_code == 201, a.text
-        a_run = wait_for(client, a.json()["id"], ("finished",))
+        wait_for(client, a.json()["id"], ("running",), min_rows=1)
         b = client.post("/api/runs", json={"recipe": "slow", "dataset": "reuters", "name": "B"})
         assert b.status_code == 201, b.text
+        a_run = wait_for(client, a.json()["id"], ("finished",))
         b_run = wait_for(client, b.json()["id"], ("running",), min_rows=2)
         assert b_run["progress"]["step"] < 20
         assert b_run["progress"]["total_steps"] == 20
