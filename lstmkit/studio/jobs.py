@@ -266,6 +266,9 @@ class JobQueue:
             argv.append("--resume")
         run_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        # runs side by side share the cores (more threads than cores slows every run down);
+        # an OMP_NUM_THREADS of the caller or a recipe's train.num_threads still decides
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.max_concurrent)))
         header = f"$ {' '.join(argv[1:])}\n"
         with open(run_dir / LOG_NAME, "a", encoding="utf-8") as log:
             log.write(header)
@@ -325,8 +328,9 @@ class JobQueue:
         self.jobs.pop(job.run_id, None)
         fields: dict[str, Any] = {"exit_code": code, "finished": time.time(), "pid": None}
         metrics_path = job.run_dir / "metrics.json"
-        if code == 0 and metrics_path.is_file():
-            fields.update(status="finished", metrics=json.loads(metrics_path.read_text()))
+        metrics = _read_metrics(metrics_path) if code == 0 else None
+        if metrics is not None:
+            fields.update(status="finished", metrics=metrics)
         elif job.cancel_at is not None:
             fields.update(status="cancelled", error=_cancel_note(job))
         elif job.stopping:
@@ -338,6 +342,15 @@ class JobQueue:
         else:
             fields.update(status="failed", error=_failure(job.run_dir / LOG_NAME, code))
         self.store.update_run(job.run_id, **fields)
+
+
+def _read_metrics(path: Path) -> dict[str, Any] | None:
+    """The run's metrics.json, or None when it is missing or unreadable (the run failed)."""
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return metrics if isinstance(metrics, dict) else None
 
 
 def _cancel_note(job: _Job) -> str:

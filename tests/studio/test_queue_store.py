@@ -29,6 +29,8 @@ start = time.time()
 time.sleep(float(os.environ.get("FAKE_SLEEP", "0.4")))
 with open(os.path.join(out, "times.json"), "w") as fh:
     json.dump([start, time.time()], fh)
+with open(os.path.join(out, "threads.txt"), "w") as fh:
+    fh.write(os.environ.get("OMP_NUM_THREADS", "unset"))
 if mode == "fail":
     print("lstmkit train: error: data.num_words: must be >= 3 (got 1)", file=sys.stderr)
     sys.exit(2)
@@ -86,7 +88,10 @@ def wait_all(store: Store, ids: list[str], statuses: tuple[str, ...], timeout: f
 
 
 @pytest.mark.parametrize("limit", [1, 2])
-def test_the_queue_honours_its_limit(tmp_path: Path, limit: int) -> None:
+def test_the_queue_honours_its_limit(
+    tmp_path: Path, limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     store, queue = make_queue(tmp_path, limit, env={"FAKE_SLEEP": "0.3"})
     ids = add_runs(store, 5)
     queue.start()
@@ -103,7 +108,11 @@ def test_the_queue_honours_its_limit(tmp_path: Path, limit: int) -> None:
     assert starts == sorted(starts)  # first come, first served
     run = store.get_run(ids[0])
     assert run is not None and run["metrics"] == {"steps": 1} and run["exit_code"] == 0
+    # the runs side by side share the cores
+    threads = (tmp_path / "runs" / ids[0] / "threads.txt").read_text()
+    assert threads == str(max(1, (os.cpu_count() or 1) // limit))
     log = (tmp_path / "runs" / ids[0] / "train.log").read_text()
+
     assert log.startswith("$ -m lstmkit train ") and f"--out {tmp_path / 'runs' / ids[0]}" in log
 
 
