@@ -146,6 +146,7 @@ _ERROR_FIELDS = {
     "data.text.label_column": "label_column",
     "train.max_steps": "max_steps",
     "data.dataset": "dataset",
+    "data": "dataset",  # last: an error about the [data] table as a whole
 }
 
 

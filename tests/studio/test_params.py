@@ -1,0 +1,103 @@
+"""The new-run form's values -> ``--set`` overrides: TOML literals that read back as the same
+values, the recipe carried into an own-data run intact, errors placed on the right field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lstmkit.config import load_recipe, parse_override
+from lstmkit.owndata import recipe_for_task
+from lstmkit.studio.params import (
+    FieldError,
+    RunRequest,
+    _toml,
+    base_overrides,
+    recipe_catalog,
+    to_overrides,
+    validate_request,
+)
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        True,
+        False,
+        0,
+        7,
+        1e-05,
+        0.001,
+        2.5,
+        "gru",
+        'say "hi"\\n',
+        [1, 2],
+        ["a", "b"],
+        {"forget_bias": 1.0, "peephole": True},
+    ],
+)
+def test_toml_literals_read_back(value: Any) -> None:
+    assert parse_override(f"k={_toml(value)}") == (["k"], value)
+
+
+def test_overrides_of_the_seed_parameters() -> None:
+    recipe, _ = load_recipe(RECIPES / "imdb-seed000.toml")
+    request = RunRequest(
+        recipe="imdb-seed000",
+        dataset="reuters",
+        hidden_size=64,
+        dropout_keep_prob=0.8,
+        learn_rate=0.002,
+        cell="gru",
+        bidirectional=True,
+        vocab_size=5000,
+    )
+    overrides = to_overrides(request, recipe)
+    assert overrides == [
+        'data.dataset="reuters"',
+        "hidden_size=64",
+        "dropout_keep_prob=0.8",
+        "learn_rate=0.002",
+        'model.cell="gru"',
+        "model.bidirectional=true",
+        "data.num_words=5000",
+    ]
+    changed, _ = load_recipe(RECIPES / "imdb-seed000.toml", overrides)
+    assert changed.data.dataset == "reuters" and changed.model.hidden_size == 64
+    assert changed.model.dropout == pytest.approx(0.2)
+    assert changed.model.output_dropout == pytest.approx(0.2)
+    assert changed.train.lr == 0.002 and changed.model.cell == "gru"
+    assert changed.model.bidirectional and changed.data.num_words == 5000
+    assert changed.model.num_layers == 2 and changed.train.batch_size == 1000  # the recipe's
+
+
+def test_an_own_data_run_keeps_the_recipes_model_and_training(tmp_path: Path) -> None:
+    recipe, _ = load_recipe(RECIPES / "imdb-seed000.toml")
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\na,1\nb,0\n")
+    own, _ = recipe_for_task("text", {"train": str(data)}, overrides=base_overrides(recipe))
+    assert own.data.dataset == "text" and own.data.maxlen == recipe.data.maxlen
+    skip = {"num_classes", "vocab_size", "input_size"}
+    assert own.model.model_dump(exclude=skip) == recipe.model.model_dump(exclude=skip)
+    assert own.train == recipe.train
+
+
+def test_errors_land_on_their_field() -> None:
+    catalog = recipe_catalog(RECIPES)
+    with pytest.raises(FieldError) as err:
+        validate_request(RunRequest(recipe="imdb-seed003", dataset="chars"), catalog, True)
+    assert err.value.field == "dataset" and "[data.chars]" in err.value.message
+    with pytest.raises(FieldError) as err:
+        validate_request(
+            RunRequest(recipe="imdb-seed003", dataset="mnist", vocab_size=100), catalog, True
+        )
+    assert err.value.field == "vocab_size"
+    plan = validate_request(
+        RunRequest(recipe="imdb-seed003", dataset="mnist", hidden_size=16), catalog, True
+    )
+    assert plan.overrides == ['data.dataset="mnist"', "hidden_size=16"]
+    assert plan.task_args is None
