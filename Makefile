@@ -23,8 +23,8 @@ demo-memory: $(STAMP)
 	$(BIN)/lstmkit demo memory --out runs/demo-memory
 
 lint: $(STAMP)
-	$(BIN)/ruff check lstmkit tests benchmarks
-	$(BIN)/ruff format --check lstmkit tests benchmarks
+	$(BIN)/ruff check lstmkit tests benchmarks examples
+	$(BIN)/ruff format --check lstmkit tests benchmarks examples
 	$(BIN)/mypy lstmkit
 
 test: $(STAMP) lint

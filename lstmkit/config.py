@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lstmkit.data.arrays import ArraysSource
 from lstmkit.data.series import SeriesSource
 from lstmkit.data.text import TextSource
 from lstmkit.models import ClassifierConfig, LanguageModelConfig
@@ -84,11 +85,14 @@ class DataConfig(BaseModel):
             :class:`lstmkit.data.series.SeriesSource` (:mod:`lstmkit.forecast`).
         chars: a character-level language-model text (``dataset = "chars"``, task
             'language_model'), the ``[data.chars]`` table: :class:`CharsSource`.
+        arrays: numeric sequence arrays (N, T, F) with labels from .npy/.npz files
+            (``dataset = "arrays"``), the ``[data.arrays]`` table:
+            :class:`lstmkit.data.arrays.ArraysSource`.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: Literal["imdb", "reuters", "mnist", "text", "series", "chars"] = "imdb"
+    dataset: Literal["imdb", "reuters", "mnist", "text", "series", "chars", "arrays"] = "imdb"
     num_words: int | None = Field(10000, ge=3)
     skip_top: int = Field(0, ge=0)
     index_from: int = Field(3, ge=0)
@@ -108,10 +112,16 @@ class DataConfig(BaseModel):
     text: TextSource | None = None
     series: SeriesSource | None = None
     chars: CharsSource | None = None
+    arrays: ArraysSource | None = None
 
     @model_validator(mode="after")
     def _own_data_table(self) -> DataConfig:
-        for kind, table in (("text", self.text), ("series", self.series), ("chars", self.chars)):
+        for kind, table in (
+            ("text", self.text),
+            ("series", self.series),
+            ("chars", self.chars),
+            ("arrays", self.arrays),
+        ):
             if self.dataset == kind and table is None:
                 raise ValueError(f'dataset "{kind}" needs a [data.{kind}] table')
             if self.dataset != kind and table is not None:
@@ -363,12 +373,13 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
             ["data", "text"],
             ["data", "series"],
             ["data", "chars"],
+            ["data", "arrays"],
         ):
             out.setdefault(path[0], {}).setdefault(path[1], {})[path[2]] = value
         else:
             raise ConfigError(
                 f"--set {item}: keys are at most table.field (or model.cell_options.name, "
-                "data.text.name, data.series.name, data.chars.name)"
+                "data.text.name, data.series.name, data.chars.name, data.arrays.name)"
             )
     return out
 

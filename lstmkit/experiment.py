@@ -123,10 +123,21 @@ def prepare(recipe: Recipe) -> Prepared:
     d = recipe.data
     vocab = None
     real = False
-    if d.dataset == "mnist":
+    train_x: list[Any]
+    test_x: list[Any]
+    if d.dataset == "arrays":
+        from lstmkit.data.arrays import load_arrays
+
+        assert d.arrays is not None
+        arrays = load_arrays(d.arrays, recipe.train.seed)
+        train_x, y_tr = list(arrays.x_train), arrays.y_train
+        test_x, y_te = list(arrays.x_test), arrays.y_test
+        num_classes = int(max(y_tr.max(), y_te.max() if len(y_te) else 0)) + 1
+        vocab_size, input_size, real = None, int(arrays.x_train.shape[-1]), True
+    elif d.dataset == "mnist":
         (x_tr, y_tr), (x_te, y_te) = load_mnist()
-        train_x: list[Any] = list(x_tr.astype(np.float32) / 255.0)
-        test_x: list[Any] = list(x_te.astype(np.float32) / 255.0)
+        train_x = list(x_tr.astype(np.float32) / 255.0)
+        test_x = list(x_te.astype(np.float32) / 255.0)
         num_classes, vocab_size, input_size, real = 10, None, 28, True
     else:
         loader = load_imdb if d.dataset == "imdb" else load_reuters

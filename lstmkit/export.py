@@ -62,6 +62,10 @@ def export_blockers(model: SequenceClassifier) -> list[str]:
         out.append("vocab_size=None (real-valued input; the export takes token ids)")
     if model.conv is not None:
         out.append(f"conv_filters={c.conv_filters} (the Conv1D + MaxPool front end)")
+    if c.layer_sizes and len(c.layer_sizes) > 1:
+        out.append(f"layer_sizes={c.layer_sizes} (a stack of layers of different sizes)")
+    if c.dense_sizes:
+        out.append(f"dense_sizes={c.dense_sizes} (relu layers before the head)")
     rnn = model.rnn
     out += [f"cell option {b}" for b in rnn.fused_blockers(training=False)]
     proj = c.cell_options.get("proj_size")

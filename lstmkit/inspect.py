@@ -59,6 +59,10 @@ def trace_recurrent(model: SequenceClassifier, feats: Tensor) -> list[DirectionT
     """
     if feats.dim() != 3 or feats.shape[0] != 1:
         raise ValueError(f"expected features of shape (1, T, D), got {tuple(feats.shape)}")
+    if len(getattr(model, "more_rnn", ())):
+        raise ValueError(
+            f"inspection reads uniform recurrent stacks; this model has layer_sizes={model.config.layer_sizes}"
+        )
     rnn = model.rnn
     kind = model.config.cell
     steps = feats.shape[1]

@@ -9,7 +9,7 @@ or ``(B, C)`` for C > 2 classes (softmax head).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,11 @@ class ClassifierConfig(BaseModel):
         conv_filters, conv_kernel, pool_size: seed 002's Conv1D(relu, 'valid') + MaxPool1D before
             the recurrent stack; 0 filters = none.
         cell: 'lstm' | 'gru' | 'rnn'. hidden_size: [hidden_size]. num_layers: [num_layers].
+        layer_sizes: a stack of recurrent layers of different sizes, e.g. [64, 32] for seed
+            004's LSTM(64, return_sequences=True) -> LSTM(32); replaces hidden_size and
+            num_layers (inspection and ONNX export take uniform stacks only).
+        dense_sizes: relu layers between the pooling and the head, e.g. [16] for seed 004's
+            Dense(16, relu) (output_dropout then acts after them, as its Dropout(0.5)).
         dropout: between recurrent layers. output_dropout: before the head (seed 000's
             dropout_keep_prob = 1 - output_dropout). embedding_dropout: on the word vectors.
         pooling: 'last' (state after the true last token) | 'mean' | 'max' | 'attention' |
@@ -55,11 +60,17 @@ class ClassifierConfig(BaseModel):
     cell: Literal["lstm", "gru", "rnn"] = "lstm"
     hidden_size: int = Field(32, ge=1, le=8192)
     num_layers: int = Field(1, ge=1, le=16)
+    layer_sizes: list[Annotated[int, Field(ge=1, le=8192)]] | None = Field(
+        None, min_length=1, max_length=16
+    )
     bidirectional: bool = False
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     output_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     embedding_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     pooling: Literal["last", "mean", "max", "attention", "mean+max"] = "last"
+    dense_sizes: list[Annotated[int, Field(ge=1, le=65536)]] = Field(
+        default_factory=list, max_length=8
+    )
     impl: Literal["auto", "fused", "loop"] = "auto"
     init: Literal["keras", "torch"] = "keras"
     cell_options: dict[str, Any] = Field(default_factory=dict)
@@ -132,16 +143,27 @@ class SequenceClassifier(nn.Module):
             feat = c.conv_filters
         else:
             self.conv = None
+        sizes = c.layer_sizes or [c.hidden_size]
         self.rnn: Recurrent = CELLS[c.cell](
             feat,
-            c.hidden_size,
-            c.num_layers,
+            sizes[0],
+            c.num_layers if c.layer_sizes is None else 1,
             bidirectional=c.bidirectional,
             dropout=c.dropout,
             impl=c.impl,
             **c.cell_options,
         )
         width = self.rnn.num_directions * self.rnn.output_size
+        more: list[Recurrent] = []
+        for size in sizes[1:]:
+            more.append(
+                CELLS[c.cell](
+                    width, size, 1, bidirectional=c.bidirectional, impl=c.impl, **c.cell_options
+                )
+            )
+            width = more[-1].num_directions * more[-1].output_size
+        self.more_rnn = nn.ModuleList(more)
+        self.between_dropout = nn.Dropout(c.dropout)
         if c.pooling == "attention":
             self.attn_proj: nn.Linear | None = nn.Linear(width, width)
             self.attn_query: nn.Parameter | None = nn.Parameter(torch.randn(width) / width**0.5)
@@ -150,13 +172,20 @@ class SequenceClassifier(nn.Module):
             self.attn_query = None
         self.output_dropout = nn.Dropout(c.output_dropout)
         pooled = 2 * width if c.pooling == "mean+max" else width
+        dense = []
+        for size in c.dense_sizes:
+            dense.append(nn.Linear(pooled, size))
+            pooled = size
+        self.dense = nn.ModuleList(dense)
         self.head = nn.Linear(pooled, 1 if c.num_classes == 2 else c.num_classes)
         if c.init == "keras":
             self.keras_init()
 
     def keras_init(self) -> None:
         """Keras' default initialisers (what the seeds' models start from)."""
-        keras_init_(self.embedding, [self.conv, self.attn_proj, self.head], self.rnn)
+        dense = [self.conv, self.attn_proj, *self.dense, self.head]
+        for rnn in (self.rnn, *self.more_rnn):
+            keras_init_(self.embedding, dense, rnn)
 
     @property
     def binary(self) -> bool:
@@ -201,7 +230,11 @@ class SequenceClassifier(nn.Module):
         """Logits: (B, 1) for two classes, (B, C) otherwise."""
         feats, lengths = self.features(x, lengths)
         out, state = self.rnn(feats, lengths=lengths)
+        for layer in self.more_rnn:
+            out, state = layer(self.between_dropout(out), lengths=lengths)
         pooled = self.pool(out, state, lengths)
+        for dense in self.dense:
+            pooled = F.relu(dense(pooled))
         return self.head(self.output_dropout(pooled))
 
     def pool(
@@ -211,7 +244,7 @@ class SequenceClassifier(nn.Module):
         kind = self.config.pooling
         if kind == "last":
             h_n = state[0] if isinstance(state, tuple) else state
-            dirs = self.rnn.num_directions
+            dirs = self.rnn.num_directions  # every layer of the stack has the same directions
             return torch.cat([h_n[-dirs + d] for d in range(dirs)], -1)
         steps = out.shape[1]
         if lengths is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,7 @@ def test_there_are_recipes_for_every_seed_model() -> None:
         "mnist-rows-seed001",
         "mnist-rows-best",
         "shakespeare-char",
+        "stacked-seed004",
     ):
         assert want in names
 
@@ -42,13 +44,19 @@ def test_there_are_recipes_for_every_seed_model() -> None:
 def test_recipe_runs_in_quick_mode(path: Path, tmp_path: Path) -> None:
     recipe, _ = load_recipe(path)
     assert recipe.name == path.stem
-    data_file = DATA_FILE.get(recipe.data.dataset)
+    data_file = DATA_FILE.get(recipe.data.dataset, "mnist.npz" if recipe.data.arrays else None)
     if data_file is None:
         pytest.skip(f"{path.name} reads the user's own files")
     if not (Path(os.environ.get(ENV_VAR, "/nonexistent")) / data_file).exists():
         pytest.skip(f"{ENV_VAR} does not point at a directory with {data_file}")
+    extra = []
+    if recipe.data.arrays is not None:  # the documented example's file, made as the docs say
+        example = runpy.run_path(str(Path(__file__).parents[1] / "examples/make_digit_arrays.py"))
+        arrays = example["make"](tmp_path / "digits.npz", 500)
+        extra = ["--set", f"data.arrays.x={json.dumps(str(arrays))}"]
     out = tmp_path / "run"
-    assert main(["train", str(path), "--quick", "--out", str(out), "--no-progress"]) == 0
+    args = ["train", str(path), "--quick", "--out", str(out), "--no-progress", *extra]
+    assert main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 2
     assert (out / "model.safetensors").exists()
