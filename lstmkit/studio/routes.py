@@ -123,6 +123,12 @@ def _progress(run: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]
     }
 
 
+def _newest_train(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """[the train row with the highest step] (or [] without one)."""
+    train = [r for r in rows if r.get("split") == "train"]
+    return [max(train, key=lambda r: r["step"])] if train else []
+
+
 def _public(
     studio: Studio, run: dict[str, Any], rows: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -273,18 +279,17 @@ async def run_events(
     log_offset = max(0, log_path.stat().st_size - LOG_TAIL_BYTES) if log_path.exists() else 0
     last_state: Any = None
     values: dict[str, Any] | None = None
-    all_rows: list[dict[str, Any]] = await run_in_threadpool(studio.store.metric_rows, run_id)
+    # the newest train row (by step) gives the progress; no need to keep every row here
+    newest: list[dict[str, Any]] = _newest_train(
+        await run_in_threadpool(studio.store.metric_rows, run_id)
+    )
     while True:
         run = await run_in_threadpool(studio.store.get_run, run_id)
         assert run is not None
         rows = await run_in_threadpool(studio.store.metric_rows, run_id, seq)
         if rows:
             seq = max(r["seq"] for r in rows)
-            all_rows = [
-                r
-                for r in all_rows
-                if (r["step"], r["split"]) not in {(x["step"], x["split"]) for x in rows}
-            ] + rows
+            newest = _newest_train(newest + rows)
             yield ServerSentEvent(event="metrics", data={"rows": rows}, id=str(seq))
         if log_path.exists() and log_path.stat().st_size > log_offset:
             with open(log_path, "rb") as fh:
@@ -292,7 +297,7 @@ async def run_events(
                 chunk = fh.read(1_000_000)
             log_offset += len(chunk)
             yield ServerSentEvent(event="log", data={"text": chunk.decode("utf-8", "replace")})
-        public = _public(studio, run, all_rows)
+        public = _public(studio, run, newest)
         if values is None:  # the run writes its config.json once its data is loaded
             values = await run_in_threadpool(_recipe_values, studio.runs_dir / run_id)
         public["values"] = values
