@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -257,3 +260,31 @@ def test_bad_input_is_one_error_and_nothing_is_written(
     assert "add --task text or --task forecast" in capsys.readouterr().err
     assert main(base + ["--lookback", "5"]) == 2
     assert "--lookback: not used by --task text" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (Path(os.environ.get("LSTMKIT_DATA", "/nonexistent")) / "aclImdb_v1_text.tar.gz").exists(),
+    reason="LSTMKIT_DATA does not point at a directory with aclImdb_v1_text.tar.gz",
+)
+def test_real_imdb_reviews_from_csv(tmp_path: Path) -> None:
+    """The 50k IMDB reviews as CSV files, one epoch: the own-data path learns real text."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks" / "data_pipeline.py"),
+            "--write-csv",
+            str(tmp_path),
+        ],
+        check=True,
+    )
+    run = tmp_path / "run"
+    args = ["train", "--task", "text", "--train", str(tmp_path / "train.csv")]
+    args += ["--test", str(tmp_path / "test.csv"), "--text-column", "review"]
+    args += ["--label-column", "sentiment", "--vocab-size", "10000", "--maxlen", "300"]
+    args += ["--lowercase", "--set", "epochs=1", "--out", str(run), "--no-progress"]
+    assert main(args) == 0
+    report = json.loads((run / "evaluation.json").read_text(encoding="utf-8"))
+    assert report["examples"] == 25000
+    assert report["accuracy"] > 0.78, report["accuracy"]
