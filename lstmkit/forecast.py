@@ -177,7 +177,7 @@ class PreparedSeries:
     datasets: dict[str, WindowDataset]
 
 
-def prepare_series(source: SeriesSource, seed_warnings: list[str] | None = None) -> PreparedSeries:
+def prepare_series(source: SeriesSource) -> PreparedSeries:
     """Read, check, split, scale and window the series of ``source`` (no file is written)."""
     s = source
     series = read_series(s.train, s.target, s.features, s.time_column, encoding=s.encoding)
@@ -267,7 +267,7 @@ def predict_windows(model: Forecaster, x: np.ndarray, batch_size: int = 512) -> 
     return np.concatenate(out).astype(np.float64)
 
 
-def test_report(model: Forecaster, data: PreparedSeries) -> dict[str, Any]:
+def evaluate_windows(model: Forecaster, data: PreparedSeries) -> dict[str, Any]:
     """MAE / RMSE / MASE of the model, the naive and the seasonal-naive forecasts on the same
     test windows (original units), per step ahead as well as overall."""
     o = data.origins["test"]
@@ -455,7 +455,7 @@ def run_forecast(
         resume=resume,
     )
     test_scaled = trainer.evaluate(data.datasets["test"], data.datasets["test"].lengths)
-    report = test_report(model, data)
+    report = evaluate_windows(model, data)
     seconds = time.perf_counter() - start
     val_rows = [r for r in history if r["split"] == "val"]
     metrics = {
@@ -519,7 +519,7 @@ def evaluate_forecast_run(run_dir: Path) -> dict[str, Any]:
     assert recipe.data.series is not None
     data = prepare_series(recipe.data.series)
     data.scaler = Scaler.from_dict(config["scaler"])  # the run's own scaler
-    return test_report(model, data)
+    return evaluate_windows(model, data)
 
 
 def _future_times(times: list[str], horizon: int) -> list[str] | None:
