@@ -39,6 +39,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from lstmkit.config import Recipe
 from lstmkit.serve.routes import require_token
 from lstmkit.studio.app import Studio
+from lstmkit.studio.diagnose import diagnose
 from lstmkit.studio.jobs import LOG_NAME, has_checkpoint, process_alive
 from lstmkit.studio.params import (
     FIELD_KEYS,
@@ -121,6 +122,16 @@ def _progress(run: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]
         "tokens_per_s": last.get("tokens_per_s"),
         "eta_s": eta if run["status"] in ("running", "cancelling") else None,
     }
+
+
+def _recent(rows: list[dict[str, Any]], keep: int = 50) -> list[dict[str, Any]]:
+    """The newest ``keep`` rows of each split (a replaced row counts once), by step."""
+    latest = {(r["step"], r["split"]): r for r in rows}
+    out = []
+    for split in {s for _, s in latest}:
+        same = sorted((r for (_, s), r in latest.items() if s == split), key=lambda r: r["step"])
+        out += same[-keep:]
+    return sorted(out, key=lambda r: r["step"])
 
 
 def _newest_train(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -234,12 +245,18 @@ async def create_run(body: RunRequest, studio: StudioDep) -> Any:
 
 @api.get("/runs/{run_id}", responses=_ERRORS)
 async def get_run(run_id: RunId, studio: StudioDep) -> dict[str, Any]:
-    """The run, its progress (step, ETA, tokens/s), its metric rows and the values of the form's
-    fields it trains with (from its config.json; None until the run wrote it)."""
+    """The run, its progress (step, ETA, tokens/s), its metric rows, the values of the form's
+    fields it trains with (from its config.json; None until the run wrote it) and hints on the
+    learning rate, overfitting and gradients (:mod:`lstmkit.studio.diagnose`)."""
     run = _run_or_404(studio, run_id)
     rows = await run_in_threadpool(studio.store.metric_rows, run_id)
     values = await run_in_threadpool(_recipe_values, studio.runs_dir / run_id)
-    return {**_public(studio, run, rows), "rows": rows, "values": values}
+    return {
+        **_public(studio, run, rows),
+        "rows": rows,
+        "values": values,
+        "hints": diagnose(rows),
+    }
 
 
 @api.get("/runs/{run_id}/metrics", responses=_ERRORS)
@@ -279,17 +296,15 @@ async def run_events(
     log_offset = max(0, log_path.stat().st_size - LOG_TAIL_BYTES) if log_path.exists() else 0
     last_state: Any = None
     values: dict[str, Any] | None = None
-    # the newest train row (by step) gives the progress; no need to keep every row here
-    newest: list[dict[str, Any]] = _newest_train(
-        await run_in_threadpool(studio.store.metric_rows, run_id)
-    )
+    # the newest rows give the progress and the hints; no need to keep every row here
+    recent = _recent(await run_in_threadpool(studio.store.metric_rows, run_id))
     while True:
         run = await run_in_threadpool(studio.store.get_run, run_id)
         assert run is not None
         rows = await run_in_threadpool(studio.store.metric_rows, run_id, seq)
         if rows:
             seq = max(r["seq"] for r in rows)
-            newest = _newest_train(newest + rows)
+            recent = _recent(recent + rows)
             yield ServerSentEvent(event="metrics", data={"rows": rows}, id=str(seq))
         if log_path.exists() and log_path.stat().st_size > log_offset:
             with open(log_path, "rb") as fh:
@@ -297,7 +312,8 @@ async def run_events(
                 chunk = fh.read(1_000_000)
             log_offset += len(chunk)
             yield ServerSentEvent(event="log", data={"text": chunk.decode("utf-8", "replace")})
-        public = _public(studio, run, newest)
+        public = _public(studio, run, _newest_train(recent))
+        public["hints"] = diagnose(recent)
         if values is None:  # the run writes its config.json once its data is loaded
             values = await run_in_threadpool(_recipe_values, studio.runs_dir / run_id)
         public["values"] = values
@@ -307,6 +323,7 @@ async def run_events(
             public["model_url"],
             run["error"],
             values is None,
+            tuple(h["text"] for h in public["hints"]),
         )
         if state != last_state:
             last_state = state

@@ -18,6 +18,7 @@ from helpers import SLOW_RECIPE, read_events, wait_for
 
 from lstmkit.studio import create_studio_app
 from lstmkit.studio.app import text_task_available
+from lstmkit.studio.diagnose import diagnose
 
 REPO_RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
@@ -133,6 +134,7 @@ def test_run_rows_and_progress(client: TestClient, stopped_home: dict[str, Any])
     assert val[-1]["accuracy"] > val[0]["accuracy"]
     assert a["progress"]["step"] == 30 and a["progress"]["total_steps"] == 30
     assert a["progress"]["eta_s"] is None  # finished
+    assert a["hints"] == diagnose(a["rows"])  # lstmkit.studio.diagnose on the rows
     after = max(r["seq"] for r in a["rows"]) - 2
     newer = client.get(f"/api/runs/{a['id']}/metrics", params={"after": after}).json()
     assert len(newer) == 2 and all(r["seq"] > after for r in newer)
@@ -153,6 +155,7 @@ def test_events_stream_of_a_finished_run(client: TestClient, stopped_home: dict[
     assert kinds[0] == "metrics" and kinds[-1] == "end" and "status" in kinds and "log" in kinds
     assert len(events[0][1]["rows"]) == len(stopped_home["a"]["rows"])
     status = next(d for e, d in events if e == "status")
+    assert status["hints"] == diagnose(stopped_home["a"]["rows"])
     assert status["status"] == "finished" and status["progress"]["step"] == 30
     # reconnecting after the newest row sends no rows again
     last = max(r["seq"] for r in events[0][1]["rows"])

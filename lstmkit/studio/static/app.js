@@ -490,6 +490,11 @@ function renderRun(run) {
   $("test-metrics").textContent = final
     ? final.split + " accuracy " + fmtPct(final.accuracy) + (typeof final.loss === "number" ? ", loss " + fmtLoss(final.loss) : "")
     : "";
+  if (run.hints !== undefined) {
+    const list = $("run-hints");
+    list.replaceChildren(...run.hints.map((h) => Object.assign(document.createElement("li"), { textContent: h.text, className: h.kind })));
+    list.hidden = run.hints.length === 0;
+  }
   if (run.values !== undefined) state.runValues = run.values;
   renderParams(run);
   if (run.status !== state.lastStatus) {
