@@ -592,6 +592,68 @@ def _run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_compare_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    compare = commands.add_parser(
+        "compare",
+        help="train one recipe with each cell type (SimpleRNN vs LSTM vs GRU) and compare",
+        description=(
+            "Train RECIPE once per cell type (--cells) into OUT/<cell>/, then write "
+            "OUT/comparison.json, .md (a table: test accuracy, loss, parameters, seconds per "
+            "epoch) and .png (validation curves overlaid). Seed 003's comparison: "
+            "lstmkit compare recipes/imdb-seed003.toml --record --figure "
+            "docs/figures/compare-cells.png --markdown docs/compare-cells.md"
+        ),
+    )
+    compare.add_argument("recipe", type=Path, help="a classification recipe")
+    compare.add_argument(
+        "--cells", nargs="+", default=["rnn", "lstm", "gru"], help="default: rnn lstm gru"
+    )
+    compare.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE"
+    )
+    compare.add_argument("--out", type=Path, help="default: runs/compare-<recipe name>")
+    compare.add_argument(
+        "--record",
+        nargs="?",
+        const=Path("results"),
+        type=Path,
+        metavar="DIR",
+        help="also write DIR/compare-<recipe>.json (default DIR: results)",
+    )
+    compare.add_argument("--figure", type=Path, help="also write the figure here (PNG)")
+    compare.add_argument("--markdown", type=Path, help="also write the Markdown table here")
+    compare.add_argument("--quick", action="store_true", help="smoke test (see train --quick)")
+    compare.set_defaults(handler=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from lstmkit.compare import compare_cells
+    from lstmkit.config import ConfigError
+    from lstmkit.data.resolve import DataNotFoundError
+
+    try:
+        name = args.recipe.stem
+        result = compare_cells(
+            args.recipe,
+            list(args.cells),
+            args.out or Path("runs") / f"compare-{name}",
+            overrides=list(args.overrides),
+            quick=args.quick,
+            record=args.record,
+            figure=args.figure,
+            markdown=args.markdown,
+            command=" ".join(["lstmkit", *sys.argv[1:]]),
+        )
+    except (ConfigError, DataNotFoundError, FileExistsError, FileNotFoundError, ValueError) as err:
+        return _fail("compare", err)
+    for r in result["cells"]:
+        print(
+            f"{r['name']:>9}: test accuracy {r['test_accuracy']:.4f}, "
+            f"{r['seconds_per_epoch']:.1f} s/epoch, {r['params']:,} parameters"
+        )
+    return 0
+
+
 def _add_serve_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export = commands.add_parser(
         "export",
@@ -796,6 +858,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_parser(commands)
     _add_train_parsers(commands)
     _add_sample_parser(commands)
+    _add_compare_parser(commands)
     _add_serve_parsers(commands)
     _add_inspect_parser(commands)
     _add_forecast_parser(commands)
