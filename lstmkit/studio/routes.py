@@ -226,6 +226,8 @@ async def create_run(body: RunRequest, studio: StudioDep) -> Any:
             },
         )
     run_id = secrets.token_hex(4)
+    while studio.store.get_run(run_id) or (studio.runs_dir / run_id).exists():
+        run_id = secrets.token_hex(4)  # never reuse an id or a leftover run directory
     params = body.model_dump(exclude_none=True)
     run = await run_in_threadpool(
         lambda: studio.store.add_run(
