@@ -15,6 +15,7 @@ directory). Then:
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -109,11 +110,12 @@ def compare_cells(
     if figure is not None:
         figure.parent.mkdir(parents=True, exist_ok=True)
         plot_comparison(result, figure)
-    table = comparison_markdown(result, figure.name if figure else "comparison.png")
-    atomic_write_text(out / "comparison.md", table)
+    atomic_write_text(out / "comparison.md", comparison_markdown(result, "comparison.png"))
     if markdown is not None:
         markdown.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(markdown, table)
+        target = figure if figure is not None else out / "comparison.png"
+        link = os.path.relpath(target.resolve(), markdown.resolve().parent)
+        atomic_write_text(markdown, comparison_markdown(result, link))
     return result
 
 

@@ -46,6 +46,7 @@ def test_compare_cells_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert json.loads((out / "rnn" / "config.json").read_text())["model"]["cell"] == "rnn"
     text = md.read_text()
     assert "| SimpleRNN |" in text and "| GRU |" in text and "quick mode" in text
+    assert "![validation curves](../cmp/comparison.png)" in text  # relative to the Markdown
     assert (out / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     assert "SimpleRNN: test accuracy" in capsys.readouterr().out
 
