@@ -397,6 +397,12 @@ def run_forecast(
             f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
         )
     data = prepare_series(source)
+    if recipe.data.limit is not None:
+        # a series is cut by time, not by examples; reading and windowing it is cheap anyway
+        logger.warning(
+            "data.limit = %d does not apply to a series: the whole series is used",
+            recipe.data.limit,
+        )
     for w in data.series.warnings + data.scaler.warnings:
         logger.warning("%s", w)
     logger.info(

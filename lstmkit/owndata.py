@@ -88,10 +88,30 @@ def _encode(tok: TextTokenizer, data: LabelledTexts) -> list[np.ndarray]:
         ) from None
 
 
+def _first_per_class(data: LabelledTexts, limit: int | None) -> LabelledTexts:
+    """The first ``limit`` records of each label (all when ``limit`` is None): a small sample that
+    keeps every class, whatever the order of the file."""
+    if limit is None:
+        return data
+    seen: dict[str, int] = {}
+    keep = []
+    for i, label in enumerate(data.labels):
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] <= limit:
+            keep.append(i)
+    return data.subset(keep)
+
+
 def prepare_text(
-    source: TextSource, maxlen: int | None, truncating: str, seed: int
+    source: TextSource,
+    maxlen: int | None,
+    truncating: str,
+    seed: int,
+    limit: int | None = None,
 ) -> PreparedText:
-    """Read, check, split and encode the files of ``source`` (no file is written)."""
+    """Read, check, split and encode the files of ``source`` (no file is written). ``limit``
+    (``data.limit``, e.g. ``lstmkit train --quick``) keeps the first ``limit`` records of each
+    class of each file."""
     s = source
     if s.text_column == s.label_column:
         raise DataFileError(
@@ -100,9 +120,11 @@ def prepare_text(
         )
     train_all = read_labelled_texts(s.train, s.text_column, s.label_column, encoding=s.encoding)
     names = class_names(train_all, s.label_column)
+    train_all = _first_per_class(train_all, limit)
     ids_all = label_ids(train_all, names, s.label_column, train_all.path)
     if s.valid:
         valid = read_labelled_texts(s.valid, s.text_column, s.label_column, encoding=s.encoding)
+        valid = _first_per_class(valid, limit)
         train = train_all
         y_train = ids_all
         y_valid = label_ids(valid, names, s.label_column, train_all.path)
@@ -121,6 +143,7 @@ def prepare_text(
     y_test = None
     if s.test:
         test = read_labelled_texts(s.test, s.text_column, s.label_column, encoding=s.encoding)
+        test = _first_per_class(test, limit)
         y_test = label_ids(test, names, s.label_column, train_all.path)
     try:
         tok = train_tokenizer(
@@ -348,7 +371,9 @@ def run_text(
         raise FileExistsError(
             f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
         )
-    data = prepare_text(source, recipe.data.maxlen, recipe.data.truncating, recipe.train.seed)
+    data = prepare_text(
+        source, recipe.data.maxlen, recipe.data.truncating, recipe.train.seed, recipe.data.limit
+    )
     for split, bal in data.balance.items():
         logger.info("%s: %d records: %s", split, bal.total, bal.describe())
         for note in bal.notes:
@@ -447,14 +472,21 @@ def evaluate_text_run(run_dir: Path) -> dict[str, Any]:
         raise ValueError(f"{run_dir}/config.json: not a text run (no data.text)")
     tok = TextTokenizer.load(run_dir / TOKENIZER_FILE, recipe.data.maxlen, recipe.data.truncating)
     names: list[str] = list(config["labels"])
+    limit = recipe.data.limit  # the same records as the run (lstmkit train --quick)
     if s.test:
-        data = read_labelled_texts(s.test, s.text_column, s.label_column, encoding=s.encoding)
+        data = _first_per_class(
+            read_labelled_texts(s.test, s.text_column, s.label_column, encoding=s.encoding), limit
+        )
         split = "test"
     elif s.valid:
-        data = read_labelled_texts(s.valid, s.text_column, s.label_column, encoding=s.encoding)
+        data = _first_per_class(
+            read_labelled_texts(s.valid, s.text_column, s.label_column, encoding=s.encoding), limit
+        )
         split = "valid"
     else:
-        train_all = read_labelled_texts(s.train, s.text_column, s.label_column, encoding=s.encoding)
+        train_all = _first_per_class(
+            read_labelled_texts(s.train, s.text_column, s.label_column, encoding=s.encoding), limit
+        )
         ids = label_ids(train_all, names, s.label_column, train_all.path)
         _, va = stratified_split(ids, s.valid_fraction, recipe.train.seed)
         data, split = train_all.subset(va), "valid"

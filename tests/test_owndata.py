@@ -181,6 +181,20 @@ epochs = 1
     assert np.array(report["confusion_matrix"]).shape == (3, 3)
 
 
+def test_quick_keeps_the_first_records_of_each_class(tmp_path: Path) -> None:
+    rows = sorted(_rows(300, 5), key=lambda r: r[1])  # a file sorted by label: all 긍정 first
+    train = _write_csv(tmp_path / "train.csv", rows)
+    run = tmp_path / "run"
+    args = ["train", "--task", "text", "--train", str(train), "--text-column", "review"]
+    args += ["--label-column", "감정", "--quick", "--out", str(run), "--no-progress"]
+    assert main(args) == 0
+    config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    balance = config["text"]["class_balance"]
+    assert balance["train"]["counts"] == {POS: 58, NEG: 58}  # 64 per class, 6 held out
+    assert balance["valid"]["counts"] == {POS: 6, NEG: 6}
+    assert json.loads((run / "metrics.json").read_text())["steps"] == 2
+
+
 def _glove(path: Path, words: list[str], dim: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     vecs = {w: rng.normal(size=dim).astype(np.float32) for w in words}
