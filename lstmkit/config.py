@@ -77,7 +77,8 @@ class DataConfig(BaseModel):
             last fraction after a seeded shuffle, as Keras' ``validation_split`` takes the tail).
         bucketing: batch sequences of similar length together (padding mostly skipped).
         limit: only the first ``limit`` examples of the training and test sets (the first
-            ``limit`` characters of a chars text): smoke tests (``lstmkit train --quick``) and
+            ``limit`` characters of a chars text; the first ``limit`` records of each class of
+            your own text files; not for a series): smoke tests (``lstmkit train --quick``) and
             quick experiments; None = all.
         text: your own labelled texts (``dataset = "text"``), the ``[data.text]`` table:
             :class:`lstmkit.data.text.TextSource` (:mod:`lstmkit.owndata`).
