@@ -1,12 +1,62 @@
-"""Shared helpers of the studio tests: waiting for a run's status, reading an SSE stream."""
+"""Shared by the studio tests (a module name of its own: every test folder has a conftest): the
+tiny Reuters-layout data set and recipes, waiting for a run's status, reading an SSE stream."""
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi.testclient import TestClient
+
+TOPICS = ["grain", "money", "ships"]
+WORDS = [f"w{i}" for i in range(60)]
+TINY_RECIPE = """\
+name = "tiny"
+description = "3-topic toy newswires, a few seconds"
+
+[data]
+dataset = "reuters"
+num_words = 63
+maxlen = 30
+validation_split = 0.25
+
+[model]
+embedding_dim = 8
+cell = "lstm"
+hidden_size = 8
+pooling = "last"
+
+[train]
+optimizer = "adam"
+lr = 0.01
+batch_size = 16
+epochs = 2
+evaluate_every = 5
+seed = 0
+"""
+
+
+def write_tiny_reuters(folder: Path, n: int = 400, seed: int = 0) -> Path:
+    """``reuters.npz`` (+ word index, topic names) in Keras' layout: topic k's newswires mostly
+    use the words of rank 20k+1 .. 20k+20, so a model can learn the topic."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    x = np.empty(n, dtype=object)
+    y = rng.integers(0, len(TOPICS), n)
+    for i in range(n):
+        length = int(rng.integers(8, 30))
+        own = rng.integers(1, 21, length) + 20 * int(y[i])
+        noise = rng.integers(1, 61, length)
+        x[i] = [int(a if rng.random() < 0.7 else b) for a, b in zip(own, noise, strict=True)]
+    np.savez(folder / "reuters.npz", x=x, y=y.astype(np.int64))
+    index = {w: i + 1 for i, w in enumerate(WORDS)}
+    (folder / "reuters_word_index.json").write_text(json.dumps(index))
+    (folder / "reuters_topics.json").write_text(json.dumps(TOPICS))
+    return folder
+
 
 SLOW_RECIPE = """\
 name = "slow"

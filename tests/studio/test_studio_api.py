@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TOPICS
 from fastapi.testclient import TestClient
-from helpers import SLOW_RECIPE, read_events, wait_for
+from studio_support import SLOW_RECIPE, TOPICS, read_events, wait_for
 
 from lstmkit.studio import create_studio_app
 from lstmkit.studio.app import text_task_available
@@ -206,7 +205,7 @@ def test_compare(client: TestClient, stopped_home: dict[str, Any]) -> None:
     assert client.get("/api/compare", params={"ids": "0badc0de"}).status_code == 404
 
 
-@pytest.mark.slow  # 6 s; the queue's cancel path is in test_queue_store.py with stand-ins
+@pytest.mark.slow  # 6 s; the queue's cancel path is in test_studio_queue_store.py with stand-ins
 def test_cancel_a_running_and_a_queued_run(client: TestClient) -> None:
     running = client.post(
         "/api/runs", json={"recipe": "slow", "dataset": "reuters", "max_steps": 10_000}

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import SLOW_RECIPE
+from studio_support import SLOW_RECIPE
 
 from lstmkit.studio import create_studio_app
 

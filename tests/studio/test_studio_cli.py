@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import SLOW_RECIPE
+from studio_support import SLOW_RECIPE
 
 from lstmkit.cli import main
 

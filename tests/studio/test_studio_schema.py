@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conftest import TINY_RECIPE
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.config._checks import POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES
+from studio_support import TINY_RECIPE
 
 from lstmkit.studio import create_studio_app
 

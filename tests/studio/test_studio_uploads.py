@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TOPICS
 from fastapi.testclient import TestClient
-from helpers import wait_for
+from studio_support import TOPICS, wait_for
 
 from lstmkit.studio import create_studio_app
 from lstmkit.studio.app import text_task_available
