@@ -195,6 +195,8 @@ def create_studio_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for sub in ("runs", "bundles", "uploads"):
             (home_path / sub).mkdir(parents=True, exist_ok=True)
+        for part in (home_path / "uploads").glob(".*.part"):  # uploads cut off by a crash
+            part.unlink()
         store = await run_in_threadpool(Store, home_path / DB_NAME)
         studio = Studio(
             home=home_path,

@@ -45,6 +45,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(home: Path, recipes: Path, run_env: dict[str, str]) -> Iterator[TestClient]:
+    (home / "uploads").mkdir()
+    (home / "uploads" / ".0123456789ab.part").write_bytes(b"text,la")  # a crash mid-upload
     app = create_studio_app(
         home, recipes_dir=recipes, env=run_env, poll_s=0.05, max_upload_bytes=20_000
     )
@@ -62,6 +64,7 @@ def test_a_valid_csv_is_stored_under_its_id(client: TestClient, home: Path) -> N
     meta = r.json()
     assert meta["columns"] == ["text", "label"] and meta["rows"] == 2 and meta["format"] == "csv"
     assert meta["filename"] == "reviews.csv"  # a label only
+    # only the new file: the part of an upload cut off by a crash was removed at start-up
     assert [p.name for p in (home / "uploads").iterdir()] == [f"{meta['id']}.csv"]
     assert not (home.parent / "etc").exists()
     assert client.get("/api/uploads").json()[0]["id"] == meta["id"]
