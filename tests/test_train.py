@@ -63,7 +63,12 @@ def test_trainer_learns_a_real_signal(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
     assert rows == history
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (tmp_path / "history.csv").read_text().splitlines()[0].startswith("step,epoch,lr,elapsed_s,split")
+    assert (
+        (tmp_path / "history.csv")
+        .read_text()
+        .splitlines()[0]
+        .startswith("step,epoch,lr,elapsed_s,split")
+    )
 
 
 def test_resume_is_exact(tmp_path: Path) -> None:
