@@ -23,6 +23,7 @@ from typing import Any
 from lstmkit.checkpoint import atomic_write_text
 from lstmkit.config import load_recipe
 from lstmkit.experiment import git_commit, machine, quick_overrides, run_recipe
+from lstmkit.plots import pyplot, save_png
 
 CELL_NAMES = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
@@ -150,10 +151,7 @@ def comparison_markdown(result: dict[str, Any], figure: str) -> str:
 
 def plot_comparison(result: dict[str, Any], path: Path) -> None:
     """Validation loss and accuracy against epochs, one line per cell (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for r in result["cells"]:
@@ -168,7 +166,4 @@ def plot_comparison(result: dict[str, Any], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path)

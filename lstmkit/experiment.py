@@ -237,6 +237,13 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
         )
 
 
+def save_final(model: torch.nn.Module, run_dir: Path, metrics: dict[str, Any]) -> None:
+    """The finished run's ``model.safetensors`` and ``metrics.json``, each written atomically."""
+    save_tensors(model_state(model), run_dir / ".model.safetensors.tmp")
+    (run_dir / ".model.safetensors.tmp").replace(run_dir / "model.safetensors")
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+
+
 def write_result(
     record: Path,
     recipe: Recipe,
@@ -337,9 +344,7 @@ def run_recipe(
         "seconds": seconds,
     }
     if trainer.writes:
-        save_tensors(model_state(model), run_dir / ".model.safetensors.tmp")
-        (run_dir / ".model.safetensors.tmp").replace(run_dir / "model.safetensors")
-        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+        save_final(model, run_dir, metrics)
         if record is not None:
             write_result(
                 record,
@@ -353,13 +358,23 @@ def run_recipe(
     return metrics
 
 
-def load_run(run_dir: Path) -> tuple[SequenceClassifier, dict[str, Any], Vocabulary | None]:
-    """Model (eval mode), config and vocabulary of a finished run directory."""
+def read_run_config(run_dir: Path, task: str | None = None, how: str = "") -> dict[str, Any]:
+    """``config.json`` of a run directory; with ``task``, a run of another task is one error
+    saying what it is and ``how`` to make the right kind."""
     cfg_path = run_dir / "config.json"
     if not cfg_path.exists():
         raise FileNotFoundError(f"{run_dir} is not a run directory: {cfg_path.name} is missing")
-    config = json.loads(cfg_path.read_text())
-    model = SequenceClassifier(ClassifierConfig.model_validate(config["model"]))
+    config: dict[str, Any] = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if task is not None and config.get("task", "classify") != task:
+        raise ValueError(
+            f"{run_dir} holds a {config.get('task', 'classify')!r} run, not a {task!r} run{how}"
+        )
+    return config
+
+
+def load_weights(model: torch.nn.Module, run_dir: Path) -> None:
+    """The run's final weights into ``model`` (eval mode); a run that did not finish is one
+    error saying how to resume it."""
     weights = run_dir / "model.safetensors"
     if not weights.exists():
         raise FileNotFoundError(
@@ -367,6 +382,13 @@ def load_run(run_dir: Path) -> tuple[SequenceClassifier, dict[str, Any], Vocabul
         )
     load_model_state(model, weights)
     model.eval()
+
+
+def load_run(run_dir: Path) -> tuple[SequenceClassifier, dict[str, Any], Vocabulary | None]:
+    """Model (eval mode), config and vocabulary of a finished run directory."""
+    config = read_run_config(run_dir)
+    model = SequenceClassifier(ClassifierConfig.model_validate(config["model"]))
+    load_weights(model, run_dir)
     vocab = Vocabulary.load(run_dir / "vocab.json") if (run_dir / "vocab.json").exists() else None
     return model, config, vocab
 

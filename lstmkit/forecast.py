@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from lstmkit.checkpoint import atomic_write_text, load_model_state, model_state, save_tensors
+from lstmkit.checkpoint import atomic_write_text, model_state, save_tensors
 from lstmkit.data.series import (
     Scaler,
     Series,
@@ -58,6 +58,7 @@ from lstmkit.data.series import (
 )
 from lstmkit.data.text import DataFileError
 from lstmkit.layers import GRU, LSTM, RNN, Recurrent
+from lstmkit.plots import pyplot, save_png
 
 if TYPE_CHECKING:
     from lstmkit.config import Recipe
@@ -315,10 +316,7 @@ def _time_axis(series: Series) -> tuple[np.ndarray, str]:
 def plot_forecast(data: PreparedSeries, model: Forecaster, path: Path) -> None:
     """PNG: the target series (train / validation / test shaded) and, over the test part, the
     model's 1-step and H-step-ahead forecasts beside the (seasonal-)naive one."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     y = data.series.target
     n = len(y)
@@ -358,10 +356,7 @@ def plot_forecast(data: PreparedSeries, model: Forecaster, path: Path) -> None:
     ax.set_xlabel(xlabel)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path)
 
 
 def run_forecast(
@@ -379,7 +374,7 @@ def run_forecast(
     All data checks run before ``run_dir`` is touched: a bad file leaves an existing run as it
     was. Returns the metrics (also written to ``metrics.json``).
     """
-    from lstmkit.experiment import git_commit, machine
+    from lstmkit.experiment import check_run_dir, git_commit, machine
     from lstmkit.objectives import Regression
     from lstmkit.train import Trainer
 
@@ -390,12 +385,7 @@ def run_forecast(
     from lstmkit.owndata import check_monitor
 
     check_monitor(recipe, ("val_loss", "val_mae", "val_rmse"), "forecasting")
-    if resume and not (run_dir / "checkpoints").exists():
-        raise FileNotFoundError(f"--resume: {run_dir} has no checkpoints to resume from")
-    if not resume and (run_dir / "checkpoints").exists():
-        raise FileExistsError(
-            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
-        )
+    check_run_dir(run_dir, resume)
     data = prepare_series(source)
     if recipe.data.limit is not None:
         # a series is cut by time, not by examples; reading and windowing it is cheap anyway
@@ -496,23 +486,12 @@ def run_forecast(
 
 def load_forecast_run(run_dir: Path) -> tuple[Forecaster, dict[str, Any], Scaler]:
     """Model (eval mode), config and scaler of a finished forecasting run."""
-    cfg_path = run_dir / "config.json"
-    if not cfg_path.exists():
-        raise FileNotFoundError(f"{run_dir} is not a run directory: config.json is missing")
-    config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    if config.get("task") != "forecast":
-        raise ValueError(
-            f"{run_dir} is a {config.get('task', 'classify')!r} run, not a forecasting run "
-            "(train one with lstmkit train --task forecast)"
-        )
+    from lstmkit.experiment import load_weights, read_run_config
+
+    how = " (train one with lstmkit train --task forecast)"
+    config = read_run_config(run_dir, "forecast", how)
     model = Forecaster(ForecasterConfig.model_validate(config["model"]))
-    weights = run_dir / "model.safetensors"
-    if not weights.exists():
-        raise FileNotFoundError(
-            f"{weights} is missing: the run did not finish (resume it with --resume)"
-        )
-    load_model_state(model, weights)
-    model.eval()
+    load_weights(model, run_dir)
     return model, config, Scaler.from_dict(config["scaler"])
 
 

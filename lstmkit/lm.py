@@ -25,12 +25,13 @@ from typing import Any
 
 import torch
 
-from lstmkit.checkpoint import atomic_write_text, load_model_state, model_state, save_tensors
+from lstmkit.checkpoint import atomic_write_text
 from lstmkit.config import CharsSource, Recipe
 from lstmkit.data.chars import CharVocabulary, StreamDataset, collate_stream, split_text
 from lstmkit.data.resolve import resolve
 from lstmkit.models import LanguageModel, LanguageModelConfig
 from lstmkit.objectives import LanguageModeling
+from lstmkit.plots import pyplot, save_png
 from lstmkit.train import Trainer
 
 # eval streams hold at least this many chunks each, so the state warms up on most of the text
@@ -110,7 +111,7 @@ def run_language_model(
     command: str | None = None,
 ) -> dict[str, Any]:
     """Train the recipe's language model into ``run_dir``; evaluate on validation and test."""
-    from lstmkit.experiment import check_run_dir, write_result
+    from lstmkit.experiment import check_run_dir, save_final, write_result
 
     start = time.perf_counter()
     check_run_dir(run_dir, resume)
@@ -154,9 +155,7 @@ def run_language_model(
         "train_tokens_per_epoch": data.train.tokens,
     }
     if trainer.writes:
-        save_tensors(model_state(model), run_dir / ".model.safetensors.tmp")
-        (run_dir / ".model.safetensors.tmp").replace(run_dir / "model.safetensors")
-        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+        save_final(model, run_dir, metrics)
         plot_loss_vs_minutes(history, run_dir / "loss_vs_minutes.png", recipe.name)
         if record is not None and val is not None:
             write_result(
@@ -177,10 +176,7 @@ def run_language_model(
 
 def plot_loss_vs_minutes(history: list[dict[str, Any]], path: Path, title: str) -> None:
     """Validation (and training) loss in nats/char against minutes of training (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for split, style in (("train", "o-"), ("val", "s-")):
@@ -201,10 +197,7 @@ def plot_loss_vs_minutes(history: list[dict[str, Any]], path: Path, title: str) 
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path)
 
 
 def _to_bits(nats: Any) -> Any:
@@ -217,23 +210,12 @@ def _to_nats(bits: Any) -> Any:
 
 def load_language_model(run_dir: Path) -> tuple[LanguageModel, CharVocabulary, dict[str, Any]]:
     """Model (eval mode), vocabulary and config of a finished language-model run."""
-    cfg_path = run_dir / "config.json"
-    if not cfg_path.exists():
-        raise FileNotFoundError(f"{run_dir} is not a run directory: config.json is missing")
-    config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    if config.get("task") != "language_model":
-        raise ValueError(
-            f"{run_dir} holds a {config.get('task', 'classify')!r} run, not a language model; "
-            "lstmkit sample needs a run of a task = 'language_model' recipe"
-        )
+    from lstmkit.experiment import load_weights, read_run_config
+
+    how = " (lstmkit sample needs a run of a task = 'language_model' recipe)"
+    config = read_run_config(run_dir, "language_model", how)
     model = LanguageModel(LanguageModelConfig.model_validate(config["model"]))
-    weights = run_dir / "model.safetensors"
-    if not weights.exists():
-        raise FileNotFoundError(
-            f"{weights} is missing: the run did not finish (resume it with --resume)"
-        )
-    load_model_state(model, weights)
-    model.eval()
+    load_weights(model, run_dir)
     return model, CharVocabulary.load(run_dir / "chars.json"), config
 
 

@@ -56,6 +56,7 @@ from lstmkit.data.tokenize import (
 )
 from lstmkit.data.vectors import Coverage, embedding_matrix, load_vectors
 from lstmkit.models import ClassifierConfig, SequenceClassifier
+from lstmkit.plots import pyplot, save_png
 
 if TYPE_CHECKING:
     from lstmkit.config import Recipe
@@ -302,10 +303,7 @@ def evaluation_report(
 def plot_confusion(report: dict[str, Any], path: Path, title: str = "") -> None:
     """Confusion-matrix PNG: counts, rows = true class, columns = predicted, colour = share of the
     row (recall)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cm = np.asarray(report["confusion_matrix"], dtype=np.float64)
     labels = report["labels"]
@@ -338,10 +336,7 @@ def plot_confusion(report: dict[str, Any], path: Path, title: str = "") -> None:
     ax.set_title(title or f"accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}")
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path)
 
 
 # -- the pipeline -----------------------------------------------------------------------------
@@ -357,7 +352,7 @@ def run_text(
 ) -> dict[str, Any]:
     """Train and evaluate a text classifier for ``recipe.data.text`` into ``run_dir`` (see the
     module docstring). Returns the metrics (also in ``metrics.json``)."""
-    from lstmkit.experiment import git_commit, machine
+    from lstmkit.experiment import check_run_dir, git_commit, machine
     from lstmkit.train import Trainer
 
     start = time.perf_counter()
@@ -365,12 +360,7 @@ def run_text(
     if source is None:
         raise DataFileError('dataset "text" needs a [data.text] table (train, text_column, ...)')
     check_monitor(recipe, ("val_accuracy", "val_loss", "val_macro_f1"), "text classification")
-    if resume and not (run_dir / "checkpoints").exists():
-        raise FileNotFoundError(f"--resume: {run_dir} has no checkpoints to resume from")
-    if not resume and (run_dir / "checkpoints").exists():
-        raise FileExistsError(
-            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
-        )
+    check_run_dir(run_dir, resume)
     data = prepare_text(
         source, recipe.data.maxlen, recipe.data.truncating, recipe.train.seed, recipe.data.limit
     )

@@ -60,6 +60,7 @@ from lstmkit.objectives import (
     confusion_matrix,
     metrics_from_confusion,
 )
+from lstmkit.plots import pyplot, save_png
 
 __all__ = [
     "DistInfo",
@@ -747,10 +748,7 @@ def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def plot_history(history: list[dict[str, Any]], path: Path) -> None:
     """Loss and a second metric (accuracy; MAE for regression), train vs validation, against
     steps (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     second = next((k for k in ("accuracy", "mae") if history and k in history[0]), "loss")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -768,7 +766,4 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path)

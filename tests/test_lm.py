@@ -160,7 +160,7 @@ def test_sample_cli_and_its_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["sample", str(tmp_path / "run"), "--temperature", "0"]) == 2
     (tmp_path / "cls").mkdir()
     (tmp_path / "cls" / "config.json").write_text('{"task": "classify"}')
-    with pytest.raises(ValueError, match="not a language model"):
+    with pytest.raises(ValueError, match="not a .language_model. run"):
         load_language_model(tmp_path / "cls")
 
 

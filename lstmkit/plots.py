@@ -1,0 +1,28 @@
+"""Shared plotting plumbing: every PNG lstmkit writes goes through :func:`save_png` (Agg backend,
+written to a temporary file and renamed, so a reader never sees half a picture)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the non-interactive Agg backend (imported on first use)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig: Any, path: Path, dpi: int = 100) -> None:
+    """Write ``fig`` to ``path`` atomically and close it."""
+    plt = pyplot()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+    tmp.replace(path)
