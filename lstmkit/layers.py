@@ -22,7 +22,13 @@ Implementations (:meth:`Recurrent._choose_impl` is the only place that decides):
   natively. 'pre' padding is rolled to 'post' and back. Both are exact.
 - ``loop``: a per-step Python loop over :mod:`lstmkit.functional` with the input projection of all
   steps hoisted into one GEMM. Runs every option.
-- ``auto`` (default): ``fused`` when the configuration allows it, else ``loop``; the choice and
+- ``kernel``: :mod:`lstmkit.kernels` (LSTM only): the loop's math with the recurrence of each
+  layer and direction in one ``autograd.Function`` with a hand-written backward (BPTT), the input
+  projection and the weight gradients one GEMM each. Runs every LSTM option, same masks and
+  numbers as ``loop`` (float64 <= 1e-6, ``tests/test_kernels.py``); measured against the fused op
+  in ``benchmarks/variants.py``. ``impl='kernel'`` on a GRU/RNN raises ``ValueError``.
+- ``auto`` (default): ``fused`` when the configuration allows it, else ``kernel`` (LSTM), else
+  ``loop``; the choice and
   the reason are in :attr:`Recurrent.impl_used` / :attr:`Recurrent.impl_reason` and logged at
   DEBUG. ``impl="fused"`` with an option the fused op cannot run raises ``ValueError`` naming it.
 
@@ -42,10 +48,11 @@ from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from lstmkit.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, State
+from lstmkit.kernels import lstm_direction
 
 logger = logging.getLogger(__name__)
 
-IMPLS = ("auto", "fused", "loop")
+IMPLS = ("auto", "fused", "kernel", "loop")
 PADDINGS = ("post", "pre")
 VARLENS = ("auto", "split", "packed")
 
@@ -139,6 +146,13 @@ class Recurrent(nn.Module):
                     f"impl='fused' cannot run {', '.join(blockers)}: torch's fused op has no such "
                     "option; use impl='auto' or impl='loop'"
                 )
+        if impl == "kernel":
+            blockers = self.kernel_blockers()
+            if blockers:
+                raise ValueError(
+                    f"impl='kernel' cannot run {', '.join(blockers)}; use impl='auto' or "
+                    "impl='loop'"
+                )
         self._last_choice: tuple[str, str] | None = None
 
     # -- dispatch: the one place that picks the implementation ------------------------------
@@ -151,20 +165,35 @@ class Recurrent(nn.Module):
             out = [b for b in out if not b.startswith("recurrent_dropout")]
         return out
 
+    def kernel_blockers(self) -> list[str]:
+        """What keeps :mod:`lstmkit.kernels` from running this layer (empty: it can). Only the
+        LSTM has a kernel so far; GRU and SimpleRNN variants run the loop."""
+        if not isinstance(self.cells[0], LSTMCell):
+            return [f"{type(self).__name__} (lstmkit.kernels has an LSTM kernel only)"]
+        return []
+
     def _choose_impl(self) -> tuple[str, str]:
-        """Return ``(impl, reason)`` for the current configuration and mode."""
+        """Return ``(impl, reason)`` for the current configuration and mode: fused > kernel >
+        loop for 'auto'."""
         if self.impl == "loop":
             return "loop", "impl='loop' was requested"
+        if self.impl == "kernel":
+            return "kernel", "impl='kernel' was requested"
         blockers = self.fused_blockers()
         if self.impl == "fused":
             return "fused", "impl='fused' was requested"
         if blockers:
-            return "loop", f"torch's fused op cannot run {', '.join(blockers)}"
+            why = f"torch's fused op cannot run {', '.join(blockers)}"
+            kernel_blockers = self.kernel_blockers()
+            if not kernel_blockers:
+                return "kernel", f"{why}; lstmkit.kernels.lstm runs it"
+            return "loop", f"{why}, nor can lstmkit.kernels: {', '.join(kernel_blockers)}"
         return "fused", "vanilla configuration: torch's fused op (oneDNN on CPU, cuDNN on GPU)"
 
     @property
     def impl_used(self) -> str:
-        """The implementation a forward call in the current mode runs: 'fused' or 'loop'."""
+        """The implementation a forward call in the current mode runs: 'fused', 'kernel' or
+        'loop'."""
         return self._choose_impl()[0]
 
     @property
@@ -329,7 +358,9 @@ class Recurrent(nn.Module):
         elif impl == "fused":
             out, final = self._forward_fused(x, state0, lens, padding, masks)
         else:
-            out, final = self._forward_loop(x, state0, lens, padding, masks)
+            out, final = self._forward_loop(
+                x, state0, lens, padding, masks, kernel=impl == "kernel"
+            )
         if not self.return_sequences:
             h_n = final[0]
             out = torch.cat([h_n[-self.num_directions + d] for d in range(self.num_directions)], -1)
@@ -548,8 +579,17 @@ class Recurrent(nn.Module):
         return torch.cat(pieces, 1) if len(pieces) > 1 else head, fin
 
     def _forward_loop(
-        self, x: Tensor, state0: State, lens: Tensor | None, padding: str, masks: DropoutMasks
+        self,
+        x: Tensor,
+        state0: State,
+        lens: Tensor | None,
+        padding: str,
+        masks: DropoutMasks,
+        *,
+        kernel: bool = False,
     ) -> tuple[Tensor, State]:
+        """Layers and directions one after the other; each direction runs the per-step loop
+        (:meth:`_run_direction`) or, with ``kernel``, :func:`lstmkit.kernels.lstm_direction`."""
         steps = x.shape[1]
         step_mask = None
         if lens is not None:
@@ -561,7 +601,13 @@ class Recurrent(nn.Module):
             for d in range(self.num_directions):
                 k = layer * self.num_directions + d
                 out_k, st = self._run_direction(
-                    k, layer_in, tuple(s[k] for s in state0), step_mask, masks, reverse=d == 1
+                    k,
+                    layer_in,
+                    tuple(s[k] for s in state0),
+                    step_mask,
+                    masks,
+                    reverse=d == 1,
+                    kernel=kernel,
                 )
                 outs.append(out_k)
                 for i, s in enumerate(st):
@@ -582,16 +628,19 @@ class Recurrent(nn.Module):
         masks: DropoutMasks,
         *,
         reverse: bool,
+        kernel: bool = False,
     ) -> tuple[Tensor, State]:
         cell: RecurrentCell = self.cells[k]  # type: ignore[assignment]
         steps = x.shape[1]
-        gx = cell.input_projection(x)  # (B, T, G*H): one GEMM for all steps
         w_hh: Tensor = cell.weight_hh
         h_mask = masks.recurrent[k] if masks.recurrent else None
         w_mask = masks.weight[k] if masks.weight else None
         if w_mask is not None:
             w_hh = w_hh * w_mask
         zone = masks.zoneout[k] if masks.zoneout else None
+        if kernel:
+            return lstm_direction(cell, x, state, step_mask, h_mask, w_hh, zone, reverse=reverse)
+        gx = cell.input_projection(x)  # (B, T, G*H): one GEMM for all steps
         p_zone = cell.zoneout
         ys: list[Tensor] = [x] * steps
         for t in range(steps - 1, -1, -1) if reverse else range(steps):
@@ -650,7 +699,7 @@ class LSTM(Recurrent):
         return_sequences: output every step (B, T, dirs*H_out), else the last (B, dirs*H_out).
         return_state: also return the final ``(h_n, c_n)``.
         padding: 'post' or 'pre', where padded steps sit when ``lengths``/``mask`` is given.
-        impl: 'auto' | 'fused' | 'loop' (see the module docstring).
+        impl: 'auto' | 'fused' | 'kernel' | 'loop' (see the module docstring).
         varlen: 'auto' | 'split' | 'packed': how the fused op runs variable-length batches.
         forget_bias: constant on the forget gate, default 1.0 (TF1). torch.nn.LSTM uses 0.
         peephole, activation, recurrent_activation, layer_norm, proj_size, recurrent_dropout,

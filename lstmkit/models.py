@@ -71,7 +71,7 @@ class ClassifierConfig(BaseModel):
     dense_sizes: list[Annotated[int, Field(ge=1, le=65536)]] = Field(
         default_factory=list, max_length=8
     )
-    impl: Literal["auto", "fused", "loop"] = "auto"
+    impl: Literal["auto", "fused", "kernel", "loop"] = "auto"
     init: Literal["keras", "torch"] = "keras"
     cell_options: dict[str, Any] = Field(default_factory=dict)
 
@@ -299,7 +299,7 @@ class LanguageModelConfig(BaseModel):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     output_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     embedding_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    impl: Literal["auto", "fused", "loop"] = "auto"
+    impl: Literal["auto", "fused", "kernel", "loop"] = "auto"
     init: Literal["keras", "torch"] = "keras"
     tie_weights: bool = False
     cell_options: dict[str, Any] = Field(default_factory=dict)

@@ -295,7 +295,7 @@ def test_zoneout_masks_keep_previous_units_exactly() -> None:
         kept = keep_h[t].bool()
         assert kept.any()
         assert torch.equal(out1[:, t][kept], out1[:, t - 1][kept])
-    assert layer.impl_used == "loop"
+    assert layer.impl_used == "kernel"  # auto: the LSTM kernel (lstmkit.kernels) runs zoneout
     layer.eval()  # eval: the expectation p * old + (1 - p) * new, deterministic
     assert torch.equal(layer(x)[0], layer(x)[0])
 
@@ -360,15 +360,15 @@ def test_dispatch_says_what_it_chose(caplog: pytest.LogCaptureFixture) -> None:
     assert LSTM(3, 4).impl_used == "fused"
     assert "fused op" in LSTM(3, 4).impl_reason
     peep = LSTM(3, 4, peephole=True)
-    assert peep.impl_used == "loop"
+    assert peep.impl_used == "kernel"  # fused > kernel > loop; the LSTM kernel runs peepholes
     assert "peephole=True" in peep.impl_reason
     assert lstmkit.GRU(3, 4, reset_after=False).impl_used == "loop"
     assert RNN(3, 4, activation="relu").impl_used == "fused"
     assert RNN(3, 4, activation="softsign").impl_used == "loop"
-    assert LSTM(3, 4, recurrent_activation="hard_sigmoid").impl_used == "loop"
+    assert LSTM(3, 4, recurrent_activation="hard_sigmoid").impl_used == "kernel"
     with caplog.at_level(logging.DEBUG, logger="lstmkit.layers"):
         peep(torch.randn(1, 2, 3))
-    assert any("impl=loop" in r.message and "peephole" in r.message for r in caplog.records)
+    assert any("impl=kernel" in r.message and "peephole" in r.message for r in caplog.records)
 
 
 @pytest.mark.parametrize(

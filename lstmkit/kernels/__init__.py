@@ -1,0 +1,15 @@
+"""Fast paths for the recurrent variants torch's fused op (oneDNN / cuDNN) cannot run.
+
+One module per variant family, each an ``autograd.Function`` with a hand-written backward (BPTT)
+and the plain reference loop beside it; the tests check the two against each other and against the
+NumPy reference (``tests/test_kernels.py``). :class:`lstmkit.layers.Recurrent` calls them when it
+picks ``impl='kernel'``.
+
+- :mod:`lstmkit.kernels.lstm`: every :class:`~lstmkit.cells.LSTMCell` option (peephole,
+  layer_norm, zoneout, recurrent_dropout, weight_drop, activation / recurrent_activation,
+  forget_bias, proj_size) with lengths and 'pre'/'post' padding, either direction.
+"""
+
+from lstmkit.kernels.lstm import LSTMKernelSpec, lstm_direction, lstm_sequence, lstm_sequence_loop
+
+__all__ = ["LSTMKernelSpec", "lstm_direction", "lstm_sequence", "lstm_sequence_loop"]

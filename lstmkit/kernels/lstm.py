@@ -1,0 +1,524 @@
+"""LSTM training kernel for the variants torch's fused op cannot run (CPU first, any device).
+
+What it runs: one layer, one direction of :class:`lstmkit.cells.LSTMCell` with any combination
+of peephole, layer_norm, zoneout, recurrent_dropout, weight_drop, activation /
+recurrent_activation, forget_bias and proj_size, over a batch with lengths ('pre' or 'post'
+padding) or without. :class:`lstmkit.layers.Recurrent` stacks layers and directions around it
+exactly as its loop does, so masks drawn by ``draw_masks`` give the same numbers on both paths.
+
+How it is fast (the loop runs ~25 small autograd ops per step forward and ~60 backward):
+
+- the input projection of all steps, ``b_hh`` and ``forget_bias`` are one GEMM + one add
+  before the recurrence (:func:`lstm_direction`), time-major ``(T, B, 4H)``;
+- the recurrence is one ``autograd.Function`` (:class:`_LSTMSequence`): per step one ``addmm``
+  and ~8 element-wise ops, writing gate activations straight into one ``(T, B, 4, H)`` buffer,
+  no autograd graph;
+- the backward (BPTT) is hand-written: every local derivative (``i * act'(g)``, ``c * f'``, ...)
+  is computed once for all steps in bulk, so a backward step is ~8 element-wise ops and one
+  ``mm`` for ``dh``; the weight gradients (``W_hh``, ``W_hr``, peepholes, LN gains) are one GEMM
+  / one reduction over all steps at the end; ``dgx`` flows back through autograd into the
+  input projection (one more GEMM).
+
+Zoneout and padding are one thing here: a per-step "keep the old state" weight ``k`` with
+``state = lerp(new, old, k)``; ``k`` is the zoneout mask (0/1) in training, ``p`` in eval, and 1
+at a padded step. ``torch.lerp`` returns ``old`` exactly for ``k = 1`` and ``new`` exactly for
+``k = 0``, so a padded step leaves the state bit-for-bit unchanged, as the loop's
+``torch.where`` does.
+
+Equations (gate order i, f, g, o; :func:`lstmkit.functional.lstm_step`)::
+
+    z  = gx_t + [LN]((h * m) W_hh^T)                 # gx_t = [LN](x_t W_ih^T) + b_ih + b_hh + fb
+    i  = ract(z_i + w_ci * c) ; f = ract(z_f + w_cf * c) ; g = act(z_g)
+    c' = f * c + i * g ; o = ract(z_o + w_co * c')
+    h' = (o * act([LN](c'))) [W_hr^T]
+    h  = lerp(h', h, k_h) ; c = lerp(c', c, k_c)     # zoneout / padding
+    y_t = s_t * h                                     # 0 at padded steps
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lstmkit import functional as Fn
+
+EPS = Fn.LN_EPS
+OutFn = Callable[[Tensor, Tensor], Tensor]
+GradFn = Callable[[Tensor], Tensor]
+
+
+def _softsign(x: Tensor, out: Tensor) -> Tensor:
+    return torch.div(x, x.abs().add_(1.0), out=out)
+
+
+# activation(x, out) writing into ``out`` (no extra copy), and its derivative from the OUTPUT y
+_ACT: dict[str, OutFn] = {
+    "tanh": lambda x, out: torch.tanh(x, out=out),
+    "sigmoid": lambda x, out: torch.sigmoid(x, out=out),
+    "softsign": _softsign,
+    "relu": lambda x, out: torch.clamp_min(x, 0.0, out=out),
+    "hard_tanh": lambda x, out: torch.clamp(x, -1.0, 1.0, out=out),
+    "identity": lambda x, out: out.copy_(x),
+    "hard_sigmoid": lambda x, out: out.copy_(F.hardsigmoid(x)),
+}
+_ACT_GRAD: dict[str, GradFn] = {
+    "tanh": lambda y: 1.0 - y * y,
+    "sigmoid": lambda y: y * (1.0 - y),
+    "softsign": lambda y: (1.0 - y.abs()) ** 2,
+    "relu": lambda y: (y > 0).to(y.dtype),
+    "hard_tanh": lambda y: (y.abs() < 1.0).to(y.dtype),
+    "identity": lambda y: torch.ones_like(y),
+    "hard_sigmoid": lambda y: ((y > 0) & (y < 1)).to(y.dtype) / 6.0,
+}
+
+
+@dataclass(frozen=True)
+class LSTMKernelSpec:
+    """The non-tensor options of one kernel call.
+
+    Attributes:
+        activation: name of the candidate / cell-output function (:func:`lstmkit.functional.activation_names`).
+        recurrent_activation: name of the gate function ('sigmoid' or 'hard_sigmoid').
+        reverse: visit the steps T-1 .. 0 (the reverse direction of a bidirectional layer).
+    """
+
+    activation: str = "tanh"
+    recurrent_activation: str = "sigmoid"
+    reverse: bool = False
+
+    def __post_init__(self) -> None:
+        if self.activation not in Fn.activation_names():
+            raise ValueError(
+                f"activation must be one of {list(Fn.activation_names())}, got {self.activation!r}"
+            )
+        if self.recurrent_activation not in Fn.recurrent_activation_names():
+            raise ValueError(
+                "recurrent_activation must be one of "
+                f"{list(Fn.recurrent_activation_names())}, got {self.recurrent_activation!r}"
+            )
+
+
+def _forward(
+    gx: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_hh: Tensor,
+    w_ci: Tensor | None,
+    w_cf: Tensor | None,
+    w_co: Tensor | None,
+    ln_hh_weight: Tensor | None,
+    ln_c_weight: Tensor | None,
+    ln_c_bias: Tensor | None,
+    w_hr: Tensor | None,
+    h_mask: Tensor | None,
+    keep_h: Tensor | None,
+    keep_c: Tensor | None,
+    out_mask: Tensor | None,
+    *,
+    spec: LSTMKernelSpec,
+    save: bool,
+) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+    """The recurrence; returns ``y (B, T, H_out), h_T, c_T`` and (when ``save``) what backward needs."""
+    steps, batch, g4 = gx.shape
+    hidden = g4 // 4
+    act, ract = _ACT[spec.activation], _ACT[spec.recurrent_activation]
+    peep = w_ci is not None
+    w_cif = torch.stack([w_ci, w_cf]) if peep else None  # type: ignore[list-item]  # (2, H)
+    w_hh_t = w_hh.t()
+    w_hr_t = w_hr.t() if w_hr is not None else None
+    gates_all = gx.new_empty(steps, batch, 4, hidden)  # (T, B, 4, H): i, f, g, o activations
+    c_new_all = gx.new_empty(steps, batch, hidden)  # c' of each step (before zoneout/padding)
+    a_c_all = gx.new_empty(steps, batch, hidden)  # act([LN](c'))
+    hs: list[Tensor] = [h0] * steps  # state h after each step (time order)
+    hms: list[Tensor] = [h0] * steps  # h * m entering each step
+    cps: list[Tensor] = [c0] * steps  # state c entering each step
+    raws: list[Tensor] = [h0] * steps  # (h * m) W_hh^T before LN
+    ln_hh_stats: list[Tensor] = [h0] * (2 * steps)
+    ln_c_stats: list[Tensor] = [h0] * (2 * steps)
+    h_pre_all = gx.new_empty(steps, batch, hidden) if w_hr is not None else None
+    h, c = h0, c0
+    order = range(steps - 1, -1, -1) if spec.reverse else range(steps)
+    for t in order:
+        hm = h if h_mask is None else h * h_mask
+        if ln_hh_weight is not None:
+            raw = torch.mm(hm, w_hh_t)  # (B, 4H)
+            ln, mu, rstd = torch.native_layer_norm(raw, [g4], ln_hh_weight, None, EPS)
+            z = gx[t] + ln
+            raws[t], ln_hh_stats[2 * t], ln_hh_stats[2 * t + 1] = raw, mu, rstd
+        else:
+            z = torch.addmm(gx[t], hm, w_hh_t)  # (B, 4H)
+        z4 = z.view(batch, 4, hidden)
+        gates = gates_all[t]  # (B, 4, H)
+        if peep:
+            assert w_cif is not None and w_co is not None
+            z4[:, :2].addcmul_(c.unsqueeze(1), w_cif)
+            ract(z4[:, :2], gates[:, :2])
+        else:
+            ract(z4, gates)  # the g slot is overwritten just below
+        act(z4[:, 2], gates[:, 2])
+        i, f, g = gates[:, 0], gates[:, 1], gates[:, 2]
+        c_new = torch.addcmul(f * c, i, g, out=c_new_all[t])
+        if w_co is not None:
+            ract(torch.addcmul(z4[:, 3], w_co, c_new), gates[:, 3])
+        o = gates[:, 3]
+        if ln_c_weight is not None:
+            c_out, mu_c, rstd_c = torch.native_layer_norm(
+                c_new, [hidden], ln_c_weight, ln_c_bias, EPS
+            )
+            ln_c_stats[2 * t], ln_c_stats[2 * t + 1] = mu_c, rstd_c
+        else:
+            c_out = c_new
+        a_c = act(c_out, a_c_all[t])
+        if w_hr_t is not None:
+            assert h_pre_all is not None
+            h_new = torch.mm(torch.mul(o, a_c, out=h_pre_all[t]), w_hr_t)  # (B, P)
+        else:
+            h_new = o * a_c
+        hms[t], cps[t] = hm, c
+        if keep_h is not None:
+            assert keep_c is not None
+            h = torch.lerp(h_new, h, keep_h[t])
+            c = torch.lerp(c_new, c, keep_c[t])
+        else:
+            h, c = h_new, c_new
+        hs[t] = h
+    y = torch.stack(hs, 1)  # (B, T, H_out)
+    if out_mask is not None:
+        y = y * out_mask
+    saved: dict[str, Tensor] = {}
+    if save:
+        saved = {"gates": gates_all, "c_new": c_new_all, "a_c": a_c_all}
+        saved["hm"] = torch.stack(hms)  # (T, B, H_out)
+        saved["c_prev"] = torch.stack(cps)  # (T, B, H)
+        if h_pre_all is not None:
+            saved["h_pre"] = h_pre_all
+        if ln_hh_weight is not None:
+            saved["raw"] = torch.stack(raws)
+            saved["mu_hh"] = torch.stack(ln_hh_stats[0::2])
+            saved["rstd_hh"] = torch.stack(ln_hh_stats[1::2])
+        if ln_c_weight is not None:
+            saved["mu_c"] = torch.stack(ln_c_stats[0::2])
+            saved["rstd_c"] = torch.stack(ln_c_stats[1::2])
+    return y, h, c, saved
+
+
+_SAVED_NAMES = (
+    "gates",
+    "c_new",
+    "a_c",
+    "hm",
+    "c_prev",
+    "h_pre",
+    "raw",
+    "mu_hh",
+    "rstd_hh",
+    "mu_c",
+    "rstd_c",
+)
+_INPUT_NAMES = (
+    "gx", "h0", "c0", "w_hh", "w_ci", "w_cf", "w_co", "ln_hh_weight", "ln_c_weight", "ln_c_bias",
+    "w_hr", "h_mask", "keep_h", "keep_c", "out_mask",
+)  # fmt: skip
+
+
+class _LSTMSequence(torch.autograd.Function):
+    """The recurrence of one layer and direction with a hand-written BPTT (see the module doc)."""
+
+    @staticmethod
+    def forward(ctx: Any, *args: Any) -> tuple[Tensor, Tensor, Tensor]:
+        *tensors, spec = args
+        save = any(ctx.needs_input_grad)
+        y, h, c, saved = _forward(*tensors, spec=spec, save=save)
+        if save:
+            names = [n for n in _SAVED_NAMES if n in saved]
+            inputs = [n for n, v in zip(_INPUT_NAMES, tensors, strict=True) if v is not None]
+            ctx.names = names
+            ctx.inputs = inputs
+            ctx.spec = spec
+            ctx.save_for_backward(
+                *[saved[n] for n in names],
+                *[v for v in tensors if v is not None],
+            )
+        return y, h, c
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Any) -> tuple[Tensor | None, ...]:
+        d_y, d_ht, d_ct = grads
+        stored = ctx.saved_tensors
+        n_saved = len(ctx.names)
+        s = dict(zip(ctx.names, stored[:n_saved], strict=True))
+        inp: dict[str, Tensor | None] = dict.fromkeys(_INPUT_NAMES)
+        inp.update(zip(ctx.inputs, stored[n_saved:], strict=True))
+        need = dict(zip(_INPUT_NAMES, ctx.needs_input_grad, strict=False))
+        grads_out = _backward(s, inp, need, ctx.spec, d_y, d_ht, d_ct)
+        return (*[grads_out.get(n) for n in _INPUT_NAMES], None)
+
+
+def _backward(
+    s: dict[str, Tensor],
+    inp: dict[str, Tensor | None],
+    need: dict[str, bool],
+    spec: LSTMKernelSpec,
+    d_y: Tensor | None,
+    d_ht: Tensor | None,
+    d_ct: Tensor | None,
+) -> dict[str, Tensor]:
+    gates, c_new, a_c, hm, c_prev = s["gates"], s["c_new"], s["a_c"], s["hm"], s["c_prev"]
+    steps, batch, _, hidden = gates.shape
+    w_hh = inp["w_hh"]
+    assert w_hh is not None
+    h_out = w_hh.shape[1]
+    w_ci, w_cf, w_co = inp["w_ci"], inp["w_cf"], inp["w_co"]
+    w_hr, h_mask = inp["w_hr"], inp["h_mask"]
+    keep_h, keep_c, out_mask = inp["keep_h"], inp["keep_c"], inp["out_mask"]
+    ln_hh_w, ln_c_w, ln_c_b = inp["ln_hh_weight"], inp["ln_c_weight"], inp["ln_c_bias"]
+    peep = w_ci is not None
+
+    # local derivatives of every step at once (bulk, vectorised over T)
+    d_ract = _ACT_GRAD[spec.recurrent_activation](gates)  # (T, B, 4, H)
+    d_act = _ACT_GRAD[spec.activation]
+    i, f, g, o = gates.unbind(2)
+    d3 = torch.stack([g * d_ract[:, :, 0], c_prev * d_ract[:, :, 1], i * d_act(g)], 2)
+    d_o = a_c * d_ract[:, :, 3]  # dz_o = dh_pre * d_o
+    q = o * d_act(a_c)  # d(c_out) = dh_pre * q
+    del d_ract
+    w_cif = torch.stack([w_ci, w_cf]) if peep else None  # type: ignore[list-item]
+
+    dy_t = None
+    if d_y is not None:
+        dy_t = (d_y * out_mask if out_mask is not None else d_y).transpose(0, 1)  # (T, B, H_out)
+    drop_h = drop_c = None
+    if keep_h is not None:
+        assert keep_c is not None
+        drop_h, drop_c = 1.0 - keep_h, 1.0 - keep_c
+    dz_all = gates.new_empty(steps, batch, 4, hidden)
+    dgh_all = gates.new_empty(steps, batch, 4 * hidden) if ln_hh_w is not None else None
+    dh_pre_all = gates.new_empty(steps, batch, h_out) if w_hr is not None else None
+    dco_all = gates.new_empty(steps, batch, hidden) if ln_c_w is not None else None
+    dh = d_ht if d_ht is not None else gates.new_zeros(batch, h_out)
+    dc = d_ct if d_ct is not None else gates.new_zeros(batch, hidden)
+    order = range(steps) if spec.reverse else range(steps - 1, -1, -1)
+    for t in order:
+        dht = dh if dy_t is None else dh + dy_t[t]
+        if drop_h is not None:
+            assert keep_h is not None and keep_c is not None and drop_c is not None
+            dh_carry, dc_carry = dht * keep_h[t], dc * keep_c[t]
+            dht, dc = dht * drop_h[t], dc * drop_c[t]
+        if w_hr is not None:
+            assert dh_pre_all is not None
+            dh_pre_all[t] = dht
+            dht = torch.mm(dht, w_hr)  # (B, H)
+        dz = dz_all[t]  # (B, 4, H)
+        torch.mul(dht, d_o[t], out=dz[:, 3])
+        dco = dht * q[t]
+        if ln_c_w is not None:
+            assert dco_all is not None
+            dco_all[t] = dco
+            dco = torch.ops.aten.native_layer_norm_backward(
+                dco, c_new[t], [hidden], s["mu_c"][t], s["rstd_c"][t], ln_c_w, ln_c_b,
+                [True, False, False],
+            )[0]  # fmt: skip
+        dcn = dc + dco
+        if w_co is not None and w_cif is not None:
+            dcn.addcmul_(dz[:, 3], w_co)
+        torch.mul(dcn.unsqueeze(1), d3[t], out=dz[:, :3])
+        dc = dcn * f[t]
+        if w_cif is not None:
+            dc += (dz[:, :2] * w_cif).sum(1)
+        dz2 = dz.view(batch, 4 * hidden)
+        if ln_hh_w is not None:
+            assert dgh_all is not None
+            dz2 = torch.ops.aten.native_layer_norm_backward(
+                dz2, s["raw"][t], [4 * hidden], s["mu_hh"][t], s["rstd_hh"][t], ln_hh_w, None,
+                [True, False, False],
+            )[0]  # fmt: skip
+            dgh_all[t] = dz2
+        dh = torch.mm(dz2, w_hh)  # (B, H_out)
+        if h_mask is not None:
+            dh = dh * h_mask
+        if drop_h is not None:
+            dh = dh + dh_carry
+            dc = dc + dc_carry
+
+    out: dict[str, Tensor] = {}
+    dz_flat = dz_all.view(steps, batch, 4 * hidden)
+    if need["gx"]:
+        out["gx"] = dz_flat
+    if need["h0"]:
+        out["h0"] = dh
+    if need["c0"]:
+        out["c0"] = dc
+    if need["w_hh"]:
+        dgh = dz_flat if dgh_all is None else dgh_all
+        out["w_hh"] = dgh.reshape(-1, 4 * hidden).t().mm(hm.reshape(-1, h_out))  # one GEMM
+    if peep:
+        if need["w_ci"]:
+            out["w_ci"] = (dz_all[:, :, 0] * c_prev).sum((0, 1))
+        if need["w_cf"]:
+            out["w_cf"] = (dz_all[:, :, 1] * c_prev).sum((0, 1))
+        if need["w_co"]:
+            out["w_co"] = (dz_all[:, :, 3] * c_new).sum((0, 1))
+    if ln_hh_w is not None and need["ln_hh_weight"]:
+        xhat = (s["raw"] - s["mu_hh"]) * s["rstd_hh"]
+        out["ln_hh_weight"] = (dz_flat * xhat).sum((0, 1))
+    if dco_all is not None:
+        if need["ln_c_weight"]:
+            xhat_c = (c_new - s["mu_c"]) * s["rstd_c"]
+            out["ln_c_weight"] = (dco_all * xhat_c).sum((0, 1))
+        if need["ln_c_bias"]:
+            out["ln_c_bias"] = dco_all.sum((0, 1))
+    if w_hr is not None and need["w_hr"]:
+        assert dh_pre_all is not None
+        out["w_hr"] = dh_pre_all.reshape(-1, h_out).t().mm(s["h_pre"].reshape(-1, hidden))
+    return out
+
+
+def lstm_sequence(
+    gx: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_hh: Tensor,
+    *,
+    w_ci: Tensor | None = None,
+    w_cf: Tensor | None = None,
+    w_co: Tensor | None = None,
+    ln_hh_weight: Tensor | None = None,
+    ln_c_weight: Tensor | None = None,
+    ln_c_bias: Tensor | None = None,
+    w_hr: Tensor | None = None,
+    h_mask: Tensor | None = None,
+    keep_h: Tensor | None = None,
+    keep_c: Tensor | None = None,
+    out_mask: Tensor | None = None,
+    spec: LSTMKernelSpec = LSTMKernelSpec(),
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Run the LSTM recurrence of one layer and direction with the kernel.
+
+    Args:
+        gx: input part of the gates, time-major ``(T, B, 4H)``, with ``b_ih``, ``b_hh`` and
+            ``forget_bias`` already added (see :func:`lstm_direction`).
+        h0: ``(B, H_out)``. c0: ``(B, H)``. w_hh: ``(4H, H_out)`` (weight_drop already applied).
+        w_ci, w_cf, w_co: peephole weights ``(H,)`` (all three or none).
+        ln_hh_weight: LN gain on ``h W_hh^T`` ``(4H,)``; ln_c_weight / ln_c_bias: LN on c' ``(H,)``.
+        w_hr: projection ``(P, H)``. h_mask: recurrent-dropout mask ``(B, H_out)``, scaled.
+        keep_h, keep_c: per-step keep-old weights ``(T, B, H_out | 1)`` / ``(T, B, H | 1)``
+            (zoneout and padding; both or none). out_mask: ``(B, T, 1)``, 0 at padded steps.
+        spec: activations and direction.
+
+    Returns:
+        ``y (B, T, H_out)``, ``h_T (B, H_out)``, ``c_T (B, H)``; differentiable w.r.t. every
+        tensor argument except the masks.
+    """
+    if (w_ci is None) != (w_cf is None) or (w_ci is None) != (w_co is None):
+        raise ValueError("peephole weights w_ci, w_cf, w_co must be given together")
+    if (keep_h is None) != (keep_c is None):
+        raise ValueError("keep_h and keep_c must be given together")
+    if gx.dim() != 3 or gx.shape[2] != w_hh.shape[0] or gx.shape[2] % 4:
+        raise ValueError(
+            f"gx must be (T, B, 4H) with 4H = w_hh.shape[0] = {w_hh.shape[0]}, got {tuple(gx.shape)}"
+        )
+    out = _LSTMSequence.apply(
+        gx, h0, c0, w_hh, w_ci, w_cf, w_co, ln_hh_weight, ln_c_weight, ln_c_bias, w_hr,
+        h_mask, keep_h, keep_c, out_mask, spec,
+    )  # fmt: skip
+    return out[0], out[1], out[2]
+
+
+def lstm_sequence_loop(
+    gx: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_hh: Tensor,
+    *,
+    w_ci: Tensor | None = None,
+    w_cf: Tensor | None = None,
+    w_co: Tensor | None = None,
+    ln_hh_weight: Tensor | None = None,
+    ln_c_weight: Tensor | None = None,
+    ln_c_bias: Tensor | None = None,
+    w_hr: Tensor | None = None,
+    h_mask: Tensor | None = None,
+    keep_h: Tensor | None = None,
+    keep_c: Tensor | None = None,
+    out_mask: Tensor | None = None,
+    spec: LSTMKernelSpec = LSTMKernelSpec(),
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The plain reference loop of :func:`lstm_sequence` (same arguments and results): one
+    :func:`lstmkit.functional.lstm_step` per step, gradients by autograd. Slow; for checking."""
+    act = Fn.get_activation(spec.activation)
+    ract = Fn.get_activation(spec.recurrent_activation, recurrent=True)
+    steps = gx.shape[0]
+    h, c = h0, c0
+    ys: list[Tensor] = [h0] * steps
+    for t in range(steps - 1, -1, -1) if spec.reverse else range(steps):
+        h_new, c_new = Fn.lstm_step(
+            gx[t], h, c, w_hh, None,
+            weight_ci=w_ci, weight_cf=w_cf, weight_co=w_co, weight_hr=w_hr,
+            ln_hh_weight=ln_hh_weight, ln_c_weight=ln_c_weight, ln_c_bias=ln_c_bias,
+            activation=act, recurrent_activation=ract, h_mask=h_mask,
+        )  # fmt: skip
+        if keep_h is not None and keep_c is not None:
+            h_new = keep_h[t] * h + (1 - keep_h[t]) * h_new
+            c_new = keep_c[t] * c + (1 - keep_c[t]) * c_new
+        h, c = h_new, c_new
+        ys[t] = h
+    y = torch.stack(ys, 1)
+    return (y * out_mask if out_mask is not None else y), h, c
+
+
+def lstm_direction(
+    cell: Any,
+    x: Tensor,
+    state: tuple[Tensor, ...],
+    step_mask: Tensor | None,
+    h_mask: Tensor | None,
+    w_hh: Tensor,
+    zone: tuple[Tensor, ...] | None,
+    *,
+    reverse: bool,
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """One layer and direction of an :class:`lstmkit.cells.LSTMCell` over ``x`` (B, T, D) with
+    the kernel; the arguments are those of ``Recurrent._run_direction`` (``step_mask`` (B, T, 1)
+    bool, True at real tokens; ``zone`` the training zoneout masks (T, B, S) or None, in which
+    case ``cell.zoneout`` is applied as its expectation). Returns ``(y (B, T, H_out), (h, c))``."""
+    gx = cell.input_projection(x.transpose(0, 1))  # (T, B, 4H): one GEMM for all steps
+    shift = _bias_shift(cell, gx)
+    if shift is not None:
+        gx = gx + shift
+    keep_h = keep_c = None
+    steps, batch = gx.shape[0], gx.shape[1]
+    if zone is not None:
+        keep_h, keep_c = zone
+    elif cell.zoneout:
+        keep_h = keep_c = gx.new_full((steps, batch, 1), cell.zoneout)
+    out_mask = None
+    if step_mask is not None:
+        real = step_mask.transpose(0, 1)  # (T, B, 1)
+        one = gx.new_ones(())
+        keep_h = torch.where(real, keep_h if keep_h is not None else 0.0, one)
+        keep_c = torch.where(real, keep_c if keep_c is not None else 0.0, one)
+        out_mask = step_mask.to(gx.dtype)
+    y, h, c = lstm_sequence(
+        gx, state[0], state[1], w_hh,
+        w_ci=cell.weight_ci, w_cf=cell.weight_cf, w_co=cell.weight_co,
+        ln_hh_weight=cell.ln_hh_weight, ln_c_weight=cell.ln_c_weight, ln_c_bias=cell.ln_c_bias,
+        w_hr=cell.weight_hr, h_mask=h_mask, keep_h=keep_h, keep_c=keep_c, out_mask=out_mask,
+        spec=LSTMKernelSpec(cell.activation_name, cell.recurrent_activation_name, reverse),
+    )  # fmt: skip
+    return y, (h, c)
+
+
+def _bias_shift(cell: Any, like: Tensor) -> Tensor | None:
+    """``b_hh`` plus ``forget_bias`` on the f block, (4H,), or None when both are absent."""
+    shift: Tensor | None = cell.bias_hh
+    if cell.forget_bias:
+        hidden = cell.hidden_size
+        fb = torch.zeros(4 * hidden, dtype=like.dtype, device=like.device)
+        fb[hidden : 2 * hidden] = cell.forget_bias
+        shift = fb if shift is None else shift + fb
+    return shift
