@@ -684,6 +684,18 @@ def _add_serve_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
     serve.add_argument(
         "--token", help="require 'Authorization: Bearer TOKEN' on /v1 routes (default: none)"
     )
+    serve.add_argument(
+        "--no-micro-batch",
+        action="store_true",
+        help="run every /v1/predict request on its own (default: concurrent requests are "
+        "collected for up to --max-wait-ms and run as one length-sorted batch)",
+    )
+    serve.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=2.0,
+        help="micro-batching: longest wait for more requests (default: %(default)s)",
+    )
     serve.set_defaults(handler=_run_serve)
 
 
@@ -720,7 +732,16 @@ def _run_serve(args: argparse.Namespace) -> int:
     except ImportError as err:
         return _fail("serve", ImportError(f"{err}; install fastapi and uvicorn"))
     try:
-        serve(args.bundle, host=args.host, port=args.port, token=args.token)
+        if not 0 <= args.max_wait_ms <= 1000:
+            raise ValueError(f"--max-wait-ms must be in [0, 1000], got {args.max_wait_ms}")
+        serve(
+            args.bundle,
+            host=args.host,
+            port=args.port,
+            token=args.token,
+            micro_batch=not args.no_micro_batch,
+            max_wait_ms=args.max_wait_ms,
+        )
     except ValueError as err:
         return _fail("serve", err)
     return 0

@@ -94,3 +94,12 @@ def test_python_dash_m_runs_the_cli() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "demo" in proc.stdout
+
+
+def test_serve_flags_are_checked_before_loading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", str(tmp_path), "--max-wait-ms", "5000"]) == 2
+    assert "--max-wait-ms must be in [0, 1000], got 5000.0" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path / "nope"), "--no-micro-batch"]) == 2
+    assert "nope" in capsys.readouterr().err
