@@ -12,6 +12,11 @@ Run directory (as for classifiers, see :mod:`lstmkit.experiment`)::
 
 The vocabulary is every character of the whole text (as char-rnn builds it), so the validation
 and test parts never hold an unknown character; the parts themselves are contiguous and unseen.
+
+``--resume`` continues from the last checkpoint with the weights, optimizer and position exact;
+the carried hidden state is not checkpointed, so a run resumed mid-epoch starts its streams from
+zeros at the resume point (as at every epoch start). With ``train.max_minutes`` the run stops when
+the budget is spent, so the number of steps depends on the machine's speed.
 """
 
 from __future__ import annotations
