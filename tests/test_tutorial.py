@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_support import free_port
 
 from lstmkit.cli import main
 from lstmkit.data.resolve import ENV_VAR
@@ -31,12 +31,6 @@ def shown_commands(text: str) -> list[str]:
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         out += [line.strip() for line in block.splitlines() if line.strip().startswith("lstmkit ")]
     return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_every_shown_command_has_a_quick_twin() -> None:
@@ -69,7 +63,7 @@ def test_tutorial_commands_run_in_quick_mode(
     monkeypatch.chdir(ROOT)
     text = TUTORIAL.read_text(encoding="utf-8")
     for kind, command in QUICK.findall(text):
-        port = _free_port()
+        port = free_port()
         argv = shlex.split(command.replace("{tmp}", str(tmp_path)).replace("{port}", str(port)))
         assert argv[0] == "lstmkit"
         if kind in ("quick", "quick-setup"):

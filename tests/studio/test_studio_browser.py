@@ -6,70 +6,39 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import CHROMIUM, launch_chromium, running_server
 from studio_support import SLOW_RECIPE
 
 from lstmkit.studio import create_studio_app
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
     shutil.which(CHROMIUM) is None,
     reason=f"{CHROMIUM} is not installed (.ci/run installs Debian's chromium)",
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def studio(
     tmp_path_factory: pytest.TempPathFactory, run_env: dict[str, str], recipes: Path
 ) -> Iterator[str]:
-    import uvicorn
-
     folder = tmp_path_factory.mktemp("browser-recipes")
     shutil.copy(recipes / "tiny.toml", folder / "tiny.toml")
     (folder / "slow.toml").write_text(SLOW_RECIPE)
     app = create_studio_app(
         tmp_path_factory.mktemp("browser-home"), recipes_dir=folder, env=run_env, poll_s=0.1
     )
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the studio did not start within 30 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with running_server(app, "the studio") as url:
+        yield url
 
 
 def test_fill_the_form_train_watch_and_predict(studio: str, tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = launch_chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1300, "height": 1100})
             external: list[str] = []
