@@ -20,14 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lstmkit.config import ConfigError, Recipe, load_recipe
 
+# the datasets the form offers, in this order (seed 000's IMDB first); recipes reading files
+# named in the recipe itself ([data.arrays], [data.text], [data.series]) are not offered: a client
+# never supplies a file path (own texts come as uploads)
 DATASET_LABELS = {
     "imdb": "IMDB movie reviews (sentiment)",
     "reuters": "Reuters newswires (46 topics)",
     "mnist": "MNIST digits, read row by row",
-    "mnist_rows": "MNIST digits, read row by row",
-    "shakespeare": "tiny-shakespeare (characters)",
-    "tinyshakespeare": "tiny-shakespeare (characters)",
-    "shakespeare_char": "tiny-shakespeare (characters)",
     "chars": "tiny-shakespeare (characters, language model)",
     "upload": "your own CSV / TSV / JSONL file",
 }
@@ -209,12 +208,18 @@ def datasets(catalog: dict[str, RecipeInfo]) -> list[dict[str, Any]]:
     """The recipes' datasets (each with the recipes that train on it) and 'upload'."""
     seen: dict[str, list[str]] = {}
     for info in catalog.values():
-        if info.recipe is not None:
+        if info.recipe is not None and info.recipe.data.dataset in DATASET_LABELS:
             seen.setdefault(info.recipe.data.dataset, []).append(info.name)
+    order = list(DATASET_LABELS)
     return [
-        {"id": d, "label": DATASET_LABELS.get(d, d), "recipes": names}
-        for d, names in sorted(seen.items())
+        # the seeds' own recipes first (imdb-seed000: the note's run_lstm), then ours
+        {"id": d, "label": DATASET_LABELS[d], "recipes": sorted(names, key=_seed_first)}
+        for d, names in sorted(seen.items(), key=lambda item: order.index(item[0]))
     ]
+
+
+def _seed_first(name: str) -> tuple[bool, str]:
+    return ("-seed" not in name, name)
 
 
 def _toml(value: Any) -> str:

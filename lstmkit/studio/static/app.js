@@ -223,7 +223,10 @@ function buildForm() {
 function onDatasetChange() {
   const id = $("f-dataset").value;
   const recipes = state.options.recipes.filter((r) => !r.error);
-  const own = recipes.filter((r) => r.dataset === id);
+  // in the dataset's order: the seeds' own recipes first (imdb-seed000 is the note's run_lstm)
+  const ds = state.options.datasets.find((d) => d.id === id);
+  const rank = (r) => (ds && ds.recipes ? ds.recipes.indexOf(r.name) : 0);
+  const own = recipes.filter((r) => r.dataset === id).sort((a, b) => rank(a) - rank(b));
   // a recipe of another dataset can start from its architecture (the dataset is overridden)
   const list = own.length ? own.concat(recipes.filter((r) => r.dataset !== id)) : recipes;
   const select = $("f-recipe");
