@@ -323,3 +323,22 @@ def test_kernel_spec_and_arguments_are_checked() -> None:
         lstm_sequence(gx, h0, c0, w, keep_h=torch.zeros(2, 1, 2))
     with pytest.raises(ValueError, match=r"gx must be \(T, B, 4H\)"):
         lstm_sequence(torch.zeros(2, 1, 6), h0, c0, w)
+
+
+@pytest.mark.parametrize("chunk_elements", [1, 250])
+def test_backward_in_chunks_of_steps_equals_loop(
+    monkeypatch: pytest.MonkeyPatch, chunk_elements: int
+) -> None:
+    """The backward computes local derivatives a chunk of steps at a time (all 6 steps in one
+    chunk at these sizes by default); 1 step and 4 steps (6 = 4 + 2) per chunk give the same."""
+    import lstmkit.kernels.lstm as kernel_module
+
+    monkeypatch.setattr(kernel_module, "CHUNK_ELEMENTS", chunk_elements)
+    opts = {"peephole": True, "layer_norm": True, "zoneout": 0.3, "recurrent_dropout": 0.2}
+    layer = _layer(opts, 2, True, torch.float64).train()
+    x = torch.randn(3, 6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    for padding in PADDINGS:
+        kernel, _ = _run(layer, "kernel", x, padding)
+        loop, _ = _run(layer, "loop", x, padding)
+        diff, worst = _max_diff(kernel, loop)
+        assert diff <= 1e-6, (padding, worst)

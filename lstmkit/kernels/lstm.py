@@ -48,6 +48,7 @@ from torch import Tensor
 from lstmkit import functional as Fn
 
 EPS = Fn.LN_EPS
+CHUNK_ELEMENTS = 1 << 18  # backward: local derivatives of ~this many gate values at a time
 OutFn = Callable[[Tensor, Tensor], Tensor]
 GradFn = Callable[[Tensor], Tensor]
 
@@ -126,43 +127,51 @@ def _forward(
     """The recurrence; returns ``y (B, T, H_out), h_T, c_T`` and (when ``save``) what backward needs."""
     steps, batch, g4 = gx.shape
     hidden = g4 // 4
+    h_out = h0.shape[1]
     act, ract = _ACT[spec.activation], _ACT[spec.recurrent_activation]
     peep = w_ci is not None
     w_cif = torch.stack([w_ci, w_cf]) if peep else None  # type: ignore[list-item]  # (2, H)
     w_hh_t = w_hh.t()
     w_hr_t = w_hr.t() if w_hr is not None else None
+    zone = keep_h is not None
+    # States live in (T+1)-long time-major buffers: the state entering step t is at slot
+    # t (forward) / t+1 (reverse), the state after it at t+1 / t; no stacking afterwards.
+    h_all = gx.new_empty(steps + 1, batch, h_out)
+    c_all = gx.new_empty(steps + 1, batch, hidden)
+    first = steps if spec.reverse else 0
+    h_all[first], c_all[first] = h0, c0
     gates_all = gx.new_empty(steps, batch, 4, hidden)  # (T, B, 4, H): i, f, g, o activations
-    c_new_all = gx.new_empty(steps, batch, hidden)  # c' of each step (before zoneout/padding)
+    c_new_all = gx.new_empty(steps, batch, hidden) if zone else None  # c' before zoneout
     a_c_all = gx.new_empty(steps, batch, hidden)  # act([LN](c'))
-    hs: list[Tensor] = [h0] * steps  # state h after each step (time order)
-    hms: list[Tensor] = [h0] * steps  # h * m entering each step
-    cps: list[Tensor] = [c0] * steps  # state c entering each step
-    raws: list[Tensor] = [h0] * steps  # (h * m) W_hh^T before LN
+    raw_all = gx.new_empty(steps, batch, g4) if ln_hh_weight is not None else None
     ln_hh_stats: list[Tensor] = [h0] * (2 * steps)
     ln_c_stats: list[Tensor] = [h0] * (2 * steps)
     h_pre_all = gx.new_empty(steps, batch, hidden) if w_hr is not None else None
-    h, c = h0, c0
     order = range(steps - 1, -1, -1) if spec.reverse else range(steps)
+    shift = 1 if spec.reverse else 0
     for t in order:
+        t_in, t_out = t + shift, t + 1 - shift
+        h, c = h_all[t_in], c_all[t_in]
         hm = h if h_mask is None else h * h_mask
-        if ln_hh_weight is not None:
-            raw = torch.mm(hm, w_hh_t)  # (B, 4H)
+        if raw_all is not None:
+            raw = torch.mm(hm, w_hh_t, out=raw_all[t])  # (B, 4H)
             ln, mu, rstd = torch.native_layer_norm(raw, [g4], ln_hh_weight, None, EPS)
             z = gx[t] + ln
-            raws[t], ln_hh_stats[2 * t], ln_hh_stats[2 * t + 1] = raw, mu, rstd
+            ln_hh_stats[2 * t], ln_hh_stats[2 * t + 1] = mu, rstd
         else:
             z = torch.addmm(gx[t], hm, w_hh_t)  # (B, 4H)
         z4 = z.view(batch, 4, hidden)
         gates = gates_all[t]  # (B, 4, H)
-        if peep:
-            assert w_cif is not None and w_co is not None
+        if w_cif is not None:
             z4[:, :2].addcmul_(c.unsqueeze(1), w_cif)
             ract(z4[:, :2], gates[:, :2])
         else:
             ract(z4, gates)  # the g slot is overwritten just below
         act(z4[:, 2], gates[:, 2])
         i, f, g = gates[:, 0], gates[:, 1], gates[:, 2]
-        c_new = torch.addcmul(f * c, i, g, out=c_new_all[t])
+        c_new = torch.addcmul(
+            f * c, i, g, out=c_new_all[t] if c_new_all is not None else c_all[t_out]
+        )
         if w_co is not None:
             ract(torch.addcmul(z4[:, 3], w_co, c_new), gates[:, 3])
         o = gates[:, 3]
@@ -174,45 +183,43 @@ def _forward(
         else:
             c_out = c_new
         a_c = act(c_out, a_c_all[t])
+        h_dest = h_all[t_out] if not zone else None
         if w_hr_t is not None:
             assert h_pre_all is not None
-            h_new = torch.mm(torch.mul(o, a_c, out=h_pre_all[t]), w_hr_t)  # (B, P)
+            h_new = torch.mm(torch.mul(o, a_c, out=h_pre_all[t]), w_hr_t, out=h_dest)  # (B, P)
         else:
-            h_new = o * a_c
-        hms[t], cps[t] = hm, c
-        if keep_h is not None:
-            assert keep_c is not None
-            h = torch.lerp(h_new, h, keep_h[t])
-            c = torch.lerp(c_new, c, keep_c[t])
-        else:
-            h, c = h_new, c_new
-        hs[t] = h
-    y = torch.stack(hs, 1)  # (B, T, H_out)
-    if out_mask is not None:
-        y = y * out_mask
+            h_new = torch.mul(o, a_c, out=h_dest)
+        if keep_h is not None and keep_c is not None:
+            torch.lerp(h_new, h, keep_h[t], out=h_all[t_out])
+            torch.lerp(c_new, c, keep_c[t], out=c_all[t_out])
+    states = slice(0, steps) if spec.reverse else slice(1, steps + 1)  # state after step t
+    y = h_all[states].transpose(0, 1)  # (B, T, H_out)
+    y = y * out_mask if out_mask is not None else y.contiguous()
+    last = 0 if spec.reverse else steps
+    h_t, c_t = h_all[last].clone(), c_all[last].clone()
     saved: dict[str, Tensor] = {}
     if save:
-        saved = {"gates": gates_all, "c_new": c_new_all, "a_c": a_c_all}
-        saved["hm"] = torch.stack(hms)  # (T, B, H_out)
-        saved["c_prev"] = torch.stack(cps)  # (T, B, H)
+        saved = {"gates": gates_all, "a_c": a_c_all, "h_all": h_all, "c_all": c_all}
+        if c_new_all is not None:
+            saved["c_new"] = c_new_all
         if h_pre_all is not None:
             saved["h_pre"] = h_pre_all
-        if ln_hh_weight is not None:
-            saved["raw"] = torch.stack(raws)
+        if raw_all is not None:
+            saved["raw"] = raw_all
             saved["mu_hh"] = torch.stack(ln_hh_stats[0::2])
             saved["rstd_hh"] = torch.stack(ln_hh_stats[1::2])
         if ln_c_weight is not None:
             saved["mu_c"] = torch.stack(ln_c_stats[0::2])
             saved["rstd_c"] = torch.stack(ln_c_stats[1::2])
-    return y, h, c, saved
+    return y, h_t, c_t, saved
 
 
 _SAVED_NAMES = (
     "gates",
     "c_new",
     "a_c",
-    "hm",
-    "c_prev",
+    "h_all",
+    "c_all",
     "h_pre",
     "raw",
     "mu_hh",
@@ -268,8 +275,12 @@ def _backward(
     d_ht: Tensor | None,
     d_ct: Tensor | None,
 ) -> dict[str, Tensor]:
-    gates, c_new, a_c, hm, c_prev = s["gates"], s["c_new"], s["a_c"], s["hm"], s["c_prev"]
+    gates, a_c, h_all, c_all = s["gates"], s["a_c"], s["h_all"], s["c_all"]
     steps, batch, _, hidden = gates.shape
+    before = slice(1, steps + 1) if spec.reverse else slice(0, steps)  # state entering step t
+    after = slice(0, steps) if spec.reverse else slice(1, steps + 1)  # state after step t
+    c_prev = c_all[before]
+    c_new = s["c_new"] if "c_new" in s else c_all[after]
     w_hh = inp["w_hh"]
     assert w_hh is not None
     h_out = w_hh.shape[1]
@@ -277,21 +288,13 @@ def _backward(
     w_hr, h_mask = inp["w_hr"], inp["h_mask"]
     keep_h, keep_c, out_mask = inp["keep_h"], inp["keep_c"], inp["out_mask"]
     ln_hh_w, ln_c_w, ln_c_b = inp["ln_hh_weight"], inp["ln_c_weight"], inp["ln_c_bias"]
-    peep = w_ci is not None
-
-    # local derivatives of every step at once (bulk, vectorised over T)
-    d_ract = _ACT_GRAD[spec.recurrent_activation](gates)  # (T, B, 4, H)
-    d_act = _ACT_GRAD[spec.activation]
-    i, f, g, o = gates.unbind(2)
-    d3 = torch.stack([g * d_ract[:, :, 0], c_prev * d_ract[:, :, 1], i * d_act(g)], 2)
-    d_o = a_c * d_ract[:, :, 3]  # dz_o = dh_pre * d_o
-    q = o * d_act(a_c)  # d(c_out) = dh_pre * q
-    del d_ract
-    w_cif = torch.stack([w_ci, w_cf]) if peep else None  # type: ignore[list-item]
+    w_cif = torch.stack([w_ci, w_cf]) if w_ci is not None else None  # type: ignore[list-item]
+    d_ract, d_act = _ACT_GRAD[spec.recurrent_activation], _ACT_GRAD[spec.activation]
 
     dy_t = None
-    if d_y is not None:
-        dy_t = (d_y * out_mask if out_mask is not None else d_y).transpose(0, 1)  # (T, B, H_out)
+    if d_y is not None:  # time-major and contiguous once, so each step reads one block
+        dy_t = d_y.transpose(0, 1)
+        dy_t = (dy_t * out_mask.transpose(0, 1) if out_mask is not None else dy_t).contiguous()
     drop_h = drop_c = None
     if keep_h is not None:
         assert keep_c is not None
@@ -302,48 +305,66 @@ def _backward(
     dco_all = gates.new_empty(steps, batch, hidden) if ln_c_w is not None else None
     dh = d_ht if d_ht is not None else gates.new_zeros(batch, h_out)
     dc = d_ct if d_ct is not None else gates.new_zeros(batch, hidden)
-    order = range(steps) if spec.reverse else range(steps - 1, -1, -1)
-    for t in order:
-        dht = dh if dy_t is None else dh + dy_t[t]
-        if drop_h is not None:
-            assert keep_h is not None and keep_c is not None and drop_c is not None
-            dh_carry, dc_carry = dht * keep_h[t], dc * keep_c[t]
-            dht, dc = dht * drop_h[t], dc * drop_c[t]
-        if w_hr is not None:
-            assert dh_pre_all is not None
-            dh_pre_all[t] = dht
-            dht = torch.mm(dht, w_hr)  # (B, H)
-        dz = dz_all[t]  # (B, 4, H)
-        torch.mul(dht, d_o[t], out=dz[:, 3])
-        dco = dht * q[t]
-        if ln_c_w is not None:
-            assert dco_all is not None
-            dco_all[t] = dco
-            dco = torch.ops.aten.native_layer_norm_backward(
-                dco, c_new[t], [hidden], s["mu_c"][t], s["rstd_c"][t], ln_c_w, ln_c_b,
-                [True, False, False],
-            )[0]  # fmt: skip
-        dcn = dc + dco
-        if w_co is not None and w_cif is not None:
-            dcn.addcmul_(dz[:, 3], w_co)
-        torch.mul(dcn.unsqueeze(1), d3[t], out=dz[:, :3])
-        dc = dcn * f[t]
-        if w_cif is not None:
-            dc += (dz[:, :2] * w_cif).sum(1)
-        dz2 = dz.view(batch, 4 * hidden)
-        if ln_hh_w is not None:
-            assert dgh_all is not None
-            dz2 = torch.ops.aten.native_layer_norm_backward(
-                dz2, s["raw"][t], [4 * hidden], s["mu_hh"][t], s["rstd_hh"][t], ln_hh_w, None,
-                [True, False, False],
-            )[0]  # fmt: skip
-            dgh_all[t] = dz2
-        dh = torch.mm(dz2, w_hh)  # (B, H_out)
-        if h_mask is not None:
-            dh = dh * h_mask
-        if drop_h is not None:
-            dh = dh + dh_carry
-            dc = dc + dc_carry
+    # The local derivatives (i * act'(g), c * f', ...) are computed for a chunk of steps at a
+    # time: few ops per step, and the chunk (~1 MB) is still in cache when the steps read it.
+    chunk = max(1, CHUNK_ELEMENTS // (batch * 4 * hidden))
+    starts = (
+        range(0, steps, chunk) if spec.reverse else range((steps - 1) // chunk * chunk, -1, -chunk)
+    )
+    for a in starts:
+        b = min(a + chunk, steps)
+        g_ch = gates[a:b]
+        dr = d_ract(g_ch)  # (K, B, 4, H)
+        i, f, g, o = g_ch.unbind(2)
+        d3 = gates.new_empty(b - a, batch, 3, hidden)
+        torch.mul(g, dr[:, :, 0], out=d3[:, :, 0])  # dz_i = dc' * d3_i
+        torch.mul(c_prev[a:b], dr[:, :, 1], out=d3[:, :, 1])  # dz_f = dc' * d3_f
+        torch.mul(i, d_act(g), out=d3[:, :, 2])  # dz_g = dc' * d3_g
+        d_o = a_c[a:b] * dr[:, :, 3]  # dz_o = dh_pre * d_o
+        q = o * d_act(a_c[a:b])  # d(c_out) = dh_pre * q
+        for t in range(a, b) if spec.reverse else range(b - 1, a - 1, -1):
+            k = t - a
+            dht = dh if dy_t is None else dh + dy_t[t]
+            if drop_h is not None:
+                assert keep_h is not None and keep_c is not None and drop_c is not None
+                dh_carry, dc_carry = dht * keep_h[t], dc * keep_c[t]
+                dht, dc = dht * drop_h[t], dc * drop_c[t]
+            if w_hr is not None:
+                assert dh_pre_all is not None
+                dh_pre_all[t] = dht
+                dht = torch.mm(dht, w_hr)  # (B, H)
+            dz = dz_all[t]  # (B, 4, H)
+            torch.mul(dht, d_o[k], out=dz[:, 3])
+            dco = dht * q[k]
+            if ln_c_w is not None:
+                assert dco_all is not None
+                dco_all[t] = dco
+                dco = torch.ops.aten.native_layer_norm_backward(
+                    dco, c_new[t], [hidden], s["mu_c"][t], s["rstd_c"][t], ln_c_w, ln_c_b,
+                    [True, False, False],
+                )[0]  # fmt: skip
+            dcn = dc + dco
+            if w_co is not None:
+                dcn.addcmul_(dz[:, 3], w_co)
+            torch.mul(dcn.unsqueeze(1), d3[k], out=dz[:, :3])
+            dc = dcn * f[k]
+            if w_cif is not None:
+                dc += (dz[:, :2] * w_cif).sum(1)
+            dz2 = dz.view(batch, 4 * hidden)
+            if ln_hh_w is not None:
+                assert dgh_all is not None
+                dz2 = torch.ops.aten.native_layer_norm_backward(
+                    dz2, s["raw"][t], [4 * hidden], s["mu_hh"][t], s["rstd_hh"][t], ln_hh_w,
+                    None, [True, False, False],
+                )[0]  # fmt: skip
+                dgh_all[t] = dz2
+            dh = torch.mm(dz2, w_hh)  # (B, H_out)
+            if h_mask is not None:
+                dh = dh * h_mask
+            if drop_h is not None:
+                dh = dh + dh_carry
+                dc = dc + dc_carry
+    hm = h_all[before] if h_mask is None else h_all[before] * h_mask
 
     out: dict[str, Tensor] = {}
     dz_flat = dz_all.view(steps, batch, 4 * hidden)
@@ -356,7 +377,7 @@ def _backward(
     if need["w_hh"]:
         dgh = dz_flat if dgh_all is None else dgh_all
         out["w_hh"] = dgh.reshape(-1, 4 * hidden).t().mm(hm.reshape(-1, h_out))  # one GEMM
-    if peep:
+    if w_ci is not None:
         if need["w_ci"]:
             out["w_ci"] = (dz_all[:, :, 0] * c_prev).sum((0, 1))
         if need["w_cf"]:
