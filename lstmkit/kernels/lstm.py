@@ -309,7 +309,8 @@ def _backward(
     dz_all = gates.new_empty(steps, batch, 4, hidden)
     dgh_all = gates.new_empty(steps, batch, 4 * hidden) if ln_hh_w is not None else None
     dh_pre_all = gates.new_empty(steps, batch, h_out) if w_hr is not None else None
-    dco_all = gates.new_empty(steps, batch, hidden) if ln_c_w is not None else None
+    dln_hh_w = gates.new_zeros(4 * hidden)
+    dln_c_w, dln_c_b = gates.new_zeros(hidden), gates.new_zeros(hidden)
     dh = d_ht if d_ht is not None else gates.new_zeros(batch, h_out)
     dc = d_ct if d_ct is not None else gates.new_zeros(batch, hidden)
     # The local derivatives (i * act'(g), c * f', ...) are computed for a chunk of steps at a
@@ -353,12 +354,12 @@ def _backward(
                 dht = torch.mm(dht, w_hr)  # (B, H)
             torch.mul(dht, d_os[k], out=dz_o_s[t])
             if ln_c_w is not None:
-                assert dco_all is not None
-                dco = torch.mul(dht, qs[k], out=dco_all[t])
-                dco = torch.ops.aten.native_layer_norm_backward(
-                    dco, c_new[t], [hidden], s["mu_c"][t], s["rstd_c"][t], ln_c_w, ln_c_b,
-                    [True, False, False],
-                )[0]  # fmt: skip
+                dco, dw_c, db_c = torch.ops.aten.native_layer_norm_backward(
+                    dht * qs[k], c_new[t], [hidden], s["mu_c"][t], s["rstd_c"][t], ln_c_w,
+                    ln_c_b, [True, True, True],
+                )  # fmt: skip
+                dln_c_w.add_(dw_c)  # LN gains: the per-step reduction, in cache
+                dln_c_b.add_(db_c)
                 dcn = dc + dco
             else:
                 dcn = torch.addcmul(dc, dht, qs[k])
@@ -371,10 +372,11 @@ def _backward(
             dz2 = dz2_s[t]
             if ln_hh_w is not None:
                 assert dgh_all is not None
-                dz2 = torch.ops.aten.native_layer_norm_backward(
+                dz2, dw_hh_ln, _ = torch.ops.aten.native_layer_norm_backward(
                     dz2, s["raw"][t], [4 * hidden], s["mu_hh"][t], s["rstd_hh"][t], ln_hh_w,
-                    None, [True, False, False],
-                )[0]  # fmt: skip
+                    None, [True, True, False],
+                )  # fmt: skip
+                dln_hh_w.add_(dw_hh_ln)
                 dgh_all[t] = dz2
             if h_mask is not None:
                 dh = torch.mm(dz2, w_hh).mul_(h_mask)  # (B, H_out)
@@ -407,14 +409,12 @@ def _backward(
         if need["w_co"]:
             out["w_co"] = (dz_all[:, :, 3] * c_new).sum((0, 1))
     if ln_hh_w is not None and need["ln_hh_weight"]:
-        xhat = (s["raw"] - s["mu_hh"]) * s["rstd_hh"]
-        out["ln_hh_weight"] = (dz_flat * xhat).sum((0, 1))
-    if dco_all is not None:
+        out["ln_hh_weight"] = dln_hh_w
+    if ln_c_w is not None:
         if need["ln_c_weight"]:
-            xhat_c = (c_new - s["mu_c"]) * s["rstd_c"]
-            out["ln_c_weight"] = (dco_all * xhat_c).sum((0, 1))
+            out["ln_c_weight"] = dln_c_w
         if need["ln_c_bias"]:
-            out["ln_c_bias"] = dco_all.sum((0, 1))
+            out["ln_c_bias"] = dln_c_b
     if w_hr is not None and need["w_hr"]:
         assert dh_pre_all is not None
         out["w_hr"] = dh_pre_all.reshape(-1, h_out).t().mm(s["h_pre"].reshape(-1, hidden))
