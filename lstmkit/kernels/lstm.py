@@ -529,10 +529,7 @@ def lstm_direction(
     the kernel; the arguments are those of ``Recurrent._run_direction`` (``step_mask`` (B, T, 1)
     bool, True at real tokens; ``zone`` the training zoneout masks (T, B, S) or None, in which
     case ``cell.zoneout`` is applied as its expectation). Returns ``(y (B, T, H_out), (h, c))``."""
-    gx = cell.input_projection(x.transpose(0, 1))  # (T, B, 4H): one GEMM for all steps
-    shift = _bias_shift(cell, gx)
-    if shift is not None:
-        gx = gx + shift
+    gx = _input_projection(cell, x)  # (T, B, 4H): one GEMM for all steps, all biases folded in
     keep_h = keep_c = None
     steps, batch = gx.shape[0], gx.shape[1]
     if zone is not None:
@@ -556,12 +553,20 @@ def lstm_direction(
     return y, (h, c)
 
 
-def _bias_shift(cell: Any, like: Tensor) -> Tensor | None:
-    """``b_hh`` plus ``forget_bias`` on the f block, (4H,), or None when both are absent."""
-    shift: Tensor | None = cell.bias_hh
+def _input_projection(cell: Any, x: Tensor) -> Tensor:
+    """``[LN](x W_ih^T) + b_ih + b_hh + forget_bias`` (f block) for every step, time-major
+    ``(T, B, 4H)``; without layer norm one ``addmm`` (GEMM and bias in one pass)."""
+    bias: Tensor | None = cell.bias_ih
+    if cell.bias_hh is not None:
+        bias = cell.bias_hh if bias is None else bias + cell.bias_hh
     if cell.forget_bias:
         hidden = cell.hidden_size
-        fb = torch.zeros(4 * hidden, dtype=like.dtype, device=like.device)
+        fb = torch.zeros(4 * hidden, dtype=x.dtype, device=x.device)
         fb[hidden : 2 * hidden] = cell.forget_bias
-        shift = fb if shift is None else shift + fb
-    return shift
+        bias = fb if bias is None else bias + fb
+    x_tm = x.transpose(0, 1)  # (T, B, D)
+    if cell.ln_ih_weight is not None or bias is None:
+        return Fn.input_projection(x_tm, cell.weight_ih, bias, cell.ln_ih_weight)
+    steps, batch, _ = x_tm.shape
+    gx = torch.addmm(bias, x_tm.reshape(steps * batch, -1), cell.weight_ih.t())
+    return gx.view(steps, batch, -1)
