@@ -342,3 +342,13 @@ def test_backward_in_chunks_of_steps_equals_loop(
         loop, _ = _run(layer, "loop", x, padding)
         diff, worst = _max_diff(kernel, loop)
         assert diff <= 1e-6, (padding, worst)
+
+
+def test_second_derivative_is_refused_clearly() -> None:
+    layer = _layer({"peephole": True}, 1, False, torch.float64)
+    layer.impl = "kernel"
+    x = torch.randn(2, 3, 3, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(layer(x)[0].sum(), x)  # first derivatives: fine
+    assert grad.shape == x.shape and float(grad.abs().sum()) > 0
+    with pytest.raises(RuntimeError, match="no second derivatives.*impl='loop'"):
+        torch.autograd.grad(layer(x)[0].sum(), x, create_graph=True)

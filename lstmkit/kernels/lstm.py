@@ -263,6 +263,11 @@ class _LSTMSequence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, *grads: Any) -> tuple[Tensor | None, ...]:
+        if torch.is_grad_enabled():  # backward(create_graph=True): a silent constant would be wrong
+            raise RuntimeError(
+                "impl='kernel' has no second derivatives (its BPTT is hand-written and not "
+                "differentiable); use impl='loop' for double backward (create_graph=True)"
+            )
         d_y, d_ht, d_ct = grads
         stored = ctx.saved_tensors
         n_saved = len(ctx.names)
