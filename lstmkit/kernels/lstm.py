@@ -312,7 +312,17 @@ def _backward(
         assert keep_c is not None
         drop_h, drop_c = 1.0 - keep_h, 1.0 - keep_c
     dz_all = gates.new_empty(steps, batch, 4, hidden)
-    dgh_all = gates.new_empty(steps, batch, 4 * hidden) if ln_hh_w is not None else None
+    hm = h_all[before] if h_mask is None else h_all[before] * h_mask  # (T, B, H_out)
+    # with layer_norm dz is not what reaches W_hh: its gradient is summed per step (in cache)
+    dw_hh = gates.new_zeros(4 * hidden, h_out) if ln_hh_w is not None else None
+    hm_s = hm.unbind(0)
+    ln_c_s = ln_hh_s = None  # per-step (input, mean, rstd) of each layer norm
+    if ln_c_w is not None:
+        ln_c_s = list(zip(c_new.unbind(0), s["mu_c"].unbind(0), s["rstd_c"].unbind(0), strict=True))
+    if ln_hh_w is not None:
+        ln_hh_s = list(
+            zip(s["raw"].unbind(0), s["mu_hh"].unbind(0), s["rstd_hh"].unbind(0), strict=True)
+        )
     dh_pre_all = gates.new_empty(steps, batch, h_out) if w_hr is not None else None
     dln_hh_w = gates.new_zeros(4 * hidden)
     dln_c_w, dln_c_b = gates.new_zeros(hidden), gates.new_zeros(hidden)
@@ -358,9 +368,10 @@ def _backward(
                 dh_pre_all[t] = dht
                 dht = torch.mm(dht, w_hr)  # (B, H)
             torch.mul(dht, d_os[k], out=dz_o_s[t])
-            if ln_c_w is not None:
+            if ln_c_s is not None:
+                c_in, mu, rstd = ln_c_s[t]
                 dco, dw_c, db_c = torch.ops.aten.native_layer_norm_backward(
-                    dht * qs[k], c_new[t], [hidden], s["mu_c"][t], s["rstd_c"][t], ln_c_w,
+                    dht * qs[k], c_in, [hidden], mu, rstd, ln_c_w,
                     ln_c_b, [True, True, True],
                 )  # fmt: skip
                 dln_c_w.add_(dw_c)  # LN gains: the per-step reduction, in cache
@@ -375,14 +386,15 @@ def _backward(
             if w_ci is not None and w_cf is not None:
                 dc.addcmul_(dz_i_s[t], w_ci).addcmul_(dz_f_s[t], w_cf)
             dz2 = dz2_s[t]
-            if ln_hh_w is not None:
-                assert dgh_all is not None
+            if ln_hh_s is not None:
+                assert dw_hh is not None
+                raw, mu, rstd = ln_hh_s[t]
                 dz2, dw_hh_ln, _ = torch.ops.aten.native_layer_norm_backward(
-                    dz2, s["raw"][t], [4 * hidden], s["mu_hh"][t], s["rstd_hh"][t], ln_hh_w,
+                    dz2, raw, [4 * hidden], mu, rstd, ln_hh_w,
                     None, [True, True, False],
                 )  # fmt: skip
                 dln_hh_w.add_(dw_hh_ln)
-                dgh_all[t] = dz2
+                dw_hh.addmm_(dz2.t(), hm_s[t])
             if h_mask is not None:
                 dh = torch.mm(dz2, w_hh).mul_(h_mask)  # (B, H_out)
                 if dh_carry is not None:
@@ -393,7 +405,6 @@ def _backward(
                 dh = torch.mm(dz2, w_hh)
             if dc_carry is not None:
                 dc += dc_carry
-    hm = h_all[before] if h_mask is None else h_all[before] * h_mask
 
     out: dict[str, Tensor] = {}
     dz_flat = dz_all.view(steps, batch, 4 * hidden)
@@ -403,9 +414,12 @@ def _backward(
         out["h0"] = dh
     if need["c0"]:
         out["c0"] = dc
-    if need["w_hh"]:
-        dgh = dz_flat if dgh_all is None else dgh_all
-        out["w_hh"] = dgh.reshape(-1, 4 * hidden).t().mm(hm.reshape(-1, h_out))  # one GEMM
+    if need["w_hh"]:  # one GEMM over all steps (accumulated per step with layer_norm)
+        out["w_hh"] = (
+            dw_hh
+            if dw_hh is not None
+            else dz_flat.reshape(-1, 4 * hidden).t().mm(hm.reshape(-1, h_out))
+        )
     if w_ci is not None:
         if need["w_ci"]:
             out["w_ci"] = (dz_all[:, :, 0] * c_prev).sum((0, 1))
