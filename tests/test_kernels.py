@@ -148,7 +148,7 @@ def test_kernel_equals_loop_and_reference(
 LOOP_CASES: list[tuple[int, bool, dict[str, Any]]] = [
     (2, True, {"layer_norm": True}),
     (2, True, {"zoneout": 0.3}),
-    (1, False, {"recurrent_dropout": 0.3, "weight_drop": 0.3, "layer_norm": True}),
+    (1, False, {"recurrent_dropout": 0.3, "weight_drop": 0.3, "layer_norm": True, "bias": False}),
     (
         2,
         True,
