@@ -166,7 +166,7 @@ def _forward(
         if raws is not None:
             raw = torch.mm(hm, w_hh_t, out=raws[t])  # (B, 4H)
             ln, mu, rstd = torch.native_layer_norm(raw, [g4], ln_hh_weight, None, EPS)
-            z = gxs[t] + ln
+            z = ln.add_(gxs[t])
             ln_hh_stats[2 * t], ln_hh_stats[2 * t + 1] = mu, rstd
         else:
             z = torch.addmm(gxs[t], hm, w_hh_t)  # (B, 4H)
@@ -324,8 +324,8 @@ def _backward(
             zip(s["raw"].unbind(0), s["mu_hh"].unbind(0), s["rstd_hh"].unbind(0), strict=True)
         )
     dh_pre_all = gates.new_empty(steps, batch, h_out) if w_hr is not None else None
-    dln_hh_w = gates.new_zeros(4 * hidden)
-    dln_c_w, dln_c_b = gates.new_zeros(hidden), gates.new_zeros(hidden)
+    ln_bwd = torch.ops.aten.native_layer_norm_backward.default
+    dln: dict[str, list[Tensor]] = {"hh_w": [], "c_w": [], "c_b": []}  # per-step LN gain grads
     dh = d_ht if d_ht is not None else gates.new_zeros(batch, h_out)
     dc = d_ct if d_ct is not None else gates.new_zeros(batch, hidden)
     # The local derivatives (i * act'(g), c * f', ...) are computed for a chunk of steps at a
@@ -370,12 +370,12 @@ def _backward(
             torch.mul(dht, d_os[k], out=dz_o_s[t])
             if ln_c_s is not None:
                 c_in, mu, rstd = ln_c_s[t]
-                dco, dw_c, db_c = torch.ops.aten.native_layer_norm_backward(
+                dco, dw_c, db_c = ln_bwd(
                     dht * qs[k], c_in, [hidden], mu, rstd, ln_c_w,
                     ln_c_b, [True, True, True],
                 )  # fmt: skip
-                dln_c_w.add_(dw_c)  # LN gains: the per-step reduction, in cache
-                dln_c_b.add_(db_c)
+                dln["c_w"].append(dw_c)  # the per-step reduction over B, in cache
+                dln["c_b"].append(db_c)
                 dcn = dc + dco
             else:
                 dcn = torch.addcmul(dc, dht, qs[k])
@@ -389,11 +389,11 @@ def _backward(
             if ln_hh_s is not None:
                 assert dw_hh is not None
                 raw, mu, rstd = ln_hh_s[t]
-                dz2, dw_hh_ln, _ = torch.ops.aten.native_layer_norm_backward(
+                dz2, dw_hh_ln, _ = ln_bwd(
                     dz2, raw, [4 * hidden], mu, rstd, ln_hh_w,
                     None, [True, True, False],
                 )  # fmt: skip
-                dln_hh_w.add_(dw_hh_ln)
+                dln["hh_w"].append(dw_hh_ln)
                 dw_hh.addmm_(dz2.t(), hm_s[t])
             if h_mask is not None:
                 dh = torch.mm(dz2, w_hh).mul_(h_mask)  # (B, H_out)
@@ -428,12 +428,12 @@ def _backward(
         if need["w_co"]:
             out["w_co"] = (dz_all[:, :, 3] * c_new).sum((0, 1))
     if ln_hh_w is not None and need["ln_hh_weight"]:
-        out["ln_hh_weight"] = dln_hh_w
+        out["ln_hh_weight"] = torch.stack(dln["hh_w"]).sum(0)
     if ln_c_w is not None:
         if need["ln_c_weight"]:
-            out["ln_c_weight"] = dln_c_w
+            out["ln_c_weight"] = torch.stack(dln["c_w"]).sum(0)
         if need["ln_c_bias"]:
-            out["ln_c_bias"] = dln_c_b
+            out["ln_c_bias"] = torch.stack(dln["c_b"]).sum(0)
     if w_hr is not None and need["w_hr"]:
         assert dh_pre_all is not None
         out["w_hr"] = dh_pre_all.reshape(-1, h_out).t().mm(s["h_pre"].reshape(-1, hidden))
