@@ -22,12 +22,12 @@ Implementations (:meth:`Recurrent._choose_impl` is the only place that decides):
   natively. 'pre' padding is rolled to 'post' and back. Both are exact.
 - ``loop``: a per-step Python loop over :mod:`lstmkit.functional` with the input projection of all
   steps hoisted into one GEMM. Runs every option.
-- ``kernel``: :mod:`lstmkit.kernels` (LSTM only): the loop's math with the recurrence of each
+- ``kernel``: :mod:`lstmkit.kernels` (LSTM and GRU): the loop's math with the recurrence of each
   layer and direction in one ``autograd.Function`` with a hand-written backward (BPTT), the input
-  projection and the weight gradients one GEMM each. Runs every LSTM option, same masks and
-  numbers as ``loop`` (float64 <= 1e-6, ``tests/test_kernels.py``); measured against the fused op
-  in ``benchmarks/variants.py``. ``impl='kernel'`` on a GRU/RNN raises ``ValueError``.
-- ``auto`` (default): ``fused`` when the configuration allows it, else ``kernel`` (LSTM), else
+  projection and the weight gradients one GEMM each. Runs every LSTM / GRU option, same masks
+  and numbers as ``loop`` (float64 <= 1e-6, ``tests/test_kernels.py``); measured against the
+  fused op in ``benchmarks/variants.py``. ``impl='kernel'`` on an RNN raises ``ValueError``.
+- ``auto`` (default): ``fused`` when the configuration allows it, else ``kernel`` (LSTM, GRU), else
   ``loop``; the choice and
   the reason are in :attr:`Recurrent.impl_used` / :attr:`Recurrent.impl_reason` and logged at
   DEBUG. ``impl="fused"`` with an option the fused op cannot run raises ``ValueError`` naming it.
@@ -48,7 +48,7 @@ from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from lstmkit.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, State
-from lstmkit.kernels import lstm_direction
+from lstmkit.kernels import gru_direction, lstm_direction
 
 logger = logging.getLogger(__name__)
 
@@ -166,10 +166,10 @@ class Recurrent(nn.Module):
         return out
 
     def kernel_blockers(self) -> list[str]:
-        """What keeps :mod:`lstmkit.kernels` from running this layer (empty: it can). Only the
-        LSTM has a kernel so far; GRU and SimpleRNN variants run the loop."""
-        if not isinstance(self.cells[0], LSTMCell):
-            return [f"{type(self).__name__} (lstmkit.kernels has an LSTM kernel only)"]
+        """What keeps :mod:`lstmkit.kernels` from running this layer (empty: it can). LSTM and
+        GRU have kernels; SimpleRNN variants run the loop."""
+        if not isinstance(self.cells[0], LSTMCell | GRUCell):
+            return [f"{type(self).__name__} (lstmkit.kernels has LSTM and GRU kernels only)"]
         return []
 
     def _choose_impl(self) -> tuple[str, str]:
@@ -186,7 +186,8 @@ class Recurrent(nn.Module):
             why = f"torch's fused op cannot run {', '.join(blockers)}"
             kernel_blockers = self.kernel_blockers()
             if not kernel_blockers:
-                return "kernel", f"{why}; lstmkit.kernels.lstm runs it"
+                kind = "lstm" if isinstance(self.cells[0], LSTMCell) else "gru"
+                return "kernel", f"{why}; lstmkit.kernels.{kind} runs it"
             return "loop", f"{why}, nor can lstmkit.kernels: {', '.join(kernel_blockers)}"
         return "fused", "vanilla configuration: torch's fused op (oneDNN on CPU, cuDNN on GPU)"
 
@@ -639,7 +640,8 @@ class Recurrent(nn.Module):
             w_hh = w_hh * w_mask
         zone = masks.zoneout[k] if masks.zoneout else None
         if kernel:
-            return lstm_direction(cell, x, state, step_mask, h_mask, w_hh, zone, reverse=reverse)
+            run = lstm_direction if isinstance(cell, LSTMCell) else gru_direction
+            return run(cell, x, state, step_mask, h_mask, w_hh, zone, reverse=reverse)
         gx = cell.input_projection(x)  # (B, T, G*H): one GEMM for all steps
         p_zone = cell.zoneout
         ys: list[Tensor] = [x] * steps

@@ -28,8 +28,14 @@ import torch
 from torch import Tensor
 
 import lstmkit
-from lstmkit.kernels import LSTMKernelSpec, lstm_sequence, lstm_sequence_loop
-from lstmkit.layers import LSTM, _steps_mask
+from lstmkit.kernels import (
+    GRUKernelSpec,
+    LSTMKernelSpec,
+    gru_sequence,
+    lstm_sequence,
+    lstm_sequence_loop,
+)
+from lstmkit.layers import GRU, LSTM, _steps_mask
 from lstmkit.reference import stack_backward, stack_forward
 from lstmkit.reference.lstm import LSTM_PARAM_NAMES
 
@@ -300,15 +306,16 @@ def test_auto_picks_fused_then_kernel_then_loop(caplog: pytest.LogCaptureFixture
         peep(torch.randn(1, 2, 3))
     assert any("impl=kernel" in r.message for r in caplog.records)
     gru = lstmkit.GRU(3, 4, reset_after=False)
-    assert gru.impl_used == "loop" and "LSTM kernel only" in gru.impl_reason
+    assert gru.impl_used == "kernel" and "lstmkit.kernels.gru" in gru.impl_reason
+    rnn = lstmkit.RNN(3, 4, activation="softsign")
+    assert rnn.impl_used == "loop" and "LSTM and GRU kernels only" in rnn.impl_reason
     assert LSTM(3, 4, peephole=True, impl="loop").impl_used == "loop"
     assert LSTM(3, 4, impl="kernel").impl_used == "kernel"  # vanilla too, when forced
 
 
-@pytest.mark.parametrize("cls", [lstmkit.GRU, lstmkit.RNN])
-def test_forced_kernel_on_gru_or_rnn_raises(cls: type) -> None:
-    with pytest.raises(ValueError, match=rf"impl='kernel' cannot run {cls.__name__}"):
-        cls(3, 4, impl="kernel")
+def test_forced_kernel_on_rnn_raises() -> None:
+    with pytest.raises(ValueError, match=r"impl='kernel' cannot run RNN .*LSTM and GRU"):
+        lstmkit.RNN(3, 4, impl="kernel")
 
 
 def test_kernel_spec_and_arguments_are_checked() -> None:
@@ -380,3 +387,146 @@ def test_training_with_the_kernel_follows_the_loop() -> None:
     assert k_losses[-1] < 0.8 * k_losses[0]
     assert max(abs(a - b) for a, b in zip(k_losses, l_losses, strict=True)) <= 1e-9
     assert max(float((a - b).abs().max()) for a, b in zip(k_params, l_params, strict=True)) <= 1e-8
+
+
+# -- GRU ----------------------------------------------------------------------------------
+GRU_CASES: list[tuple[int, bool, dict[str, Any]]] = [
+    (2, True, {"reset_after": False}),
+    (1, False, {"reset_after": True, "recurrent_activation": "hard_sigmoid"}),
+    (2, False, {"reset_after": False, "activation": "softsign", "bias": False}),
+]
+
+
+def _run_gru(
+    layer: GRU, impl: str, x: Tensor, padding: str | None
+) -> tuple[dict[str, Tensor], tuple[Tensor, Tensor]]:
+    layer.impl = impl
+    gen = torch.Generator().manual_seed(9)
+    n = layer.num_layers * layer.num_directions
+    xg = x.clone().requires_grad_(True)
+    h0 = torch.randn(n, x.shape[0], 5, dtype=x.dtype, generator=gen).requires_grad_(True)
+    out, h_n = layer(
+        xg,
+        h0,
+        lengths=LENGTHS if padding else None,
+        padding=padding or "post",
+        generator=torch.Generator().manual_seed(4),
+    )
+    dy = torch.randn(out.shape, dtype=x.dtype, generator=gen)
+    dh = torch.randn(h_n.shape, dtype=x.dtype, generator=gen)
+    layer.zero_grad(set_to_none=True)
+    ((out * dy).sum() + (h_n * dh).sum()).backward()
+    res = {"out": out.detach(), "h_n": h_n.detach(), "dx": xg.grad, "dh0": h0.grad}
+    res.update({name: p.grad.clone() for name, p in layer.named_parameters()})  # type: ignore[union-attr,misc]
+    return res, (dy, dh)  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("case", GRU_CASES, ids=_ids)
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("dropout", [False, True])
+def test_gru_kernel_equals_loop_and_reference(
+    case: tuple[Any, ...], padding: str | None, dropout: bool
+) -> None:
+    layers, bi, opts = case
+    torch.manual_seed(0)
+    extra = {"recurrent_dropout": 0.4} if dropout else {}
+    layer = GRU(3, 5, layers, bidirectional=bi, **opts, **extra).double().train()
+    x = torch.randn(3, 6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    kernel, (dy, dh) = _run_gru(layer, "kernel", x, padding)
+    loop, _ = _run_gru(layer, "loop", x, padding)
+    diff, worst = _max_diff(kernel, loop)
+    assert diff <= 1e-6, worst
+    masks = layer.draw_masks(3, 6, x, torch.Generator().manual_seed(4))
+    params = [{n: p.detach().numpy() for n, p in cell.named_parameters()} for cell in layer.cells]
+    h0 = torch.randn(
+        layers * layer.num_directions, 3, 5, dtype=torch.float64,
+        generator=torch.Generator().manual_seed(9),
+    )  # fmt: skip
+    ref_opts = {k: v for k, v in opts.items() if k != "bias"}
+    y, h_t, _, cache = stack_forward(
+        "gru",
+        x.numpy(),
+        params,
+        h0.numpy(),
+        num_layers=layers,
+        bidirectional=bi,
+        mask=None if padding is None else _steps_mask(LENGTHS, 6, padding).numpy(),
+        dropout_masks=[m.numpy() for m in masks.recurrent] if dropout else None,  # type: ignore[union-attr]
+        **ref_opts,
+    )
+    dx, dh0, _, dparams = stack_backward(dy.numpy(), dh.numpy(), None, cache)
+    ref = {"out": y, "h_n": h_t, "dx": dx, "dh0": dh0}
+    for k, dp in enumerate(dparams):
+        ref.update({f"cells.{k}.{name}": g for name, g in dp.items()})
+    assert ref.keys() == kernel.keys()
+    for name, want in ref.items():
+        assert float(np.abs(kernel[name].numpy() - want).max()) <= 1e-6, name
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_gru_kernel_equals_loop_with_zoneout(
+    reset_after: bool, padding: str | None, mode: str
+) -> None:
+    torch.manual_seed(0)
+    layer = GRU(
+        3, 5, 2, bidirectional=True, dropout=0.3, reset_after=reset_after, zoneout=0.3,
+        recurrent_dropout=0.2, weight_drop=0.2,
+    ).double().train(mode == "train")  # fmt: skip
+    assert layer.impl_used == "kernel"
+    x = torch.randn(3, 6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    kernel, _ = _run_gru(layer, "kernel", x, padding)
+    loop, _ = _run_gru(layer, "loop", x, padding)
+    diff, worst = _max_diff(kernel, loop)
+    assert diff <= 1e-6, worst
+
+
+def test_gru_kernel_float32_within_1e4_of_loop() -> None:
+    torch.manual_seed(0)
+    layer = GRU(3, 5, 2, bidirectional=True, reset_after=False, zoneout=0.1).train()
+    x = torch.randn(3, 6, 3, generator=torch.Generator().manual_seed(2))
+    kernel, _ = _run_gru(layer, "kernel", x, "post")
+    loop, _ = _run_gru(layer, "loop", x, "post")
+    diff, worst = _max_diff(kernel, loop)
+    assert kernel["out"].dtype == torch.float32 and diff <= 1e-4, worst
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_kernel_gradcheck_against_central_differences(reset_after: bool) -> None:
+    gen = torch.Generator().manual_seed(0)
+    steps, batch, hidden = 4, 2, 3
+
+    def r(*shape: int) -> Tensor:
+        return torch.randn(*shape, dtype=torch.float64, generator=gen).requires_grad_(True)
+
+    gx, h0, w_hh = r(steps, batch, 3 * hidden), r(batch, hidden), r(3 * hidden, hidden)
+    b_hn = r(hidden) if reset_after else None
+    h_mask = torch.tensor([[2.0, 0.0, 2.0], [2.0, 2.0, 0.0]], dtype=torch.float64)
+    keep = torch.bernoulli(
+        torch.full((steps, batch, hidden), 0.4, dtype=torch.float64), generator=gen
+    )
+    keep[3, 1] = 1.0  # a padded step
+    out_mask = torch.ones(batch, steps, 1, dtype=torch.float64)
+    out_mask[1, 3] = 0.0
+    for reverse in (False, True):
+        spec = GRUKernelSpec("tanh", "sigmoid", reset_after, reverse)
+
+        def fn(*a: Tensor, spec: GRUKernelSpec = spec) -> tuple[Tensor, ...]:
+            return gru_sequence(
+                a[0], a[1], a[2], b_hn=a[3] if reset_after else None, h_mask=h_mask, keep=keep,
+                out_mask=out_mask, spec=spec,
+            )  # fmt: skip
+
+        args = (gx, h0, w_hh, b_hn) if b_hn is not None else (gx, h0, w_hh)
+        assert torch.autograd.gradcheck(fn, args, atol=1e-6)
+
+
+def test_gru_kernel_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"gx must be \(T, B, 3H\)"):
+        gru_sequence(torch.zeros(2, 1, 8), torch.zeros(1, 2), torch.zeros(6, 2))
+    with pytest.raises(ValueError, match="b_hn is only for reset_after=True"):
+        gru_sequence(
+            torch.zeros(2, 1, 6), torch.zeros(1, 2), torch.zeros(6, 2), b_hn=torch.zeros(2),
+            spec=GRUKernelSpec(reset_after=False),
+        )  # fmt: skip

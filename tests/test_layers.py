@@ -362,7 +362,7 @@ def test_dispatch_says_what_it_chose(caplog: pytest.LogCaptureFixture) -> None:
     peep = LSTM(3, 4, peephole=True)
     assert peep.impl_used == "kernel"  # fused > kernel > loop; the LSTM kernel runs peepholes
     assert "peephole=True" in peep.impl_reason
-    assert lstmkit.GRU(3, 4, reset_after=False).impl_used == "loop"
+    assert lstmkit.GRU(3, 4, reset_after=False).impl_used == "kernel"  # lstmkit.kernels.gru
     assert RNN(3, 4, activation="relu").impl_used == "fused"
     assert RNN(3, 4, activation="softsign").impl_used == "loop"
     assert LSTM(3, 4, recurrent_activation="hard_sigmoid").impl_used == "kernel"

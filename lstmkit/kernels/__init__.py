@@ -8,8 +8,19 @@ picks ``impl='kernel'``.
 - :mod:`lstmkit.kernels.lstm`: every :class:`~lstmkit.cells.LSTMCell` option (peephole,
   layer_norm, zoneout, recurrent_dropout, weight_drop, activation / recurrent_activation,
   forget_bias, proj_size) with lengths and 'pre'/'post' padding, either direction.
+- :mod:`lstmkit.kernels.gru`: every :class:`~lstmkit.cells.GRUCell` option (reset_after True or
+  False, zoneout, recurrent_dropout, weight_drop, activations), same conventions.
 """
 
+from lstmkit.kernels.gru import GRUKernelSpec, gru_direction, gru_sequence
 from lstmkit.kernels.lstm import LSTMKernelSpec, lstm_direction, lstm_sequence, lstm_sequence_loop
 
-__all__ = ["LSTMKernelSpec", "lstm_direction", "lstm_sequence", "lstm_sequence_loop"]
+__all__ = [
+    "GRUKernelSpec",
+    "LSTMKernelSpec",
+    "gru_direction",
+    "gru_sequence",
+    "lstm_direction",
+    "lstm_sequence",
+    "lstm_sequence_loop",
+]
