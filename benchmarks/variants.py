@@ -1,7 +1,8 @@
-"""Training throughput of the LSTM variants torch's fused op cannot run: lstmkit's kernel
-(``impl='kernel'``) and loop (``impl='loop'``) vs the vanilla fused ``torch.nn.LSTM``, same run.
+"""Training throughput of the LSTM and GRU variants torch's fused op cannot run: lstmkit's kernel
+(``impl='kernel'``) and loop (``impl='loop'``) vs the vanilla fused ``torch.nn.LSTM`` /
+``torch.nn.GRU``, same run.
 
-The peer is the vanilla LSTM of the same size (oneDNN on CPU, cuDNN on GPU): what the variant
+The peer is the vanilla LSTM / GRU of the same size (oneDNN on CPU, cuDNN on GPU): what the variant
 would cost if torch could fuse it. Shapes are those of ``benchmarks/recurrent.py``; every case is
 measured in the same process, alternating ours and the peer's repetitions (median). One JSON
 object per line on stdout::
@@ -43,12 +44,14 @@ from recurrent import SHAPES, compare  # noqa: E402  (the sibling benchmark's ti
 import lstmkit  # noqa: E402
 from lstmkit.interop import to_torch_state_dict  # noqa: E402
 
-VARIANTS: dict[str, dict[str, Any]] = {
-    "layer_norm": {"layer_norm": True},
-    "peephole": {"peephole": True},
-    "zoneout": {"zoneout": 0.1},
-    "recurrent_dropout": {"recurrent_dropout": 0.25},
-    "softsign": {"activation": "softsign"},
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "layer_norm": ("lstm", {"layer_norm": True}),
+    "peephole": ("lstm", {"peephole": True}),
+    "zoneout": ("lstm", {"zoneout": 0.1}),
+    "recurrent_dropout": ("lstm", {"recurrent_dropout": 0.25}),
+    "softsign": ("lstm", {"activation": "softsign"}),
+    "reset_before": ("gru", {"reset_after": False}),
+    "gru_zoneout": ("gru", {"zoneout": 0.1}),
 }
 
 
@@ -65,15 +68,19 @@ def _train_step(module: nn.Module, x: Tensor) -> Any:
 
 
 def bench(variants: list[str], quick: bool, device: str, sink: list[dict[str, Any]]) -> None:
-    """Kernel (and loop, unless ``quick``) vs vanilla fused nn.LSTM for every variant and shape."""
+    """Kernel (and loop, unless ``quick``) vs the vanilla fused nn.LSTM / nn.GRU for every
+    variant and shape."""
     reps = 3 if quick else 5
     shapes = SHAPES[:1] if quick else SHAPES
     for name in variants:
         for b, t, d, h in shapes:
             x = torch.randn(b, t, d, device=device)
-            ours = lstmkit.LSTM(d, h, forget_bias=0.0, **VARIANTS[name]).to(device).train()
-            vanilla = lstmkit.LSTM(d, h, forget_bias=0.0)
-            peer = nn.LSTM(d, h, batch_first=True)
+            kind, opts = VARIANTS[name]
+            cls, peer_cls = (lstmkit.LSTM, nn.LSTM) if kind == "lstm" else (lstmkit.GRU, nn.GRU)
+            extra = {"forget_bias": 0.0} if kind == "lstm" else {}
+            ours = cls(d, h, **extra, **opts).to(device).train()
+            vanilla = cls(d, h, **extra)
+            peer = peer_cls(d, h, batch_first=True)
             peer.load_state_dict(to_torch_state_dict(vanilla))
             peer = peer.to(device).train()
             impls = ["kernel"] if quick else ["kernel", "loop"]
@@ -87,11 +94,11 @@ def bench(variants: list[str], quick: bool, device: str, sink: list[dict[str, An
                 tokens = b * t
                 record = {
                     "bench": "variants",
-                    "case": f"lstm-{name}-train-B{b}-T{t}-D{d}-H{h}",
+                    "case": f"{kind}-{name.removeprefix(kind + '_')}-train-B{b}-T{t}-D{d}-H{h}",
                     "impl": f"{impl}->{ours.impl_used}",
                     "ours": tokens / t_o,
                     "peer": tokens / t_p,
-                    "peer_name": "torch.nn.LSTM (vanilla, fused)",
+                    "peer_name": f"torch.nn.{peer_cls.__name__} (vanilla, fused)",
                     "ratio": t_p / t_o,
                     "unit": "tok/s",
                 }
