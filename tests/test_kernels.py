@@ -530,3 +530,23 @@ def test_gru_kernel_arguments_are_checked() -> None:
             torch.zeros(2, 1, 6), torch.zeros(1, 2), torch.zeros(6, 2), b_hn=torch.zeros(2),
             spec=GRUKernelSpec(reset_after=False),
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("case", REF_CASES + LOOP_CASES, ids=_ids)
+def test_kernel_without_gradients_equals_loop(case: tuple[Any, ...]) -> None:
+    """Without gradients the kernel reuses one step's buffers; outputs and states unchanged, in
+    training (masks) and in eval, with 'pre' padding."""
+    layers, bi, opts = case
+    layer = _layer(opts, layers, bi, torch.float64)
+    x = torch.randn(3, 6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    for mode in (True, False):
+        layer.train(mode)
+        outs = []
+        for impl in ("kernel", "loop"):
+            layer.impl = impl
+            with torch.no_grad():
+                out, (h_n, c_n) = layer(
+                    x, lengths=LENGTHS, padding="pre", generator=torch.Generator().manual_seed(3)
+                )
+            outs.append(torch.cat([out.flatten(), h_n.flatten(), c_n.flatten()]))
+        assert float((outs[0] - outs[1]).abs().max()) <= 1e-6

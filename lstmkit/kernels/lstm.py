@@ -140,23 +140,29 @@ def _forward(
     c_all = gx.new_empty(steps + 1, batch, hidden)
     first = steps if spec.reverse else 0
     h_all[first], c_all[first] = h0, c0
-    gates_all = gx.new_empty(steps, batch, 4, hidden)  # (T, B, 4, H): i, f, g, o activations
-    c_new_all = gx.new_empty(steps, batch, hidden) if zone else None  # c' before zoneout
-    a_c_all = gx.new_empty(steps, batch, hidden)  # act([LN](c'))
-    raw_all = gx.new_empty(steps, batch, g4) if ln_hh_weight is not None else None
+    # What backward reads is kept for every step; without gradients one step's worth is reused
+    # (no (T, B, 4H) buffers to allocate and fault in).
+    kept = steps if save else 1
+    gates_all = gx.new_empty(kept, batch, 4, hidden)  # (T, B, 4, H): i, f, g, o activations
+    c_new_all = gx.new_empty(kept, batch, hidden) if zone else None  # c' before zoneout
+    a_c_all = gx.new_empty(kept, batch, hidden)  # act([LN](c'))
+    raw_all = gx.new_empty(kept, batch, g4) if ln_hh_weight is not None else None
     ln_hh_stats: list[Tensor] = [h0] * (2 * steps)
     ln_c_stats: list[Tensor] = [h0] * (2 * steps)
-    h_pre_all = gx.new_empty(steps, batch, hidden) if w_hr is not None else None
+    h_pre_all = gx.new_empty(kept, batch, hidden) if w_hr is not None else None
     order = range(steps - 1, -1, -1) if spec.reverse else range(steps)
     shift = 1 if spec.reverse else 0
+    reuse = 1 if save else steps  # a list of ``steps`` views either way
+
+    def views(buf: Tensor | None) -> list[Tensor] | None:
+        return None if buf is None else list(buf.unbind(0)) * reuse
+
     # per-step views made once (one op each) instead of ~15 indexing ops per step
     hs, cs, gxs = h_all.unbind(0), c_all.unbind(0), gx.unbind(0)
-    gs, a_cs = gates_all.unbind(0), a_c_all.unbind(0)
-    i_s, f_s, g_s, o_s = (gates_all[:, :, k].unbind(0) for k in range(4))
-    if_s = gates_all[:, :, :2].unbind(0)
-    c_news = c_new_all.unbind(0) if c_new_all is not None else None
-    h_pres = h_pre_all.unbind(0) if h_pre_all is not None else None
-    raws = raw_all.unbind(0) if raw_all is not None else None
+    gs, a_cs = list(gates_all.unbind(0)) * reuse, list(a_c_all.unbind(0)) * reuse
+    i_s, f_s, g_s, o_s = (list(gates_all[:, :, k].unbind(0)) * reuse for k in range(4))
+    if_s = list(gates_all[:, :, :2].unbind(0)) * reuse
+    c_news, h_pres, raws = views(c_new_all), views(h_pre_all), views(raw_all)
     keep_hs = keep_h.unbind(0) if keep_h is not None else None
     keep_cs = keep_c.unbind(0) if keep_c is not None else None
     for t in order:
