@@ -586,7 +586,8 @@ def lstm_direction(
 
 def _input_projection(cell: Any, x: Tensor) -> Tensor:
     """``[LN](x W_ih^T) + b_ih + b_hh + forget_bias`` (f block) for every step, time-major
-    ``(T, B, 4H)``; without layer norm one ``addmm`` (GEMM and bias in one pass)."""
+    ``(T, B, 4H)``: one GEMM, then the biases in the same pass as the layer norm, or in the
+    ``addmm`` without one."""
     bias: Tensor | None = cell.bias_ih
     if cell.bias_hh is not None:
         bias = cell.bias_hh if bias is None else bias + cell.bias_hh
@@ -596,8 +597,11 @@ def _input_projection(cell: Any, x: Tensor) -> Tensor:
         fb[hidden : 2 * hidden] = cell.forget_bias
         bias = fb if bias is None else bias + fb
     x_tm = x.transpose(0, 1)  # (T, B, D)
-    if cell.ln_ih_weight is not None or bias is None:
-        return Fn.input_projection(x_tm, cell.weight_ih, bias, cell.ln_ih_weight)
+    if cell.ln_ih_weight is not None:  # LN gain and every bias in the one layer_norm pass
+        gx = torch.matmul(x_tm, cell.weight_ih.t())
+        return F.layer_norm(gx, gx.shape[-1:], cell.ln_ih_weight, bias, EPS)
+    if bias is None:
+        return torch.matmul(x_tm, cell.weight_ih.t())
     steps, batch, _ = x_tm.shape
     gx = torch.addmm(bias, x_tm.reshape(steps * batch, -1), cell.weight_ih.t())
     return gx.view(steps, batch, -1)
