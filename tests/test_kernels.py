@@ -550,3 +550,21 @@ def test_kernel_without_gradients_equals_loop(case: tuple[Any, ...]) -> None:
                 )
             outs.append(torch.cat([out.flatten(), h_n.flatten(), c_n.flatten()]))
         assert float((outs[0] - outs[1]).abs().max()) <= 1e-6
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_kernel_without_gradients_equals_loop(reset_after: bool) -> None:
+    torch.manual_seed(0)
+    layer = GRU(3, 5, 2, bidirectional=True, reset_after=reset_after, zoneout=0.2).double()
+    x = torch.randn(3, 6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    for mode in (True, False):
+        layer.train(mode)
+        outs = []
+        for impl in ("kernel", "loop"):
+            layer.impl = impl
+            with torch.inference_mode():
+                out, h_n = layer(
+                    x, lengths=LENGTHS, padding="pre", generator=torch.Generator().manual_seed(3)
+                )
+            outs.append(torch.cat([out.flatten(), h_n.flatten()]))
+        assert float((outs[0] - outs[1]).abs().max()) <= 1e-6

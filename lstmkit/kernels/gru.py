@@ -52,63 +52,76 @@ class GRUKernelSpec:
 _INPUTS = ("gx", "h0", "w_hh", "b_hn", "h_mask", "keep", "out_mask")
 
 
+def _gru_forward(
+    gx: Tensor,
+    h0: Tensor,
+    w_hh: Tensor,
+    b_hn: Tensor | None,
+    h_mask: Tensor | None,
+    keep: Tensor | None,
+    out_mask: Tensor | None,
+    spec: GRUKernelSpec,
+) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+    """The recurrence: ``y (B, T, H)``, ``h_T`` and what backward reads."""
+    steps, batch, g3 = gx.shape
+    hidden = g3 // 3
+    act, ract = _ACT[spec.activation], _ACT[spec.recurrent_activation]
+    w_t = w_hh.t()
+    w_rz_t, w_n_t = w_t[:, : 2 * hidden], w_t[:, 2 * hidden :]
+    bias3 = None
+    if spec.reset_after and b_hn is not None:
+        bias3 = torch.cat([b_hn.new_zeros(2 * hidden), b_hn])
+    h_all = gx.new_empty(steps + 1, batch, hidden)
+    first = steps if spec.reverse else 0
+    h_all[first] = h0
+    rz_all = gx.new_empty(steps, batch, 2, hidden)  # r, z
+    n_all = gx.new_empty(steps, batch, hidden)
+    side_all = gx.new_empty(steps, batch, hidden)  # gh_n (reset_after) or r * h * m (before)
+    hs, gxs, rzs, ns, sides = (
+        h_all.unbind(0), gx.unbind(0), rz_all.unbind(0), n_all.unbind(0), side_all.unbind(0)
+    )  # fmt: skip
+    keeps = keep.unbind(0) if keep is not None else None
+    shift = 1 if spec.reverse else 0
+    for t in range(steps - 1, -1, -1) if spec.reverse else range(steps):
+        h = hs[t + shift]
+        hm = h if h_mask is None else h * h_mask
+        gx3 = gxs[t].view(batch, 3, hidden)
+        rz = rzs[t]
+        if spec.reset_after:
+            gh = torch.mm(hm, w_t) if bias3 is None else torch.addmm(bias3, hm, w_t)
+            gh3 = gh.view(batch, 3, hidden)
+            ract(gx3[:, :2] + gh3[:, :2], rz)
+            sides[t].copy_(gh3[:, 2])
+            n = act(torch.addcmul(gx3[:, 2], rz[:, 0], gh3[:, 2]), ns[t])
+        else:
+            gh_rz = torch.mm(hm, w_rz_t).view(batch, 2, hidden)
+            ract(gx3[:, :2] + gh_rz, rz)
+            rh = torch.mul(rz[:, 0], hm, out=sides[t])
+            n = act(torch.addmm(gx3[:, 2], rh, w_n_t), ns[t])
+        dest = hs[t + 1 - shift]
+        if keeps is None:
+            torch.lerp(n, h, rz[:, 1], out=dest)
+        else:
+            torch.lerp(torch.lerp(n, h, rz[:, 1]), h, keeps[t], out=dest)
+    states = slice(0, steps) if spec.reverse else slice(1, steps + 1)
+    y = h_all[states].transpose(0, 1)
+    y = y * out_mask if out_mask is not None else y.contiguous()
+    h_t = h_all[0 if spec.reverse else steps].clone()
+    return y, h_t, (h_all, rz_all, n_all, side_all)
+
+
 class _GRUSequence(torch.autograd.Function):
     """The recurrence of one GRU layer and direction with a hand-written BPTT."""
 
     @staticmethod
     def forward(ctx: Any, *args: Any) -> tuple[Tensor, Tensor]:
         gx, h0, w_hh, b_hn, h_mask, keep, out_mask, spec = args
-        steps, batch, g3 = gx.shape
-        hidden = g3 // 3
-        act, ract = _ACT[spec.activation], _ACT[spec.recurrent_activation]
-        w_t = w_hh.t()
-        w_rz_t, w_n_t = w_t[:, : 2 * hidden], w_t[:, 2 * hidden :]
-        bias3 = None
-        if spec.reset_after and b_hn is not None:
-            bias3 = torch.cat([b_hn.new_zeros(2 * hidden), b_hn])
-        h_all = gx.new_empty(steps + 1, batch, hidden)
-        first = steps if spec.reverse else 0
-        h_all[first] = h0
-        rz_all = gx.new_empty(steps, batch, 2, hidden)  # r, z
-        n_all = gx.new_empty(steps, batch, hidden)
-        side_all = gx.new_empty(steps, batch, hidden)  # gh_n (reset_after) or r * h * m (before)
-        hs, gxs, rzs, ns, sides = (
-            h_all.unbind(0), gx.unbind(0), rz_all.unbind(0), n_all.unbind(0), side_all.unbind(0)
-        )  # fmt: skip
-        keeps = keep.unbind(0) if keep is not None else None
-        shift = 1 if spec.reverse else 0
-        for t in range(steps - 1, -1, -1) if spec.reverse else range(steps):
-            h = hs[t + shift]
-            hm = h if h_mask is None else h * h_mask
-            gx3 = gxs[t].view(batch, 3, hidden)
-            rz = rzs[t]
-            if spec.reset_after:
-                gh = torch.mm(hm, w_t) if bias3 is None else torch.addmm(bias3, hm, w_t)
-                gh3 = gh.view(batch, 3, hidden)
-                ract(gx3[:, :2] + gh3[:, :2], rz)
-                sides[t].copy_(gh3[:, 2])
-                n = act(torch.addcmul(gx3[:, 2], rz[:, 0], gh3[:, 2]), ns[t])
-            else:
-                gh_rz = torch.mm(hm, w_rz_t).view(batch, 2, hidden)
-                ract(gx3[:, :2] + gh_rz, rz)
-                rh = torch.mul(rz[:, 0], hm, out=sides[t])
-                n = act(torch.addmm(gx3[:, 2], rh, w_n_t), ns[t])
-            dest = hs[t + 1 - shift]
-            if keeps is None:
-                torch.lerp(n, h, rz[:, 1], out=dest)
-            else:
-                torch.lerp(torch.lerp(n, h, rz[:, 1]), h, keeps[t], out=dest)
-        states = slice(0, steps) if spec.reverse else slice(1, steps + 1)
-        y = h_all[states].transpose(0, 1)
-        y = y * out_mask if out_mask is not None else y.contiguous()
-        h_t = h_all[0 if spec.reverse else steps].clone()
+        y, h_t, saved = _gru_forward(gx, h0, w_hh, b_hn, h_mask, keep, out_mask, spec)
         if any(ctx.needs_input_grad):
             inputs = [gx, h0, w_hh, b_hn, h_mask, keep, out_mask]
             ctx.present = [n for n, v in zip(_INPUTS, inputs, strict=True) if v is not None]
             ctx.spec = spec
-            ctx.save_for_backward(
-                h_all, rz_all, n_all, side_all, *[v for v in inputs if v is not None]
-            )
+            ctx.save_for_backward(*saved, *[v for v in inputs if v is not None])
         return y, h_t
 
     @staticmethod
@@ -216,6 +229,9 @@ def gru_sequence(
         )
     if b_hn is not None and not spec.reset_after:
         raise ValueError("b_hn is only for reset_after=True; fold b_hh into gx otherwise")
+    if not torch.is_grad_enabled():  # no_grad / inference_mode: nothing to keep for backward
+        y, h, _ = _gru_forward(gx, h0, w_hh, b_hn, h_mask, keep, out_mask, spec)
+        return y, h
     y, h = _GRUSequence.apply(gx, h0, w_hh, b_hn, h_mask, keep, out_mask, spec)
     return y, h
 
