@@ -90,7 +90,7 @@ class ForecasterConfig(BaseModel):
     bidirectional: bool = False
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     output_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    impl: Literal["auto", "fused", "loop"] = "auto"
+    impl: Literal["auto", "fused", "kernel", "loop"] = "auto"
     cell_options: dict[str, Any] = Field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
