@@ -6,8 +6,9 @@ SimpleRNN (tanh, ``h_t = tanh(W_xh x_t + W_hh h_{t-1} + b)``, ``y_t = W_hy h_t``
 layer of 3 units reads 'hell' and is trained to predict the next character at every step,
 'ello'. The second 'l' must be followed by 'o' while the first is followed by 'l': the hidden
 state has to remember what came before. Training runs through the same Trainer as every recipe
-(LanguageModeling objective, one stream of one 4-character chunk), until the prediction is
-'ello'; then greedy generation from 'h' writes 'hello'.
+(LanguageModeling objective, one stream of one 4-character chunk, one Adam step per epoch, each
+epoch evaluated on the same characters) for a fixed number of steps; the result says at which step
+the prediction first read 'ello', and greedy generation from 'h' then writes 'hello'.
 """
 
 from __future__ import annotations
