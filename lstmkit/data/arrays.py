@@ -38,7 +38,8 @@ class ArraysSource(BaseModel):
         y: ``.npy`` of N integer labels (0..C-1) when ``x`` does not hold them.
         x_key, y_key: array names inside an ``.npz``.
         test_x, test_y: a separate test set of the same form; else ``test_split`` of the data
-            (stratified, seeded by ``train.seed``).
+            (stratified, seeded by ``train.seed``). The training part comes in a seeded random
+            order, so ``[data] validation_split`` (its tail) holds every class.
         standardize: scale every feature by the training part's mean and standard deviation.
     """
 
@@ -135,7 +136,9 @@ def _stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.nda
         members = rng.permutation(np.flatnonzero(y == c))
         held.append(members[: int(round(len(members) * fraction))])
     test = np.sort(np.concatenate(held))
-    train = np.setdiff1d(np.arange(len(y)), test)
+    # the training part in a seeded random order: a validation split takes its tail, which must
+    # not be one class when the file is sorted by label
+    train = rng.permutation(np.setdiff1d(np.arange(len(y)), test))
     return train, test
 
 
@@ -148,7 +151,8 @@ def load_arrays(source: ArraysSource, seed: int = 0) -> Arrays:
             raise ArraysError(
                 f"{source.test_x}: test sequences have shape {x_test.shape[1:]}, training ones {x.shape[1:]}"
             )
-        x_train, y_train = x, y
+        order = np.random.default_rng(seed).permutation(len(y))  # as in the split below
+        x_train, y_train = x[order], y[order]
     else:
         tr, te = _stratified_split(y, source.test_split, seed)
         x_train, y_train, x_test, y_test = x[tr], y[tr], x[te], y[te]

@@ -131,3 +131,12 @@ def test_seed004_stack_shapes_and_it_learns_a_real_signal() -> None:
     )
     trainer.fit(train, train.lengths)
     assert trainer.evaluate(test, test.lengths)["accuracy"] >= 0.9
+
+
+def test_validation_tail_of_a_label_sorted_file_holds_both_classes(tmp_path: Path) -> None:
+    x, y = signal(300, 3)
+    order = np.argsort(y, kind="stable")  # a file sorted by label
+    np.savez(tmp_path / "sorted.npz", x=x[order], y=y[order])
+    data = load_arrays(ArraysSource(x=str(tmp_path / "sorted.npz")), seed=0)
+    tail = data.y_train[-len(data.y_train) // 5 :]
+    assert 0.2 < tail.mean() < 0.8
