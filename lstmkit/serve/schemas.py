@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+# "holds a visible character", the same in the schema (JSON Schema patterns are ECMA regexes) and
+# in the server (Python's re): a character outside both \s sets -- Python's \s also covers
+# U+001C..U+001F and U+0085, ECMA's also U+FEFF -- so a client generated from the schema and the
+# server agree on every text
+NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+_NOT_BLANK = re.compile(NOT_BLANK)
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` holds no visible character (see :data:`NOT_BLANK`)."""
+    return _NOT_BLANK.search(text) is None
 
 
 class PredictRequest(BaseModel):
@@ -18,14 +31,14 @@ class PredictRequest(BaseModel):
         examples=[["A wonderful film, I loved every minute.", "Dull and far too long."]],
         # the schema says what _no_empty_text checks (a generated client then sends no blank text);
         # the check stays in the validator, for its clearer message
-        json_schema_extra={"items": {"type": "string", "pattern": r"\S"}},
+        json_schema_extra={"items": {"type": "string", "pattern": NOT_BLANK}},
     )
 
     @field_validator("texts")
     @classmethod
     def _no_empty_text(cls, texts: list[str]) -> list[str]:
         for i, text in enumerate(texts):
-            if not text.strip():
+            if is_blank(text):
                 raise ValueError(f"texts[{i}] is empty or whitespace-only; give at least one word")
         return texts
 
@@ -38,13 +51,13 @@ class InspectRequest(BaseModel):
     text: StrictStr = Field(
         description="the text; it must hold at least one non-space character",
         examples=["A wonderful film, I loved every minute."],
-        json_schema_extra={"pattern": r"\S"},  # in the schema what _not_empty checks
+        json_schema_extra={"pattern": NOT_BLANK},  # in the schema what _not_empty checks
     )
 
     @field_validator("text")
     @classmethod
     def _not_empty(cls, text: str) -> str:
-        if not text.strip():
+        if is_blank(text):
             raise ValueError("text is empty or whitespace-only; give at least one word")
         return text
 

@@ -137,6 +137,9 @@ def test_too_many_texts_or_characters_is_413(client: TestClient) -> None:
         ('{"texts": ["good"], "extra": 1}', "Extra inputs are not permitted"),
         ('{"texts": ["good", "   \\n"]}', "texts[1] is empty or whitespace-only"),
         ('{"texts": [""]}', "texts[0] is empty or whitespace-only"),
+        # blank to Python but not to ECMA's \\s (and the reverse): schema and server agree
+        ('{"texts": ["\\u001e"]}', "texts[0] is empty or whitespace-only"),
+        ('{"texts": ["\\ufeff "]}', "texts[0] is empty or whitespace-only"),
     ],
 )
 def test_bad_requests_are_422(client: TestClient, body: str, needle: str) -> None:
