@@ -244,6 +244,19 @@ def save_final(model: torch.nn.Module, run_dir: Path, metrics: dict[str, Any]) -
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
 
 
+def portable_command(command: str) -> str:
+    """``command`` without this machine's paths: the working directory's prefix is dropped and
+    an installed package's data file reads ``<site-packages>/...``, so a recorded command means the
+    same on another machine."""
+    import site
+
+    prefixes = [(p.rstrip("/") + "/", "<site-packages>/") for p in site.getsitepackages()]
+    prefixes.append((str(Path.cwd()) + "/", ""))
+    for prefix, short in prefixes:
+        command = command.replace(prefix, short)
+    return command
+
+
 def write_result(
     record: Path,
     recipe: Recipe,
@@ -263,7 +276,7 @@ def write_result(
         **(extra or {}),
         "seconds": seconds,
         "commit": git_commit(),
-        "command": command or " ".join(["lstmkit", *sys.argv[1:]]),
+        "command": portable_command(command or " ".join(["lstmkit", *sys.argv[1:]])),
         "machine": machine(),
         "seed_figure": recipe.seed_figure,
     }

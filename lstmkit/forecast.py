@@ -28,7 +28,6 @@ import csv
 import io
 import json
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from lstmkit.checkpoint import atomic_write_text, model_state, save_tensors
+from lstmkit.checkpoint import atomic_write_text
 from lstmkit.data.series import (
     Scaler,
     Series,
@@ -374,7 +373,7 @@ def run_forecast(
     All data checks run before ``run_dir`` is touched: a bad file leaves an existing run as it
     was. Returns the metrics (also written to ``metrics.json``).
     """
-    from lstmkit.experiment import check_run_dir, git_commit, machine
+    from lstmkit.experiment import check_run_dir, save_final, write_result
     from lstmkit.objectives import Regression
     from lstmkit.train import Trainer
 
@@ -463,24 +462,23 @@ def run_forecast(
         "seconds": seconds,
     }
     if trainer.writes:
-        tmp = run_dir / ".model.safetensors.tmp"
-        save_tensors(model_state(model), tmp)
-        tmp.replace(run_dir / "model.safetensors")
+        save_final(model, run_dir, metrics)
         plot_forecast(data, model, run_dir / "forecast.png")
-        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
         if record is not None:
-            result = {
-                "recipe": recipe.name,
-                "metric": "test_mase",
-                "value": report["model"]["mase"],
-                "test": {k: report[k] for k in ("model", "naive", "seasonal_naive") if k in report},
-                "season": data.season,
-                "seconds": seconds,
-                "commit": git_commit(),
-                "command": command or " ".join(["lstmkit", *sys.argv[1:]]),
-                "machine": machine(),
-            }
-            atomic_write_text(record / f"{recipe.name}.json", json.dumps(result, indent=2) + "\n")
+            write_result(
+                record,
+                recipe,
+                metric="test_mase",
+                value=report["model"]["mase"],
+                seconds=seconds,
+                command=command,
+                extra={
+                    "test": {
+                        k: report[k] for k in ("model", "naive", "seasonal_naive") if k in report
+                    },
+                    "season": data.season,
+                },
+            )
     return metrics
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -352,7 +351,7 @@ def run_text(
 ) -> dict[str, Any]:
     """Train and evaluate a text classifier for ``recipe.data.text`` into ``run_dir`` (see the
     module docstring). Returns the metrics (also in ``metrics.json``)."""
-    from lstmkit.experiment import check_run_dir, git_commit, machine
+    from lstmkit.experiment import check_run_dir, write_result
     from lstmkit.train import Trainer
 
     start = time.perf_counter()
@@ -435,17 +434,15 @@ def run_text(
         plot_confusion(report, run_dir / "confusion.png", title=f"{recipe.name} ({split})")
         atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
         if record is not None:
-            result = {
-                "recipe": recipe.name,
-                "metric": f"{split}_accuracy",
-                "value": report["accuracy"],
-                "macro_f1": report["macro_f1"],
-                "seconds": seconds,
-                "commit": git_commit(),
-                "command": command or " ".join(["lstmkit", *sys.argv[1:]]),
-                "machine": machine(),
-            }
-            atomic_write_text(record / f"{recipe.name}.json", json.dumps(result, indent=2) + "\n")
+            write_result(
+                record,
+                recipe,
+                metric=f"{split}_accuracy",
+                value=report["accuracy"],
+                seconds=seconds,
+                command=command,
+                extra={"macro_f1": report["macro_f1"]},
+            )
     return metrics
 
 

@@ -167,3 +167,16 @@ def test_main_demo_trains_exports_and_would_serve(
         ["a wonderful, moving film with superb acting", "awful, boring, a waste of time"]
     )
     assert [p["label"] for p in pred] == ["positive", "negative"]
+
+
+def test_recorded_commands_hold_no_machine_paths(tmp_path: Path) -> None:
+    import site
+
+    from lstmkit.experiment import portable_command
+
+    pkg = site.getsitepackages()[0]
+    cmd = f"lstmkit train --train {pkg}/statsmodels/x.csv --out {Path.cwd()}/runs/a"
+    assert (
+        portable_command(cmd)
+        == "lstmkit train --train <site-packages>/statsmodels/x.csv --out runs/a"
+    )
