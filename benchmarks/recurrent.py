@@ -98,6 +98,14 @@ def pair(kind: str, d: int, h: int) -> tuple[lstmkit.layers.Recurrent, nn.Module
     return ours, peer
 
 
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """The header and case records as JSON lines, written to a temporary file and renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    tmp.replace(path)
+
+
 def emit(record: dict[str, Any], sink: list[dict[str, Any]]) -> None:
     print(json.dumps(record), flush=True)
     sink.append(record)
@@ -233,10 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(header), flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in [header, *sink]))
-        tmp.replace(args.out)
+        write_jsonl(args.out, [header, *sink])
     return 0
 
 

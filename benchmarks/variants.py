@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recurrent import SHAPES, compare  # noqa: E402  (the sibling benchmark's timer and shapes)
+from recurrent import SHAPES, compare, write_jsonl  # noqa: E402  (the sibling benchmark's timer and shapes)
 
 import lstmkit  # noqa: E402
 from lstmkit.interop import to_torch_state_dict  # noqa: E402
@@ -151,10 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(header), flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in [header, *sink]))
-        tmp.replace(args.out)
+        write_jsonl(args.out, [header, *sink])
     return 0
 
 
