@@ -14,11 +14,13 @@ This is what ``lstmkit train RECIPE.toml`` runs. Run directory (``--out``)::
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ from lstmkit.data.keras_datasets import get_word_index, load_imdb, load_mnist, l
 from lstmkit.data.resolve import resolve
 from lstmkit.models import ClassifierConfig, SequenceClassifier
 from lstmkit.train import Trainer
+
+logger = logging.getLogger(__name__)
 
 TOKEN = re.compile(r"[a-z0-9']+")
 
@@ -210,6 +214,28 @@ def build_model(recipe: Recipe, data: Prepared) -> SequenceClassifier:
     return SequenceClassifier(cfg)
 
 
+def fit_ngram_ratios(
+    model: SequenceClassifier, train: SequenceDataset, batch_size: int = 512
+) -> dict[str, float] | None:
+    """Fit the naive-Bayes ratios of the model's n-gram branch (``model.ngrams``) on the
+    training split -- never on validation or test data. None when the model has no branch."""
+    if model.ngram is None:
+        return None
+
+    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(train), batch_size):
+            end = min(start + batch_size, len(train))
+            yield collate_tokens([train[i] for i in range(start, end)])
+
+    facts = model.ngram.fit_ratios(batches())
+    logger.info(
+        "n-gram branch: naive-Bayes ratios of %d slots fitted on %d training examples",
+        int(facts["slots_used"]),
+        int(facts["examples"]),
+    )
+    return facts
+
+
 def quick_overrides(recipe: Recipe) -> list[str]:
     """``--set`` overrides of ``lstmkit train --quick``: two optimizer steps on a few examples
     of the recipe's real data, small batches -- a smoke test of the whole path, no accuracy."""
@@ -316,6 +342,8 @@ def run_recipe(
     torch.manual_seed(recipe.train.seed)
     data = prepare(recipe)
     model = build_model(recipe, data)
+    if not resume:  # a resumed run restores the fitted ratios from its checkpoint
+        fit_ngram_ratios(model, data.train)
     collate = collate_floats if data.real_valued else collate_tokens
     config = {
         "recipe": recipe.model_dump(),

@@ -136,6 +136,8 @@ class _ExportGraph(nn.Module):
         out, last = self._recurrent(feats, lengths)
         pooled = last if m.config.pooling == "last" else m.pool(out, (last,), lengths)
         logits = m.head(pooled)
+        if m.ngram is not None:
+            logits = logits + m.ngram(tokens, lengths)
         if m.binary:
             p = torch.sigmoid(logits[:, 0])
             return torch.stack([1 - p, p], -1)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from lstmkit.layers import GRU, LSTM, RNN, Recurrent
+from lstmkit.ngrams import NgramBranch
 
 POOLINGS = ("last", "mean", "max", "attention", "mean+max")
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
@@ -46,6 +47,11 @@ class ClassifierConfig(BaseModel):
             input and dense kernels, orthogonal recurrent kernels, zero biases) or 'torch'
             (torch's defaults: N(0, 1) embeddings, U(-1/sqrt(H), 1/sqrt(H)) everywhere).
         cell_options: passed to the recurrent layer (forget_bias, peephole, recurrent_dropout, ...).
+        ngrams: 0 = none; n = add an NBSVM-style linear branch over binarised, hashed 1..n-grams
+            of the token ids, each scaled by its naive-Bayes log-count ratio fitted on the
+            training split (:mod:`lstmkit.ngrams`); its logits add to the head's ("wide and
+            deep"). Token input only.
+        ngram_buckets: hash slots of that branch (its weights: ngram_buckets x outputs).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -74,6 +80,8 @@ class ClassifierConfig(BaseModel):
     impl: Literal["auto", "fused", "kernel", "loop"] = "auto"
     init: Literal["keras", "torch"] = "keras"
     cell_options: dict[str, Any] = Field(default_factory=dict)
+    ngrams: int = Field(0, ge=0, le=3)
+    ngram_buckets: int = Field(2**21, ge=1024, le=2**24)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-safe) of the configuration."""
@@ -178,6 +186,14 @@ class SequenceClassifier(nn.Module):
             pooled = size
         self.dense = nn.ModuleList(dense)
         self.head = nn.Linear(pooled, 1 if c.num_classes == 2 else c.num_classes)
+        if c.ngrams and c.vocab_size is None:
+            raise ValueError(
+                f"model.ngrams = {c.ngrams} needs token input (a vocabulary); this model reads "
+                "real-valued sequences -- set model.ngrams = 0"
+            )
+        self.ngram: NgramBranch | None = (
+            NgramBranch(c.ngrams, c.ngram_buckets, self.head.out_features) if c.ngrams else None
+        )
         if c.init == "keras":
             self.keras_init()
 
@@ -228,6 +244,7 @@ class SequenceClassifier(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Logits: (B, 1) for two classes, (B, C) otherwise."""
+        wide = self.ngram(x, lengths) if self.ngram is not None else None
         feats, lengths = self.features(x, lengths)
         out, state = self.rnn(feats, lengths=lengths)
         for layer in self.more_rnn:
@@ -235,7 +252,8 @@ class SequenceClassifier(nn.Module):
         pooled = self.pool(out, state, lengths)
         for dense in self.dense:
             pooled = F.relu(dense(pooled))
-        return self.head(self.output_dropout(pooled))
+        logits = self.head(self.output_dropout(pooled))
+        return logits if wide is None else logits + wide
 
     def pool(
         self, out: Tensor, state: Tensor | tuple[Tensor, ...], lengths: Tensor | None
