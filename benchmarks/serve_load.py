@@ -10,13 +10,25 @@ traffic stays on 127.0.0.1. One JSON object per line on stdout, the run header f
     {"bench": "serve", "case": "predict-1text-64clients", "ours": 812.0, "unit": "req/s",
      "p50_ms": 70.1, "p99_ms": 120.3, "errors": 0, "predictions_per_s": 812.0, ...}
 
-Client and server share the machine: ``server_cpu`` and ``client_cpu`` (CPU seconds per wall
-second) say which of them the cores went to.
+Each ``--server`` option is one server configuration (``lstmkit serve`` arguments; default: micro-
+batching on and off, one worker and two): every configuration is started in turn and driven with
+every ``--texts-per-request`` value; the case name ends with the configuration
+(``predict-1text-64clients-2workers``). Client and server share the machine: ``server_cpu`` (all
+the server's processes) and ``client_cpu`` (CPU seconds per wall second) say which of them the
+cores went to.
+
+The goal (issue 7): >= 1500 predictions/s with p99 <= 50 ms and 0 errors, 64 clients, 2 cores.
+Each client sends its next request when the last one is answered, so by Little's law the mean
+latency is 64 / (requests/s): p99 <= 50 ms needs >= 64 / 0.05 = 1280 requests/s even if every
+request took the same time. Texts sent together in one request do not help there (16 texts per
+request at 1500 predictions/s is 94 requests/s, 680 ms each), so the goal is in effect
+>= 1500 requests/s of one text each, with a tight latency spread (mean 43 ms, p99 <= 50 ms).
 
 Usage::
 
     python benchmarks/serve_load.py [RUN_OR_BUNDLE] [--clients 64] [--seconds 20]
-        [--texts-per-request 1 16] [--client raw|httpx] [--data DIR] [--out results/bench-serve.jsonl]
+        [--texts-per-request 1 16] [--server "ARGS" ...] [--client raw|httpx] [--data DIR]
+        [--out results/bench-serve.jsonl]
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import signal
 import socket
 import statistics
@@ -48,6 +61,32 @@ from lstmkit.checkpoint import atomic_write_text
 HOST = "127.0.0.1"
 ARCHIVE = "aclImdb_v1_text.tar.gz"
 REVIEW = re.compile(r"^aclImdb/test/(pos|neg)/[^/]+\.txt$")
+
+
+# the server configurations measured by default (lstmkit serve arguments)
+DEFAULT_SERVERS = [
+    "",
+    "--no-micro-batch",
+    "--workers 2 --threads 1 --no-access-log",
+    "--workers 2 --threads 1 --no-access-log --no-micro-batch",
+]
+
+
+def config_label(server_args: list[str]) -> str:
+    """A case-name suffix for a server configuration: '1worker', '2workers-no-micro-batch', ..."""
+    rest = list(server_args)
+    workers = 1
+    if "--workers" in rest:
+        at = rest.index("--workers")
+        workers = int(rest[at + 1])
+        del rest[at : at + 2]
+    parts = [f"{workers}worker{'s' if workers > 1 else ''}"]
+    for a in rest:  # '--threads 1 --no-access-log' -> 'threads1-no-access-log'
+        if a.startswith("--") or not parts:
+            parts.append(a.lstrip("-"))
+        else:
+            parts[-1] += a
+    return "-".join(parts)
 
 
 def log(message: str) -> None:
@@ -96,26 +135,45 @@ def free_port() -> int:
         return port
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux /proc; 0.0 elsewhere)."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (None: no such process)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds so far of process ``pid`` and all its descendants alive now (the
+    workers of ``lstmkit serve --workers N``; Linux /proc; 0.0 elsewhere)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = int(fields[1])
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(children)
+        frontier += children
+    total = 0
+    for p in tree:
+        if (fields := _stat(p)) is not None:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class Server:
     """``lstmkit serve MODEL`` in a subprocess on 127.0.0.1; a context manager that always stops it."""
 
-    def __init__(self, model: Path, port: int, log_path: Path) -> None:
-        self.model, self.port, self.log_path = model, port, log_path
+    def __init__(self, model: Path, port: int, log_path: Path, args: list[str]) -> None:
+        self.model, self.port, self.log_path, self.args = model, port, log_path, args
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"http://{HOST}:{port}"
 
     def __enter__(self) -> Server:
         cmd = [sys.executable, "-m", "lstmkit", "serve", str(self.model)]
-        cmd += ["--host", HOST, "--port", str(self.port)]
+        cmd += ["--host", HOST, "--port", str(self.port), *self.args]
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
         return self
@@ -277,10 +335,13 @@ def run_case(
     clients: int,
     seconds: float,
     client: str = "raw",
+    label: str = "",
 ) -> dict[str, Any]:
-    """One case: its JSON record, with server and client CPU use over the timed window."""
+    """One case: its JSON record, with server and client CPU use over the timed window.
+    ``label`` (the server configuration) ends the case name."""
     assert server.proc is not None
     name = f"predict-{per_request}text{'s' if per_request > 1 else ''}-{clients}clients"
+    name += f"-{label}" if label else ""
     log(f"{name}: {seconds:.0f} s ...")
     cpu_server, cpu_client = cpu_seconds(server.proc.pid), time.process_time()
     tally, wall = asyncio.run(drive(server.port, texts, per_request, clients, seconds, client))
@@ -306,6 +367,7 @@ def run_case(
         "server_cpu": round(cpu_server / wall, 2),
         "client_cpu": round(cpu_client / wall, 2),
         "client": client,
+        "server_args": " ".join(server.args),
     }
     if tally.first_error:
         record["first_error"] = tally.first_error
@@ -337,6 +399,14 @@ def main(argv: list[str] | None = None) -> int:
         help="raw: minimal keep-alive HTTP/1.1 over asyncio streams (cheap; default); httpx: "
         "httpx.AsyncClient (several ms of client CPU per request)",
     )
+    parser.add_argument(
+        "--server",
+        dest="servers",
+        action="append",
+        metavar="ARGS",
+        help="lstmkit serve arguments of one server configuration, e.g. "
+        f"'--workers 2 --threads 1'; repeat for several (default: {' | '.join(DEFAULT_SERVERS)})",
+    )
     parser.add_argument("--data", type=Path, help=f"directory holding {ARCHIVE}")
     parser.add_argument(
         "--out", type=Path, help="also write the JSON lines here (header record first), atomically"
@@ -345,26 +415,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.clients < 1 or args.seconds <= 0 or min(args.texts_per_request) < 1:
         parser.error("--clients, --seconds and --texts-per-request must be positive")
 
-    start = time.perf_counter()
+    servers = [shlex.split(a) for a in (args.servers or DEFAULT_SERVERS)]
+
+    start, load_start = time.perf_counter(), os.getloadavg()
     texts = read_reviews(find_archive(args.data))
     log(f"{len(texts)} reviews read")
     sink: list[dict[str, Any]] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="serve_load-") as tmp,
-        Server(args.model, free_port(), Path(tmp) / "server.log") as server,
-    ):
-        server.wait_ready()
-        limits = httpx.get(f"{server.url}/v1/model", timeout=10.0).json()
-        for per_request in args.texts_per_request:
-            if per_request > limits["max_texts"]:
-                parser.error(
-                    f"{per_request} texts per request: the server takes at most "
-                    f"{limits['max_texts']}"
+    for server_args in servers:
+        label = config_label(server_args)
+        with (
+            tempfile.TemporaryDirectory(prefix="serve_load-") as tmp,
+            Server(args.model, free_port(), Path(tmp) / "server.log", server_args) as server,
+        ):
+            server.wait_ready()
+            limits = httpx.get(f"{server.url}/v1/model", timeout=10.0).json()
+            for per_request in args.texts_per_request:
+                if per_request > limits["max_texts"]:
+                    parser.error(
+                        f"{per_request} texts per request: the server takes at most "
+                        f"{limits['max_texts']}"
+                    )
+                # the reviews that fit the server's character limit (all texts of a request)
+                fit = [t for t in texts if len(t) <= limits["max_chars"] // per_request]
+                record = run_case(
+                    server, fit, per_request, args.clients, args.seconds, args.client, label
                 )
-            # the reviews that fit the server's character limit (all texts of a request together)
-            fit = [t for t in texts if len(t) <= limits["max_chars"] // per_request]
-            sink.append(run_case(server, fit, per_request, args.clients, args.seconds, args.client))
-            print(json.dumps(sink[-1]), flush=True)
+                sink.append(record)
+                print(json.dumps(record), flush=True)
     header = {
         "bench": "serve-run",
         "command": " ".join(
@@ -374,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
         "model": str(args.model),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip()
         + f", {os.cpu_count()} cpus",
+        # other work on the machine takes cores from both server and client: the 1-minute load
+        # average before and after the run (the benchmark itself adds about 1-2)
+        "load_avg_1min": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
     }
     print(json.dumps(header), flush=True)
     if args.out:

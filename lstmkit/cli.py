@@ -696,6 +696,24 @@ def _add_serve_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
         default=2.0,
         help="micro-batching: longest wait for more requests (default: %(default)s)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the port, each with its own copy of the model: the "
+        "Python work of requests then uses every core (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads per worker process (default: torch's own choice; with --workers N "
+        "on N cores, 1)",
+    )
+    serve.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="do not print a line per request",
+    )
     serve.set_defaults(handler=_run_serve)
 
 
@@ -734,13 +752,20 @@ def _run_serve(args: argparse.Namespace) -> int:
     try:
         if not 0 <= args.max_wait_ms <= 1000:
             raise ValueError(f"--max-wait-ms must be in [0, 1000], got {args.max_wait_ms}")
+        if args.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {args.workers}")
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
         serve(
             args.bundle,
             host=args.host,
             port=args.port,
             token=args.token,
+            workers=args.workers,
+            access_log=not args.no_access_log,
             micro_batch=not args.no_micro_batch,
             max_wait_ms=args.max_wait_ms,
+            torch_threads=args.threads,
         )
     except ValueError as err:
         return _fail("serve", err)

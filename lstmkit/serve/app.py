@@ -11,15 +11,17 @@ import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import torch
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lstmkit import __version__
 from lstmkit.bundle import Predictor, load
 from lstmkit.serve.batcher import MicroBatcher
-from lstmkit.serve.routes import router
+from lstmkit.serve.routes import router, v1
 
 
 class _BodyLimit:
@@ -63,6 +65,7 @@ def create_app(
     predictor: Predictor | None = None,
     micro_batch: bool = True,
     max_wait_ms: float = 2.0,
+    torch_threads: int | None = None,
 ) -> FastAPI:
     """The API for the bundle (or run directory) at ``bundle_path``.
 
@@ -71,15 +74,23 @@ def create_app(
     every ``/v1`` route wants ``Authorization: Bearer <token>``. A request with more than
     ``max_texts`` texts or ``max_chars`` characters (all texts together) gets 413. With
     ``micro_batch``, concurrent /v1/predict requests are batched into one model call (waiting at
-    most ``max_wait_ms`` for company; :mod:`lstmkit.serve.batcher`).
+    most ``max_wait_ms`` for company; :mod:`lstmkit.serve.batcher`). With ``torch_threads``, the
+    lifespan sets torch's intra-op threads of the serving process (``torch.set_num_threads``: one
+    setting per process, so it is for a process that only serves, as ``lstmkit serve`` starts).
     """
     if max_texts < 1 or max_chars < 1:
         raise ValueError(f"max_texts and max_chars must be >= 1, got {max_texts}, {max_chars}")
+    if torch_threads is not None and torch_threads < 1:
+        raise ValueError(
+            f"torch_threads must be >= 1 (or None: torch's default), got {torch_threads}"
+        )
     if token is not None and not token:
         raise ValueError("token must not be empty (give None for no token)")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if torch_threads is not None:
+            torch.set_num_threads(torch_threads)
         loaded = predictor if predictor is not None else load(bundle_path)
         if not loaded.accepts_text:
             raise ValueError(f"{bundle_path}: the model reads real-valued sequences, not text")
@@ -106,10 +117,34 @@ def create_app(
     app.state.max_chars = max_chars
     app.state.predictor = None
     app.state.batcher = None
+    app.include_router(v1)  # routes.py says why not nested
     app.include_router(router)
     # JSON escapes make at most 6 bytes of a character ("\u00e9"); the rest is syntax
     app.add_middleware(_BodyLimit, max_bytes=6 * max_chars + 16 * max_texts + 4096)
     return app
+
+
+# the environment variable that hands create_app's arguments to the worker processes of
+# ``lstmkit serve --workers N`` (uvicorn starts each worker from an import string, so the
+# arguments cannot be passed as objects)
+WORKER_CONFIG_ENV = "LSTMKIT_SERVE_CONFIG"
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``lstmkit serve --workers N`` worker process: :func:`create_app` with the
+    arguments :func:`serve` put into ``$LSTMKIT_SERVE_CONFIG`` (JSON). Each worker loads the
+    bundle once, in its lifespan. A uvicorn factory (``--factory``)."""
+    raw = os.environ.get(WORKER_CONFIG_ENV)
+    if raw is None:
+        raise RuntimeError(
+            f"${WORKER_CONFIG_ENV} is not set: worker_app is started by lstmkit serve --workers N"
+        )
+    try:
+        kwargs = json.loads(raw)
+        bundle_path = kwargs.pop("bundle_path")
+    except (json.JSONDecodeError, KeyError, AttributeError, TypeError) as err:
+        raise RuntimeError(f"${WORKER_CONFIG_ENV} is not lstmkit serve's JSON: {err}") from None
+    return create_app(bundle_path, **kwargs)
 
 
 def serve(
@@ -118,11 +153,38 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     token: str | None = None,
+    workers: int = 1,
+    access_log: bool = True,
     **kwargs: Any,
 ) -> None:
-    """Load the model (errors come out before the server starts) and run uvicorn."""
+    """Load the model (errors come out before the server starts) and run uvicorn.
+
+    With ``workers`` > 1, uvicorn runs that many worker processes that share the port, each with
+    its own copy of the model (loaded once, in its lifespan) and its own micro-batcher: the
+    Python work of a request (HTTP, JSON, validation, tokenising) then runs on every core instead
+    of one. ``kwargs`` go to :func:`create_app` (they must be JSON values with ``workers`` > 1).
+    ``access_log=False`` drops uvicorn's line per request.
+    """
     import uvicorn
 
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     predictor = load(bundle_path)
-    app = create_app(bundle_path, token=token, predictor=predictor, **kwargs)
-    uvicorn.run(app, host=host, port=port)
+    app = create_app(bundle_path, token=token, predictor=predictor, **kwargs)  # checks kwargs
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, access_log=access_log)
+        return
+    del app, predictor  # the workers load their own
+    config = {"bundle_path": str(Path(bundle_path).resolve()), "token": token, **kwargs}
+    os.environ[WORKER_CONFIG_ENV] = json.dumps(config)
+    try:
+        uvicorn.run(
+            "lstmkit.serve.app:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=access_log,
+        )
+    finally:
+        del os.environ[WORKER_CONFIG_ENV]

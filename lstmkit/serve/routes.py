@@ -32,7 +32,7 @@ STATIC_FILES = {
 _bearer = HTTPBearer(auto_error=False, description="the token given to `lstmkit serve --token`")
 
 
-def require_token(
+async def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
@@ -50,12 +50,15 @@ def require_token(
         )
 
 
-def get_predictor(request: Request) -> Predictor:
-    """The Predictor loaded at startup."""
+async def get_predictor(request: Request) -> Predictor:
+    """The Predictor loaded at startup (async: a plain def would cost a worker-thread hop per
+    request)."""
     predictor: Predictor = request.app.state.predictor
     return predictor
 
 
+# the page and /health (no token), and the /v1 API (token when the app has one); the app includes
+# both itself: a router nested in another costs a second route match on every request
 router = APIRouter()
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
 
@@ -67,12 +70,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @v1.post("/predict", response_model=PredictResponse, responses=_ERRORS)
-async def predict(
-    body: PredictRequest,
-    request: Request,
-    predictor: Annotated[Predictor, Depends(get_predictor)],
-) -> PredictResponse:
+async def predict(body: PredictRequest, request: Request) -> PredictResponse:
     """Classify texts; the predictions come back in the order of the texts."""
+    # app.state read here rather than through a get_predictor dependency: each dependency costs
+    # FastAPI's dependency solving on every request, the hottest route of the server
+    predictor: Predictor = request.app.state.predictor
     max_texts: int = request.app.state.max_texts
     max_chars: int = request.app.state.max_chars
     if len(body.texts) > max_texts:
@@ -159,6 +161,3 @@ async def static_file(name: str) -> FileResponse:
     if name not in STATIC_FILES:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no static file {name!r}")
     return _static(name)
-
-
-router.include_router(v1)
