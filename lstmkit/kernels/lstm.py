@@ -67,9 +67,9 @@ _ACT: dict[str, OutFn] = {
     "identity": lambda x, out: out.copy_(x),
     "hard_sigmoid": lambda x, out: out.copy_(F.hardsigmoid(x)),
 }
-_ACT_GRAD: dict[str, GradFn] = {
-    "tanh": lambda y: 1.0 - y * y,
-    "sigmoid": lambda y: y * (1.0 - y),
+_ACT_GRAD: dict[str, GradFn] = {  # one pass each for tanh / sigmoid (addcmul: a + v * b * c)
+    "tanh": lambda y: torch.addcmul(y.new_ones(()), y, y, value=-1.0),
+    "sigmoid": lambda y: torch.addcmul(y, y, y, value=-1.0),
     "softsign": lambda y: (1.0 - y.abs()) ** 2,
     "relu": lambda y: (y > 0).to(y.dtype),
     "hard_tanh": lambda y: (y.abs() < 1.0).to(y.dtype),
@@ -320,8 +320,11 @@ def _backward(
     dz_all = gates.new_empty(steps, batch, 4, hidden)
     hm = h_all[before] if h_mask is None else h_all[before] * h_mask  # (T, B, H_out)
     # with layer_norm dz is not what reaches W_hh: its gradient is summed per step (in cache)
-    dw_hh = gates.new_zeros(4 * hidden, h_out) if ln_hh_w is not None else None
-    hm_s = hm.unbind(0)
+    # (accumulated transposed, so the per-step addmm_ needs no transposed view of dz)
+    dw_hh_t = gates.new_zeros(h_out, 4 * hidden) if ln_hh_w is not None else None
+    hm_t_s = hm.transpose(1, 2).unbind(0)  # (H_out, B) per step
+    dcn_buf = gates.new_empty(batch, 1, hidden)  # dc' of the current step; its (B, H) view below
+    dcn_2d = dcn_buf.view(batch, hidden)
     ln_c_s = ln_hh_s = None  # per-step (input, mean, rstd) of each layer norm
     if ln_c_w is not None:
         ln_c_s = list(zip(c_new.unbind(0), s["mu_c"].unbind(0), s["rstd_c"].unbind(0), strict=True))
@@ -349,25 +352,32 @@ def _backward(
     keep_cs = keep_c.unbind(0) if keep_c is not None else None
     drop_hs = drop_h.unbind(0) if drop_h is not None else None
     drop_cs = drop_c.unbind(0) if drop_c is not None else None
+    dy_in = False  # whether dh already holds dy of the step about to be processed
     for a in starts:
         b = min(a + chunk, steps)
-        g_ch = gates[a:b]
-        dr = d_ract(g_ch)  # (K, B, 4, H)
-        i, f, g, o = g_ch.unbind(2)
+        i, f, g, o = gates[a:b].unbind(2)  # (K, B, H) each
         d3 = gates.new_empty(b - a, batch, 3, hidden)
-        torch.mul(g, dr[:, :, 0], out=d3[:, :, 0])  # dz_i = dc' * d3_i
-        torch.mul(c_prev[a:b], dr[:, :, 1], out=d3[:, :, 1])  # dz_f = dc' * d3_f
+        torch.mul(g, d_ract(i), out=d3[:, :, 0])  # dz_i = dc' * d3_i
+        torch.mul(c_prev[a:b], d_ract(f), out=d3[:, :, 1])  # dz_f = dc' * d3_f
         torch.mul(i, d_act(g), out=d3[:, :, 2])  # dz_g = dc' * d3_g
-        d_os = (a_c[a:b] * dr[:, :, 3]).unbind(0)  # dz_o = dh_pre * d_o
-        qs = (o * d_act(a_c[a:b])).unbind(0)  # d(c_out) = dh_pre * q
+        d_os = d_ract(o).mul_(a_c[a:b]).unbind(0)  # dz_o = dh_pre * d_o
+        qs = d_act(a_c[a:b]).mul_(o).unbind(0)  # d(c_out) = dh_pre * q
         d3s, fs = d3.unbind(0), f.unbind(0)
         for t in range(a, b) if spec.reverse else range(b - 1, a - 1, -1):
             k = t - a
-            dht = dh if dys is None else dh + dys[t]
+            nxt = t + 1 if spec.reverse else t - 1  # the step processed after this one
+            # dy of the next step is folded into this step's dh GEMM (addmm) when it can be
+            fold_dy = dys is not None and 0 <= nxt < steps and h_mask is None
+            dht = dh if dys is None or dy_in else dh + dys[t]
             dh_carry = dc_carry = None
             if keep_hs is not None and keep_cs is not None and drop_hs is not None:
                 assert drop_cs is not None
-                dh_carry, dc_carry = dht * keep_hs[t], dc * keep_cs[t]
+                dh_carry = (
+                    torch.addcmul(dys[nxt], dht, keep_hs[t])  # type: ignore[index]
+                    if fold_dy
+                    else dht * keep_hs[t]
+                )
+                dc_carry = dc * keep_cs[t]
                 dht, dc = dht * drop_hs[t], dc * drop_cs[t]
             if w_hr is not None:
                 assert dh_pre_all is not None
@@ -382,33 +392,36 @@ def _backward(
                 )  # fmt: skip
                 dln["c_w"].append(dw_c)  # the per-step reduction over B, in cache
                 dln["c_b"].append(db_c)
-                dcn = dc + dco
+                dcn = torch.add(dc, dco, out=dcn_2d)
             else:
-                dcn = torch.addcmul(dc, dht, qs[k])
+                dcn = torch.addcmul(dc, dht, qs[k], out=dcn_2d)
             if w_co is not None:
                 dcn.addcmul_(dz_o_s[t], w_co)
-            torch.mul(dcn.unsqueeze(1), d3s[k], out=dz3_s[t])
+            torch.mul(dcn_buf, d3s[k], out=dz3_s[t])
             dc = dcn * fs[k]
             if w_ci is not None and w_cf is not None:
                 dc.addcmul_(dz_i_s[t], w_ci).addcmul_(dz_f_s[t], w_cf)
             dz2 = dz2_s[t]
             if ln_hh_s is not None:
-                assert dw_hh is not None
+                assert dw_hh_t is not None
                 raw, mu, rstd = ln_hh_s[t]
                 dz2, dw_hh_ln, _ = ln_bwd(
                     dz2, raw, [4 * hidden], mu, rstd, ln_hh_w,
                     None, [True, True, False],
                 )  # fmt: skip
                 dln["hh_w"].append(dw_hh_ln)
-                dw_hh.addmm_(dz2.t(), hm_s[t])
+                dw_hh_t.addmm_(hm_t_s[t], dz2)
             if h_mask is not None:
                 dh = torch.mm(dz2, w_hh).mul_(h_mask)  # (B, H_out)
                 if dh_carry is not None:
                     dh += dh_carry
             elif dh_carry is not None:
                 dh = torch.addmm(dh_carry, dz2, w_hh)
+            elif fold_dy:
+                dh = torch.addmm(dys[nxt], dz2, w_hh)  # type: ignore[index]
             else:
                 dh = torch.mm(dz2, w_hh)
+            dy_in = fold_dy
             if dc_carry is not None:
                 dc += dc_carry
 
@@ -422,8 +435,8 @@ def _backward(
         out["c0"] = dc
     if need["w_hh"]:  # one GEMM over all steps (accumulated per step with layer_norm)
         out["w_hh"] = (
-            dw_hh
-            if dw_hh is not None
+            dw_hh_t.t().contiguous()
+            if dw_hh_t is not None
             else dz_flat.reshape(-1, 4 * hidden).t().mm(hm.reshape(-1, h_out))
         )
     if w_ci is not None:
