@@ -179,6 +179,15 @@ class Predictor:
             )
         recipe = config.get("recipe") or {}
         self.maxlen: int | None = (recipe.get("data") or {}).get("maxlen")
+        # the padded forward when it is exact for this model (lstmkit.export says when): on CPU
+        # it costs a fraction of the packed variable-length path on mixed lengths
+        from lstmkit.export import PaddedClassifier, export_blockers
+
+        self._padded: PaddedClassifier | None = (
+            PaddedClassifier(self.model).eval()
+            if isinstance(model, SequenceClassifier) and not export_blockers(model)
+            else None
+        )
 
     @property
     def accepts_text(self) -> bool:
@@ -249,18 +258,22 @@ class Predictor:
         """``{"label", "scores": {label: probability}}`` for each text, in input order.
 
         Texts are sorted by length and run in batches of at most ``batch_size`` (little padding);
-        padding never changes a prediction, so the batching does not change a result.
+        padding never changes a prediction, so the batching does not change a result. Models the
+        ONNX export takes run as it does (:class:`lstmkit.export.PaddedClassifier`: one fused
+        call per layer over the padded batch, no packing), the others through
+        :meth:`SequenceClassifier.predict_proba`; both are exact.
         """
         from lstmkit.data.batching import collate_tokens
 
         seqs = self.encode(texts)
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         proba: list[list[float]] = [[] for _ in seqs]
+        forward = self._padded if self._padded is not None else self.model.predict_proba
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 tokens, lengths, _ = collate_tokens([(seqs[i], 0) for i in idx])
-                for i, p in zip(idx, self.model.predict_proba(tokens, lengths), strict=True):
+                for i, p in zip(idx, forward(tokens, lengths), strict=True):
                     proba[i] = p.tolist()
         out = []
         for p in proba:

@@ -11,7 +11,7 @@ recurrent op (``aten::lstm`` / ``aten::gru`` / ``aten::rnn_*``) to ONNX's LSTM /
 whose loop over time is dynamic. (The dynamo exporter traces ``torch.export``, which unrolls the
 recurrence over the example's length, so its graph is fixed to one ``T``.) The model's own
 variable-length path (``pack_padded_sequence`` / the 'split' strategy) does not trace, so the
-export runs an equivalent, trace-friendly computation (:class:`_ExportGraph`):
+export runs an equivalent, trace-friendly computation (:class:`PaddedClassifier`):
 
 - every layer and every direction is one fused call over the whole post-padded batch, without
   packing. For the forward direction the output at a real step ``t < lengths[b]`` depends on real
@@ -88,10 +88,15 @@ def check_exportable(model: SequenceClassifier) -> None:
         )
 
 
-class _ExportGraph(nn.Module):
+class PaddedClassifier(nn.Module):
     """``(tokens, lengths) -> probabilities`` of an eval-mode :class:`SequenceClassifier`,
     computed without packing so that it traces into a graph with dynamic ``B`` and ``T``
-    (see the module docstring for why it is exact)."""
+    (see the module docstring for why it is exact); for models :func:`export_blockers` passes.
+
+    It is also :class:`lstmkit.bundle.Predictor`'s inference path: on CPU one fused call over
+    the padded batch costs a fraction of the layer's packed / 'split' variable-length path on a
+    batch of mixed lengths (seed 003's IMDB model, random batches of 8-32 reviews: 0.16 ms per
+    review against 0.33-0.72 ms), the padding included."""
 
     def __init__(self, model: SequenceClassifier) -> None:
         super().__init__()
@@ -178,7 +183,7 @@ def export_onnx(
 
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    graph = _ExportGraph(copy.deepcopy(model).float().cpu().eval()).eval()
+    graph = PaddedClassifier(copy.deepcopy(model).float().cpu().eval()).eval()
     example = _example_inputs(model)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)

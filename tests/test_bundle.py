@@ -138,6 +138,35 @@ def test_batching_never_changes_a_result(tmp_path: Path, model: dict[str, Any]) 
     assert max_diff(predictor.predict(texts[::-1]), together[::-1]) <= 1e-6
 
 
+@pytest.mark.parametrize(
+    ("model", "padded"),
+    [
+        ({"num_classes": 2}, True),
+        ({"num_classes": 2, "num_layers": 2, "cell": "gru"}, True),
+        ({"num_classes": 3, "cell": "lstm", "bidirectional": True, "pooling": "mean"}, True),
+        ({"num_classes": 2, "cell": "rnn", "pooling": "max"}, True),
+        ({"num_classes": 2, "conv_filters": 4, "conv_kernel": 3, "pool_size": 2}, False),
+    ],
+    ids=["lstm-last", "gru-2layers", "bilstm-mean-3cls", "rnn-max", "conv"],
+)
+def test_padded_inference_equals_the_models_own_forward(
+    tmp_path: Path, model: dict[str, Any], padded: bool
+) -> None:
+    from lstmkit.data.batching import collate_tokens
+
+    predictor = load(make_run(tmp_path / "run", **model))
+    assert (predictor._padded is not None) == padded  # conv: the model's own path
+    texts = random_texts(40, seed=3)  # lengths 2..41 mixed in one batch: much padding
+    tokens, lengths, _ = collate_tokens([(ids, 0) for ids in predictor.encode(texts)])
+    assert int(lengths.min()) * 4 < int(lengths.max())
+    with torch.inference_mode():
+        own = predictor.model.predict_proba(tokens, lengths)  # packed / split
+    got = torch.tensor(
+        [[p["scores"][lab] for lab in predictor.labels] for p in predictor.predict(texts)]
+    )
+    assert float((got - own).abs().max()) <= 1e-6
+
+
 def test_predictor_metadata_and_encoding(run: Path, tmp_path: Path) -> None:
     meta = load(run).metadata
     assert meta["labels"] == ["negative", "positive"]

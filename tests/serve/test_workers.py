@@ -3,6 +3,7 @@ with two workers answers like the in-process predictor."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -54,15 +55,20 @@ def test_cli_workers_hand_their_arguments_to_the_worker_app(
         "micro_batch": True,
         "max_wait_ms": 5.0,
         "torch_threads": 1,
+        "freeze_gc": True,
     }
 
     threads: list[int] = []
-    monkeypatch.setattr(torch, "set_num_threads", threads.append)  # not this test process's
+    frozen: list[str] = []
+    # not this test process's threads and garbage collector
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append("freeze"))
+    monkeypatch.setattr(gc, "unfreeze", lambda: frozen.append("unfreeze"))
     monkeypatch.setenv(WORKER_CONFIG_ENV, call["env"])
     app = worker_app()
     assert app.state.token == "t"
     with TestClient(app) as c:
-        assert threads == [1]
+        assert threads == [1] and frozen == ["freeze"]
         assert app.state.batcher.max_wait_ms == 5.0
         ok = {"Authorization": "Bearer t"}
         r = c.post("/v1/predict", json={"texts": TEXTS}, headers=ok)
@@ -70,6 +76,7 @@ def test_cli_workers_hand_their_arguments_to_the_worker_app(
         assert [p["label"] for p in r.json()["predictions"]] == [
             p["label"] for p in load(bundle).predict(TEXTS)
         ]
+    assert frozen == ["freeze", "unfreeze"]
 
 
 def test_one_worker_runs_the_app_in_process(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
