@@ -52,6 +52,11 @@ class ClassifierConfig(BaseModel):
             training split (:mod:`lstmkit.ngrams`); its logits add to the head's ("wide and
             deep"). Token input only.
         ngram_buckets: hash slots of that branch (its weights: ngram_buckets x outputs).
+        ngram_dropout: branch dropout in training: with this probability an example's logits
+            come from one branch alone (the n-gram or the recurrent one, evenly), else from
+            their sum. 1.0 trains the two as an ensemble (each example updates exactly one
+            branch on its own loss, so neither leans on the other); 0.0 trains them jointly.
+            Prediction always sums both.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -82,6 +87,7 @@ class ClassifierConfig(BaseModel):
     cell_options: dict[str, Any] = Field(default_factory=dict)
     ngrams: int = Field(0, ge=0, le=3)
     ngram_buckets: int = Field(2**21, ge=1024, le=2**24)
+    ngram_dropout: float = Field(0.0, ge=0.0, le=1.0)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-safe) of the configuration."""
@@ -253,7 +259,16 @@ class SequenceClassifier(nn.Module):
         for dense in self.dense:
             pooled = F.relu(dense(pooled))
         logits = self.head(self.output_dropout(pooled))
-        return logits if wide is None else logits + wide
+        if wide is None:
+            return logits
+        p = self.config.ngram_dropout
+        if self.training and p > 0:
+            # per example: u < p/2 -> the n-gram branch alone, p/2 <= u < p -> the recurrent
+            # one alone, else both
+            u = torch.rand(logits.shape[0], 1, device=logits.device)
+            deep = (u >= p / 2).to(logits.dtype)
+            return logits * deep + wide * ((u < p / 2) | (u >= p)).to(logits.dtype)
+        return logits + wide
 
     def pool(
         self, out: Tensor, state: Tensor | tuple[Tensor, ...], lengths: Tensor | None

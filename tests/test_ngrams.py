@@ -189,3 +189,34 @@ def test_branch_exports_to_onnx_exactly(tmp_path: Path) -> None:
         want = model.predict_proba(x, lengths).detach().numpy()
         (got,) = session.run(None, {"tokens": x.numpy(), "lengths": lengths.numpy()})
         assert np.abs(got - want).max() <= 1e-5
+
+
+def test_ngram_dropout_trains_the_branches_as_an_ensemble() -> None:
+    torch.manual_seed(0)
+    model = SequenceClassifier(
+        ClassifierConfig(vocab_size=40, ngrams=2, ngram_buckets=4096, ngram_dropout=1.0)
+    )
+    assert model.ngram is not None
+    with torch.no_grad():
+        model.ngram.weight.normal_()
+        model.ngram.ratio.normal_()
+    x = torch.randint(1, 40, (400, 5))
+    model.eval()
+    both = model(x).detach()
+    wide = model.ngram(x).detach()
+    deep = both - wide
+    model.train()
+    out = model(x).detach()
+    is_wide = torch.isclose(out, wide, atol=1e-6)[:, 0]
+    is_deep = torch.isclose(out, deep, atol=1e-6)[:, 0]
+    assert bool((is_wide ^ is_deep).all())  # every example: exactly one branch
+    assert 150 < int(is_wide.sum()) < 250  # evenly split
+    # 0.5: a quarter each branch alone, half both
+    model.config.ngram_dropout = 0.5
+    out = model(x).detach()
+    alone_w = torch.isclose(out, wide, atol=1e-6)[:, 0]
+    summed = torch.isclose(out, both, atol=1e-6)[:, 0]
+    assert 60 < int(alone_w.sum()) < 140 and 150 < int(summed.sum()) < 250
+    # prediction always sums both
+    model.eval()
+    assert torch.equal(model(x).detach(), both)
