@@ -37,6 +37,7 @@ Equations (gate order i, f, g, o; :func:`lstmkit.functional.lstm_step`)::
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lstmkit import functional as Fn
+from lstmkit.kernels import compiled as C
 
 EPS = Fn.LN_EPS
 CHUNK_ELEMENTS = 1 << 18  # backward: local derivatives of ~this many gate values at a time
@@ -86,11 +88,14 @@ class LSTMKernelSpec:
         activation: name of the candidate / cell-output function (:func:`lstmkit.functional.activation_names`).
         recurrent_activation: name of the gate function ('sigmoid' or 'hard_sigmoid').
         reverse: visit the steps T-1 .. 0 (the reverse direction of a bidirectional layer).
+        compiled: run the per-step math in the compiled C step (:mod:`lstmkit.kernels.compiled`)
+            where the configuration allows it (:func:`step_blockers`); False: the torch-op steps.
     """
 
     activation: str = "tanh"
     recurrent_activation: str = "sigmoid"
     reverse: bool = False
+    compiled: bool = True
 
     def __post_init__(self) -> None:
         if self.activation not in Fn.activation_names():
@@ -247,6 +252,212 @@ _INPUT_NAMES = (
 )  # fmt: skip
 
 
+def step_blockers(
+    spec: LSTMKernelSpec, *, projection: bool, dtype: torch.dtype, device: str
+) -> list[str]:
+    """What keeps a kernel call off the compiled C step (empty: the C step runs it)."""
+    if not spec.compiled:
+        return ["compiled=False was requested"]
+    return C.compiled_blockers(
+        activation=spec.activation,
+        recurrent_activation=spec.recurrent_activation,
+        projection=projection,
+        dtype=dtype,
+        device=device,
+    )
+
+
+def _use_compiled(spec: LSTMKernelSpec, gx: Tensor, w_hr: Tensor | None) -> bool:
+    return not step_blockers(
+        spec, projection=w_hr is not None, dtype=gx.dtype, device=gx.device.type
+    )
+
+
+def _forward_compiled(
+    gx: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_hh: Tensor,
+    w_ci: Tensor | None,
+    w_cf: Tensor | None,
+    w_co: Tensor | None,
+    ln_hh_weight: Tensor | None,
+    ln_c_weight: Tensor | None,
+    ln_c_bias: Tensor | None,
+    w_hr: Tensor | None,
+    h_mask: Tensor | None,
+    keep_h: Tensor | None,
+    keep_c: Tensor | None,
+    out_mask: Tensor | None,
+    *,
+    spec: LSTMKernelSpec,
+    save: bool,
+) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+    """:func:`_forward` with the per-step math in C: per step one ``torch.mm`` (``addmm`` with
+    ``gx`` folded in, without layer norm) and one C call; same results and saved tensors."""
+    assert w_hr is None
+    fwd, _ = C.step_functions(gx.dtype)
+    steps, batch, g4 = gx.shape
+    hidden = g4 // 4
+    gx = gx.contiguous()
+    h_all = gx.new_empty(steps + 1, batch, hidden)
+    c_all = gx.new_empty(steps + 1, batch, hidden)
+    first = steps if spec.reverse else 0
+    h_all[first], c_all[first] = h0, c0
+    kept = steps if save else 1
+    ln = ln_hh_weight is not None
+    dt = gx.dtype
+    gates_all = gx.new_empty(kept, batch, 4, hidden)
+    a_c_all = gx.new_empty(kept, batch, hidden)
+    c_new_all = gx.new_empty(kept, batch, hidden) if keep_h is not None else None
+    raw_all = gx.new_empty(kept if ln else 1, batch, g4)  # without LN one (B, 4H) scratch
+    stats_hh = gx.new_empty(2, kept, batch) if ln else None  # mean, rstd of the LN on h W_hh^T
+    stats_c = gx.new_empty(2, kept, batch) if ln_c_weight is not None else None
+    hm = gx.new_empty(batch, hidden) if h_mask is not None else None  # h * h_mask: the GEMM's input
+    if keep_h is not None and keep_c is not None:
+        keep_h, keep_c = keep_h.to(dt).contiguous(), keep_c.to(dt).contiguous()
+    zero = gx.new_zeros(
+        hidden
+    )  # absent peepholes / LN bias: zeros, so the C loops have no branches
+    lnc_b = None if ln_c_weight is None else zero if ln_c_bias is None else ln_c_bias.contiguous()
+    ctx = C.fwd_context(
+        B=batch, H=hidden, raw_step=1 if ln else 0, eps=EPS,
+        kh_cols=keep_h.shape[2] if keep_h is not None else 0,
+        kc_cols=keep_c.shape[2] if keep_c is not None else 0,
+        gx=gx if ln else None, ln_w=_c(ln_hh_weight), w_ci=_c(w_ci, zero), w_cf=_c(w_cf, zero),
+        w_co=_c(w_co, zero), lnc_w=_c(ln_c_weight), lnc_b=lnc_b, keep_h=keep_h,
+        keep_c=keep_c, h_mask=_c(h_mask), raw=raw_all,
+        mu_hh=stats_hh[0] if stats_hh is not None else None,
+        rstd_hh=stats_hh[1] if stats_hh is not None else None,
+        mu_c=stats_c[0] if stats_c is not None else None,
+        rstd_c=stats_c[1] if stats_c is not None else None,
+        hm=hm, gates=gates_all, c_new=c_new_all, a_c=a_c_all, h_all=h_all, c_all=c_all,
+    )  # fmt: skip
+    ref = ctypes.byref(ctx)
+    w_hh_t = w_hh.t()
+    hs, gxs, raws = h_all.unbind(0), gx.unbind(0), raw_all.unbind(0)
+    if hm is not None and h_mask is not None:
+        torch.mul(h0, h_mask, out=hm)
+    shift = 1 if spec.reverse else 0
+    for t in range(steps - 1, -1, -1) if spec.reverse else range(steps):
+        t_in, t_out, tk = t + shift, t + 1 - shift, t if save else 0
+        h = hs[t_in] if hm is None else hm  # the C step writes the next hm after this GEMM
+        if ln:
+            torch.mm(h, w_hh_t, out=raws[tk])
+        else:
+            torch.addmm(gxs[t], h, w_hh_t, out=raws[0])
+        fwd(ref, t, tk, t_in, t_out)
+    states = slice(0, steps) if spec.reverse else slice(1, steps + 1)
+    y = h_all[states].transpose(0, 1)
+    y = y * out_mask if out_mask is not None else y.contiguous()
+    last = 0 if spec.reverse else steps
+    h_t, c_t = h_all[last].clone(), c_all[last].clone()
+    saved: dict[str, Tensor] = {}
+    if save:
+        saved = {"gates": gates_all, "a_c": a_c_all, "h_all": h_all, "c_all": c_all}
+        if c_new_all is not None:
+            saved["c_new"] = c_new_all
+        if stats_hh is not None:
+            saved.update(raw=raw_all, mu_hh=stats_hh[0], rstd_hh=stats_hh[1])
+        if stats_c is not None:
+            saved.update(mu_c=stats_c[0], rstd_c=stats_c[1])
+    return y, h_t, c_t, saved
+
+
+def _c(x: Tensor | None, default: Tensor | None = None) -> Tensor | None:
+    return default if x is None else x.contiguous()
+
+
+def _backward_compiled(
+    s: dict[str, Tensor],
+    inp: dict[str, Tensor | None],
+    need: dict[str, bool],
+    spec: LSTMKernelSpec,
+    d_y: Tensor | None,
+    d_ht: Tensor | None,
+    d_ct: Tensor | None,
+) -> dict[str, Tensor]:
+    """:func:`_backward` with the per-step math in C: per step one C call, one ``mm`` for dh
+    and, with layer norm, one ``addmm_`` for dW_hh (else one GEMM at the end)."""
+    gates, a_c, h_all, c_all = s["gates"], s["a_c"], s["h_all"], s["c_all"]
+    steps, batch, _, hidden = gates.shape
+    _, bwd = C.step_functions(gates.dtype)
+    before = slice(1, steps + 1) if spec.reverse else slice(0, steps)
+    after = slice(0, steps) if spec.reverse else slice(1, steps + 1)
+    w_hh = inp["w_hh"]
+    assert w_hh is not None
+    w_ci, w_cf, w_co = inp["w_ci"], inp["w_cf"], inp["w_co"]
+    h_mask, keep_h, keep_c, out_mask = inp["h_mask"], inp["keep_h"], inp["keep_c"], inp["out_mask"]
+    ln_hh_w, ln_c_w, ln_c_b = inp["ln_hh_weight"], inp["ln_c_weight"], inp["ln_c_bias"]
+    dt = gates.dtype
+    dy_t = None
+    if d_y is not None:
+        dy_t = d_y.transpose(0, 1)
+        dy_t = (dy_t * out_mask.transpose(0, 1) if out_mask is not None else dy_t).contiguous()
+    if keep_h is not None and keep_c is not None:
+        keep_h, keep_c = keep_h.to(dt).contiguous(), keep_c.to(dt).contiguous()
+    dz_all = gates.new_empty(steps, batch, 4 * hidden)
+    dh = d_ht.contiguous().clone() if d_ht is not None else gates.new_zeros(batch, hidden)
+    dc = d_ct.contiguous().clone() if d_ct is not None else gates.new_zeros(batch, hidden)
+    carry_h = gates.new_zeros(batch, hidden)  # zoneout / padding: the part of dh kept past a step
+    mmres = gates.new_empty(batch, hidden)  # d(raw) W_hh of the step just done
+    ln = ln_hh_w is not None
+    d_raw = gates.new_empty(batch, 4 * hidden) if ln else None
+    f64 = torch.float64  # the LN gain gradients are sums over T * B rows: accumulated in float64
+    g_lnhh = gates.new_zeros(4 * hidden, dtype=f64) if ln else None
+    g_lnc_w = gates.new_zeros(hidden, dtype=f64) if ln_c_w is not None else None
+    g_lnc_b = gates.new_zeros(hidden, dtype=f64) if ln_c_b is not None else None
+    zero = gates.new_zeros(hidden)
+    ctx = C.bwd_context(
+        B=batch, H=hidden,
+        kh_cols=keep_h.shape[2] if keep_h is not None else 0,
+        kc_cols=keep_c.shape[2] if keep_c is not None else 0,
+        raw=s.get("raw"), ln_w=_c(ln_hh_w), mu_hh=s.get("mu_hh"), rstd_hh=s.get("rstd_hh"),
+        w_ci=_c(w_ci, zero), w_cf=_c(w_cf, zero), w_co=_c(w_co, zero), lnc_w=_c(ln_c_w),
+        mu_c=s.get("mu_c"),
+        rstd_c=s.get("rstd_c"), keep_h=keep_h, keep_c=keep_c, h_mask=_c(h_mask), gates=gates,
+        c_new=s.get("c_new"), c_all=c_all, a_c=a_c, dy=dy_t, mmres=mmres, dh=dh, dc=dc,
+        carry_h=carry_h, dz_all=dz_all, d_raw=d_raw, g_lnhh_w=g_lnhh, g_lnc_w=g_lnc_w,
+        g_lnc_b=g_lnc_b,
+    )  # fmt: skip
+    ref = ctypes.byref(ctx)
+    hm = h_all[before] if h_mask is None else h_all[before] * h_mask  # (T, B, H)
+    dw_hh_t = gates.new_zeros(hidden, 4 * hidden) if ln else None
+    hm_t_s = hm.transpose(1, 2).unbind(0)
+    dz_s = dz_all.unbind(0)
+    shift = 1 if spec.reverse else 0
+    order = range(steps) if spec.reverse else range(steps - 1, -1, -1)
+    for n, t in enumerate(order):
+        bwd(ref, t, t + shift, t + 1 - shift, 1 if n == 0 else 0)
+        if d_raw is not None and dw_hh_t is not None:
+            torch.mm(d_raw, w_hh, out=mmres)
+            dw_hh_t.addmm_(hm_t_s[t], d_raw)
+        else:
+            torch.mm(dz_s[t], w_hh, out=mmres)
+    dh0 = (mmres * h_mask if h_mask is not None else mmres) + carry_h
+    out: dict[str, Tensor] = {"gx": dz_all, "h0": dh0, "c0": dc}
+    if need["w_hh"]:
+        out["w_hh"] = (
+            dw_hh_t.t().contiguous()
+            if dw_hh_t is not None
+            else dz_all.reshape(-1, 4 * hidden).t().mm(hm.reshape(-1, hidden))
+        )
+    if w_ci is not None:
+        dz4 = dz_all.view(steps, batch, 4, hidden)
+        c_prev = c_all[before]
+        c_new = s["c_new"] if "c_new" in s else c_all[after]
+        out["w_ci"] = (dz4[:, :, 0] * c_prev).sum((0, 1))
+        out["w_cf"] = (dz4[:, :, 1] * c_prev).sum((0, 1))
+        out["w_co"] = (dz4[:, :, 3] * c_new).sum((0, 1))
+    if g_lnhh is not None:
+        out["ln_hh_weight"] = g_lnhh.to(dt)
+    if g_lnc_w is not None:
+        out["ln_c_weight"] = g_lnc_w.to(dt)
+    if g_lnc_b is not None:
+        out["ln_c_bias"] = g_lnc_b.to(dt)
+    return {k: v for k, v in out.items() if need.get(k, False)}
+
+
 class _LSTMSequence(torch.autograd.Function):
     """The recurrence of one layer and direction with a hand-written BPTT (see the module doc)."""
 
@@ -254,8 +465,11 @@ class _LSTMSequence(torch.autograd.Function):
     def forward(ctx: Any, *args: Any) -> tuple[Tensor, Tensor, Tensor]:
         *tensors, spec = args
         save = any(ctx.needs_input_grad)
-        y, h, c, saved = _forward(*tensors, spec=spec, save=save)
+        compiled = _use_compiled(spec, tensors[0], tensors[10])
+        run = _forward_compiled if compiled else _forward
+        y, h, c, saved = run(*tensors, spec=spec, save=save)
         if save:
+            ctx.compiled = compiled
             names = [n for n in _SAVED_NAMES if n in saved]
             inputs = [n for n, v in zip(_INPUT_NAMES, tensors, strict=True) if v is not None]
             ctx.names = names
@@ -281,7 +495,8 @@ class _LSTMSequence(torch.autograd.Function):
         inp: dict[str, Tensor | None] = dict.fromkeys(_INPUT_NAMES)
         inp.update(zip(ctx.inputs, stored[n_saved:], strict=True))
         need = dict(zip(_INPUT_NAMES, ctx.needs_input_grad, strict=False))
-        grads_out = _backward(s, inp, need, ctx.spec, d_y, d_ht, d_ct)
+        run = _backward_compiled if ctx.compiled else _backward
+        grads_out = run(s, inp, need, ctx.spec, d_y, d_ht, d_ct)
         return (*[grads_out.get(n) for n in _INPUT_NAMES], None)
 
 
@@ -510,7 +725,8 @@ def lstm_sequence(
     if not torch.is_grad_enabled():
         # no_grad / inference_mode: parameters still say requires_grad, so the Function would
         # keep every step for a backward that never comes (measured 1.8x slower at H=128)
-        y, h, c, _ = _forward(*args, spec=spec, save=False)
+        run = _forward_compiled if _use_compiled(spec, gx, w_hr) else _forward
+        y, h, c, _ = run(*args, spec=spec, save=False)
         return y, h, c
     out = _LSTMSequence.apply(*args, spec)
     return out[0], out[1], out[2]
