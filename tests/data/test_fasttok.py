@@ -1,0 +1,173 @@
+"""lstmkit.data.fasttok: the NumPy word / char path gives exactly the vocabulary, the saved
+tokenizer.json and the ids of Hugging Face ``tokenizers`` (``fast=False``), on real sentences in
+every script, on every assigned Unicode character, on IMDB reviews, and on the corner cases the
+module docstring lists."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lstmkit.data import fasttok
+from lstmkit.data.tokenize import train_and_encode, train_tokenizer
+
+SENTENCES = [
+    "오늘은 날씨가 정말 좋아서 공원에 산책을 갔어요.",
+    "이 영화는 배우들의 연기가 훌륭하고 감동적이었습니다!",
+    "今日はとても良い天気なので、公園を散歩しました。",
+    "この映画は本当に素晴らしかったです。ｶﾞｷﾞﾊﾟ",  # half-width kana: NFKC composes them
+    "我今天去图书馆借了一本关于机器学习的书。",
+    "这部电影的音乐非常动人。",
+    "Le café était délicieux, et la crème brûlée aussi.",
+    "Ça m'a coûté très cher, mais l'hôtel était génial.",
+    "Great movie 😀👍🏽 — my daughter 👩‍💻 loved it! 🇰🇷🇯🇵",
+    "ｆｕｌｌｗｉｄｔｈ ＡＢＣ １２３ ﬁne ½",
+    "ΟΔΟΣ ΣΟΦΟΣ. İstanbul ǅemal ẞ",  # final sigma, dotted I, title-case digraph
+    "e\u0301te\u0301 (decomposed accents) and cafe\u0301",
+    "Привет, мир! مرحبا بالعالم ١٢٣ हिन्दी भाषा",
+    "tabs\tand\x0bcontrols\x1c\x1d\x85 nbsp\xa0here\u2028and\u3000there\r\nnew line\rCR",
+    "a literal [UNK] and [PAD] in the text, NUL\x00 too",
+    "supercalifragilisticexpialidocious antidisestablishmentarianism 12345678901234567",
+    "exactly8 sixteen_bytes_ab seventeen_bytes_ab 한국어한국어 (9 and 18 bytes)",
+]
+
+
+def _same(kind: str, texts: list[str], **kw: object) -> None:
+    """Fast and tokenizers give the same tokenizer.json and the same ids (training texts via
+    train_and_encode, and encode_batch on other texts)."""
+    ref = train_tokenizer(texts, kind, fast=False, **kw)  # type: ignore[arg-type]
+    tok, ids = train_and_encode(texts, kind, maxlen=12, **kw)  # type: ignore[arg-type]
+    assert tok._accel is not None and ref._accel is None
+    assert tok.tokenizer.to_str() == ref.tokenizer.to_str()
+    ref.maxlen = 12
+    for a, b in zip(ref.encode_batch(texts), ids, strict=True):
+        np.testing.assert_array_equal(a, b)
+    ref.maxlen = tok.maxlen = None
+    others = [t[::-1] + " ΣΑΣ x" for t in texts]  # unseen words -> [UNK] on both sides
+    for a, b in zip(ref.encode_batch(others), tok.encode_batch(others), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["word", "char"])
+@pytest.mark.parametrize("lowercase", [False, True])
+def test_same_as_tokenizers_on_every_script(kind: str, lowercase: bool) -> None:
+    _same(kind, SENTENCES * 2 + SENTENCES[:3], lowercase=lowercase)
+    _same(kind, SENTENCES, lowercase=lowercase, vocab_size=40, min_frequency=2)
+
+
+def test_same_tokens_for_assigned_characters() -> None:
+    # every 29th assigned character (a full pass takes ~30 s: see the commit message), each between
+    # letters, between symbols and doubled, in texts of 24 characters: a text holding a complex
+    # character goes to tokenizers whole, the others exercise the fast path with every class
+    chars = [
+        chr(c)
+        for c in range(0x20, 0x110000, 29)
+        if unicodedata.category(chr(c)) not in ("Cn", "Cs", "Co")
+    ]
+    texts = [
+        " ".join(f"a{c}b!{c}!{c}{c}" for c in chars[i : i + 24]) for i in range(0, len(chars), 24)
+    ]
+    for kind in ("word", "char"):
+        ref = train_tokenizer(texts, kind, vocab_size=10_000_000, fast=False)  # type: ignore[arg-type]
+        tok, ids = train_and_encode(texts, kind, vocab_size=10_000_000)  # type: ignore[arg-type]
+        assert tok._accel is not None
+        assert len(tok._accel.normalize(texts)[1]) < len(texts) / 5  # most on the fast path
+        assert tok.vocab() == ref.vocab()
+        for a, b in zip(ref.encode_batch(texts), ids, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_python_nfkc_is_tokenizers_nfkc_where_it_is_used() -> None:
+    from tokenizers import normalizers
+
+    accel = train_tokenizer(["a"], "word")._accel
+    assert accel is not None
+    chars = [
+        chr(c) for c in range(0x20, 0x110000) if unicodedata.category(chr(c)) not in ("Cn", "Cs")
+    ]
+    accel._learn_nfkc(chars)
+    safe = [c for c in chars if accel._nfkc_same[c]]
+    # tokenizers' tables are older than Python's: e.g. U+32FF SQUARE ERA NAME REIWA (Unicode
+    # 12.1) is left alone by tokenizers, Python gives '令和'; such texts use tokenizers' NFKC
+    assert "\u32ff" not in safe and len(chars) - len(safe) < 1000
+    assert all(
+        accel._nfkc_same[c]
+        == (unicodedata.normalize("NFKC", c) == normalizers.NFKC().normalize_str(c))
+        for c in chars[::50]
+        if not unicodedata.combining(c)
+    )
+    for sep in ("", "\u0301"):
+        text = sep.join(safe)
+        assert unicodedata.normalize("NFKC", text) == normalizers.NFKC().normalize_str(text)
+    texts = ["Reiwa ㋿ era", "ꟲ modifier ｃ"]
+    for kind in ("word", "char"):
+        ref = train_tokenizer(texts, kind, fast=False)  # type: ignore[arg-type]
+        tok, ids = train_and_encode(texts, kind)  # type: ignore[arg-type]
+        assert tok.vocab() == ref.vocab()
+        assert [i.tolist() for i in ids] == [i.tolist() for i in ref.encode_batch(texts)]
+
+
+IMDB = Path(os.environ.get("LSTMKIT_DATA", "/nonexistent")) / "aclImdb_v1_text.tar.gz"
+
+
+@pytest.mark.skipif(not IMDB.exists(), reason="LSTMKIT_DATA has no aclImdb_v1_text.tar.gz")
+def test_same_as_tokenizers_on_imdb_reviews() -> None:
+    texts: list[str] = []
+    with tarfile.open(IMDB, "r:gz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if member.isfile() and len(parts) == 4 and parts[2] in ("pos", "neg"):
+                fh = tar.extractfile(member)
+                assert fh is not None
+                texts.append(fh.read().decode("utf-8"))
+                if len(texts) == 600:
+                    break
+    assert sum(not t.isascii() for t in texts) > 50  # accented names, curly quotes, '…'
+    _same("word", texts, vocab_size=3000, lowercase=True, min_frequency=2)
+    _same("char", texts, vocab_size=120)
+
+
+def test_empty_texts_and_batches() -> None:
+    tok = train_tokenizer(SENTENCES, "word")
+    with pytest.raises(ValueError, match="text 1 gives no token"):
+        tok.encode_batch(["좋아요", " \u3000\n"])
+    assert tok.encode_batch([]) == []
+    assert train_tokenizer([], "word").vocab() == {"[PAD]": 0, "[UNK]": 1}
+    only_long = train_tokenizer(["한국어한국어 한국어한국어"], "word")  # 18-byte tokens only
+    assert only_long.vocab() == {"[PAD]": 0, "[UNK]": 1, "한국어한국어": 2}
+
+
+def test_a_key_collision_is_grouped_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = ["abcdefghij abcdefghik abcdefghij", "sixteen_bytes_ab sixteen_bytes_ac"]
+    want = train_tokenizer(texts, "word", fast=False).vocab()
+    zero = np.uint64(0)
+    for name in ("_K0", "_K1", "_K2"):  # every 8..16-byte token gets the same key
+        monkeypatch.setattr(fasttok, name, zero)
+    tok, ids = train_and_encode(texts, "word")
+    assert tok.vocab() == want
+    assert [i.tolist() for i in ids] == [[2, 3, 2], [4, 5]]
+
+
+def test_group_matches_unique_in_every_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    key = rng.integers(0, 3000, 20000).astype(np.uint64) * np.uint64(0x10000000001)
+    for multipliers in (fasttok._MULTIPLIERS, fasttok._MULTIPLIERS[:1], []):
+        monkeypatch.setattr(fasttok, "_MULTIPLIERS", multipliers)
+        first, inverse = fasttok._group(key)
+        assert len(first) == len(np.unique(key))
+        np.testing.assert_array_equal(key[first][inverse], key)
+
+
+def test_other_configurations_use_tokenizers() -> None:
+    from tokenizers import pre_tokenizers
+
+    tok = train_tokenizer(SENTENCES, "word")
+    assert fasttok.fast_path_for(tok.tokenizer, "bpe") is None
+    tok.tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    assert fasttok.fast_path_for(tok.tokenizer, "word") is None
+    assert train_tokenizer(SENTENCES, "bpe", vocab_size=200)._accel is None
