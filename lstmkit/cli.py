@@ -700,8 +700,8 @@ def _add_serve_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "--workers",
         type=int,
         default=1,
-        help="worker processes sharing the port, each with its own copy of the model: the "
-        "Python work of requests then uses every core (default: %(default)s)",
+        help="worker processes on the port (each its own SO_REUSEPORT socket and copy of the "
+        "model): the Python work of requests then uses every core (default: %(default)s)",
     )
     serve.add_argument(
         "--threads",
@@ -747,6 +747,7 @@ def _run_export(args: argparse.Namespace) -> int:
 def _run_serve(args: argparse.Namespace) -> int:
     try:
         from lstmkit.serve.app import serve
+        from lstmkit.serve.workers import WorkerExit
     except ImportError as err:
         return _fail("serve", ImportError(f"{err}; install fastapi and uvicorn"))
     try:
@@ -767,7 +768,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             max_wait_ms=args.max_wait_ms,
             torch_threads=args.threads,
         )
-    except ValueError as err:
+    except (ValueError, WorkerExit) as err:
         return _fail("serve", err)
     return 0
 

@@ -167,6 +167,32 @@ def test_padded_inference_equals_the_models_own_forward(
     assert float((got - own).abs().max()) <= 1e-6
 
 
+def test_batches_are_length_buckets(run: Path) -> None:
+    predictor = load(run)
+    predictor.batch_size = 16
+    padded = predictor._padded
+    assert padded is not None
+    calls: list[list[int]] = []
+
+    def spy(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        calls.append(lengths.tolist())
+        return padded(tokens, lengths)
+
+    predictor._padded = spy  # type: ignore[assignment]
+    texts = random_texts(100, seed=4)
+    got = predictor.predict(texts)
+    predictor._padded = padded
+    assert max_diff(got, predictor.predict(texts)) == 0.0
+    assert sum(len(c) for c in calls) == 100
+    for lengths in calls:  # sorted, at most 16, longest at most twice the shortest
+        assert lengths == sorted(lengths) and len(lengths) <= 16
+        assert lengths[-1] <= 2 * lengths[0]
+    # and no more calls than that needs: a new one only when full or when the length doubles
+    for prev, nxt in zip(calls, calls[1:], strict=False):
+        assert len(prev) == 16 or nxt[0] > 2 * prev[0], (prev, nxt)
+    assert len(calls) < 100 / 4  # buckets, not one text per call
+
+
 def test_predictor_metadata_and_encoding(run: Path, tmp_path: Path) -> None:
     meta = load(run).metadata
     assert meta["labels"] == ["negative", "positive"]

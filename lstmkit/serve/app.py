@@ -135,29 +135,6 @@ def create_app(
     return app
 
 
-# the environment variable that hands create_app's arguments to the worker processes of
-# ``lstmkit serve --workers N`` (uvicorn starts each worker from an import string, so the
-# arguments cannot be passed as objects)
-WORKER_CONFIG_ENV = "LSTMKIT_SERVE_CONFIG"
-
-
-def worker_app() -> FastAPI:
-    """The app of one ``lstmkit serve --workers N`` worker process: :func:`create_app` with the
-    arguments :func:`serve` put into ``$LSTMKIT_SERVE_CONFIG`` (JSON). Each worker loads the
-    bundle once, in its lifespan. A uvicorn factory (``--factory``)."""
-    raw = os.environ.get(WORKER_CONFIG_ENV)
-    if raw is None:
-        raise RuntimeError(
-            f"${WORKER_CONFIG_ENV} is not set: worker_app is started by lstmkit serve --workers N"
-        )
-    try:
-        kwargs = json.loads(raw)
-        bundle_path = kwargs.pop("bundle_path")
-    except (json.JSONDecodeError, KeyError, AttributeError, TypeError) as err:
-        raise RuntimeError(f"${WORKER_CONFIG_ENV} is not lstmkit serve's JSON: {err}") from None
-    return create_app(bundle_path, **kwargs)
-
-
 def serve(
     bundle_path: str | os.PathLike[str],
     *,
@@ -170,11 +147,11 @@ def serve(
 ) -> None:
     """Load the model (errors come out before the server starts) and run uvicorn.
 
-    With ``workers`` > 1, uvicorn runs that many worker processes that share the port, each with
-    its own copy of the model (loaded once, in its lifespan) and its own micro-batcher: the
-    Python work of a request (HTTP, JSON, validation, tokenising) then runs on every core instead
-    of one. ``kwargs`` go to :func:`create_app` (they must be JSON values with ``workers`` > 1).
-    ``access_log=False`` drops uvicorn's line per request.
+    With ``workers`` > 1, that many worker processes serve the port, each with its own copy of
+    the model (loaded once, in its lifespan) and its own micro-batcher: the Python work of a
+    request (HTTP, JSON, validation, tokenising) then runs on every core instead of one
+    (:mod:`lstmkit.serve.workers`). ``kwargs`` go to :func:`create_app` (they must be JSON values
+    with ``workers`` > 1). ``access_log=False`` drops uvicorn's line per request.
     """
     import uvicorn
 
@@ -186,17 +163,8 @@ def serve(
     if workers == 1:
         uvicorn.run(app, host=host, port=port, access_log=access_log)
         return
+    from lstmkit.serve.workers import run_workers
+
     del app, predictor  # the workers load their own
     config = {"bundle_path": str(Path(bundle_path).resolve()), "token": token, **kwargs}
-    os.environ[WORKER_CONFIG_ENV] = json.dumps(config)
-    try:
-        uvicorn.run(
-            "lstmkit.serve.app:worker_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=access_log,
-        )
-    finally:
-        del os.environ[WORKER_CONFIG_ENV]
+    run_workers(config, host=host, port=port, workers=workers, access_log=access_log)

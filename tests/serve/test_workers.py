@@ -1,12 +1,12 @@
-"""``lstmkit serve --workers N``: the arguments reach every worker process, and a real server
-with two workers answers like the in-process predictor."""
+"""``lstmkit serve --workers N``: the arguments reach every worker process, a real server with
+two workers answers like the in-process predictor, and a worker that dies stops the server."""
 
 from __future__ import annotations
 
 import gc
-import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +22,8 @@ from test_api import TEXTS, make_bundle
 
 from lstmkit.bundle import load
 from lstmkit.cli import main
-from lstmkit.serve.app import WORKER_CONFIG_ENV, worker_app
+from lstmkit.serve import create_app
+from lstmkit.serve.workers import run_workers
 
 
 @pytest.fixture(scope="module")
@@ -30,53 +31,52 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_bundle(tmp_path_factory.mktemp("workers"))
 
 
-def test_cli_workers_hand_their_arguments_to_the_worker_app(
+def test_cli_workers_hand_their_arguments_to_the_workers(
     bundle: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import uvicorn
+    import lstmkit.serve.workers as workers
 
     calls: list[dict[str, Any]] = []
-
-    def fake_run(app: Any, **kw: Any) -> None:  # what each worker process would build
-        calls.append({"app": app, "env": os.environ.get(WORKER_CONFIG_ENV), **kw})
-
-    monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.setattr(workers, "run_workers", lambda config, **kw: calls.append({**kw, **config}))
     args = ["serve", str(bundle), "--workers", "2", "--threads", "1", "--no-access-log"]
     assert main([*args, "--token", "t", "--max-wait-ms", "5", "--port", "9002"]) == 0
-    (call,) = calls
-    assert call["app"] == "lstmkit.serve.app:worker_app" and call["factory"] is True
-    assert call["workers"] == 2 and call["access_log"] is False
-    assert call["host"] == "127.0.0.1" and call["port"] == 9002
-    assert WORKER_CONFIG_ENV not in os.environ  # set only while uvicorn runs
-    config = json.loads(call["env"])
-    assert config == {
-        "bundle_path": str(bundle.resolve()),
-        "token": "t",
-        "micro_batch": True,
-        "max_wait_ms": 5.0,
-        "torch_threads": 1,
-        "freeze_gc": True,
-    }
+    assert calls == [
+        {
+            "host": "127.0.0.1",
+            "port": 9002,
+            "workers": 2,
+            "access_log": False,
+            "bundle_path": str(bundle.resolve()),
+            "token": "t",
+            "micro_batch": True,
+            "max_wait_ms": 5.0,
+            "torch_threads": 1,
+            "freeze_gc": True,
+        }
+    ]
 
+
+def test_worker_app_sets_threads_and_freezes_the_gc(
+    bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     threads: list[int] = []
     frozen: list[str] = []
     # not this test process's threads and garbage collector
     monkeypatch.setattr(torch, "set_num_threads", threads.append)
     monkeypatch.setattr(gc, "freeze", lambda: frozen.append("freeze"))
     monkeypatch.setattr(gc, "unfreeze", lambda: frozen.append("unfreeze"))
-    monkeypatch.setenv(WORKER_CONFIG_ENV, call["env"])
-    app = worker_app()
-    assert app.state.token == "t"
+    app = create_app(bundle, token="t", max_wait_ms=5.0, torch_threads=1, freeze_gc=True)
     with TestClient(app) as c:
         assert threads == [1] and frozen == ["freeze"]
         assert app.state.batcher.max_wait_ms == 5.0
-        ok = {"Authorization": "Bearer t"}
-        r = c.post("/v1/predict", json={"texts": TEXTS}, headers=ok)
+        r = c.post("/v1/predict", json={"texts": TEXTS}, headers={"Authorization": "Bearer t"})
         assert r.status_code == 200
         assert [p["label"] for p in r.json()["predictions"]] == [
             p["label"] for p in load(bundle).predict(TEXTS)
         ]
     assert frozen == ["freeze", "unfreeze"]
+    with pytest.raises(ValueError, match="torch_threads must be >= 1"):
+        create_app(bundle, torch_threads=0)
 
 
 def test_one_worker_runs_the_app_in_process(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,7 +85,7 @@ def test_one_worker_runs_the_app_in_process(bundle: Path, monkeypatch: pytest.Mo
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
     assert main(["serve", str(bundle)]) == 0
-    assert not isinstance(calls[0]["app"], str) and "workers" not in calls[0]
+    assert not isinstance(calls[0]["app"], str) and "workers" not in calls[0]  # in process
     assert calls[0]["access_log"] is True
 
 
@@ -103,31 +103,35 @@ def test_bad_worker_settings_are_refused(
     assert message in capsys.readouterr().err
 
 
-def test_worker_app_needs_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(WORKER_CONFIG_ENV, raising=False)
-    with pytest.raises(RuntimeError, match="is not set"):
-        worker_app()
-    monkeypatch.setenv(WORKER_CONFIG_ENV, '{"token": null}')
-    with pytest.raises(RuntimeError, match="is not lstmkit serve's JSON"):
-        worker_app()
+def test_run_workers_refuses_what_it_cannot_serve(bundle: Path) -> None:
+    config = {"bundle_path": str(bundle)}
+    with pytest.raises(ValueError, match="needs a fixed --port"):
+        run_workers(config, host="127.0.0.1", port=0, workers=2)
+    with socket.socket() as taken:  # a listener without SO_REUSEPORT holds the port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ValueError, match=f"cannot listen on 127.0.0.1:{port}"):
+            run_workers(config, host="127.0.0.1", port=port, workers=2)
 
 
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (Linux /proc)."""
+def _workers(pid: int) -> list[int]:
+    """The worker processes (multiprocessing 'spawn' children) of ``pid`` (Linux /proc)."""
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in cmdline:
                 out.append(int(entry.name))
     return out
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="counts workers through /proc")
-def test_two_real_workers_answer(bundle: Path, tmp_path: Path) -> None:
+def test_two_real_workers_answer_and_stop_together(bundle: Path, tmp_path: Path) -> None:
     port = free_port()
     cmd = [sys.executable, "-m", "lstmkit", "serve", str(bundle), "--port", str(port)]
     log = tmp_path / "server.log"
@@ -153,9 +157,16 @@ def test_two_real_workers_answer(bundle: Path, tmp_path: Path) -> None:
             assert [p["label"] for p in got] == [p["label"] for p in expected]
             for g, e in zip(got, expected, strict=True):
                 assert g["scores"] == pytest.approx(e["scores"], abs=1e-6)
-        assert len(_children(proc.pid)) >= 2  # the two workers (and uvicorn's helpers)
+        workers = _workers(proc.pid)
+        assert len(workers) == 2
+        # a worker that dies stops the server: the other worker goes too, and the exit says why
+        os.kill(workers[0], signal.SIGKILL)
+        assert proc.wait(timeout=60) == 2
+        assert "exited; the server was stopped" in log.read_text()
+        assert not Path(f"/proc/{workers[1]}").exists() or _workers(proc.pid) == []
     finally:
-        proc.send_signal(signal.SIGINT)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
