@@ -27,6 +27,9 @@ Implementations (:meth:`Recurrent._choose_impl` is the only place that decides):
   projection and the weight gradients one GEMM each. Runs every LSTM / GRU option, same masks
   and numbers as ``loop`` (float64 <= 1e-6, ``tests/test_kernels.py``); measured against the
   fused op in ``benchmarks/variants.py``. ``impl='kernel'`` on an RNN raises ``ValueError``.
+  For the LSTM (tanh / sigmoid, no projection, float32 / float64 on CPU) the math of each step
+  runs in a compiled C function (:mod:`lstmkit.kernels.compiled`, built with gcc on first use);
+  :attr:`Recurrent.impl_reason` says whether the compiled step or the torch-op steps run.
 - ``auto`` (default): ``fused`` when the configuration allows it, else ``kernel`` (LSTM, GRU), else
   ``loop``; the choice and
   the reason are in :attr:`Recurrent.impl_used` / :attr:`Recurrent.impl_reason` and logged at
@@ -49,6 +52,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from lstmkit.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, State
 from lstmkit.kernels import gru_direction, lstm_direction
+from lstmkit.kernels.lstm import step_path
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +182,9 @@ class Recurrent(nn.Module):
         if self.impl == "loop":
             return "loop", "impl='loop' was requested"
         if self.impl == "kernel":
+            if isinstance(self.cells[0], LSTMCell):
+                how = step_path(self.cells[0])
+                return "kernel", f"impl='kernel' was requested; lstmkit.kernels.lstm runs it {how}"
             return "kernel", "impl='kernel' was requested"
         blockers = self.fused_blockers()
         if self.impl == "fused":
@@ -186,8 +193,12 @@ class Recurrent(nn.Module):
             why = f"torch's fused op cannot run {', '.join(blockers)}"
             kernel_blockers = self.kernel_blockers()
             if not kernel_blockers:
-                kind = "lstm" if isinstance(self.cells[0], LSTMCell) else "gru"
-                return "kernel", f"{why}; lstmkit.kernels.{kind} runs it"
+                if isinstance(self.cells[0], LSTMCell):
+                    return (
+                        "kernel",
+                        f"{why}; lstmkit.kernels.lstm runs it {step_path(self.cells[0])}",
+                    )
+                return "kernel", f"{why}; lstmkit.kernels.gru runs it"
             return "loop", f"{why}, nor can lstmkit.kernels: {', '.join(kernel_blockers)}"
         return "fused", "vanilla configuration: torch's fused op (oneDNN on CPU, cuDNN on GPU)"
 

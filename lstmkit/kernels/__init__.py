@@ -8,16 +8,21 @@ picks ``impl='kernel'``.
 - :mod:`lstmkit.kernels.lstm`: every :class:`~lstmkit.cells.LSTMCell` option (peephole,
   layer_norm, zoneout, recurrent_dropout, weight_drop, activation / recurrent_activation,
   forget_bias, proj_size) with lengths and 'pre'/'post' padding, either direction.
+- :mod:`lstmkit.kernels.compiled`: the LSTM kernel's per-step math as one C function (built
+  with gcc on first use, loaded with ctypes) for the tanh / sigmoid LSTM without projection;
+  :func:`lstmkit.kernels.lstm.step_path` says whether a cell runs it.
 - :mod:`lstmkit.kernels.gru`: every :class:`~lstmkit.cells.GRUCell` option (reset_after True or
   False, zoneout, recurrent_dropout, weight_drop, activations), same conventions.
 """
 
+from lstmkit.kernels import compiled
 from lstmkit.kernels.gru import GRUKernelSpec, gru_direction, gru_sequence
 from lstmkit.kernels.lstm import LSTMKernelSpec, lstm_direction, lstm_sequence, lstm_sequence_loop
 
 __all__ = [
     "GRUKernelSpec",
     "LSTMKernelSpec",
+    "compiled",
     "gru_direction",
     "gru_sequence",
     "lstm_direction",

@@ -267,6 +267,23 @@ def step_blockers(
     )
 
 
+def step_path(cell: Any) -> str:
+    """Which per-step path the kernel runs for an :class:`lstmkit.cells.LSTMCell` (its weights'
+    dtype and device), as words that follow "runs it": 'with the compiled C step ...' or 'with
+    torch-op steps, as the compiled C step cannot run <what>'."""
+    spec = LSTMKernelSpec(cell.activation_name, cell.recurrent_activation_name)
+    weight = cell.weight_hh
+    blockers = step_blockers(
+        spec,
+        projection=cell.weight_hr is not None,
+        dtype=weight.dtype,
+        device=weight.device.type,
+    )
+    if not blockers:
+        return "with the compiled C step of lstmkit.kernels.compiled"
+    return f"with torch-op steps, as the compiled C step cannot run {', '.join(blockers)}"
+
+
 def _use_compiled(spec: LSTMKernelSpec, gx: Tensor, w_hr: Tensor | None) -> bool:
     return not step_blockers(
         spec, projection=w_hr is not None, dtype=gx.dtype, device=gx.device.type

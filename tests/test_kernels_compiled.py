@@ -1,0 +1,180 @@
+"""The compiled C step of the LSTM kernel (lstmkit.kernels.compiled) against the torch-op steps
+and the autograd loop: outputs, final state and every gradient, for every combination of the
+options it runs (layer_norm, peephole, zoneout / padding keep weights per element or per row,
+recurrent-dropout mask, padded outputs) in both directions, float64 and float32; plus its build
+(errors name the compiler and its message; the cache is reused) and the dispatch reason.
+
+The layer-level tests (tests/test_kernels.py) run the compiled step too, as it is the default
+for the tanh / sigmoid LSTM: there it is checked against the loop and the NumPy reference.
+"""
+
+from __future__ import annotations
+
+import itertools
+import stat
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor
+
+import lstmkit
+from lstmkit.kernels import LSTMKernelSpec, compiled, lstm_sequence, lstm_sequence_loop
+from lstmkit.kernels.lstm import step_blockers
+
+T, B, H = 6, 3, 5
+
+
+def _inputs(dtype: torch.dtype, opts: tuple[bool, ...], seed: int = 0) -> dict[str, Tensor]:
+    """Random arguments of lstm_sequence, drawn in float64 and cast (same numbers per dtype)."""
+    ln, peep, zone, per_row, mask, pad = opts
+    gen = torch.Generator().manual_seed(seed)
+
+    def r(*shape: int, scale: float = 1.0) -> Tensor:
+        x = torch.randn(*shape, generator=gen, dtype=torch.float64) * scale
+        return x.to(dtype).requires_grad_(True)
+
+    def u(*shape: int) -> Tensor:
+        return torch.rand(*shape, generator=gen, dtype=torch.float64)
+
+    args = {"gx": r(T, B, 4 * H), "h0": r(B, H), "c0": r(B, H), "w_hh": r(4 * H, H, scale=0.4)}
+    if peep:
+        args.update(w_ci=r(H, scale=0.5), w_cf=r(H, scale=0.5), w_co=r(H, scale=0.5))
+    if ln:
+        args.update(
+            ln_hh_weight=(1 + 0.2 * r(4 * H)).detach().requires_grad_(True),
+            ln_c_weight=(1 + 0.2 * r(H)).detach().requires_grad_(True),
+            ln_c_bias=r(H, scale=0.1),
+        )
+    if mask:
+        args["h_mask"] = ((u(B, H) > 0.3) / 0.7).to(dtype)
+    if zone or pad:
+        cols = 1 if per_row else H
+        keep_h = (u(T, B, cols) < 0.3).to(dtype) if zone else torch.zeros(T, B, cols, dtype=dtype)
+        keep_c = (u(T, B, 1) < 0.3).to(dtype) if zone else torch.zeros(T, B, 1, dtype=dtype)
+        if pad:  # sequence 1 is 3 steps long ('post' padding): its state is kept from then on
+            keep_h[3:, 1], keep_c[3:, 1] = 1.0, 1.0
+            out_mask = torch.ones(B, T, 1, dtype=dtype)
+            out_mask[1, 3:] = 0.0
+            args["out_mask"] = out_mask
+        args.update(keep_h=keep_h, keep_c=keep_c)
+    return args
+
+
+def _results(fn: object, args: dict[str, Tensor], spec: LSTMKernelSpec) -> list[Tensor]:
+    y, h, c = fn(**args, spec=spec)  # type: ignore[operator]
+    gen = torch.Generator().manual_seed(5)
+    weights = [torch.randn(v.shape, generator=gen, dtype=torch.float64) for v in (y, h, c)]
+    loss = sum((v * w.to(v.dtype)).sum() for v, w in zip((y, h, c), weights, strict=True))
+    params = [v for v in args.values() if v.requires_grad]
+    grads = torch.autograd.grad(loss, params)  # type: ignore[arg-type]
+    return [y.detach(), h.detach(), c.detach(), *grads]
+
+
+def _worst(a: list[Tensor], b: list[Tensor]) -> float:
+    return max(float((x.double() - y.double()).abs().max()) for x, y in zip(a, b, strict=True))
+
+
+COMBOS = [
+    c
+    for c in itertools.product([False, True], repeat=6)
+    if not (c[3] and not (c[2] or c[5]))  # per-row keep weights only with zoneout or padding
+]
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_compiled_step_equals_torch_steps_and_loop_float64(reverse: bool) -> None:
+    """float64, every option combination: compiled == torch-op steps == loop (<= 1e-6; the C
+    step is in fact within ~1e-12, asserted at 1e-9)."""
+    worst_steps = worst_loop = 0.0
+    for opts in COMBOS:
+        args = _inputs(torch.float64, opts)
+        got = _results(lstm_sequence, args, LSTMKernelSpec(reverse=reverse))
+        steps = _results(lstm_sequence, args, LSTMKernelSpec(reverse=reverse, compiled=False))
+        loop = _results(lstm_sequence_loop, args, LSTMKernelSpec(reverse=reverse))
+        worst_steps = max(worst_steps, _worst(got, steps))
+        worst_loop = max(worst_loop, _worst(got, loop))
+        assert _worst(got, loop) <= 1e-9, opts
+    assert worst_steps <= 1e-9 and worst_loop <= 1e-9, (worst_steps, worst_loop)
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        (True, False, False, False, False, False),  # LayerNorm-LSTM
+        (False, True, False, False, False, False),  # peephole
+        (False, False, True, False, True, False),  # zoneout + recurrent dropout
+        (True, True, True, True, True, True),  # everything, padded
+    ],
+    ids=["layer_norm", "peephole", "zoneout", "all"],
+)
+def test_compiled_step_float32_within_1e4(opts: tuple[bool, ...]) -> None:
+    """float32 compiled vs the float32 loop and vs the float64 result (<= 1e-4)."""
+    args32, args64 = _inputs(torch.float32, opts), _inputs(torch.float64, opts)
+    got = _results(lstm_sequence, args32, LSTMKernelSpec())
+    assert got[0].dtype == torch.float32
+    loop32 = _results(lstm_sequence_loop, args32, LSTMKernelSpec())
+    exact = _results(lstm_sequence, args64, LSTMKernelSpec(compiled=False))
+    assert _worst(got, loop32) <= 1e-4
+    assert _worst(got, exact) <= 1e-4
+
+
+def test_compiled_step_without_grad_matches() -> None:
+    """no_grad (nothing saved, one step's buffers reused) gives the training forward's numbers."""
+    args = _inputs(torch.float64, (True, True, True, False, True, True))
+    with torch.no_grad():
+        fast = lstm_sequence(**args)
+        steps = lstm_sequence(**args, spec=LSTMKernelSpec(compiled=False))
+    for a, b in zip(fast, steps, strict=True):
+        assert float((a - b).abs().max()) <= 1e-12
+
+
+def test_step_blockers_and_impl_reason() -> None:
+    """What the C step runs, and the layer saying which step path it takes."""
+    spec = LSTMKernelSpec()
+    assert step_blockers(spec, projection=False, dtype=torch.float32, device="cpu") == []
+    assert step_blockers(
+        LSTMKernelSpec(activation="softsign"), projection=True, dtype=torch.float16, device="cpu"
+    ) == [
+        "dtype torch.float16 (float32 / float64 only)",
+        "activation='softsign' (tanh only)",
+        "proj_size (a second GEMM per step)",
+    ]
+    assert step_blockers(LSTMKernelSpec(compiled=False), projection=False, dtype=torch.float32,
+                         device="cpu") == ["compiled=False was requested"]  # fmt: skip
+    ln = lstmkit.LSTM(3, 4, layer_norm=True)
+    assert ln.impl_used == "kernel" and "with the compiled C step" in ln.impl_reason
+    proj = lstmkit.LSTM(3, 4, peephole=True, proj_size=2)
+    assert proj.impl_used == "kernel"
+    assert "torch-op steps, as the compiled C step cannot run proj_size" in proj.impl_reason
+    assert "compiled C step" in lstmkit.LSTM(3, 4, impl="kernel").impl_reason
+
+
+def test_build_is_cached_and_keeps_denormals(tmp_path: Path) -> None:
+    """A second build is a cache hit (same file, no leftovers); loading the library leaves the
+    process's floating point alone (no flush-to-zero from crtfastmath.o)."""
+    first = compiled.build(tmp_path)
+    mtime = first.stat().st_mtime_ns
+    again = compiled.build(tmp_path)
+    assert again == first and again.stat().st_mtime_ns == mtime
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]
+    compiled.library()
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # a float32 denormal
+    assert float(tiny * 1.0) > 0.0 and 5e-324 * 1.0 > 0.0
+
+
+def test_build_errors_name_the_compiler_and_its_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing or failing compiler raises CompiledKernelError saying what failed and why."""
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    with pytest.raises(compiled.CompiledKernelError, match="cannot run the C compiler"):
+        compiled.build(tmp_path / "cache")
+    bad = tmp_path / "bad-cc"
+    bad.write_text("#!/bin/sh\nif [ \"$1\" = --version ]; then echo bad 1.0; exit 0; fi\n"
+                   "echo 'fatal: no space left' >&2\nexit 3\n")  # fmt: skip
+    bad.chmod(bad.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("CC", str(bad))
+    with pytest.raises(compiled.CompiledKernelError, match=r"exited 3:\nfatal: no space left"):
+        compiled.build(tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*.so"))  # nothing half-written is left as a hit
