@@ -43,7 +43,7 @@ from lstmkit.config import TrainConfig
 from lstmkit.data.batching import SequenceDataset, collate_tokens
 from lstmkit.data.resolve import resolve
 from lstmkit.data.text import class_names, label_ids, read_labelled_texts
-from lstmkit.data.tokenize import train_tokenizer
+from lstmkit.data.tokenize import train_and_encode, train_tokenizer
 from lstmkit.models import ClassifierConfig, SequenceClassifier
 from lstmkit.train import Trainer
 
@@ -96,17 +96,28 @@ def write_split_csvs(tarball: Path, out_dir: Path) -> dict[str, int]:
     return {k: len(v) for k, v in rows.items()}
 
 
-def pipeline(path: Path, kind: str, vocab_size: int, maxlen: int) -> tuple[Any, dict[str, Any]]:
-    """Load + tokenize the CSV as lstmkit train --task text does; (dataset, timings)."""
+def pipeline(
+    path: Path, kind: str, vocab_size: int, maxlen: int, fast: bool = True
+) -> tuple[Any, dict[str, Any]]:
+    """Load + tokenize the CSV as lstmkit train --task text does; (dataset, timings).
+
+    ``fast``: 'word' / 'char' through :func:`lstmkit.data.tokenize.train_and_encode` (the texts
+    are cut into tokens once, by lstmkit.data.fasttok, for the vocabulary and the ids; its
+    ``train_tokenizer_s`` covers both and ``encode_s`` is 0); False: HF tokenizers' own trainer,
+    then its encoder (the reference; the same ids)."""
     t0 = time.perf_counter()
     data = read_labelled_texts(path, "review", "label")
     names = class_names(data, "label")
     y = label_ids(data, names, "label", path)
     t1 = time.perf_counter()
-    tok = train_tokenizer(data.texts, kind, vocab_size=vocab_size)  # type: ignore[arg-type]
-    tok.maxlen = maxlen
-    t2 = time.perf_counter()
-    seqs = tok.encode_batch(data.texts)
+    if fast:
+        tok, seqs = train_and_encode(data.texts, kind, vocab_size=vocab_size, maxlen=maxlen)  # type: ignore[arg-type]
+        t2 = time.perf_counter()
+    else:
+        tok = train_tokenizer(data.texts, kind, vocab_size=vocab_size, fast=False)  # type: ignore[arg-type]
+        tok.maxlen = maxlen
+        t2 = time.perf_counter()
+        seqs = tok.encode_batch(data.texts)
     t3 = time.perf_counter()
     ds = SequenceDataset(seqs, y)
     return ds, {
@@ -115,6 +126,7 @@ def pipeline(path: Path, kind: str, vocab_size: int, maxlen: int) -> tuple[Any, 
         "train_tokenizer_s": t2 - t1,
         "encode_s": t3 - t2,
         "seconds": t3 - t0,
+        "fast": tok._accel is not None,
         "tokens": int(ds.lengths.sum()),
         "vocab_size": tok.vocab_size,
         "unknown_rate": tok.unknown_fraction(seqs),
@@ -150,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=40, help="training steps to time")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--kinds", default="word,bpe,char", help="tokenizers to measure")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also time HF tokenizers' own word/char trainer and encoder (the ids are the same)",
+    )
     parser.add_argument("--maxlen", type=int, default=500)
     parser.add_argument("--out", type=Path, help="also write the JSON lines to this file")
     parser.add_argument(
@@ -167,16 +184,20 @@ def main(argv: list[str] | None = None) -> int:
         csv_path = Path(tmp) / "imdb.csv"
         n = write_imdb_csv(resolve("aclImdb_v1_text.tar.gz"), csv_path, args.limit)
         size_mb = csv_path.stat().st_size / 1e6
-        for kind in args.kinds.split(","):
+        runs = [(kind, True) for kind in args.kinds.split(",")]
+        if args.reference:
+            runs += [(k, False) for k in args.kinds.split(",") if k in ("word", "char")]
+        for kind, fast in runs:
             vocab = 10000 if kind != "char" else 2000
-            ds, pipe = pipeline(csv_path, kind, vocab, args.maxlen)
+            ds, pipe = pipeline(csv_path, kind, vocab, args.maxlen, fast)
             train = training_rate(ds, pipe["vocab_size"], args.steps, args.threads)
             pipe_rate = pipe["rows"] / pipe["seconds"]
+            engine = "tokenizers" if not pipe["fast"] else "lstmkit fasttok"
             lines.append(
                 {
                     "bench": "data_pipeline",
-                    "case": f"imdb-{n // 1000}k-csv-{kind}",
-                    "impl": f"load+{kind} tokenizer",
+                    "case": f"imdb-{n // 1000}k-csv-{kind}" + ("" if fast else "-reference"),
+                    "impl": f"load+{kind} tokenizer ({engine})",
                     "ours": pipe_rate,
                     "peer": train["rows_per_s"],
                     "peer_name": "training (LSTM(32))",

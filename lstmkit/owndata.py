@@ -51,7 +51,7 @@ from lstmkit.data.tokenize import (
     TOKENIZER_FILE,
     EmptyEncodingError,
     TextTokenizer,
-    train_tokenizer,
+    train_and_encode,
 )
 from lstmkit.data.vectors import Coverage, embedding_matrix, load_vectors
 from lstmkit.models import ClassifierConfig, SequenceClassifier
@@ -78,14 +78,18 @@ class PreparedText:
     valid_from: str
 
 
+def _no_token(data: LabelledTexts, err: EmptyEncodingError) -> DataFileError:
+    return DataFileError(
+        f"{data.path}: {data.where} {data.lines[err.index]}: the text gives no token after "
+        "Unicode normalisation; remove the record or give it a text"
+    )
+
+
 def _encode(tok: TextTokenizer, data: LabelledTexts) -> list[np.ndarray]:
     try:
         return tok.encode_batch(data.texts)
     except EmptyEncodingError as err:
-        raise DataFileError(
-            f"{data.path}: {data.where} {data.lines[err.index]}: the text gives no token after "
-            "Unicode normalisation; remove the record or give it a text"
-        ) from None
+        raise _no_token(data, err) from None
 
 
 def _first_per_class(data: LabelledTexts, limit: int | None) -> LabelledTexts:
@@ -146,17 +150,20 @@ def prepare_text(
         test = _first_per_class(test, limit)
         y_test = label_ids(test, names, s.label_column, train_all.path)
     try:
-        tok = train_tokenizer(
+        tok, x_train = train_and_encode(
             train.texts,
             s.tokenizer,
             vocab_size=s.vocab_size,
             min_frequency=s.min_frequency,
             lowercase=s.lowercase,
+            maxlen=maxlen,
+            truncating=truncating,
         )
+    except EmptyEncodingError as err:
+        raise _no_token(train, err) from None
     except ValueError as err:
         raise DataFileError(f"[data.text]: {err}") from None
-    tok.maxlen, tok.truncating = maxlen, truncating
-    x_train, x_valid = _encode(tok, train), _encode(tok, valid)
+    x_valid = _encode(tok, valid)
     balance = {"train": class_balance(y_train, names), "valid": class_balance(y_valid, names)}
     unknown = {"train": tok.unknown_fraction(x_train), "valid": tok.unknown_fraction(x_valid)}
     test_ds = None

@@ -159,6 +159,7 @@ class FastWordLevel:
             lut[i] = min(self._class[chr(i)], SINGLE)  # \r (char): its texts go to tokenizers
         self._byte_class = lut
         self._lookup_cache: tuple[int, np.ndarray, dict[str, int]] | None = None
+        self._patterns: tuple[int, re.Pattern[str] | None, re.Pattern[str] | None] | None = None
 
     # -- characters -------------------------------------------------------------------------
 
@@ -224,7 +225,9 @@ class FastWordLevel:
                 else unicodedata.normalize("NFKC", texts[i])
                 for i in others
             ]
-            chars = _distinct_chars(norm)
+            # a text NFKC leaves alone (returned as is) has no character beyond `raw`
+            changed = [t for i, t in zip(others, norm, strict=True) if t is not texts[i]]
+            chars = sorted(set(raw) | set(_distinct_chars(changed)))
             if self.lowercase:
                 self._learn_lower(chars)
                 differs = self._any_of([c for c in chars if c in self._lower_differs])
@@ -271,9 +274,13 @@ class FastWordLevel:
     def _word_tokens(self, texts: Sequence[str]) -> Tokens:
         # non-ASCII one-character tokens get spaces around them and non-ASCII spaces become
         # " ", so that below every byte >= 0x80 belongs to a run of word bytes
-        singles = [c for c, k in self._class.items() if k == SINGLE and ord(c) >= 128]
-        spaces = [c for c, k in self._class.items() if k == SPACE and ord(c) >= 128]
-        single_re, space_re = self._any_of(singles), self._any_of(spaces)
+        if not texts:
+            return Tokens(np.zeros(0, np.int64), [], np.zeros(0, np.int64))
+        if self._patterns is None or self._patterns[0] != len(self._class):
+            singles = [c for c, k in self._class.items() if k == SINGLE and ord(c) >= 128]
+            spaces = [c for c, k in self._class.items() if k == SPACE and ord(c) >= 128]
+            self._patterns = (len(self._class), self._any_of(singles), self._any_of(spaces))
+        _, single_re, space_re = self._patterns
         parts = list(texts)
         for i, t in enumerate(parts):
             if not t.isascii():
@@ -282,23 +289,36 @@ class FastWordLevel:
                 if single_re is not None:
                     t = single_re.sub(r" \g<0> ", t)
                 parts[i] = t
-        sizes = np.fromiter(
-            (len(t) if t.isascii() else len(t.encode("utf-8")) for t in parts),
-            dtype=np.int64,
-            count=len(parts),
-        )
-        data = "\n".join(parts).encode("utf-8") + b"\n" + bytes(16)  # \n: a space; 16: keys
-        cls = self._byte_class[np.frombuffer(data, dtype=np.uint8, count=len(data) - 16)]
+        # the texts joined by NUL, which then counts as a space, when no text holds a NUL;
+        # else by LF (a space), and the byte size of each text tells where it starts
+        joined = "\x00".join(parts)
+        nul_free = joined.count("\x00") == len(parts) - 1
+        if not nul_free:
+            joined = "\n".join(parts)
+        data = joined.encode("utf-8") + b"\n" + bytes(16)  # 16 zeros: see _group_tokens
+        b = np.frombuffer(data, dtype=np.uint8, count=len(data) - 16)
+        lut = self._byte_class.copy()
+        lut[0] = SPACE if nul_free else lut[0]
+        cls = lut[b]
         word = cls == WORD
-        joined = word[1:] & word[:-1]  # byte k+1 continues the word of byte k
+        cont = word[1:] & word[:-1]  # byte k+1 continues the word of byte k
+        np.logical_not(cont, out=cont)
         start = cls != SPACE
         end = start.copy()
-        start[1:] &= ~joined
-        end[:-1] &= ~joined
+        start[1:] &= cont
+        end[:-1] &= cont
         starts = np.flatnonzero(start)
         lengths = np.flatnonzero(end) + 1 - starts
         row_starts = np.zeros(len(parts), dtype=np.int64)
-        np.cumsum(sizes[:-1] + 1, out=row_starts[1:])
+        if nul_free:
+            row_starts[1:] = np.flatnonzero(b == 0) + 1
+        else:
+            sizes = np.fromiter(
+                (len(t) if t.isascii() else len(t.encode("utf-8")) for t in parts[:-1]),
+                dtype=np.int64,
+                count=len(parts) - 1,
+            )
+            np.cumsum(sizes + 1, out=row_starts[1:])
         counts = np.diff(np.append(np.searchsorted(starts, row_starts), starts.size))
         codes, names = _group_tokens(data, starts, lengths)
         return Tokens(codes, names, counts)

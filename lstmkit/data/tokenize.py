@@ -191,8 +191,14 @@ def word_level_vocab(
     """token -> id as ``tokenizers``' WordLevelTrainer builds it: ``[PAD]``, ``[UNK]``, then the
     tokens seen at least ``min_frequency`` times, most frequent first, ties in code-point order
     (Rust's string order), ``vocab_size`` ids in all."""
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    words = SPECIALS + [w for w, n in ranked if n >= min_frequency]
+    keep = vocab_size - len(SPECIALS)
+    items = [(w, n) for w, n in counts.items() if n >= min_frequency]
+    if len(items) > keep > 0:  # only the tokens that can make it need sorting
+        freq = np.fromiter((n for _, n in items), dtype=np.int64, count=len(items))
+        cut = np.partition(freq, len(items) - keep)[len(items) - keep]  # keep-th largest
+        items = [(w, n) for w, n in items if n >= cut]
+    ranked = sorted(items, key=lambda kv: (-kv[1], kv[0]))
+    words = SPECIALS + [w for w, _ in ranked]
     return {w: i for i, w in enumerate(words[:vocab_size])}
 
 
