@@ -67,8 +67,8 @@ REVIEW = re.compile(r"^aclImdb/test/(pos|neg)/[^/]+\.txt$")
 DEFAULT_SERVERS = [
     "",
     "--no-micro-batch",
-    "--workers 2 --threads 1 --no-access-log",
-    "--workers 2 --threads 1 --no-access-log --no-micro-batch",
+    "--workers 2 --no-access-log",
+    "--workers 2 --no-access-log --no-micro-batch",
 ]
 
 

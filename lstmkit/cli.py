@@ -706,8 +706,8 @@ def _add_serve_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
     serve.add_argument(
         "--threads",
         type=int,
-        help="torch threads per worker process (default: torch's own choice; with --workers N "
-        "on N cores, 1)",
+        help="torch threads per worker process (default: 1; a served model's matrices are "
+        "small, more threads fight the event loop for the cores)",
     )
     serve.add_argument(
         "--no-access-log",

@@ -54,6 +54,9 @@ def test_cli_workers_hand_their_arguments_to_the_workers(
             "freeze_gc": True,
         }
     ]
+    assert main(["serve", str(bundle), "--workers", "2"]) == 0
+    assert calls[-1]["torch_threads"] == 1  # the default
+    assert calls[-1]["access_log"] is True and calls[-1]["token"] is None
 
 
 def test_worker_app_sets_threads_and_freezes_the_gc(
