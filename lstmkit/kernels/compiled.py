@@ -120,7 +120,7 @@ static inline void KEEP_SFX(REAL* s, const REAL* old, const REAL* k, long cols, 
 
 void lstm_fwd_SFX(const FwdCtx* x, long t, long tk, long ti, long to) {
   const long B = x->B, H = x->H, G = 4 * H;
-  const REAL* gx = x->gx ? (const REAL*)x->gx + t * B * G : NULL;
+  const REAL* gx = (const REAL*)x->gx + t * B * G;
   REAL* raw = (REAL*)x->raw + (x->raw_step ? tk : 0) * B * G;
   /* peephole weights and LN bias are zero vectors when absent (branch-free loops) */
   const REAL *lnw = x->ln_w, *wci = x->w_ci, *wcf = x->w_cf, *wco = x->w_co;
@@ -128,16 +128,19 @@ void lstm_fwd_SFX(const FwdCtx* x, long t, long tk, long ti, long to) {
   REAL z[G], cout[H];
   for (long b = 0; b < B; b++) {
     const REAL* r = raw + b * G;
+    const REAL* gxb = gx + b * G;
     if (lnw) {
-      const REAL* gxb = gx + b * G;
       REAL mu, rstd;
       LN_STATS_SFX(r, G, x->eps, &mu, &rstd);
       ((REAL*)x->mu_hh)[tk * B + b] = mu;
       ((REAL*)x->rstd_hh)[tk * B + b] = rstd;
       #pragma omp simd
       for (long j = 0; j < G; j++) z[j] = (r[j] - mu) * rstd * lnw[j] + gxb[j];
-      r = z;
+    } else {
+      #pragma omp simd
+      for (long j = 0; j < G; j++) z[j] = r[j] + gxb[j];
     }
+    r = z;
     const REAL* cp = (const REAL*)x->c_all + (ti * B + b) * H;
     const REAL* hp = (const REAL*)x->h_all + (ti * B + b) * H;
     REAL* g4 = (REAL*)x->gates + (tk * B + b) * G;

@@ -310,8 +310,8 @@ def _forward_compiled(
     spec: LSTMKernelSpec,
     save: bool,
 ) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
-    """:func:`_forward` with the per-step math in C: per step one ``torch.mm`` (``addmm`` with
-    ``gx`` folded in, without layer norm) and one C call; same results and saved tensors."""
+    """:func:`_forward` with the per-step math in C: per step one ``torch.mm`` (``h W_hh^T``)
+    and one C call; same results and saved tensors."""
     assert w_hr is None
     fwd, _ = C.step_functions(gx.dtype)
     steps, batch, g4 = gx.shape
@@ -341,7 +341,7 @@ def _forward_compiled(
         B=batch, H=hidden, raw_step=1 if ln else 0, eps=EPS,
         kh_cols=keep_h.shape[2] if keep_h is not None else 0,
         kc_cols=keep_c.shape[2] if keep_c is not None else 0,
-        gx=gx if ln else None, ln_w=_c(ln_hh_weight), w_ci=_c(w_ci, zero), w_cf=_c(w_cf, zero),
+        gx=gx, ln_w=_c(ln_hh_weight), w_ci=_c(w_ci, zero), w_cf=_c(w_cf, zero),
         w_co=_c(w_co, zero), lnc_w=_c(ln_c_weight), lnc_b=lnc_b, keep_h=keep_h,
         keep_c=keep_c, h_mask=_c(h_mask), raw=raw_all,
         mu_hh=stats_hh[0] if stats_hh is not None else None,
@@ -352,17 +352,16 @@ def _forward_compiled(
     )  # fmt: skip
     ref = ctypes.byref(ctx)
     w_hh_t = w_hh.t()
-    hs, gxs, raws = h_all.unbind(0), gx.unbind(0), raw_all.unbind(0)
+    hs, raws = h_all.unbind(0), raw_all.unbind(0)
     if hm is not None and h_mask is not None:
         torch.mul(h0, h_mask, out=hm)
     shift = 1 if spec.reverse else 0
     for t in range(steps - 1, -1, -1) if spec.reverse else range(steps):
         t_in, t_out, tk = t + shift, t + 1 - shift, t if save else 0
         h = hs[t_in] if hm is None else hm  # the C step writes the next hm after this GEMM
-        if ln:
-            torch.mm(h, w_hh_t, out=raws[tk])
-        else:
-            torch.addmm(gxs[t], h, w_hh_t, out=raws[0])
+        torch.mm(
+            h, w_hh_t, out=raws[tk if ln else 0]
+        )  # gx is added in C (addmm would copy it first)
         fwd(ref, t, tk, t_in, t_out)
     states = slice(0, steps) if spec.reverse else slice(1, steps + 1)
     y = h_all[states].transpose(0, 1)
