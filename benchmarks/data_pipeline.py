@@ -9,6 +9,8 @@ tokenizer kind:
   read the CSV (:func:`lstmkit.data.text.read_labelled_texts`), class names and ids, train the
   tokenizer on the rows, encode every row (cut to ``maxlen``). Reported as rows/s, with the
   seconds of each part.
+  ``--threads`` is also the word tokenizer's thread count (lstmkit.data.fasttok); HF tokenizers
+  (bpe, the references) take theirs from ``RAYON_NUM_THREADS``.
 - ``training``: the Trainer on those encoded rows (the seed-003 model: embedding 32, LSTM(32),
   length bucketing, batch 128) for ``--steps`` optimizer steps: rows/s.
 
@@ -97,7 +99,7 @@ def write_split_csvs(tarball: Path, out_dir: Path) -> dict[str, int]:
 
 
 def pipeline(
-    path: Path, kind: str, vocab_size: int, maxlen: int, fast: bool = True
+    path: Path, kind: str, vocab_size: int, maxlen: int, fast: bool = True, threads: int = 1
 ) -> tuple[Any, dict[str, Any]]:
     """Load + tokenize the CSV as lstmkit train --task text does; (dataset, timings).
 
@@ -111,7 +113,13 @@ def pipeline(
     y = label_ids(data, names, "label", path)
     t1 = time.perf_counter()
     if fast:
-        tok, seqs = train_and_encode(data.texts, kind, vocab_size=vocab_size, maxlen=maxlen)  # type: ignore[arg-type]
+        tok, seqs = train_and_encode(
+            data.texts,
+            kind,  # type: ignore[arg-type]
+            vocab_size=vocab_size,
+            maxlen=maxlen,
+            threads=threads,
+        )
         t2 = time.perf_counter()
     else:
         tok = train_tokenizer(data.texts, kind, vocab_size=vocab_size, fast=False)  # type: ignore[arg-type]
@@ -160,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="use the first N reviews only")
     parser.add_argument("--steps", type=int, default=40, help="training steps to time")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch threads, and the word tokenizer's"
+    )
     parser.add_argument("--kinds", default="word,bpe,char", help="tokenizers to measure")
     parser.add_argument(
         "--reference",
@@ -189,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             runs += [(k, False) for k in args.kinds.split(",") if k in ("word", "char")]
         for kind, fast in runs:
             vocab = 10000 if kind != "char" else 2000
-            ds, pipe = pipeline(csv_path, kind, vocab, args.maxlen, fast)
+            ds, pipe = pipeline(csv_path, kind, vocab, args.maxlen, fast, args.threads)
             train = training_rate(ds, pipe["vocab_size"], args.steps, args.threads)
             pipe_rate = pipe["rows"] / pipe["seconds"]
             engine = "tokenizers" if not pipe["fast"] else "lstmkit fasttok"

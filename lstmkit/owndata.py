@@ -112,10 +112,12 @@ def prepare_text(
     truncating: str,
     seed: int,
     limit: int | None = None,
+    threads: int = 1,
 ) -> PreparedText:
     """Read, check, split and encode the files of ``source`` (no file is written). ``limit``
     (``data.limit``, e.g. ``lstmkit train --quick``) keeps the first ``limit`` records of each
-    class of each file."""
+    class of each file. ``threads``: the word tokenizer cuts the training texts into tokens on
+    this many threads (``train.num_threads``)."""
     s = source
     if s.text_column == s.label_column:
         raise DataFileError(
@@ -158,6 +160,7 @@ def prepare_text(
             lowercase=s.lowercase,
             maxlen=maxlen,
             truncating=truncating,
+            threads=threads,
         )
     except EmptyEncodingError as err:
         raise _no_token(train, err) from None
@@ -368,7 +371,12 @@ def run_text(
     check_monitor(recipe, ("val_accuracy", "val_loss", "val_macro_f1"), "text classification")
     check_run_dir(run_dir, resume)
     data = prepare_text(
-        source, recipe.data.maxlen, recipe.data.truncating, recipe.train.seed, recipe.data.limit
+        source,
+        recipe.data.maxlen,
+        recipe.data.truncating,
+        recipe.train.seed,
+        recipe.data.limit,
+        threads=recipe.train.num_threads or 1,
     )
     for split, bal in data.balance.items():
         logger.info("%s: %d records: %s", split, bal.total, bal.describe())

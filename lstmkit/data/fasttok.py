@@ -35,11 +35,13 @@ sentences in every script, on every assigned Unicode character, and on IMDB rows
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,9 +78,10 @@ class Tokens:
     counts: np.ndarray
 
 
-def fast_path_for(tokenizer: Any, kind: str) -> FastWordLevel | None:
+def fast_path_for(tokenizer: Any, kind: str, threads: int = 1) -> FastWordLevel | None:
     """A :class:`FastWordLevel` for a ``tokenizers.Tokenizer`` configured exactly as
-    ``train_tokenizer`` configures a ``word`` / ``char`` tokenizer, else None."""
+    ``train_tokenizer`` configures a ``word`` / ``char`` tokenizer, else None. ``threads``:
+    'word' cuts large batches into tokens on that many threads."""
     if kind not in ("word", "char") or tokenizer.normalizer is None:
         return None
     if tokenizer.pre_tokenizer is None or tokenizer.post_processor is not None:
@@ -92,7 +95,7 @@ def fast_path_for(tokenizer: Any, kind: str) -> FastWordLevel | None:
     got = (pre.get("behavior"), pre.get("invert"), pre.get("pattern", {}).get("Regex"))
     if pre.get("type") != "Split" or got != want:
         return None
-    return FastWordLevel(tokenizer, kind, lowercase=steps == ["NFKC", "Lowercase"])
+    return FastWordLevel(tokenizer, kind, steps == ["NFKC", "Lowercase"], threads)
 
 
 def _distinct_chars(texts: Sequence[str]) -> list[str]:
@@ -138,9 +141,12 @@ class FastWordLevel:
     docstring); build it with :func:`fast_path_for`. Per-character facts read from the tokenizer
     are kept on the instance (they never change for one tokenizer)."""
 
-    def __init__(self, tokenizer: Any, kind: str, lowercase: bool) -> None:
+    def __init__(self, tokenizer: Any, kind: str, lowercase: bool, threads: int = 1) -> None:
         from tokenizers import normalizers
 
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.threads = threads
         self.tokenizer = tokenizer
         self.kind = kind
         self.lowercase = lowercase
@@ -260,8 +266,33 @@ class FastWordLevel:
             norm = [norm[i] for i in fast]
         else:
             fast = list(range(len(texts)))
-        toks = self._char_tokens(norm) if self.kind == "char" else self._word_tokens(norm)
-        return Batch(texts, fast, slow, toks)
+        if self.kind == "char":
+            return Batch(texts, fast, slow, self._char_tokens(norm))
+        parts = min(self.threads, max(1, len(norm) // 2000))
+        if parts == 1:
+            return Batch(texts, fast, slow, self._word_tokens(norm))
+        # NumPy releases the GIL in its loops: equal shares of the texts on `parts` threads,
+        # then the codes of each share renumbered into those of the first
+        self._word_patterns()
+        bounds = np.linspace(0, len(norm), parts + 1).astype(int)
+        with ThreadPoolExecutor(parts) as pool:
+            shares = list(
+                pool.map(self._word_tokens, [norm[a:b] for a, b in itertools.pairwise(bounds)])
+            )
+        names = list(shares[0].names)
+        index = {name: k for k, name in enumerate(names)}
+        codes = [shares[0].codes]
+        for share in shares[1:]:
+            renumber = np.empty(len(share.names), dtype=np.int64)
+            for k, name in enumerate(share.names):
+                code = index.get(name)
+                if code is None:
+                    code = index[name] = len(names)
+                    names.append(name)
+                renumber[k] = code
+            codes.append(renumber[share.codes])
+        counts = np.concatenate([share.counts for share in shares])
+        return Batch(texts, fast, slow, Tokens(np.concatenate(codes), names, counts))
 
     def _char_tokens(self, texts: Sequence[str]) -> Tokens:
         counts = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
@@ -271,16 +302,20 @@ class FastWordLevel:
         code_of[present] = np.arange(present.size)
         return Tokens(code_of[cps], [chr(c) for c in present], counts)
 
+    def _word_patterns(self) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+        """The non-ASCII one-character tokens and spaces known so far, as two regexes."""
+        if self._patterns is None or self._patterns[0] != len(self._class):
+            singles = [c for c, k in self._class.items() if k == SINGLE and ord(c) >= 128]
+            spaces = [c for c, k in self._class.items() if k == SPACE and ord(c) >= 128]
+            self._patterns = (len(self._class), self._any_of(singles), self._any_of(spaces))
+        return self._patterns[1], self._patterns[2]
+
     def _word_tokens(self, texts: Sequence[str]) -> Tokens:
         # non-ASCII one-character tokens get spaces around them and non-ASCII spaces become
         # " ", so that below every byte >= 0x80 belongs to a run of word bytes
         if not texts:
             return Tokens(np.zeros(0, np.int64), [], np.zeros(0, np.int64))
-        if self._patterns is None or self._patterns[0] != len(self._class):
-            singles = [c for c, k in self._class.items() if k == SINGLE and ord(c) >= 128]
-            spaces = [c for c, k in self._class.items() if k == SPACE and ord(c) >= 128]
-            self._patterns = (len(self._class), self._any_of(singles), self._any_of(spaces))
-        _, single_re, space_re = self._patterns
+        single_re, space_re = self._word_patterns()
         parts = list(texts)
         for i, t in enumerate(parts):
             if not t.isascii():

@@ -56,6 +56,7 @@ def train_tokenizer(
     min_frequency: int = 1,
     lowercase: bool = False,
     fast: bool = True,
+    threads: int = 1,
 ) -> TextTokenizer:
     """Learn a ``kind`` tokenizer from ``texts`` (give the training split only).
 
@@ -69,8 +70,9 @@ def train_tokenizer(
             same vocabulary as the ``tokenizers`` trainer, ~10x faster) and encode with it
             too; False: ``tokenizers``' own trainer and encoder throughout (the reference the
             fast path is tested against).
+        threads: with ``fast``, 'word' cuts large batches into tokens on this many threads.
     """
-    return _train(texts, kind, vocab_size, min_frequency, lowercase, fast)[0]
+    return _train(texts, kind, vocab_size, min_frequency, lowercase, fast, threads)[0]
 
 
 def _train(
@@ -80,6 +82,7 @@ def _train(
     min_frequency: int,
     lowercase: bool,
     fast: bool,
+    threads: int = 1,
 ) -> tuple[TextTokenizer, Batch | None]:
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
@@ -140,13 +143,13 @@ def _train(
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         tok.decoder = decoders.Metaspace()
     tok.normalizer = normalizers.Sequence(norm)
-    accel = fast_path_for(tok, kind) if fast else None
+    accel = fast_path_for(tok, kind, threads) if fast else None
     if accel is not None:
         batch = accel.split(texts if isinstance(texts, Sequence) else list(texts))
         vocab = word_level_vocab(accel.count(batch), vocab_size, min_frequency)
         tok.model = models.WordLevel(vocab, unk_token=UNK)
         tok.add_special_tokens(SPECIALS)
-        return TextTokenizer(tok, kind, fast=True), batch
+        return TextTokenizer(tok, kind, fast=True, threads=threads), batch
     try:
         tok.train_from_iterator(texts, trainer)
     except Exception as err:  # tokenizers raises plain Exception
@@ -174,11 +177,12 @@ def train_and_encode(
     maxlen: int | None = None,
     truncating: str = "pre",
     fast: bool = True,
+    threads: int = 1,
 ) -> tuple[TextTokenizer, list[np.ndarray]]:
     """:func:`train_tokenizer` on ``texts``, then ``encode_batch(texts)`` with ``maxlen`` and
     ``truncating`` set: the same tokenizer and ids, but for 'word' / 'char' the texts are cut
-    into tokens once, for both."""
-    tok, batch = _train(texts, kind, vocab_size, min_frequency, lowercase, fast)
+    into tokens once, for both; 'word' on ``threads`` threads (for large batches)."""
+    tok, batch = _train(texts, kind, vocab_size, min_frequency, lowercase, fast, threads)
     tok.maxlen, tok.truncating = maxlen, truncating
     if batch is not None and tok._accel is not None:
         return tok, tok._cut(tok._accel.ids(batch), texts)
@@ -212,6 +216,7 @@ class TextTokenizer:
         truncating: 'pre' keeps the last ``maxlen`` ids (Keras' default), 'post' the first.
         fast: encode 'word' / 'char' with :mod:`lstmkit.data.fasttok` (the same ids as
             ``tokenizers``, faster on large batches); False: ``tokenizers`` only.
+        threads: 'word' with ``fast`` cuts large batches into tokens on this many threads.
     """
 
     pad_id = 0
@@ -224,6 +229,7 @@ class TextTokenizer:
         maxlen: int | None = None,
         truncating: str = "pre",
         fast: bool = True,
+        threads: int = 1,
     ) -> None:
         if truncating not in ("pre", "post"):
             raise ValueError(f"truncating must be 'pre' or 'post', got {truncating!r}")
@@ -234,7 +240,7 @@ class TextTokenizer:
         self.fast = fast
         self._accel: FastWordLevel | None = None
         if fast:
-            self._accel = fast_path_for(tokenizer, kind)
+            self._accel = fast_path_for(tokenizer, kind, threads)
 
     @property
     def vocab_size(self) -> int:

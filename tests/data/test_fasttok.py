@@ -132,6 +132,20 @@ def test_same_as_tokenizers_on_imdb_reviews() -> None:
     _same("char", texts, vocab_size=120)
 
 
+def test_threads_give_the_same_codes() -> None:
+    texts = [f"{s} {i % 97} word{i % 13}" for i in range(300) for s in SENTENCES]  # 5,100
+    one, ids1 = train_and_encode(texts, "word", lowercase=True)
+    two, ids2 = train_and_encode(texts, "word", lowercase=True, threads=2)
+    assert two._accel is not None and two._accel.threads == 2
+    assert one.vocab() == two.vocab()
+    for a, b in zip(ids1, ids2, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(two.encode_batch(texts[::-1]), ids1[::-1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        train_tokenizer(texts, "word", threads=0)
+
+
 def test_empty_texts_and_batches() -> None:
     tok = train_tokenizer(SENTENCES, "word")
     with pytest.raises(ValueError, match="text 1 gives no token"):
