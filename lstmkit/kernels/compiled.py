@@ -6,7 +6,7 @@ CPU ``tanh`` costs ~5 ns an element (its ``sigmoid`` ~0.8). Here everything of a
 recurrent GEMM (which stays ``torch.mm``, i.e. MKL/oneDNN) is one C loop over the batch rows:
 layer norm on ``h W_hh^T`` and on ``c'``, the gates, the cell update, the zoneout / padding
 ``lerp``, the recurrent-dropout mask; the backward step likewise, with the LN gain gradients
-accumulated in float64. ``exp`` / ``tanh`` are glibc's vector versions (libmvec), which GCC calls
+summed per step and accumulated over the steps in float64. ``exp`` / ``tanh`` are glibc's vector versions (libmvec), which GCC calls
 for the ``#pragma omp simd`` loops below under ``-ffast-math``.
 
 What it runs: activation ``tanh``, recurrent activation ``sigmoid``, no projection, float32 or
@@ -74,36 +74,43 @@ static inline REAL LERP_SFX(REAL a, REAL b, REAL w) {  /* torch.lerp: exact a at
   return w < (REAL)0.5 ? a + w * (b - a) : b - (b - a) * ((REAL)1 - w);
 }
 
-/* mean and 1/sqrt(var + eps) of n values, accumulated in double */
+/* mean and 1/sqrt(var + eps) of n values (two passes, as torch) */
 static inline void LN_STATS_SFX(const REAL* x, long n, double eps, REAL* mu, REAL* rstd) {
-  double s = 0, v = 0;
+  REAL s = 0, v = 0;
+  #pragma omp simd reduction(+:s)
   for (long j = 0; j < n; j++) s += x[j];
-  double m = s / n;
-  for (long j = 0; j < n; j++) { double d = x[j] - m; v += d * d; }
-  *mu = (REAL)m;
-  *rstd = (REAL)(1.0 / sqrt(v / n + eps));
+  const REAL m = s / n;
+  #pragma omp simd reduction(+:v)
+  for (long j = 0; j < n; j++) v += (x[j] - m) * (x[j] - m);
+  *mu = m;
+  *rstd = (REAL)(1.0 / sqrt((double)(v / n) + eps));
 }
 
-/* LN backward for one row: dx from dy (grad of the LN output), gain w; gain (and bias) grads
-   += dy * xhat (dy), accumulated in double */
+/* LN backward for one row: dx from dy (grad of the LN output), gain w; the step's gain (and
+   bias) gradients gw (gb) += dy * xhat (dy) */
 static inline void LN_BWD_SFX(const REAL* x, const REAL* dy, const REAL* w, REAL mu, REAL rstd,
-                              long n, REAL* xhat, REAL* dxh, REAL* dx, double* gw, double* gb) {
-  #pragma omp simd
+                              long n, REAL* xhat, REAL* dxh, REAL* dx, REAL* gw, REAL* gb) {
+  REAL m1 = 0, m2 = 0;
+  #pragma omp simd reduction(+:m1, m2)
   for (long j = 0; j < n; j++) {
     xhat[j] = (x[j] - mu) * rstd;
     dxh[j] = dy[j] * w[j];
-  }
-  double m1 = 0, m2 = 0;
-  for (long j = 0; j < n; j++) {
     m1 += dxh[j];
-    m2 += (double)dxh[j] * xhat[j];
-    gw[j] += (double)dy[j] * xhat[j];
+    m2 += dxh[j] * xhat[j];
+    gw[j] += dy[j] * xhat[j];
   }
-  if (gb)
+  if (gb) {
+    #pragma omp simd
     for (long j = 0; j < n; j++) gb[j] += dy[j];
-  REAL a = (REAL)(m1 / n), c = (REAL)(m2 / n);
+  }
+  const REAL a = m1 / n, c = m2 / n;
   #pragma omp simd
   for (long j = 0; j < n; j++) dx[j] = rstd * (dxh[j] - a - xhat[j] * c);
+}
+
+/* acc (double, over all steps) += this step's sum over rows */
+static inline void ACC_SFX(double* acc, REAL* step, long n) {
+  for (long j = 0; j < n; j++) acc[j] += step[j];
 }
 
 /* state = lerp(new, old, keep) in place over new; keep per element (cols > 1) or per row */
@@ -200,6 +207,9 @@ void lstm_bwd_SFX(const BwdCtx* x, long t, long ti, long to, long first) {
   REAL *dh = x->dh, *dc = x->dc, *carry = x->carry_h;
   REAL* dz_t = (REAL*)x->dz_all + t * B * G;
   REAL dht[H], dcout[H], dco[H], carry_c[H], xh[G], dxh[G];
+  REAL g_hh[G], g_cw[H], g_cb[H];  /* this step's LN gain / bias gradients (summed over rows) */
+  for (long j = 0; j < G; j++) g_hh[j] = 0;
+  for (long j = 0; j < H; j++) g_cw[j] = g_cb[j] = 0;
   for (long b = 0; b < B; b++) {
     REAL* dhb = dh + b * H;
     REAL* dcb = dc + b * H;
@@ -253,7 +263,7 @@ void lstm_bwd_SFX(const BwdCtx* x, long t, long ti, long to, long first) {
     const REAL* dco_p = dcout;
     if (lncw) {
       const REAL mu = ((const REAL*)x->mu_c)[t * B + b], rstd = ((const REAL*)x->rstd_c)[t * B + b];
-      LN_BWD_SFX(cn, dcout, lncw, mu, rstd, H, xh, dxh, dco, x->g_lnc_w, x->g_lnc_b);
+      LN_BWD_SFX(cn, dcout, lncw, mu, rstd, H, xh, dxh, dco, g_cw, x->g_lnc_b ? g_cb : NULL);
       dco_p = dco;
     }
     #pragma omp simd
@@ -269,9 +279,12 @@ void lstm_bwd_SFX(const BwdCtx* x, long t, long ti, long to, long first) {
     if (lnw) {
       const REAL* r = (const REAL*)x->raw + (t * B + b) * G;
       const REAL mu = ((const REAL*)x->mu_hh)[t * B + b], rstd = ((const REAL*)x->rstd_hh)[t * B + b];
-      LN_BWD_SFX(r, dz, lnw, mu, rstd, G, xh, dxh, (REAL*)x->d_raw + b * G, x->g_lnhh_w, NULL);
+      LN_BWD_SFX(r, dz, lnw, mu, rstd, G, xh, dxh, (REAL*)x->d_raw + b * G, g_hh, NULL);
     }
   }
+  if (lnw) ACC_SFX(x->g_lnhh_w, g_hh, G);
+  if (lncw) ACC_SFX(x->g_lnc_w, g_cw, H);
+  if (x->g_lnc_b) ACC_SFX(x->g_lnc_b, g_cb, H);
 }
 """
 
