@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lstmkit import __version__
 from lstmkit.bundle import Predictor, load
 from lstmkit.serve.batcher import MicroBatcher
-from lstmkit.serve.routes import router, v1
+from lstmkit.serve.routes import V1_AUTH, router, v1
 
 
 class _BodyLimit:
@@ -128,7 +128,9 @@ def create_app(
     app.state.max_chars = max_chars
     app.state.predictor = None
     app.state.batcher = None
-    app.include_router(v1)  # routes.py says why not nested
+    # the token check only when there is a token: two dependencies solved per request otherwise
+    # for nothing (~10% of a worker's CPU under load); the OpenAPI schema then lists no security
+    app.include_router(v1, dependencies=V1_AUTH if token is not None else None)
     app.include_router(router)
     # JSON escapes make at most 6 bytes of a character ("\u00e9"); the rest is syntax
     app.add_middleware(_BodyLimit, max_bytes=6 * max_chars + 16 * max_texts + 4096)

@@ -57,10 +57,12 @@ async def get_predictor(request: Request) -> Predictor:
     return predictor
 
 
-# the page and /health (no token), and the /v1 API (token when the app has one); the app includes
-# both itself: a router nested in another costs a second route match on every request
+# the page and /health (no token), and the /v1 API; the app includes both itself (a router nested
+# in another costs a second route match on every request), v1 with require_token as a dependency
+# when it has a token (V1_AUTH)
 router = APIRouter()
-v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
+v1 = APIRouter(prefix="/v1")
+V1_AUTH = [Depends(require_token)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "the body cannot be read as JSON (bytes that are not UTF-8)"},

@@ -196,3 +196,17 @@ def test_cli_serve(bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert calls[-1]["port"] == 9001 and calls[-1]["app"].state.token == "t"
     assert main(["serve", str(tmp_path / "missing")]) == 2  # before the server starts
     assert len(calls) == 2
+
+
+def test_the_schema_asks_for_a_token_only_when_there_is_one(bundle: Path) -> None:
+    """The /v1 routes get the token check (and its security scheme) only from an app with a
+    token; without one nothing is checked, or solved, per request (test_token: with one, 401)."""
+    for token, secured in ((None, False), ("s3cret", True)):
+        schema = create_app(bundle, token=token).openapi()
+        for path, method in (
+            ("/v1/predict", "post"),
+            ("/v1/inspect", "post"),
+            ("/v1/model", "get"),
+        ):
+            assert ("security" in schema["paths"][path][method]) == secured, (token, path)
+        assert ("securitySchemes" in schema.get("components", {})) == secured
