@@ -178,3 +178,11 @@ def test_build_errors_name_the_compiler_and_its_message(
     with pytest.raises(compiled.CompiledKernelError, match=r"exited 3:\nfatal: no space left"):
         compiled.build(tmp_path / "cache")
     assert not list((tmp_path / "cache").glob("*.so"))  # nothing half-written is left as a hit
+
+
+def test_build_into_an_unwritable_cache_says_where(tmp_path: Path) -> None:
+    """A cache folder that cannot be created is named in the error, with the way out."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(compiled.CompiledKernelError, match=r"cannot write .*file.*XDG_CACHE_HOME"):
+        compiled.build(blocker / "kernels")

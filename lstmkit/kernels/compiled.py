@@ -369,7 +369,17 @@ def build(cache_dir: Path | None = None) -> Path:
     target = folder / f"lstm_step-{digest}.so"
     if target.exists():
         return target
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return _compile(cc, src, folder, target)
+    except OSError as err:
+        raise CompiledKernelError(
+            f"lstmkit.kernels: cannot write the compiled LSTM step to {folder} ({err}); set "
+            "XDG_CACHE_HOME to a writable directory"
+        ) from err
+
+
+def _compile(cc: str, src: str, folder: Path, target: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as tmp:
         c_file, o_file, so_file = (Path(tmp) / n for n in ("lstm_step.c", "lstm_step.o", "x.so"))
         c_file.write_text(src)
