@@ -17,7 +17,12 @@ How it is fast (the loop runs ~25 small autograd ops per step forward and ~60 ba
   is computed once for all steps in bulk, so a backward step is ~8 element-wise ops and one
   ``mm`` for ``dh``; the weight gradients (``W_hh``, ``W_hr``, peepholes, LN gains) are one GEMM
   / one reduction over all steps at the end; ``dgx`` flows back through autograd into the
-  input projection (one more GEMM).
+  input projection (one more GEMM);
+- for the tanh / sigmoid LSTM without projection (float32 / float64 on CPU) the element-wise
+  math of a step, forward and backward, is one call of a compiled C function
+  (:mod:`lstmkit.kernels.compiled`; :func:`_forward_compiled`, :func:`_backward_compiled`), so a
+  step is the recurrent GEMM plus one C call; :func:`step_path` says which path a cell takes,
+  ``LSTMKernelSpec(compiled=False)`` forces the torch-op steps (:func:`_forward`, :func:`_backward`).
 
 Zoneout and padding are one thing here: a per-step "keep the old state" weight ``k`` with
 ``state = lerp(new, old, k)``; ``k`` is the zoneout mask (0/1) in training, ``p`` in eval, and 1
