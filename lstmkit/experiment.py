@@ -39,14 +39,16 @@ from lstmkit.train import Trainer
 logger = logging.getLogger(__name__)
 
 TOKEN = re.compile(r"[a-z0-9']+")
+# the same words as TOKEN's runs with their outer apostrophes stripped (empty ones dropped), found
+# in one pass: a run from its first to its last letter or digit (a fifth faster per review,
+# the serving path tokenises every request; tests/test_experiment.py checks the equality)
+WORD = re.compile(r"[a-z0-9](?:[a-z0-9']*[a-z0-9])?")
 
 
 def imdb_words(text: str) -> list[str]:
     """Tokenise a review exactly as ``imdb.npz`` was built: lower-case, ``<br />`` read as the
     word ``br``, runs of ``[a-z0-9']`` with outer apostrophes stripped."""
-    text = text.lower().replace("<br />", " br ")
-    words = (w.strip("'") for w in TOKEN.findall(text))
-    return [w for w in words if w]
+    return WORD.findall(text.lower().replace("<br />", " br "))
 
 
 @dataclass

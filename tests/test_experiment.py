@@ -134,6 +134,26 @@ def test_imdb_words_tokenises_like_the_dataset() -> None:
     ]
 
 
+def test_imdb_words_equal_the_runs_with_outer_apostrophes_stripped() -> None:
+    """imdb_words finds in one regex what the definition says: every run of [a-z0-9'] with its
+    outer apostrophes stripped, empty ones dropped -- on random strings of the tricky
+    characters (apostrophe runs, capitals, non-ASCII, the <br /> marker)."""
+    import random
+
+    from lstmkit.experiment import TOKEN, imdb_words
+
+    def by_definition(text: str) -> list[str]:
+        runs = TOKEN.findall(text.lower().replace("<br />", " br "))
+        return [w.strip("'") for w in runs if w.strip("'")]
+
+    rng = random.Random(0)
+    alphabet = ["a", "Z", "9", "'", "'", " ", "-", "\u00e9", ".", "<br />", "\n", "\u0130", "K"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        assert imdb_words(text) == by_definition(text), repr(text)
+    assert imdb_words("'''") == [] and imdb_words("'a''b'") == ["a''b"]
+
+
 needs_imdb = needs("imdb.npz")
 
 
