@@ -45,6 +45,25 @@ def _fmt_value(value: float, unit: str) -> str:
     return f"{value:,.4g} {unit}"
 
 
+def _serve_table(head: dict[str, Any], rows: list[dict[str, Any]], name: str) -> str:
+    """The load test of ``lstmkit serve`` (benchmarks/serve_load.py): one row per case."""
+    load = head.get("load_avg_1min")
+    lines = [
+        f"`{head.get('command', name)}` — {head.get('machine', '?')}"
+        + (f", load average {load[0]} -> {load[1]}" if load else "")
+        + f" ({name})\n",
+        "| case | requests/s | predictions/s | p50 ms | p99 ms | errors | server CPU | "
+        "client CPU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['ours']:,.0f} | {r['predictions_per_s']:,.0f} | {r['p50_ms']} | "
+            f"{r['p99_ms']} | {r['errors']} | {r['server_cpu']} | {r['client_cpu']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def benchmark_table(results: Path) -> str:
     """Markdown table(s) of every ``results/bench-*.jsonl`` file, one section per file."""
     parts = []
@@ -53,6 +72,9 @@ def benchmark_table(results: Path) -> str:
         headers = [r for r in rows if str(r.get("bench", "")).endswith("-run")]
         cases = [r for r in rows if "ratio" in r]
         if not cases:
+            served = [r for r in rows if r.get("bench") == "serve"]
+            if served:
+                parts.append(_serve_table(headers[0] if headers else {}, served, path.name))
             continue
         head = headers[0] if headers else {}
         parts.append(
