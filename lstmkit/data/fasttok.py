@@ -51,6 +51,7 @@ WORD_PATTERN = r"\p{Han}|[\w&&[^\p{Han}]]+|(?=[^\w\s])\X"
 CHAR_PATTERN = r"\X"
 
 SPACE, WORD, SINGLE, COMPLEX = 0, 1, 2, 3
+_SHARE_CHARS = 1 << 22  # 'word': texts are cut into tokens in shares of about 4M characters
 
 _K0 = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constants for the token-key mix
 _K1 = np.uint64(0xC2B2AE3D27D4EB4F)
@@ -268,31 +269,32 @@ class FastWordLevel:
             fast = list(range(len(texts)))
         if self.kind == "char":
             return Batch(texts, fast, slow, self._char_tokens(norm))
-        parts = min(self.threads, max(1, len(norm) // 2000))
-        if parts == 1:
+        # shares of about _SHARE_CHARS characters: the byte-level passes then run on arrays
+        # that stay in the CPU caches; NumPy releases the GIL in its loops, so with `threads`
+        # the shares run side by side. The codes of each share are renumbered into one list.
+        size = np.cumsum(np.fromiter(map(len, norm), dtype=np.int64, count=len(norm)))
+        total = int(size[-1]) if size.size else 0
+        bounds = np.searchsorted(size, np.arange(1, total // _SHARE_CHARS + 1) * _SHARE_CHARS)
+        bounds = np.unique(np.concatenate(([0], bounds, [len(norm)])))
+        chunks = [norm[x:y] for x, y in itertools.pairwise(bounds.tolist())] or [norm]
+        if len(chunks) == 1:
             return Batch(texts, fast, slow, self._word_tokens(norm))
-        # NumPy releases the GIL in its loops: equal shares of the texts on `parts` threads,
-        # then the codes of each share renumbered into those of the first
-        self._word_patterns()
-        bounds = np.linspace(0, len(norm), parts + 1).astype(int)
-        with ThreadPoolExecutor(parts) as pool:
-            shares = list(
-                pool.map(self._word_tokens, [norm[a:b] for a, b in itertools.pairwise(bounds)])
+        self._word_patterns()  # built once, before the threads read it
+        if self.threads > 1:
+            with ThreadPoolExecutor(self.threads) as pool:
+                shares = list(pool.map(self._word_tokens, chunks))
+        else:
+            shares = [self._word_tokens(chunk) for chunk in chunks]
+        index: dict[str, int] = {}
+        codes = []
+        for share in shares:
+            put = index.setdefault
+            renumber = np.fromiter(
+                (put(name, len(index)) for name in share.names), np.int64, len(share.names)
             )
-        names = list(shares[0].names)
-        index = {name: k for k, name in enumerate(names)}
-        codes = [shares[0].codes]
-        for share in shares[1:]:
-            renumber = np.empty(len(share.names), dtype=np.int64)
-            for k, name in enumerate(share.names):
-                code = index.get(name)
-                if code is None:
-                    code = index[name] = len(names)
-                    names.append(name)
-                renumber[k] = code
             codes.append(renumber[share.codes])
         counts = np.concatenate([share.counts for share in shares])
-        return Batch(texts, fast, slow, Tokens(np.concatenate(codes), names, counts))
+        return Batch(texts, fast, slow, Tokens(np.concatenate(codes), list(index), counts))
 
     def _char_tokens(self, texts: Sequence[str]) -> Tokens:
         counts = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))

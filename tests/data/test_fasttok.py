@@ -132,10 +132,14 @@ def test_same_as_tokenizers_on_imdb_reviews() -> None:
     _same("char", texts, vocab_size=120)
 
 
-def test_threads_give_the_same_codes() -> None:
+def test_shares_and_threads_give_the_same_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     texts = [f"{s} {i % 97} word{i % 13}" for i in range(300) for s in SENTENCES]  # 5,100
-    one, ids1 = train_and_encode(texts, "word", lowercase=True)
+    one, ids1 = train_and_encode(texts, "word", lowercase=True)  # one share
+    monkeypatch.setattr(fasttok, "_SHARE_CHARS", 5000)  # ~50 shares
+    _, ids_shared = train_and_encode(texts, "word", lowercase=True)
     two, ids2 = train_and_encode(texts, "word", lowercase=True, threads=2)
+    for a, b in zip(ids1, ids_shared, strict=True):
+        np.testing.assert_array_equal(a, b)
     assert two._accel is not None and two._accel.threads == 2
     assert one.vocab() == two.vocab()
     for a, b in zip(ids1, ids2, strict=True):
