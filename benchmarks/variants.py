@@ -17,9 +17,12 @@ and zoneout LSTMs at every shape).
 Usage::
 
     python benchmarks/variants.py [--quick] [--threads 2] [--variants layer_norm,peephole]
-                                  [--device cpu|cuda] [--out results/bench-variants.jsonl]
+                                  [--shapes 0,2] [--device cpu|cuda]
+                                  [--out results/bench-variants.jsonl]
 
-``--quick`` (~1 min) uses fewer repetitions, the first shape only, and no loop cases. The
+``--quick`` (~1 min) uses fewer repetitions, the first shape only, and no loop cases;
+``--shapes`` picks shapes by their index in ``SHAPES`` (0: B128-T500-D32-H32, 1: B128-T200-D128-H128,
+2: B64-T100-D100-H256), e.g. to re-measure one case while developing. The
 machine's load average is recorded in the header: the small shapes' kernel runs many small ops,
 so a loaded machine (and more threads than free cores) hurts it more than the fused peer.
 """
@@ -67,11 +70,18 @@ def _train_step(module: nn.Module, x: Tensor) -> Any:
     return fn
 
 
-def bench(variants: list[str], quick: bool, device: str, sink: list[dict[str, Any]]) -> None:
+def bench(
+    variants: list[str],
+    quick: bool,
+    device: str,
+    sink: list[dict[str, Any]],
+    shapes: list[tuple[int, int, int, int]] | None = None,
+) -> None:
     """Kernel (and loop, unless ``quick``) vs the vanilla fused nn.LSTM / nn.GRU for every
-    variant and shape."""
+    variant and shape (``shapes``: default all, the first only with ``quick``)."""
     reps = 3 if quick else 5
-    shapes = SHAPES[:1] if quick else SHAPES
+    if shapes is None:
+        shapes = SHAPES[:1] if quick else SHAPES
     for name in variants:
         for b, t, d, h in shapes:
             x = torch.randn(b, t, d, device=device)
@@ -117,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}"
     )
+    parser.add_argument(
+        "--shapes", help=f"comma-separated indices into SHAPES {SHAPES} (default: all; --quick: 0)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument(
         "--out", type=Path, help="also write the JSON lines to this file (with a header record)"
@@ -126,6 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         parser.error(f"--variants must be a subset of {list(VARIANTS)}, got {unknown}")
+    shapes = None
+    if args.shapes is not None:
+        try:
+            shapes = [SHAPES[int(i)] for i in args.shapes.split(",")]
+        except (ValueError, IndexError):
+            parser.error(
+                f"--shapes must be comma-separated indices in 0..{len(SHAPES) - 1}, "
+                f"got {args.shapes!r}"
+            )
     if args.device not in ("cpu", "cuda"):
         parser.error(f"--device must be cpu or cuda, got {args.device!r}")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -134,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     sink: list[dict[str, Any]] = []
     start = time.perf_counter()
-    bench(variants, args.quick, args.device, sink)
+    bench(variants, args.quick, args.device, sink, shapes)
     header = {
         "bench": "variants-run",
         "command": " ".join(
