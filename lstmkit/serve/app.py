@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lstmkit import __version__
 from lstmkit.bundle import Predictor, load
 from lstmkit.serve.batcher import MicroBatcher
+from lstmkit.serve.fast import FastPredict
 from lstmkit.serve.routes import V1_AUTH, router, v1
 
 
@@ -132,6 +133,9 @@ def create_app(
     # for nothing (~10% of a worker's CPU under load); the OpenAPI schema then lists no security
     app.include_router(v1, dependencies=V1_AUTH if token is not None else None)
     app.include_router(router)
+    # the predict requests that succeed skip FastAPI's routing (lstmkit.serve.fast says why);
+    # added first, so it runs inside _BodyLimit
+    app.add_middleware(FastPredict, state=app.state)
     # JSON escapes make at most 6 bytes of a character ("\u00e9"); the rest is syntax
     app.add_middleware(_BodyLimit, max_bytes=6 * max_chars + 16 * max_texts + 4096)
     return app
