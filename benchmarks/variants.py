@@ -4,7 +4,8 @@
 
 The peer is the vanilla LSTM / GRU of the same size (oneDNN on CPU, cuDNN on GPU): what the variant
 would cost if torch could fuse it. Shapes are those of ``benchmarks/recurrent.py``; every case is
-measured in the same process, alternating ours and the peer's repetitions (median). One JSON
+measured in the same process, alternating ours and the peer's repetitions (median) after
+``WARMUP`` untimed steps of each (one for the slow loop cases). One JSON
 object per line on stdout::
 
     {"bench": "variants", "case": "lstm-layer_norm-train-B128-T500-D32-H32", "impl": "kernel",
@@ -46,6 +47,11 @@ from recurrent import SHAPES, compare, write_jsonl  # noqa: E402  (the sibling b
 
 import lstmkit  # noqa: E402
 from lstmkit.interop import to_torch_state_dict  # noqa: E402
+
+# Untimed training steps of ours and of the peer before a kernel case's timed ones: with one, the
+# first case of a run measured ~0.7x of its value later in the same run (on the loaded 2-core
+# machine, either variant first), both sides settling their buffers over a few steps.
+WARMUP = 3
 
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "layer_norm": ("lstm", {"layer_norm": True}),
@@ -100,6 +106,7 @@ def bench(
                     _train_step(ours, x),
                     _train_step(peer, x),
                     reps if impl == "kernel" else max(2, reps // 2),
+                    warmup=WARMUP if impl == "kernel" else 1,
                 )
                 tokens = b * t
                 record = {

@@ -46,7 +46,7 @@ _HEADER = r"""
 #include <stddef.h>
 
 typedef struct {
-  long B, H, kh_cols, kc_cols, raw_step;
+  long B, H, kh_cols, kc_cols;
   double eps;
   const void *gx, *ln_w, *w_ci, *w_cf, *w_co, *lnc_w, *lnc_b, *keep_h, *keep_c, *h_mask;
   void *raw, *mu_hh, *rstd_hh, *mu_c, *rstd_c, *hm, *gates, *c_new, *a_c, *h_all, *c_all;
@@ -128,7 +128,7 @@ static inline void KEEP_SFX(REAL* s, const REAL* old, const REAL* k, long cols, 
 void lstm_fwd_SFX(const FwdCtx* x, long t, long tk, long ti, long to) {
   const long B = x->B, H = x->H, G = 4 * H;
   const REAL* gx = (const REAL*)x->gx + t * B * G;
-  REAL* raw = (REAL*)x->raw + (x->raw_step ? tk : 0) * B * G;
+  const REAL* raw = x->raw;  /* (B, 4H): h W_hh^T of this step (a scratch the GEMM rewrites) */
   /* peephole weights and LN bias are zero vectors when absent (branch-free loops) */
   const REAL *lnw = x->ln_w, *wci = x->w_ci, *wcf = x->w_cf, *wco = x->w_co;
   const REAL *lncw = x->lnc_w, *lncb = x->lnc_b, *hmask = x->h_mask;
@@ -277,7 +277,7 @@ void lstm_bwd_SFX(const BwdCtx* x, long t, long ti, long to, long first) {
       dcb[j] = dcn * f + carry_c[j] + dzi * wci[j] + dzf * wcf[j];
     }
     if (lnw) {
-      const REAL* r = (const REAL*)x->raw + (t * B + b) * G;
+      const REAL* r = (const REAL*)x->raw + b * G;  /* recomputed for this step */
       const REAL mu = ((const REAL*)x->mu_hh)[t * B + b], rstd = ((const REAL*)x->rstd_hh)[t * B + b];
       LN_BWD_SFX(r, dz, lnw, mu, rstd, G, xh, dxh, (REAL*)x->d_raw + b * G, g_hh, NULL);
     }
@@ -400,7 +400,7 @@ def _compile(cc: str, src: str, folder: Path, target: Path) -> Path:
 
 class _Fwd(ctypes.Structure):
     _fields_ = [
-        *[(n, ctypes.c_long) for n in ("B", "H", "kh_cols", "kc_cols", "raw_step")],
+        *[(n, ctypes.c_long) for n in ("B", "H", "kh_cols", "kc_cols")],
         ("eps", ctypes.c_double),
         *[
             (n, ctypes.c_void_p)
