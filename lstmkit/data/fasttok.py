@@ -69,7 +69,7 @@ class Tokens:
     """Tokens of a batch of texts as codes.
 
     Attributes:
-        codes: one int64 per token, in text order; equal codes are equal tokens.
+        codes: one integer per token, in text order; equal codes are equal tokens.
         names: the token string of each code (``names[codes[k]]`` is token ``k``).
         counts: number of tokens of each text.
     """
@@ -267,8 +267,9 @@ class FastWordLevel:
             norm = [norm[i] for i in fast]
         else:
             fast = list(range(len(texts)))
-        if self.kind == "char":
+        if self.kind == "char":  # few passes over the code points: one piece is faster
             return Batch(texts, fast, slow, self._char_tokens(norm))
+        cut = self._word_tokens
         # shares of about _SHARE_CHARS characters: the byte-level passes then run on arrays
         # that stay in the CPU caches; NumPy releases the GIL in its loops, so with `threads`
         # the shares run side by side. The codes of each share are renumbered into one list.
@@ -278,13 +279,13 @@ class FastWordLevel:
         bounds = np.unique(np.concatenate(([0], bounds, [len(norm)])))
         chunks = [norm[x:y] for x, y in itertools.pairwise(bounds.tolist())] or [norm]
         if len(chunks) == 1:
-            return Batch(texts, fast, slow, self._word_tokens(norm))
+            return Batch(texts, fast, slow, cut(norm))
         self._word_patterns()  # built once, before the threads read it
         if self.threads > 1:
             with ThreadPoolExecutor(self.threads) as pool:
-                shares = list(pool.map(self._word_tokens, chunks))
+                shares = list(pool.map(cut, chunks))
         else:
-            shares = [self._word_tokens(chunk) for chunk in chunks]
+            shares = [cut(chunk) for chunk in chunks]
         index: dict[str, int] = {}
         codes = []
         for share in shares:
@@ -300,7 +301,7 @@ class FastWordLevel:
         counts = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
         cps = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
         present = np.flatnonzero(np.bincount(cps)) if cps.size else np.zeros(0, np.int64)
-        code_of = np.zeros(int(present[-1]) + 1 if present.size else 1, dtype=np.int64)
+        code_of = np.zeros(int(present[-1]) + 1 if present.size else 1, dtype=np.int32)
         code_of[present] = np.arange(present.size)
         return Tokens(code_of[cps], [chr(c) for c in present], counts)
 

@@ -14,6 +14,11 @@ weights (the library's own JSON format; nothing pickled):
   boundary marks), decoding gives the text back; a character never seen in training reads as
   ``[UNK]``.
 
+Speed: ``word`` and ``char`` are counted and encoded by :mod:`lstmkit.data.fasttok` (NumPy over
+the UTF-8 bytes of all texts; the same vocabulary, ``tokenizer.json`` and ids as ``tokenizers``,
+tested), and :func:`train_and_encode` cuts the training texts once for both; ``fast=False`` uses
+``tokenizers`` throughout. ``bpe`` and ``unigram`` always use ``tokenizers``.
+
 Ids: 0 is ``[PAD]`` (the embedding's padding row), 1 is ``[UNK]``; ``vocab_size`` counts both.
 ``vocab_size`` is an upper bound for every kind (``bpe`` keeps the ``vocab_size - 2`` most frequent
 characters as its alphabet). ``min_frequency`` drops rarer words (``word``, ``char``) or merges

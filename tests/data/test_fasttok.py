@@ -140,6 +140,11 @@ def test_shares_and_threads_give_the_same_codes(monkeypatch: pytest.MonkeyPatch)
     two, ids2 = train_and_encode(texts, "word", lowercase=True, threads=2)
     for a, b in zip(ids1, ids_shared, strict=True):
         np.testing.assert_array_equal(a, b)
+    char_one = train_tokenizer(texts, "char", fast=False)
+    char, char_ids = train_and_encode(texts, "char", threads=2)
+    assert char.vocab() == char_one.vocab()
+    for a, b in zip(char_one.encode_batch(texts), char_ids, strict=True):
+        np.testing.assert_array_equal(a, b)
     assert two._accel is not None and two._accel.threads == 2
     assert one.vocab() == two.vocab()
     for a, b in zip(ids1, ids2, strict=True):
