@@ -9,25 +9,33 @@ three times longer than the other's (p99 latency follows the busiest worker). Wi
 worker in a ``SO_REUSEPORT`` group the kernel spreads new connections over the workers by a hash
 of their addresses: close to even (64 connections on two workers: 27-37 on either, measured).
 
-Each worker is a ``spawn`` process that builds the app with :func:`lstmkit.serve.app.create_app`
-from a JSON config (it loads the bundle in its lifespan) and runs ``uvicorn.Server`` on its own
-socket. The parent only watches: Ctrl-C or SIGTERM stops every worker (uvicorn's graceful
+Each worker is a ``spawn`` process that builds the app with
+:func:`lstmkit.serve.app.create_app` from a JSON config and runs ``uvicorn.Server`` on its own
+socket; the app's startup (the bundle loaded, the GC frozen) ends by waiting for every other
+worker's, so they all start listening together (a worker listening alone gets all the
+connections opened meanwhile: measured 64 / 0). The parent only watches: Ctrl-C or SIGTERM stops every worker (uvicorn's graceful
 shutdown); a worker that exits stops the others, and :func:`run_workers` raises.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import multiprocessing
 import os
 import signal
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from multiprocessing.connection import wait
+from multiprocessing.synchronize import Barrier
 from typing import Any
 
 # how long a worker has to finish its requests and lifespan after the stop signal
 STOP_TIMEOUT_S = 30.0
+# how long the workers wait for each other to load their models
+READY_TIMEOUT_S = 300.0
 
 
 class WorkerExit(RuntimeError):
@@ -48,17 +56,31 @@ def _listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker_main(config_json: str, host: str, port: int, access_log: bool) -> None:
-    """One worker process: the app from ``config_json``, uvicorn on its own socket."""
+def _worker_main(config_json: str, host: str, port: int, access_log: bool, ready: Barrier) -> None:
+    """One worker process: the app from ``config_json``, uvicorn on its own socket. Every worker
+    finishes its app's startup (model loaded, GC frozen) and then waits for the others
+    (``ready``) before it listens: a worker that listened alone would get every connection
+    opened meanwhile (the kernel spreads connections over the sockets listening at the time),
+    for as long as the clients keep them."""
     import uvicorn
 
     from lstmkit.serve.app import create_app
 
     kwargs = json.loads(config_json)
     app = create_app(kwargs.pop("bundle_path"), **kwargs)
+    startup = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        async with startup(app) as state:
+            # BrokenBarrierError when another worker failed: this one's startup fails too
+            await asyncio.to_thread(ready.wait, READY_TIMEOUT_S)
+            yield state
+
+    app.router.lifespan_context = lifespan
     sock = _listener(host, port)
     config = uvicorn.Config(app, host=host, port=port, access_log=access_log)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(config).run(sockets=[sock])  # lifespan first, then it listens
 
 
 def run_workers(
@@ -82,10 +104,11 @@ def run_workers(
         raise ValueError(f"cannot listen on {host}:{port}: {err}") from None
     config_json = json.dumps(config)
     ctx = multiprocessing.get_context("spawn")  # no forked torch threads
+    ready = ctx.Barrier(workers)
     procs = [
         ctx.Process(
             target=_worker_main,
-            args=(config_json, host, port, access_log),
+            args=(config_json, host, port, access_log, ready),
             name=f"lstmkit-serve-{i}",
         )
         for i in range(workers)
@@ -106,6 +129,7 @@ def run_workers(
         stopping = True
     finally:
         signal.signal(signal.SIGTERM, previous)
+        ready.abort()  # a worker still waiting for the others gives up
         for proc in procs:  # one stop signal each: uvicorn's graceful shutdown
             if proc.is_alive() and proc.pid is not None:
                 with contextlib.suppress(ProcessLookupError):

@@ -133,6 +133,12 @@ def _workers(pid: int) -> list[int]:
     return out
 
 
+def _sockets(pid: int) -> int:
+    """Open sockets of process ``pid`` (Linux /proc)."""
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="counts workers through /proc")
 def test_two_real_workers_answer_and_stop_together(bundle: Path, tmp_path: Path) -> None:
     port = free_port()
@@ -162,6 +168,17 @@ def test_two_real_workers_answer_and_stop_together(bundle: Path, tmp_path: Path)
                 assert g["scores"] == pytest.approx(e["scores"], abs=1e-6)
         workers = _workers(proc.pid)
         assert len(workers) == 2
+        # both listen from the first answer on (they wait for each other to load): 16 new
+        # connections, spread by the kernel, reach both (all on one: p = 2 / 2**16)
+        before = {w: _sockets(w) for w in workers}
+        clients = [httpx.Client(base_url=url, timeout=10) for _ in range(16)]
+        try:
+            for client in clients:
+                assert client.post("/v1/predict", json={"texts": TEXTS[:1]}).status_code == 200
+            assert all(_sockets(w) > before[w] for w in workers), (before, workers)
+        finally:
+            for client in clients:
+                client.close()
         # a worker that dies stops the server: the other worker goes too, and the exit says why
         os.kill(workers[0], signal.SIGKILL)
         assert proc.wait(timeout=60) == 2
