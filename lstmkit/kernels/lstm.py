@@ -398,8 +398,9 @@ def _backward_compiled(
     d_ht: Tensor | None,
     d_ct: Tensor | None,
 ) -> dict[str, Tensor]:
-    """:func:`_backward` with the per-step math in C: per step one C call, one ``mm`` for dh
-    and, with layer norm, one ``addmm_`` for dW_hh (else one GEMM at the end)."""
+    """:func:`_backward` with the per-step math in C: per step one C call and one ``mm`` for dh;
+    with layer norm also ``h W_hh^T`` recomputed (one ``mm``, the forward does not keep it) and
+    one ``addmm_`` for dW_hh (without, dW_hh is one GEMM at the end)."""
     gates, a_c, h_all, c_all = s["gates"], s["a_c"], s["h_all"], s["c_all"]
     steps, batch, _, hidden = gates.shape
     _, bwd = C.step_functions(gates.dtype)
