@@ -14,7 +14,8 @@ Each worker is a ``spawn`` process that builds the app with
 socket; the app's startup (the bundle loaded, the GC frozen) ends by waiting for every other
 worker's, so they all start listening together (a worker listening alone gets all the
 connections opened meanwhile: measured 64 / 0). The parent only watches: Ctrl-C or SIGTERM stops every worker (uvicorn's graceful
-shutdown); a worker that exits stops the others, and :func:`run_workers` raises.
+shutdown); a worker that exits stops the others, and :func:`run_workers` raises; a worker whose
+parent is gone (killed outright) stops itself.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import multiprocessing
 import os
 import signal
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from multiprocessing.connection import wait
@@ -36,6 +39,8 @@ from typing import Any
 STOP_TIMEOUT_S = 30.0
 # how long the workers wait for each other to load their models
 READY_TIMEOUT_S = 300.0
+# how often a worker checks that the parent process is still there
+PARENT_POLL_S = 0.5
 
 
 class WorkerExit(RuntimeError):
@@ -56,7 +61,21 @@ def _listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker_main(config_json: str, host: str, port: int, access_log: bool, ready: Barrier) -> None:
+def _stop_with_parent(parent: int) -> None:
+    """Stop this worker (uvicorn's graceful SIGTERM) when ``parent`` is gone: a parent killed
+    outright (SIGKILL) cannot stop its workers, which would keep serving the port."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="lstmkit-parent-watch", daemon=True).start()
+
+
+def _worker_main(
+    config_json: str, host: str, port: int, access_log: bool, ready: Barrier, parent: int
+) -> None:
     """One worker process: the app from ``config_json``, uvicorn on its own socket. Every worker
     finishes its app's startup (model loaded, GC frozen) and then waits for the others
     (``ready``) before it listens: a worker that listened alone would get every connection
@@ -66,6 +85,7 @@ def _worker_main(config_json: str, host: str, port: int, access_log: bool, ready
 
     from lstmkit.serve.app import create_app
 
+    _stop_with_parent(parent)  # its pid from the parent: it may be gone before this line
     kwargs = json.loads(config_json)
     app = create_app(kwargs.pop("bundle_path"), **kwargs)
     startup = app.router.lifespan_context
@@ -108,7 +128,7 @@ def run_workers(
     procs = [
         ctx.Process(
             target=_worker_main,
-            args=(config_json, host, port, access_log, ready),
+            args=(config_json, host, port, access_log, ready, os.getpid()),
             name=f"lstmkit-serve-{i}",
         )
         for i in range(workers)

@@ -192,3 +192,37 @@ def test_two_real_workers_answer_and_stop_together(bundle: Path, tmp_path: Path)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+ORPHAN = """
+import multiprocessing, os, sys, time
+from lstmkit.serve.workers import _stop_with_parent
+
+def child(parent):
+    _stop_with_parent(parent)
+    time.sleep(120)
+
+if __name__ == "__main__":
+    proc = multiprocessing.get_context("spawn").Process(target=child, args=(os.getpid(),))
+    proc.start()
+    print(proc.pid, flush=True)
+    time.sleep(1)
+    os._exit(0)  # gone without stopping its child, as after SIGKILL
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="watches /proc")
+def test_a_worker_stops_when_its_parent_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "orphan.py"
+    script.write_text(ORPHAN)
+    out = tmp_path / "out.txt"
+    with open(out, "w") as fh:  # a file, not a pipe: the child holds it open while it lives
+        subprocess.run([sys.executable, str(script)], stdout=fh, timeout=60, check=True)
+    child = int(out.read_text().split()[0])
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{child}").exists():
+        stat = Path(f"/proc/{child}/stat").read_text() if Path(f"/proc/{child}").exists() else ""
+        if stat and stat.rsplit(")", 1)[1].split()[0] == "Z":  # exited, not yet reaped
+            break
+        assert time.monotonic() < deadline, "the orphaned worker is still running"
+        time.sleep(0.1)
