@@ -186,3 +186,17 @@ def test_build_into_an_unwritable_cache_says_where(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(compiled.CompiledKernelError, match=r"cannot write .*file.*XDG_CACHE_HOME"):
         compiled.build(blocker / "kernels")
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_compiled_layer_norm_keeping_h_w_hh(reverse: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above RECOMPUTE_RAW_MAX_HIDDEN the forward keeps h W_hh^T of every step for the LN
+    backward instead of it being recomputed: same numbers as the torch-op steps."""
+    from lstmkit.kernels import lstm as kernel_lstm
+
+    monkeypatch.setattr(kernel_lstm, "RECOMPUTE_RAW_MAX_HIDDEN", 0)
+    for opts in [(True, False, False, False, False, False), (True, True, True, False, True, True)]:
+        args = _inputs(torch.float64, opts)
+        got = _results(lstm_sequence, args, LSTMKernelSpec(reverse=reverse))
+        steps = _results(lstm_sequence, args, LSTMKernelSpec(reverse=reverse, compiled=False))
+        assert _worst(got, steps) <= 1e-9, opts

@@ -46,14 +46,14 @@ _HEADER = r"""
 #include <stddef.h>
 
 typedef struct {
-  long B, H, kh_cols, kc_cols;
+  long B, H, kh_cols, kc_cols, raw_step;
   double eps;
   const void *gx, *ln_w, *w_ci, *w_cf, *w_co, *lnc_w, *lnc_b, *keep_h, *keep_c, *h_mask;
   void *raw, *mu_hh, *rstd_hh, *mu_c, *rstd_c, *hm, *gates, *c_new, *a_c, *h_all, *c_all;
 } FwdCtx;
 
 typedef struct {
-  long B, H, kh_cols, kc_cols;
+  long B, H, kh_cols, kc_cols, raw_step;
   const void *raw, *ln_w, *mu_hh, *rstd_hh, *w_ci, *w_cf, *w_co, *lnc_w, *mu_c, *rstd_c;
   const void *keep_h, *keep_c, *h_mask, *gates, *c_new, *c_all, *a_c, *dy, *mmres;
   void *dh, *dc, *carry_h, *dz_all, *d_raw;
@@ -128,7 +128,8 @@ static inline void KEEP_SFX(REAL* s, const REAL* old, const REAL* k, long cols, 
 void lstm_fwd_SFX(const FwdCtx* x, long t, long tk, long ti, long to) {
   const long B = x->B, H = x->H, G = 4 * H;
   const REAL* gx = (const REAL*)x->gx + t * B * G;
-  const REAL* raw = x->raw;  /* (B, 4H): h W_hh^T of this step (a scratch the GEMM rewrites) */
+  /* h W_hh^T of this step: a (B, 4H) scratch the GEMM rewrites, or slot tk of (T, B, 4H) */
+  const REAL* raw = (const REAL*)x->raw + (x->raw_step ? tk : 0) * B * G;
   /* peephole weights and LN bias are zero vectors when absent (branch-free loops) */
   const REAL *lnw = x->ln_w, *wci = x->w_ci, *wcf = x->w_cf, *wco = x->w_co;
   const REAL *lncw = x->lnc_w, *lncb = x->lnc_b, *hmask = x->h_mask;
@@ -277,7 +278,7 @@ void lstm_bwd_SFX(const BwdCtx* x, long t, long ti, long to, long first) {
       dcb[j] = dcn * f + carry_c[j] + dzi * wci[j] + dzf * wcf[j];
     }
     if (lnw) {
-      const REAL* r = (const REAL*)x->raw + b * G;  /* recomputed for this step */
+      const REAL* r = (const REAL*)x->raw + ((x->raw_step ? t : 0) * B + b) * G;
       const REAL mu = ((const REAL*)x->mu_hh)[t * B + b], rstd = ((const REAL*)x->rstd_hh)[t * B + b];
       LN_BWD_SFX(r, dz, lnw, mu, rstd, G, xh, dxh, (REAL*)x->d_raw + b * G, g_hh, NULL);
     }
@@ -400,7 +401,7 @@ def _compile(cc: str, src: str, folder: Path, target: Path) -> Path:
 
 class _Fwd(ctypes.Structure):
     _fields_ = [
-        *[(n, ctypes.c_long) for n in ("B", "H", "kh_cols", "kc_cols")],
+        *[(n, ctypes.c_long) for n in ("B", "H", "kh_cols", "kc_cols", "raw_step")],
         ("eps", ctypes.c_double),
         *[
             (n, ctypes.c_void_p)
@@ -415,7 +416,7 @@ class _Fwd(ctypes.Structure):
 
 class _Bwd(ctypes.Structure):
     _fields_ = [
-        *[(n, ctypes.c_long) for n in ("B", "H", "kh_cols", "kc_cols")],
+        *[(n, ctypes.c_long) for n in ("B", "H", "kh_cols", "kc_cols", "raw_step")],
         *[
             (n, ctypes.c_void_p)
             for n in (

@@ -55,6 +55,9 @@ from lstmkit import functional as Fn
 from lstmkit.kernels import compiled as C
 
 EPS = Fn.LN_EPS
+# compiled step with layer_norm: up to this H the backward recomputes h W_hh^T per step instead of
+# the forward keeping it for every step (see _forward_compiled)
+RECOMPUTE_RAW_MAX_HIDDEN = 64
 CHUNK_ELEMENTS = 1 << 18  # backward: local derivatives of ~this many gate values at a time
 OutFn = Callable[[Tensor, Tensor], Tensor]
 GradFn = Callable[[Tensor], Tensor]
@@ -332,9 +335,12 @@ def _forward_compiled(
     gates_all = gx.new_empty(kept, batch, 4, hidden)
     a_c_all = gx.new_empty(kept, batch, hidden)
     c_new_all = gx.new_empty(kept, batch, hidden) if keep_h is not None else None
-    # h W_hh^T: one (B, 4H) scratch, in cache; the backward recomputes it per step with layer
-    # norm (one GEMM into a scratch beats writing and re-reading a (T, B, 4H) buffer)
-    raw = gx.new_empty(batch, g4)
+    # h W_hh^T: with layer norm the backward needs it; up to H = RECOMPUTE_RAW_MAX_HIDDEN it goes
+    # to one (B, 4H) scratch, in cache, and the backward recomputes it (a small GEMM beats writing
+    # and re-reading a (T, B, 4H) buffer), above it is kept for every step
+    keep_raw = ln and save and hidden > RECOMPUTE_RAW_MAX_HIDDEN
+    raw_all = gx.new_empty(steps if keep_raw else 1, batch, g4)
+    raws = raw_all.unbind(0)
     stats_hh = gx.new_empty(2, kept, batch) if ln else None  # mean, rstd of the LN on h W_hh^T
     stats_c = gx.new_empty(2, kept, batch) if ln_c_weight is not None else None
     hm = gx.new_empty(batch, hidden) if h_mask is not None else None  # h * h_mask: the GEMM's input
@@ -345,12 +351,12 @@ def _forward_compiled(
     )  # absent peepholes / LN bias: zeros, so the C loops have no branches
     lnc_b = None if ln_c_weight is None else zero if ln_c_bias is None else ln_c_bias.contiguous()
     ctx = C.fwd_context(
-        B=batch, H=hidden, eps=EPS,
+        B=batch, H=hidden, eps=EPS, raw_step=1 if keep_raw else 0,
         kh_cols=keep_h.shape[2] if keep_h is not None else 0,
         kc_cols=keep_c.shape[2] if keep_c is not None else 0,
         gx=gx, ln_w=_c(ln_hh_weight), w_ci=_c(w_ci, zero), w_cf=_c(w_cf, zero),
         w_co=_c(w_co, zero), lnc_w=_c(ln_c_weight), lnc_b=lnc_b, keep_h=keep_h,
-        keep_c=keep_c, h_mask=_c(h_mask), raw=raw,
+        keep_c=keep_c, h_mask=_c(h_mask), raw=raw_all,
         mu_hh=stats_hh[0] if stats_hh is not None else None,
         rstd_hh=stats_hh[1] if stats_hh is not None else None,
         mu_c=stats_c[0] if stats_c is not None else None,
@@ -366,7 +372,7 @@ def _forward_compiled(
     for t in range(steps - 1, -1, -1) if spec.reverse else range(steps):
         t_in, t_out, tk = t + shift, t + 1 - shift, t if save else 0
         h = hs[t_in] if hm is None else hm  # the C step writes the next hm after this GEMM
-        torch.mm(h, w_hh_t, out=raw)  # gx is added in C (addmm would copy it first)
+        torch.mm(h, w_hh_t, out=raws[tk if keep_raw else 0])  # gx is added in C
         fwd(ref, t, tk, t_in, t_out)
     states = slice(0, steps) if spec.reverse else slice(1, steps + 1)
     y = h_all[states].transpose(0, 1)
@@ -380,6 +386,8 @@ def _forward_compiled(
             saved["c_new"] = c_new_all
         if stats_hh is not None:
             saved.update(mu_hh=stats_hh[0], rstd_hh=stats_hh[1])
+            if keep_raw:
+                saved["raw"] = raw_all
         if stats_c is not None:
             saved.update(mu_c=stats_c[0], rstd_c=stats_c[1])
     return y, h_t, c_t, saved
@@ -425,7 +433,8 @@ def _backward_compiled(
     mmres = gates.new_empty(batch, hidden)  # d(raw) W_hh of the step just done
     ln = ln_hh_w is not None
     d_raw = gates.new_empty(batch, 4 * hidden) if ln else None
-    raw = gates.new_empty(batch, 4 * hidden) if ln else None  # h W_hh^T, recomputed per step
+    # h W_hh^T: kept by the forward (large H) or recomputed per step into a scratch
+    raw = gates.new_empty(batch, 4 * hidden) if ln and "raw" not in s else None
     f64 = torch.float64  # the LN gain gradients are sums over T * B rows: accumulated in float64
     g_lnhh = gates.new_zeros(4 * hidden, dtype=f64) if ln else None
     g_lnc_w = gates.new_zeros(hidden, dtype=f64) if ln_c_w is not None else None
@@ -435,7 +444,7 @@ def _backward_compiled(
         B=batch, H=hidden,
         kh_cols=keep_h.shape[2] if keep_h is not None else 0,
         kc_cols=keep_c.shape[2] if keep_c is not None else 0,
-        raw=raw, ln_w=_c(ln_hh_w), mu_hh=s.get("mu_hh"), rstd_hh=s.get("rstd_hh"),
+        raw=s.get("raw", raw), raw_step=1 if "raw" in s else 0, ln_w=_c(ln_hh_w), mu_hh=s.get("mu_hh"), rstd_hh=s.get("rstd_hh"),
         w_ci=_c(w_ci, zero), w_cf=_c(w_cf, zero), w_co=_c(w_co, zero), lnc_w=_c(ln_c_w),
         mu_c=s.get("mu_c"),
         rstd_c=s.get("rstd_c"), keep_h=keep_h, keep_c=keep_c, h_mask=_c(h_mask), gates=gates,
