@@ -37,6 +37,13 @@ SENTENCES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _fast_path_for_every_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small 'word' batches normally go to tokenizers (faster there): here every batch takes
+    the fast path, so that the comparisons below test it."""
+    monkeypatch.setattr(fasttok, "_MIN_FAST_CHARS", 0)
+
+
 def _same(kind: str, texts: list[str], **kw: object) -> None:
     """Fast and tokenizers give the same tokenizer.json and the same ids (training texts via
     train_and_encode, and encode_batch on other texts)."""
@@ -153,6 +160,20 @@ def test_shares_and_threads_give_the_same_codes(monkeypatch: pytest.MonkeyPatch)
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="threads must be >= 1"):
         train_tokenizer(texts, "word", threads=0)
+
+
+def test_small_batches_go_to_tokenizers_with_the_same_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fasttok, "_MIN_FAST_CHARS", 4096)
+    tok = train_tokenizer(SENTENCES, "word")
+    assert tok._accel is not None
+    calls: list[int] = []
+    split = tok._accel.split
+    monkeypatch.setattr(tok._accel, "split", lambda texts: calls.append(len(texts)) or split(texts))
+    small = tok.encode_batch(SENTENCES[:2])  # < _MIN_FAST_CHARS characters: tokenizers
+    assert calls == []
+    monkeypatch.setattr(fasttok, "_MIN_FAST_CHARS", 0)
+    assert [a.tolist() for a in tok.encode_batch(SENTENCES[:2])] == [a.tolist() for a in small]
+    assert calls == [2]
 
 
 def test_empty_texts_and_batches() -> None:
