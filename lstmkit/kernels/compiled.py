@@ -35,6 +35,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -450,9 +451,8 @@ def step_functions(dtype: torch.dtype) -> tuple[Callable[..., int], Callable[...
     return getattr(lib, f"lstm_fwd_{sfx}"), getattr(lib, f"lstm_bwd_{sfx}")
 
 
-def fwd_context(**tensors: Tensor | int | float | None) -> _Fwd:
-    """A forward context: ints / floats as they are, tensors (contiguous) by their data pointer."""
-    ctx = _Fwd()
+def _fill(ctx: Any, tensors: dict[str, Tensor | int | float | None]) -> Any:
+    """Set ``ctx``'s fields: ints / floats as they are, tensors (contiguous) by data pointer."""
     for name, value in tensors.items():
         if isinstance(value, Tensor):
             if not value.is_contiguous():
@@ -463,14 +463,13 @@ def fwd_context(**tensors: Tensor | int | float | None) -> _Fwd:
     return ctx
 
 
+def fwd_context(**tensors: Tensor | int | float | None) -> _Fwd:
+    """A forward context: ints / floats as they are, tensors (contiguous) by their data pointer."""
+    ctx: _Fwd = _fill(_Fwd(), tensors)
+    return ctx
+
+
 def bwd_context(**tensors: Tensor | int | None) -> _Bwd:
     """A backward context, as :func:`fwd_context`."""
-    ctx = _Bwd()
-    for name, value in tensors.items():
-        if isinstance(value, Tensor):
-            if not value.is_contiguous():
-                raise ValueError(f"compiled LSTM step: {name} must be contiguous")
-            setattr(ctx, name, value.data_ptr())
-        elif value is not None:
-            setattr(ctx, name, value)
+    ctx: _Bwd = _fill(_Bwd(), dict(tensors))
     return ctx
