@@ -24,8 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lstmkit import functional as Fn
-from lstmkit.kernels.lstm import _ACT, _ACT_GRAD
+from lstmkit.kernels.lstm import _ACT, _ACT_GRAD, check_activations
 
 
 @dataclass(frozen=True)
@@ -38,15 +37,7 @@ class GRUKernelSpec:
     reverse: bool = False
 
     def __post_init__(self) -> None:
-        if self.activation not in Fn.activation_names():
-            raise ValueError(
-                f"activation must be one of {list(Fn.activation_names())}, got {self.activation!r}"
-            )
-        if self.recurrent_activation not in Fn.recurrent_activation_names():
-            raise ValueError(
-                "recurrent_activation must be one of "
-                f"{list(Fn.recurrent_activation_names())}, got {self.recurrent_activation!r}"
-            )
+        check_activations(self.activation, self.recurrent_activation)
 
 
 _INPUTS = ("gx", "h0", "w_hh", "b_hn", "h_mask", "keep", "out_mask")

@@ -88,6 +88,19 @@ _ACT_GRAD: dict[str, GradFn] = {  # one pass each for tanh / sigmoid (addcmul: a
 }
 
 
+def check_activations(activation: str, recurrent_activation: str) -> None:
+    """ValueError naming the valid choices unless both activation names are known."""
+    if activation not in Fn.activation_names():
+        raise ValueError(
+            f"activation must be one of {list(Fn.activation_names())}, got {activation!r}"
+        )
+    if recurrent_activation not in Fn.recurrent_activation_names():
+        raise ValueError(
+            "recurrent_activation must be one of "
+            f"{list(Fn.recurrent_activation_names())}, got {recurrent_activation!r}"
+        )
+
+
 @dataclass(frozen=True)
 class LSTMKernelSpec:
     """The non-tensor options of one kernel call.
@@ -106,15 +119,7 @@ class LSTMKernelSpec:
     compiled: bool = True
 
     def __post_init__(self) -> None:
-        if self.activation not in Fn.activation_names():
-            raise ValueError(
-                f"activation must be one of {list(Fn.activation_names())}, got {self.activation!r}"
-            )
-        if self.recurrent_activation not in Fn.recurrent_activation_names():
-            raise ValueError(
-                "recurrent_activation must be one of "
-                f"{list(Fn.recurrent_activation_names())}, got {self.recurrent_activation!r}"
-            )
+        check_activations(self.activation, self.recurrent_activation)
 
 
 def _forward(
