@@ -405,9 +405,10 @@ def _run_train(args: argparse.Namespace) -> int:
     from lstmkit.data.text import DataFileError
     from lstmkit.data.vectors import VectorsError
     from lstmkit.experiment import run_recipe
-    from lstmkit.train import TrainingDiverged
+    from lstmkit.train import TrainingDiverged, shutdown_distributed
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    finished = False
     try:
         recipe_obj, raw = _task_recipe(args)
         assert isinstance(recipe_obj, Recipe)
@@ -438,6 +439,7 @@ def _run_train(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             command=command,
         )
+        finished = True
     except (
         ConfigError,
         DataNotFoundError,
@@ -448,6 +450,9 @@ def _run_train(args: argparse.Namespace) -> int:
         VectorsError,
     ) as err:
         return _fail("train", err)
+    finally:
+        # a torchrun job: every rank leaves the process group before the interpreter exits
+        shutdown_distributed(wait=finished)
     if recipe.data.dataset in ("text", "series"):
         print(_own_data_summary(recipe.name, recipe.data.dataset, metrics, out))
         return 0

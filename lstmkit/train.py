@@ -68,6 +68,7 @@ __all__ = [
     "TrainingDiverged",
     "confusion_matrix",
     "init_distributed",
+    "shutdown_distributed",
     "metrics_from_confusion",
 ]
 
@@ -116,6 +117,20 @@ def init_distributed(info: DistInfo) -> torch.device:
         if device.type == "cuda":
             torch.cuda.set_device(device)
     return device
+
+
+def shutdown_distributed(*, wait: bool = True) -> None:
+    """Leave the process group this process joined (nothing when it joined none).
+
+    ``wait``: first a barrier, so no rank closes its connections while a peer still reads from
+    them. Without this a rank can exit with gloo's worker threads still alive and die with
+    SIGABRT during interpreter shutdown. Pass ``wait=False`` on an error path, where the peers
+    may never reach the barrier.
+    """
+    if dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 def _penalty(model: nn.Module, l1: float, l2: float) -> Tensor | None:
