@@ -102,7 +102,8 @@ class NgramBranch(nn.Module):
     def forward(self, tokens: Tensor, lengths: Tensor | None = None) -> Tensor:
         """(B, outputs) logits (no bias: the classifier's head has one)."""
         ids, keep = ngram_ids(tokens, lengths, self.n, self.buckets)
-        scaled = (self.weight * self.ratio)[ids]  # (B, K, outputs)
+        # gather first: only the rows a batch uses are scaled, not all ``buckets`` of them
+        scaled = self.weight[ids] * self.ratio[ids]  # (B, K, outputs)
         return (scaled * keep.unsqueeze(-1).to(scaled.dtype)).sum(1)
 
     @torch.no_grad()
