@@ -1,5 +1,6 @@
 """Word- and character-level tokenization in NumPy that gives exactly the ids of the Hugging Face
-tokenizer it stands in for, an order of magnitude faster on large corpora.
+tokenizer it stands in for, an order of magnitude faster on large corpora; for the subword kinds
+(BPE, Unigram) the same word split, so that the subword model runs once per distinct word.
 
 Why: ``tokenizers`` spends about 1 µs per token in its Rust pipeline (a ``NormalizedString`` with
 alignment tracking per split, an ``Encoding`` per text); on one thread, counting the words of the
@@ -11,10 +12,11 @@ joined, and cut into tokens in a few vectorised passes over their UTF-8 bytes
 How the ids stay identical to ``tokenizers`` (tests/data/test_fasttok.py checks it on real
 sentences in every script, on every assigned Unicode character, and on IMDB rows):
 
-- Only the exact configuration :func:`lstmkit.data.tokenize.train_tokenizer` builds for ``word``
-  and ``char`` is accelerated (normalizer NFKC [+ Lowercase], the word ``Split`` regex or the
-  ``\\X`` split, a WordLevel model, the two special tokens); :func:`fast_path_for` returns None for
-  anything else and the caller uses ``tokenizers`` itself.
+- Only the exact configurations :func:`lstmkit.data.tokenize.train_tokenizer` builds are
+  accelerated (normalizer NFKC [+ Lowercase]; the word ``Split`` regex or the ``\\X`` split and a
+  WordLevel model, or the Metaspace pre-tokenizer and a BPE / Unigram model; the two special
+  tokens); :func:`fast_path_for` returns None for anything else and the caller uses
+  ``tokenizers`` itself.
 - Normalisation: NFKC of a character assigned in Python's Unicode version is the same in every
   later version (Unicode's normalisation stability policy); a text holding a character Python does
   not know is handed to ``tokenizers`` whole. Lower-casing uses ``tokenizers``' own per-character
@@ -27,6 +29,16 @@ sentences in every script, on every assigned Unicode character, and on IMDB rows
   indicators, prepended marks; for ``char`` also CR, which joins a following LF); a text holding
   one is handed to ``tokenizers`` whole. So is, when encoding, a text holding the literal text of a
   special token (``[PAD]``, ``[UNK]``), which ``tokenizers`` matches before normalisation.
+- Subwords (``bpe``, ``unigram``): ``tokenizers`` applies the model to each word the Metaspace
+  pre-tokenizer cuts (a word is "▁" plus the characters up to the next space or "▁"; a text that
+  does not start with one gets a "▁"), one word at a time. Here the words are cut in NumPy, each
+  distinct word is encoded once by the trained model itself (one ``tokenizers`` call for all of
+  them), and the ids of every text are gathered from those (:meth:`FastTokenizer.ids`). The
+  trainers only see how often each word occurs (``BpeTrainer`` / ``UnigramTrainer`` count the
+  pre-tokenized words, then learn from the counts): :func:`train_from_counts` gives them the
+  counted words, each word repeated as often as it occurs, with no normaliser to run (50,000
+  IMDB reviews: the same ``tokenizer.json`` for BPE; ``tokenizers``' Unigram trainer differs from
+  itself run to run in the last bits of its scores, so there the model is the same up to that).
 - Token identity: a token of at most 16 bytes is its two 8-byte words plus its length (exact);
   tokens are grouped by a 64-bit mix of those, and every token is then compared with its group's
   first member, so a hash collision is detected (and resolved by an exact sort), never ignored.
@@ -40,7 +52,7 @@ import json
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +61,9 @@ import numpy as np
 
 WORD_PATTERN = r"\p{Han}|[\w&&[^\p{Han}]]+|(?=[^\w\s])\X"
 CHAR_PATTERN = r"\X"
+SUBWORD_KINDS = ("bpe", "unigram")
+METASPACE = "\u2581"  # "▁", the word-boundary mark of the Metaspace pre-tokenizer
+_SUBWORD_MODELS = {"bpe": "BPE", "unigram": "Unigram"}
 
 SPACE, WORD, SINGLE, COMPLEX = 0, 1, 2, 3
 _MIN_FAST_CHARS = 4096  # 'word' batches of fewer characters: tokenizers is faster (see encode)
@@ -80,11 +95,11 @@ class Tokens:
     counts: np.ndarray
 
 
-def fast_path_for(tokenizer: Any, kind: str, threads: int = 1) -> FastWordLevel | None:
-    """A :class:`FastWordLevel` for a ``tokenizers.Tokenizer`` configured exactly as
-    ``train_tokenizer`` configures a ``word`` / ``char`` tokenizer, else None. ``threads``:
-    'word' cuts large batches into tokens on that many threads."""
-    if kind not in ("word", "char") or tokenizer.normalizer is None:
+def fast_path_for(tokenizer: Any, kind: str, threads: int = 1) -> FastTokenizer | None:
+    """A :class:`FastTokenizer` for a ``tokenizers.Tokenizer`` configured exactly as
+    ``train_tokenizer`` configures a tokenizer of that ``kind``, else None. ``threads``: 'word',
+    'bpe' and 'unigram' cut large batches into words on that many threads."""
+    if kind not in ("word", "char", *SUBWORD_KINDS) or tokenizer.normalizer is None:
         return None
     if tokenizer.pre_tokenizer is None or tokenizer.post_processor is not None:
         return None
@@ -93,11 +108,43 @@ def fast_path_for(tokenizer: Any, kind: str, threads: int = 1) -> FastWordLevel 
     steps = [n.get("type") for n in norm.get("normalizers", [])]
     if norm.get("type") != "Sequence" or steps not in (["NFKC"], ["NFKC", "Lowercase"]):
         return None
+    if kind in SUBWORD_KINDS:
+        model = json.loads(tokenizer.model.__getstate__())
+        want_pre = {
+            "type": "Metaspace",
+            "replacement": METASPACE,
+            "prepend_scheme": "always",
+            "split": True,
+        }
+        if pre != want_pre or model.get("type") != _SUBWORD_MODELS[kind]:
+            return None
+        return FastTokenizer(tokenizer, kind, steps == ["NFKC", "Lowercase"], threads)
     want = ("Removed", True, WORD_PATTERN) if kind == "word" else ("Isolated", False, CHAR_PATTERN)
     got = (pre.get("behavior"), pre.get("invert"), pre.get("pattern", {}).get("Regex"))
     if pre.get("type") != "Split" or got != want:
         return None
-    return FastWordLevel(tokenizer, kind, steps == ["NFKC", "Lowercase"], threads)
+    return FastTokenizer(tokenizer, kind, steps == ["NFKC", "Lowercase"], threads)
+
+
+def train_from_counts(tokenizer: Any, trainer: Any, counts: Mapping[str, int]) -> None:
+    """Train ``tokenizer``'s model with ``trainer`` (a ``BpeTrainer`` / ``UnigramTrainer``) on
+    pre-tokenized words and how often each occurs, exactly as ``train_from_iterator`` would on
+    texts that give those counts: these trainers count the words their tokenizer's normaliser and
+    pre-tokenizer give, then learn from the counts alone. Here the trainer gets each word repeated
+    ``count`` times, separated by spaces, with no normaliser and a split at spaces (a word of
+    ``counts`` must hold no space: the Metaspace pre-tokenizer never gives one). The tokenizer's
+    normaliser and pre-tokenizer are put back afterwards, also when training fails."""
+    from tokenizers import pre_tokenizers
+
+    normalizer, pre_tokenizer = tokenizer.normalizer, tokenizer.pre_tokenizer
+    tokenizer.normalizer = None
+    tokenizer.pre_tokenizer = pre_tokenizers.CharDelimiterSplit(" ")
+    try:
+        tokenizer.train_from_iterator(
+            ((word + " ") * n for word, n in counts.items() if n > 0), trainer, len(counts)
+        )
+    finally:
+        tokenizer.normalizer, tokenizer.pre_tokenizer = normalizer, pre_tokenizer
 
 
 def _distinct_chars(texts: Sequence[str]) -> list[str]:
@@ -115,6 +162,13 @@ def _char_class(pieces: Any, c: str, kind: str) -> int:
         return [p for p, _ in pieces(s)]
 
     between_letters, between_symbols, doubled = toks(f"a{c}a"), toks(f"!{c}!"), toks(c + c)
+    if kind in SUBWORD_KINDS:  # Metaspace: a space or "▁" starts a word, all else is inside one
+        m = METASPACE
+        if between_letters == [f"{m}a{c}a"] and doubled == [m + c + c] and c not in (" ", m):
+            return WORD
+        if between_letters == [m + "a", m + "a"] and doubled == [m, m] and c in (" ", m):
+            return SPACE
+        return COMPLEX
     if kind == "char":
         alone = between_letters == ["a", c, "a"] and between_symbols == ["!", c, "!"]
         return SINGLE if alone and doubled == [c, c] and toks(c + "\n") == [c, "\n"] else COMPLEX
@@ -138,10 +192,10 @@ class Batch:
     tokens: Tokens
 
 
-class FastWordLevel:
-    """Counting and encoding for a word / char ``tokenizers.Tokenizer`` (see the module
-    docstring); build it with :func:`fast_path_for`. Per-character facts read from the tokenizer
-    are kept on the instance (they never change for one tokenizer)."""
+class FastTokenizer:
+    """Counting and encoding for a word / char / bpe / unigram ``tokenizers.Tokenizer`` (see the
+    module docstring); build it with :func:`fast_path_for`. Per-character facts read from the
+    tokenizer are kept on the instance (they never change for one tokenizer)."""
 
     def __init__(self, tokenizer: Any, kind: str, lowercase: bool, threads: int = 1) -> None:
         from tokenizers import normalizers
@@ -270,7 +324,7 @@ class FastWordLevel:
             fast = list(range(len(texts)))
         if self.kind == "char":  # few passes over the code points: one piece is faster
             return Batch(texts, fast, slow, self._char_tokens(norm))
-        cut = self._word_tokens
+        cut = self._subword_words if self.kind in SUBWORD_KINDS else self._word_tokens
         # shares of about _SHARE_CHARS characters: the byte-level passes then run on arrays
         # that stay in the CPU caches; NumPy releases the GIL in its loops, so with `threads`
         # the shares run side by side. The codes of each share are renumbered into one list.
@@ -305,6 +359,30 @@ class FastWordLevel:
         code_of = np.zeros(int(present[-1]) + 1 if present.size else 1, dtype=np.int32)
         code_of[present] = np.arange(present.size)
         return Tokens(code_of[cps], [chr(c) for c in present], counts)
+
+    def _subword_words(self, texts: Sequence[str]) -> Tokens:
+        # Metaspace: every " " and "▁" starts a word, and so does the start of a text (a "▁" is
+        # put there unless one is); the words of all texts are then the pieces of their
+        # concatenation that start at a space, each space written as the "▁" it stands for
+        if not texts:
+            return Tokens(np.zeros(0, np.int64), [], np.zeros(0, np.int64))
+        parts = [
+            t if t[:1] in (" ", METASPACE) or not t else " " + t
+            for t in (t.replace(METASPACE, " ") if METASPACE in t else t for t in texts)
+        ]
+        data = "".join(parts).encode("utf-8") + bytes(16)  # 16 zeros: see _group_tokens
+        b = np.frombuffer(data, dtype=np.uint8, count=len(data) - 16)
+        starts = np.flatnonzero(b == 0x20)
+        lengths = np.diff(np.append(starts, b.size))
+        sizes = np.fromiter(
+            (len(t) if t.isascii() else len(t.encode("utf-8")) for t in parts),
+            dtype=np.int64,
+            count=len(parts),
+        )
+        row_starts = np.cumsum(sizes) - sizes
+        counts = np.diff(np.append(np.searchsorted(starts, row_starts), starts.size))
+        codes, names = _group_tokens(data, starts, lengths)
+        return Tokens(codes, [METASPACE + n[1:] for n in names], counts)
 
     def _word_patterns(self) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
         """The non-ASCII one-character tokens and spaces known so far, as two regexes."""
@@ -389,19 +467,49 @@ class FastWordLevel:
             self._lookup_cache = (size, single, vocab)
         return self._lookup_cache[1], self._lookup_cache[2]
 
+    def _subword_ids(self, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, offsets)``: the model's ids of word ``k`` of ``names`` are
+        ``ids[offsets[k] : offsets[k + 1]]``. One ``tokenizers`` call for all words: a tokenizer
+        with the trained model alone (no normaliser, no special tokens) and a split at spaces
+        encodes them joined by spaces; ``word_ids`` tells which word each id belongs to."""
+        from tokenizers import Tokenizer, pre_tokenizers
+
+        offsets = np.zeros(len(names) + 1, dtype=np.int64)
+        if not names:
+            return np.zeros(0, np.int64), offsets
+        bare = Tokenizer(self.tokenizer.model)
+        bare.pre_tokenizer = pre_tokenizers.CharDelimiterSplit(" ")
+        enc = bare.encode(" ".join(names))
+        ids = np.asarray(enc.ids, dtype=np.int64)
+        words = np.asarray(enc.word_ids, dtype=np.int64)
+        np.cumsum(np.bincount(words, minlength=len(names)), out=offsets[1:])
+        return ids, offsets
+
     def ids(self, batch: Batch) -> list[np.ndarray]:
         """int64 ids of every text of the batch, exactly as ``tokenizers`` encodes them."""
         toks = batch.tokens
-        single, vocab = self._lookup()
-        unk = vocab["[UNK]"]
-        if self.kind == "char":
-            cps = np.fromiter(map(ord, toks.names), dtype=np.int64, count=len(toks.names))
-            ids_of = single[cps]
+        if self.kind in SUBWORD_KINDS:
+            # every word's ids, gathered from those of its distinct word
+            word_ids, offsets = self._subword_ids(toks.names)
+            per_token = np.diff(offsets)[toks.codes]
+            ends = np.cumsum(per_token)
+            gather = np.arange(int(ends[-1]) if ends.size else 0, dtype=np.int64)
+            gather -= np.repeat(ends - per_token - offsets[toks.codes], per_token)
+            flat = word_ids[gather]
+            # text k ends after token cumsum(counts)[k], so after id ends[that token - 1]
+            cuts = np.concatenate(([0], ends))[np.cumsum(toks.counts)[:-1]]
         else:
-            get = vocab.get
-            ids_of = np.fromiter((get(n, unk) for n in toks.names), np.int64, len(toks.names))
-        flat = ids_of[toks.codes]
-        pieces = np.split(flat, np.cumsum(toks.counts)[:-1]) if batch.fast else []
+            single, vocab = self._lookup()
+            unk = vocab["[UNK]"]
+            if self.kind == "char":
+                cps = np.fromiter(map(ord, toks.names), dtype=np.int64, count=len(toks.names))
+                ids_of = single[cps]
+            else:
+                get = vocab.get
+                ids_of = np.fromiter((get(n, unk) for n in toks.names), np.int64, len(toks.names))
+            flat = ids_of[toks.codes]
+            cuts = np.cumsum(toks.counts)[:-1]
+        pieces = np.split(flat, cuts) if batch.fast else []
         out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(batch.texts)
         for i, ids in zip(batch.fast, pieces, strict=True):
             out[i] = ids
@@ -417,10 +525,11 @@ class FastWordLevel:
 
     def encode(self, texts: Sequence[str]) -> list[np.ndarray]:
         """int64 ids of every text, exactly as ``tokenizers`` encodes them (no truncation).
-        A small 'word' batch (under ``_MIN_FAST_CHARS`` characters, e.g. one request to the
-        server) goes to ``tokenizers`` directly: the same ids, sooner than the vectorised passes
-        (one 500-character review: 0.09 ms there, 0.23 ms here; 8 reviews: 5.5 ms, 2.8 ms)."""
-        if self.kind == "word" and sum(map(len, texts)) < _MIN_FAST_CHARS:
+        A small 'word' / 'bpe' / 'unigram' batch (under ``_MIN_FAST_CHARS`` characters, e.g. one
+        request to the server) goes to ``tokenizers`` directly: the same ids, sooner than the
+        vectorised passes ('word': one 500-character review: 0.09 ms there, 0.23 ms here; 8
+        reviews: 5.5 ms, 2.8 ms)."""
+        if self.kind != "char" and sum(map(len, texts)) < _MIN_FAST_CHARS:
             encodings = self.tokenizer.encode_batch_fast(list(texts))
             return [np.asarray(enc.ids, dtype=np.int64) for enc in encodings]
         return self.ids(self.split(texts))

@@ -17,7 +17,10 @@ weights (the library's own JSON format; nothing pickled):
 Speed: ``word`` and ``char`` are counted and encoded by :mod:`lstmkit.data.fasttok` (NumPy over
 the UTF-8 bytes of all texts; the same vocabulary, ``tokenizer.json`` and ids as ``tokenizers``,
 tested), and :func:`train_and_encode` cuts the training texts once for both; ``fast=False`` uses
-``tokenizers`` throughout. ``bpe`` and ``unigram`` always use ``tokenizers``.
+``tokenizers`` throughout. ``bpe`` and ``unigram`` learn with ``tokenizers``' own trainers, fed
+the words that fasttok counted (the same ``tokenizer.json`` for ``bpe``; for ``unigram`` the same
+up to that trainer's own run-to-run variation), and encode each distinct word once with the
+trained model (the same ids as ``tokenizers``).
 
 Ids: 0 is ``[PAD]`` (the embedding's padding row), 1 is ``[UNK]``; ``vocab_size`` counts both.
 ``vocab_size`` is an upper bound for every kind (``bpe`` keeps the ``vocab_size - 2`` most frequent
@@ -35,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lstmkit.checkpoint import atomic_write_text
-from lstmkit.data.fasttok import Batch, FastWordLevel, fast_path_for
+from lstmkit.data.fasttok import Batch, FastTokenizer, fast_path_for, train_from_counts
 
 TokenizerKind = Literal["word", "char", "bpe", "unigram"]
 TOKENIZER_KINDS: tuple[str, ...] = ("word", "char", "bpe", "unigram")
@@ -73,9 +76,12 @@ def train_tokenizer(
         lowercase: lower-case after NFKC (Unicode-aware; scripts without case are unchanged).
         fast: for 'word' and 'char', count the tokens with :mod:`lstmkit.data.fasttok` (the
             same vocabulary as the ``tokenizers`` trainer, ~10x faster) and encode with it
-            too; False: ``tokenizers``' own trainer and encoder throughout (the reference the
-            fast path is tested against).
-        threads: with ``fast``, 'word' cuts large batches into tokens on this many threads.
+            too; for 'bpe' and 'unigram', cut the texts into words with it, train
+            ``tokenizers``' trainer on the word counts and encode each distinct word once;
+            False: ``tokenizers``' own trainer and encoder throughout (the reference the fast
+            path is tested against).
+        threads: with ``fast``, 'word', 'bpe' and 'unigram' cut large batches into words on
+            this many threads.
     """
     return _train(texts, kind, vocab_size, min_frequency, lowercase, fast, threads)[0]
 
@@ -149,14 +155,19 @@ def _train(
         tok.decoder = decoders.Metaspace()
     tok.normalizer = normalizers.Sequence(norm)
     accel = fast_path_for(tok, kind, threads) if fast else None
+    batch = None
     if accel is not None:
         batch = accel.split(texts if isinstance(texts, Sequence) else list(texts))
-        vocab = word_level_vocab(accel.count(batch), vocab_size, min_frequency)
-        tok.model = models.WordLevel(vocab, unk_token=UNK)
-        tok.add_special_tokens(SPECIALS)
-        return TextTokenizer(tok, kind, fast=True, threads=threads), batch
+        if kind in ("word", "char"):
+            vocab = word_level_vocab(accel.count(batch), vocab_size, min_frequency)
+            tok.model = models.WordLevel(vocab, unk_token=UNK)
+            tok.add_special_tokens(SPECIALS)
+            return TextTokenizer(tok, kind, fast=True, threads=threads), batch
     try:
-        tok.train_from_iterator(texts, trainer)
+        if batch is not None and accel is not None:  # bpe / unigram: the trainer gets the counts
+            train_from_counts(tok, trainer, accel.count(batch))
+        else:
+            tok.train_from_iterator(texts, trainer)
     except Exception as err:  # tokenizers raises plain Exception
         hint = (
             "; the unigram tokenizer needs every character of the training texts in its "
@@ -169,7 +180,7 @@ def _train(
         ) from None
     if tok.token_to_id(PAD) != 0 or tok.token_to_id(UNK) != 1:  # the trainers put specials first
         raise RuntimeError("tokenizers did not give [PAD] id 0 and [UNK] id 1")
-    return TextTokenizer(tok, kind, fast=fast), None
+    return TextTokenizer(tok, kind, fast=fast, threads=threads), batch
 
 
 def train_and_encode(
@@ -185,8 +196,9 @@ def train_and_encode(
     threads: int = 1,
 ) -> tuple[TextTokenizer, list[np.ndarray]]:
     """:func:`train_tokenizer` on ``texts``, then ``encode_batch(texts)`` with ``maxlen`` and
-    ``truncating`` set: the same tokenizer and ids, but for 'word' / 'char' the texts are cut
-    into tokens once, for both; 'word' on ``threads`` threads (for large batches)."""
+    ``truncating`` set: the same tokenizer and ids, but the texts are cut into words (tokens
+    for 'word' / 'char') once, for both; 'word', 'bpe' and 'unigram' on ``threads`` threads
+    (for large batches)."""
     tok, batch = _train(texts, kind, vocab_size, min_frequency, lowercase, fast, threads)
     tok.maxlen, tok.truncating = maxlen, truncating
     if batch is not None and tok._accel is not None:
@@ -219,9 +231,10 @@ class TextTokenizer:
         kind: 'word' | 'char' | 'bpe' | 'unigram'.
         maxlen: keep at most this many ids per text (None: all).
         truncating: 'pre' keeps the last ``maxlen`` ids (Keras' default), 'post' the first.
-        fast: encode 'word' / 'char' with :mod:`lstmkit.data.fasttok` (the same ids as
-            ``tokenizers``, faster on large batches); False: ``tokenizers`` only.
-        threads: 'word' with ``fast`` cuts large batches into tokens on this many threads.
+        fast: encode with :mod:`lstmkit.data.fasttok` (the same ids as ``tokenizers``, faster
+            on large batches); False: ``tokenizers`` only.
+        threads: with ``fast``, 'word', 'bpe' and 'unigram' cut large batches into words on
+            this many threads.
     """
 
     pad_id = 0
@@ -243,7 +256,7 @@ class TextTokenizer:
         self.maxlen = maxlen
         self.truncating = truncating
         self.fast = fast
-        self._accel: FastWordLevel | None = None
+        self._accel: FastTokenizer | None = None
         if fast:
             self._accel = fast_path_for(tokenizer, kind, threads)
 
@@ -271,8 +284,8 @@ class TextTokenizer:
         return UNK if tok is None else str(tok)
 
     def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
-        """int64 id arrays, cut to ``maxlen`` on the ``truncating`` side ('word' / 'char':
-        :mod:`lstmkit.data.fasttok`; others: Rust, parallel).
+        """int64 id arrays, cut to ``maxlen`` on the ``truncating`` side
+        (:mod:`lstmkit.data.fasttok` when ``fast``, else ``tokenizers``).
 
         A text that gives no token at all (only spaces or characters NFKC removes) raises
         :class:`EmptyEncodingError` (a ValueError) naming its index.

@@ -1,10 +1,13 @@
 """lstmkit.data.fasttok: the NumPy word / char path gives exactly the vocabulary, the saved
 tokenizer.json and the ids of Hugging Face ``tokenizers`` (``fast=False``), on real sentences in
 every script, on every assigned Unicode character, on IMDB reviews, and on the corner cases the
-module docstring lists."""
+module docstring lists; for 'bpe' the same tokenizer.json (its trainer fed the counted words) and
+ids (each distinct word encoded once), for 'unigram' the same ids from a given model and the same
+model up to the run-to-run variation of ``tokenizers``' own Unigram trainer."""
 
 from __future__ import annotations
 
+import json
 import os
 import tarfile
 import unicodedata
@@ -122,8 +125,7 @@ def test_python_nfkc_is_tokenizers_nfkc_where_it_is_used() -> None:
 IMDB = Path(os.environ.get("LSTMKIT_DATA", "/nonexistent")) / "aclImdb_v1_text.tar.gz"
 
 
-@pytest.mark.skipif(not IMDB.exists(), reason="LSTMKIT_DATA has no aclImdb_v1_text.tar.gz")
-def test_same_as_tokenizers_on_imdb_reviews() -> None:
+def _imdb_reviews(n: int) -> list[str]:
     texts: list[str] = []
     with tarfile.open(IMDB, "r:gz") as tar:
         for member in tar:
@@ -132,11 +134,93 @@ def test_same_as_tokenizers_on_imdb_reviews() -> None:
                 fh = tar.extractfile(member)
                 assert fh is not None
                 texts.append(fh.read().decode("utf-8"))
-                if len(texts) == 600:
+                if len(texts) == n:
                     break
+    return texts
+
+
+@pytest.mark.skipif(not IMDB.exists(), reason="LSTMKIT_DATA has no aclImdb_v1_text.tar.gz")
+def test_same_as_tokenizers_on_imdb_reviews() -> None:
+    texts = _imdb_reviews(600)
     assert sum(not t.isascii() for t in texts) > 50  # accented names, curly quotes, '…'
     _same("word", texts, vocab_size=3000, lowercase=True, min_frequency=2)
     _same("char", texts, vocab_size=120)
+    _same("bpe", texts[:300], vocab_size=1500, lowercase=True)
+    _unigram_same(texts[:60], vocab_size=800)  # its trainer is slow: fewer reviews
+
+
+# Metaspace corner cases: leading, trailing and repeated spaces, a literal "▁", other whitespace
+# (inside words for Metaspace), NFKC giving a space (NBSP, ideographic space), a text NFKC empties
+SUBWORD_CASES = [
+    "  leading and  double   spaces ",
+    "a\u2581b \u2581c\u2581\u2581d \u2581",
+    "\ttab\nnew line \r\n and\x0bmore",
+    "nbsp\xa0here\u3000there",
+    " ",
+    "x",
+]
+
+
+@pytest.mark.parametrize("lowercase", [False, True])
+def test_bpe_same_as_tokenizers_on_every_script(lowercase: bool) -> None:
+    texts = SENTENCES * 2 + SENTENCES[:3] + SUBWORD_CASES
+    _same("bpe", texts, lowercase=lowercase, vocab_size=500)
+    _same("bpe", texts, lowercase=lowercase, vocab_size=400, min_frequency=2)
+
+
+def _unigram_same(texts: list[str], **kw: object) -> None:
+    """Unigram: ``tokenizers``' own trainer gives a slightly different model from run to run
+    (it sums floats in hash-map order, and the characters it adds at the end are ordered by a
+    hash map too), so the fast path cannot equal one of its runs byte for byte: it must give the
+    same pieces with the same scores (the characters' scores as a set), and, for a given model,
+    exactly the ids ``tokenizers`` gives."""
+    from lstmkit.data.tokenize import TextTokenizer
+
+    ref = train_tokenizer(texts, "unigram", fast=False, **kw)  # type: ignore[arg-type]
+    tok, ids = train_and_encode(texts, "unigram", **kw)  # type: ignore[arg-type]
+    assert tok._accel is not None and ref._accel is None
+    want = dict(json.loads(ref.tokenizer.to_str())["model"]["vocab"])
+    got = dict(json.loads(tok.tokenizer.to_str())["model"]["vocab"])
+    assert got.keys() == want.keys()
+    longer = [p for p in want if len(p) > 1]
+    assert len(longer) > 50
+    np.testing.assert_allclose([got[p] for p in longer], [want[p] for p in longer], rtol=1e-9)
+    singles = [p for p in want if len(p) == 1]
+    np.testing.assert_allclose(
+        sorted(got[p] for p in singles), sorted(want[p] for p in singles), rtol=1e-9
+    )
+    same_model = TextTokenizer(tok.tokenizer, "unigram", fast=False)
+    for a, b in zip(same_model.encode_batch(texts), ids, strict=True):
+        np.testing.assert_array_equal(a, b)
+    others = [t[::-1] + " ΣΑΣ x" for t in texts]  # unseen words, unknown characters
+    for a, b in zip(same_model.encode_batch(others), tok.encode_batch(others), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("lowercase", [False, True])
+def test_unigram_same_as_tokenizers_on_every_script(lowercase: bool) -> None:
+    _unigram_same(SENTENCES * 3 + SUBWORD_CASES, lowercase=lowercase, vocab_size=700)
+
+
+def test_subword_shares_and_threads_give_the_same_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = [f"{s} {i % 97}  word{i % 13} " for i in range(60) for s in SENTENCES + SUBWORD_CASES]
+    ref = train_tokenizer(texts, "bpe", fast=False, vocab_size=600)
+    want = ref.encode_batch(texts)
+    monkeypatch.setattr(fasttok, "_SHARE_CHARS", 5000)  # ~20 shares
+    for threads in (1, 2):
+        tok, ids = train_and_encode(texts, "bpe", vocab_size=600, threads=threads)
+        assert tok.tokenizer.to_str() == ref.tokenizer.to_str()
+        for a, b in zip(want, ids, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_subword_empty_texts() -> None:
+    tok = train_tokenizer(SENTENCES, "bpe", vocab_size=300)
+    with pytest.raises(ValueError, match="text 1 gives no token"):
+        tok.encode_batch(["좋아요", ""])
+    assert tok.encode_batch([]) == []
+    empty = train_tokenizer(["", ""], "bpe", vocab_size=300)
+    assert empty.vocab() == train_tokenizer(["", ""], "bpe", vocab_size=300, fast=False).vocab()
 
 
 def test_shares_and_threads_give_the_same_codes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,7 +295,12 @@ def test_other_configurations_use_tokenizers() -> None:
     from tokenizers import pre_tokenizers
 
     tok = train_tokenizer(SENTENCES, "word")
-    assert fasttok.fast_path_for(tok.tokenizer, "bpe") is None
+    assert fasttok.fast_path_for(tok.tokenizer, "bpe") is None  # a WordLevel model
     tok.tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     assert fasttok.fast_path_for(tok.tokenizer, "word") is None
-    assert train_tokenizer(SENTENCES, "bpe", vocab_size=200)._accel is None
+    bpe = train_tokenizer(SENTENCES, "bpe", vocab_size=300)
+    assert bpe._accel is not None
+    assert fasttok.fast_path_for(bpe.tokenizer, "unigram") is None  # a BPE model
+    bpe.tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first")
+    assert fasttok.fast_path_for(bpe.tokenizer, "bpe") is None
+    assert train_tokenizer(SENTENCES, "bpe", vocab_size=300, fast=False)._accel is None
