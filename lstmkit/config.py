@@ -178,6 +178,32 @@ class TrainConfig(BaseModel):
     num_threads: int | None = Field(None, ge=1, le=1024)
 
 
+class PretrainConfig(BaseModel):
+    """Unsupervised pretraining of the embedding before training (:mod:`lstmkit.pretrain`).
+
+    Attributes:
+        method: 'none' | 'word2vec': skip-gram word vectors (gensim) trained in the run on the
+            training split's texts (never the validation or test texts), copied into the
+            embedding, which is then fine-tuned.
+        unlabelled: also read IMDB's 50,000 unlabelled reviews (``dataset = "imdb"`` only; Dai &
+            Le 2015 and Maas et al. 2011 pretrain on them).
+        passes (word2vec's epochs), window, negative, sample, min_count: word2vec's settings.
+        init_std: standard deviation the vectors are scaled to (the rows of ids word2vec did not
+            keep are drawn at random with it; the padding row stays 0).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["none", "word2vec"] = "none"
+    unlabelled: bool = False
+    passes: int = Field(5, ge=1, le=1000)
+    window: int = Field(5, ge=1, le=100)
+    negative: int = Field(5, ge=1, le=100)
+    sample: float = Field(1e-4, ge=0.0, lt=1.0)
+    min_count: int = Field(3, ge=1)
+    init_std: float = Field(0.1, gt=0.0, le=10.0)
+
+
 Task = Literal["classify", "language_model"]
 MODEL_CONFIGS: dict[str, type[BaseModel]] = {
     "classify": ClassifierConfig,
@@ -201,6 +227,7 @@ class Recipe(BaseModel):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ClassifierConfig | LanguageModelConfig = Field(default_factory=ClassifierConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -236,6 +263,23 @@ class Recipe(BaseModel):
                 f"data.dataset {self.data.dataset!r} does not fit task {self.task!r}: "
                 "task 'language_model' reads dataset 'chars', and dataset 'chars' needs it"
             )
+        if self.pretrain.method != "none" and self.data.dataset not in ("imdb", "reuters", "text"):
+            raise ValueError(
+                f"pretrain.method {self.pretrain.method!r} pretrains word vectors; dataset "
+                f"{self.data.dataset!r} has no words (datasets with words: imdb, reuters, text)"
+            )
+        if self.pretrain.unlabelled and self.data.dataset != "imdb":
+            raise ValueError(
+                "pretrain.unlabelled reads IMDB's 50,000 unlabelled reviews; dataset "
+                f"{self.data.dataset!r} has none -- set pretrain.unlabelled = false"
+            )
+        if self.pretrain.method != "none" and self.data.text is not None and self.data.text.vectors:
+            raise ValueError(
+                "give one source of word vectors: data.text.vectors (a file) or "
+                f"pretrain.method = {self.pretrain.method!r} (trained in the run), not both"
+            )
+        if self.pretrain.unlabelled and self.pretrain.method == "none":
+            raise ValueError("pretrain.unlabelled needs a pretrain.method (e.g. 'word2vec')")
         return self
 
 
@@ -272,6 +316,7 @@ TABLES: dict[str, type[BaseModel]] = {
     "data": DataConfig,
     "model": ClassifierConfig,
     "train": TrainConfig,
+    "pretrain": PretrainConfig,
 }
 TOP_LEVEL = ("name", "description", "task", "seed_figure")
 

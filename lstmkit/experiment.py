@@ -216,6 +216,23 @@ def build_model(recipe: Recipe, data: Prepared) -> SequenceClassifier:
     return SequenceClassifier(cfg)
 
 
+def pretrain(
+    model: SequenceClassifier, recipe: Recipe, train: SequenceDataset
+) -> dict[str, Any] | None:
+    """``recipe.pretrain`` (:mod:`lstmkit.pretrain`) on the training split's token sequences,
+    into the model's embedding; None when the recipe asks for none."""
+    if recipe.pretrain.method == "none":
+        return None
+    if model.embedding is None:
+        raise ValueError(
+            f"pretrain.method {recipe.pretrain.method!r} pretrains word vectors; this model "
+            "reads real-valued sequences -- set pretrain.method = 'none'"
+        )
+    from lstmkit.pretrain import pretrain_embedding
+
+    return pretrain_embedding(model.embedding, recipe, [train[i][0] for i in range(len(train))])
+
+
 def fit_ngram_ratios(
     model: SequenceClassifier, train: SequenceDataset, batch_size: int = 512
 ) -> dict[str, float] | None:
@@ -344,7 +361,9 @@ def run_recipe(
     torch.manual_seed(recipe.train.seed)
     data = prepare(recipe)
     model = build_model(recipe, data)
-    if not resume:  # a resumed run restores the fitted ratios from its checkpoint
+    pretrained = None
+    if not resume:  # a resumed run restores these from its checkpoint
+        pretrained = pretrain(model, recipe, data.train)
         fit_ngram_ratios(model, data.train)
     collate = collate_floats if data.real_valued else collate_tokens
     config = {
@@ -385,6 +404,7 @@ def run_recipe(
         "last_val": val_rows[-1] if val_rows else None,
         "steps": trainer.step,
         "seconds": seconds,
+        "pretrain": pretrained,
     }
     if trainer.writes:
         save_final(model, run_dir, metrics)

@@ -361,7 +361,7 @@ def run_text(
 ) -> dict[str, Any]:
     """Train and evaluate a text classifier for ``recipe.data.text`` into ``run_dir`` (see the
     module docstring). Returns the metrics (also in ``metrics.json``)."""
-    from lstmkit.experiment import check_run_dir, fit_ngram_ratios, write_result
+    from lstmkit.experiment import check_run_dir, fit_ngram_ratios, pretrain, write_result
     from lstmkit.train import Trainer
 
     start = time.perf_counter()
@@ -390,7 +390,8 @@ def run_text(
     )
     torch.manual_seed(recipe.train.seed)
     model, coverage = build_text_model(recipe, data)
-    if not resume:  # a resumed run restores the fitted ratios from its checkpoint
+    if not resume:  # a resumed run restores these from its checkpoint
+        pretrain(model, recipe, data.train)
         fit_ngram_ratios(model, data.train)
     config = {
         "recipe": recipe.model_dump(),
