@@ -13,8 +13,9 @@ The vectors are trained on token ids (as strings), so they line up with the embe
 exactly, whatever the tokenizer. Rows of ids word2vec did not keep (rarer than ``min_count``)
 keep a random start with the same spread; the padding row stays 0.
 
-gensim's word2vec is bit-reproducible only with one worker thread; the run uses
-``train.num_threads`` workers (default: every core), so two runs may differ slightly.
+gensim's word2vec is bit-reproducible only with one worker thread (the words' first vectors are
+seeded with :func:`stable_hash`, the same in every process); the run uses ``train.num_threads``
+workers (default: every core), so two runs with several workers may differ slightly.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +33,12 @@ import torch
 from lstmkit.config import PretrainConfig, Recipe
 
 logger = logging.getLogger(__name__)
+
+
+def stable_hash(text: str) -> int:
+    """The same number for the same text in every process (Python's own ``hash`` of a str
+    changes between interpreter runs); gensim seeds each word's first vector with it."""
+    return zlib.crc32(text.encode("utf-8"))
 
 
 def word2vec_matrix(
@@ -74,7 +82,6 @@ def word2vec_matrix(
     gensim_log.setLevel(logging.WARNING)
     try:
         w2v = Word2Vec(
-            sentences=sentences,
             vector_size=dim,
             window=cfg.window,
             min_count=cfg.min_count,
@@ -84,16 +91,18 @@ def word2vec_matrix(
             workers=workers,
             epochs=cfg.passes,
             seed=seed,
+            hashfxn=stable_hash,
         )
+        w2v.build_vocab(sentences)
+        if not w2v.wv.key_to_index:
+            raise ValueError(
+                f"word2vec kept no ids: every id is rarer than pretrain.min_count = {cfg.min_count}"
+            )
+        w2v.train(sentences, total_examples=w2v.corpus_count, epochs=cfg.passes)
     finally:
         gensim_log.setLevel(level)
-    keys = w2v.wv.index_to_key
-    rows = np.asarray([int(k) for k in keys], dtype=np.int64)
+    rows = np.asarray([int(k) for k in w2v.wv.index_to_key], dtype=np.int64)
     vectors = np.asarray(w2v.wv.vectors, dtype=np.float64)
-    if len(rows) == 0:
-        raise ValueError(
-            f"word2vec kept no ids: every id is rarer than pretrain.min_count = {cfg.min_count}"
-        )
     vectors *= cfg.init_std / max(float(vectors.std()), 1e-12)
     rng = np.random.default_rng(seed)
     matrix = rng.normal(0.0, cfg.init_std, (vocab_size, dim))
