@@ -42,7 +42,9 @@ sentences in every script, on every assigned Unicode character, and on IMDB rows
 - Token identity: a token of at most 16 bytes is its two 8-byte words plus its length (exact);
   tokens are grouped by a 64-bit mix of those, and every token is then compared with its group's
   first member, so a hash collision is detected (and resolved by an exact sort), never ignored.
-  Longer tokens are grouped by a Python dict.
+  Longer tokens are grouped by a Python dict. Tokens are grouped within each share of the texts
+  (whose arrays stay in the CPU caches), then the distinct tokens of all shares are grouped again
+  by the same keys, so that each name is decoded once.
 """
 
 from __future__ import annotations
@@ -216,7 +218,7 @@ class FastTokenizer:
         self._learn([chr(i) for i in range(128)])
         if any(self._class[chr(i)] == COMPLEX for i in range(128) if chr(i) != "\r"):
             raise RuntimeError("tokenizers splits an ASCII character in an unexpected way")
-        lut = np.full(256, WORD, dtype=np.uint8)  # bytes >= 0x80: inside a word (see _word_tokens)
+        lut = np.full(256, WORD, dtype=np.uint8)  # bytes >= 0x80: inside a word (see _word_cut)
         for i in range(128):
             lut[i] = min(self._class[chr(i)], SINGLE)  # \r (char): its texts go to tokenizers
         self._byte_class = lut
@@ -324,33 +326,28 @@ class FastTokenizer:
             fast = list(range(len(texts)))
         if self.kind == "char":  # few passes over the code points: one piece is faster
             return Batch(texts, fast, slow, self._char_tokens(norm))
-        cut = self._subword_words if self.kind in SUBWORD_KINDS else self._word_tokens
+        subword = self.kind in SUBWORD_KINDS
+        cut = self._subword_cut if subword else self._word_cut
         # shares of about _SHARE_CHARS characters: the byte-level passes then run on arrays
         # that stay in the CPU caches; NumPy releases the GIL in its loops, so with `threads`
-        # the shares run side by side. The codes of each share are renumbered into one list.
+        # the shares run side by side. The tokens of all shares are then grouped at once (one
+        # hashing pass over all their keys; a name is decoded once, not once per share).
         size = np.cumsum(np.fromiter(map(len, norm), dtype=np.int64, count=len(norm)))
         total = int(size[-1]) if size.size else 0
         bounds = np.searchsorted(size, np.arange(1, total // _SHARE_CHARS + 1) * _SHARE_CHARS)
         bounds = np.unique(np.concatenate(([0], bounds, [len(norm)])))
         chunks = [norm[x:y] for x, y in itertools.pairwise(bounds.tolist())] or [norm]
-        if len(chunks) == 1:
-            return Batch(texts, fast, slow, cut(norm))
         self._word_patterns()  # built once, before the threads read it
-        if self.threads > 1:
-            with ThreadPoolExecutor(self.threads) as pool:
-                shares = list(pool.map(cut, chunks))
+        if self.threads > 1 and len(chunks) > 1:
+            with ThreadPoolExecutor(min(self.threads, len(chunks))) as pool:
+                cuts = list(pool.map(cut, chunks))
         else:
-            shares = [cut(chunk) for chunk in chunks]
-        index: dict[str, int] = {}
-        codes = []
-        for share in shares:
-            put = index.setdefault
-            renumber = np.fromiter(
-                (put(name, len(index)) for name in share.names), np.int64, len(share.names)
-            )
-            codes.append(renumber[share.codes])
-        counts = np.concatenate([share.counts for share in shares])
-        return Batch(texts, fast, slow, Tokens(np.concatenate(codes), list(index), counts))
+            cuts = [cut(chunk) for chunk in chunks]
+        codes, names = _merge_cuts(cuts)
+        if subword:
+            names = [METASPACE + n[1:] for n in names]
+        counts = np.concatenate([c.counts for c in cuts])
+        return Batch(texts, fast, slow, Tokens(codes, names, counts))
 
     def _char_tokens(self, texts: Sequence[str]) -> Tokens:
         counts = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
@@ -360,17 +357,17 @@ class FastTokenizer:
         code_of[present] = np.arange(present.size)
         return Tokens(code_of[cps], [chr(c) for c in present], counts)
 
-    def _subword_words(self, texts: Sequence[str]) -> Tokens:
+    def _subword_cut(self, texts: Sequence[str]) -> _Cut:
         # Metaspace: every " " and "▁" starts a word, and so does the start of a text (a "▁" is
         # put there unless one is); the words of all texts are then the pieces of their
         # concatenation that start at a space, each space written as the "▁" it stands for
         if not texts:
-            return Tokens(np.zeros(0, np.int64), [], np.zeros(0, np.int64))
+            return _cut_keys(bytes(16), _EMPTY, _EMPTY, _EMPTY)
         parts = [
             t if t[:1] in (" ", METASPACE) or not t else " " + t
             for t in (t.replace(METASPACE, " ") if METASPACE in t else t for t in texts)
         ]
-        data = "".join(parts).encode("utf-8") + bytes(16)  # 16 zeros: see _group_tokens
+        data = "".join(parts).encode("utf-8") + bytes(16)  # 16 zeros: see _cut_keys
         b = np.frombuffer(data, dtype=np.uint8, count=len(data) - 16)
         starts = np.flatnonzero(b == 0x20)
         lengths = np.diff(np.append(starts, b.size))
@@ -381,8 +378,7 @@ class FastTokenizer:
         )
         row_starts = np.cumsum(sizes) - sizes
         counts = np.diff(np.append(np.searchsorted(starts, row_starts), starts.size))
-        codes, names = _group_tokens(data, starts, lengths)
-        return Tokens(codes, [METASPACE + n[1:] for n in names], counts)
+        return _cut_keys(data, starts, lengths, counts)
 
     def _word_patterns(self) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
         """The non-ASCII one-character tokens and spaces known so far, as two regexes."""
@@ -392,11 +388,11 @@ class FastTokenizer:
             self._patterns = (len(self._class), self._any_of(singles), self._any_of(spaces))
         return self._patterns[1], self._patterns[2]
 
-    def _word_tokens(self, texts: Sequence[str]) -> Tokens:
+    def _word_cut(self, texts: Sequence[str]) -> _Cut:
         # non-ASCII one-character tokens get spaces around them and non-ASCII spaces become
         # " ", so that below every byte >= 0x80 belongs to a run of word bytes
         if not texts:
-            return Tokens(np.zeros(0, np.int64), [], np.zeros(0, np.int64))
+            return _cut_keys(bytes(16), _EMPTY, _EMPTY, _EMPTY)
         single_re, space_re = self._word_patterns()
         parts = list(texts)
         for i, t in enumerate(parts):
@@ -412,7 +408,7 @@ class FastTokenizer:
         nul_free = joined.count("\x00") == len(parts) - 1
         if not nul_free:
             joined = "\n".join(parts)
-        data = joined.encode("utf-8") + b"\n" + bytes(16)  # 16 zeros: see _group_tokens
+        data = joined.encode("utf-8") + b"\n" + bytes(16)  # 16 zeros: see _cut_keys
         b = np.frombuffer(data, dtype=np.uint8, count=len(data) - 16)
         lut = self._byte_class.copy()
         lut[0] = SPACE if nul_free else lut[0]
@@ -437,8 +433,7 @@ class FastTokenizer:
             )
             np.cumsum(sizes + 1, out=row_starts[1:])
         counts = np.diff(np.append(np.searchsorted(starts, row_starts), starts.size))
-        codes, names = _group_tokens(data, starts, lengths)
-        return Tokens(codes, names, counts)
+        return _cut_keys(data, starts, lengths, counts)
 
     # -- public -----------------------------------------------------------------------------
 
@@ -535,14 +530,39 @@ class FastTokenizer:
         return self.ids(self.split(texts))
 
 
-def _group_tokens(
-    data: bytes, starts: np.ndarray, lengths: np.ndarray
-) -> tuple[np.ndarray, list[str]]:
-    """Codes and names for the tokens ``data[s : s + n]`` (see the module docstring)."""
+@dataclass
+class _Cut:
+    """The tokens of a share of texts, grouped within the share (:func:`_cut_keys`): ``codes``
+    numbers the distinct tokens of the share, short ones (under 8 bytes) first, then the mid
+    ones (8 to 16 bytes), then the long ones. Each distinct token is kept as its key (short: the
+    exact 64-bit ``key``; mid: its two 8-byte words ``w0``, ``w1`` and its length; long: its
+    text) and where it is in ``data`` (``start``, ``length``), so that the shares can be merged
+    without decoding a token twice (:func:`_merge_cuts`)."""
+
+    data: bytes
+    counts: np.ndarray  # tokens of each text
+    codes: np.ndarray  # one per token, in text order
+    key: np.ndarray  # short distinct tokens
+    short_start: np.ndarray
+    short_len: np.ndarray
+    w0: np.ndarray  # mid distinct tokens
+    w1: np.ndarray
+    mid_start: np.ndarray
+    mid_len: np.ndarray
+    long_names: list[str]
+
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+_EMPTY_KEYS = np.zeros(0, dtype=np.uint64)
+
+
+def _cut_keys(data: bytes, starts: np.ndarray, lengths: np.ndarray, counts: np.ndarray) -> _Cut:
+    """The tokens ``data[s : s + n]`` (``data`` ends in 16 zero bytes) grouped (see the module
+    docstring); the hashing runs on one share at a time, whose arrays stay in the CPU caches."""
     codes = np.empty(starts.size, dtype=np.int64)
-    names: list[str] = []
     if starts.size == 0:
-        return codes, names
+        e, z = _EMPTY, _EMPTY_KEYS
+        return _Cut(data, counts, codes, z, e, e, z, z, e, e, [])
     # element k of `words` is the 8 bytes from byte k on (little-endian); data ends in 16 zeros
     words = np.ndarray((len(data) - 7,), dtype="<u8", buffer=data, offset=0, strides=(1,))
     # up to 7 bytes: the bytes and the length in one exact 64-bit key
@@ -552,50 +572,121 @@ def _group_tokens(
     key = words[s] & _MASK0[n]
     key |= n.astype(np.uint64) << np.uint64(56)
     first, inverse = _group(key)
-    names += _names(data, s[first], n[first])
+    key, short_start, short_len = key[first], s[first], n[first]
     if every:
-        return inverse, names
+        e, z = _EMPTY, _EMPTY_KEYS
+        return _Cut(data, counts, inverse, key, short_start, short_len, z, z, e, e, [])
     codes[short] = inverse
+    groups = first.size
     # 8 to 16 bytes: a 64-bit mix of both words and the length, checked against the group's
     # first member (a collision is then grouped exactly)
     mid = ~short & (lengths <= 16)
+    w0 = w1 = _EMPTY_KEYS
+    mid_start = mid_len = _EMPTY
     if mid.any():
         s, n = starts[mid], lengths[mid]
-        w0 = words[s]
-        w1 = words[s + 8] & _MASK1[n]
-        key = w0 * _K0
-        key ^= w1 * _K1
-        key ^= n.astype(np.uint64) * _K2
-        first, inverse = _group(key)
-        if not (
-            np.array_equal(w0[first][inverse], w0)
-            and np.array_equal(w1[first][inverse], w1)
-            and np.array_equal(n[first][inverse], n)
-        ):
-            exact = np.stack([w0, w1, n.astype(np.uint64)], axis=1)
-            _, first, inverse = np.unique(exact, axis=0, return_index=True, return_inverse=True)
-            inverse = inverse.reshape(-1)
-        codes[mid] = inverse + len(names)
-        names += _names(data, s[first], n[first])
+        w0, w1, first, inverse = _group_mid(words[s], words[s + 8] & _MASK1[n], n)
+        codes[mid] = inverse + groups
+        mid_start, mid_len = s[first], n[first]
+        groups += first.size
     long = lengths > 16
+    long_names: list[str] = []
     if long.any():  # rare: a Python dict
         index: dict[str, int] = {}
         long_codes = []
-        for name in _names(data, starts[long], lengths[long]):
+        for a, m in zip(starts[long].tolist(), lengths[long].tolist(), strict=True):
+            name = data[a : a + m].decode("utf-8")
+            code = index.get(name)
+            if code is None:
+                code = index[name] = groups + len(long_names)
+                long_names.append(name)
+            long_codes.append(code)
+        codes[long] = long_codes
+    return _Cut(
+        data, counts, codes, key, short_start, short_len, w0, w1, mid_start, mid_len, long_names
+    )
+
+
+def _group_mid(
+    w0: np.ndarray, w1: np.ndarray, n: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(w0, w1 of each group, first member of each group, group of each element)`` for the
+    tokens of 8 to 16 bytes given by their two 8-byte words and their length: grouped by a
+    64-bit mix of the three, then checked against each group's first member (a collision is
+    then grouped exactly, by a sort)."""
+    key = w0 * _K0
+    key ^= w1 * _K1
+    key ^= n.astype(np.uint64) * _K2
+    first, inverse = _group(key)
+    if not (
+        np.array_equal(w0[first][inverse], w0)
+        and np.array_equal(w1[first][inverse], w1)
+        and np.array_equal(n[first][inverse], n)
+    ):
+        exact = np.stack([w0, w1, n.astype(np.uint64)], axis=1)
+        _, first, inverse = np.unique(exact, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+    return w0[first], w1[first], first, inverse
+
+
+def _merge_cuts(cuts: Sequence[_Cut]) -> tuple[np.ndarray, list[str]]:
+    """Codes (in token order, the cuts one after the other) and names of the tokens of ``cuts``:
+    the distinct tokens of all shares grouped again by their keys (a few hundred thousand, not
+    every token), each name decoded once."""
+    names: list[str] = []
+    pieces = np.arange(len(cuts))
+
+    def cat(parts: list[np.ndarray]) -> np.ndarray:
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def decode(piece: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> list[str]:
+        datas = [c.data for c in cuts]
+        return [
+            datas[p][a : a + m].decode("utf-8")
+            for p, a, m in zip(piece.tolist(), starts.tolist(), lengths.tolist(), strict=True)
+        ]
+
+    # short: the key is exact
+    key = cat([c.key for c in cuts])
+    piece = np.repeat(pieces, [c.key.size for c in cuts])
+    first, short_code = _group(key)
+    names += decode(piece[first], cat([c.short_start for c in cuts])[first],
+                    cat([c.short_len for c in cuts])[first])  # fmt: skip
+    # mid
+    mid_len = cat([c.mid_len for c in cuts])
+    mid_code = _EMPTY
+    if mid_len.size:
+        piece = np.repeat(pieces, [c.mid_len.size for c in cuts])
+        w0, w1 = cat([c.w0 for c in cuts]), cat([c.w1 for c in cuts])
+        _, _, first, mid_code = _group_mid(w0, w1, mid_len)
+        mid_code = mid_code + len(names)
+        names += decode(piece[first], cat([c.mid_start for c in cuts])[first], mid_len[first])
+    # long: by name
+    index: dict[str, int] = {}
+    long_code = []
+    for c in cuts:
+        for name in c.long_names:
             code = index.get(name)
             if code is None:
                 code = index[name] = len(names)
                 names.append(name)
-            long_codes.append(code)
-        codes[long] = long_codes
+            long_code.append(code)
+    # each share's codes, renumbered: its short, mid and long distinct tokens in that order
+    codes = np.empty(sum(c.codes.size for c in cuts), dtype=np.int64)
+    at = ks = ms = ls = 0
+    for c in cuts:
+        a, b, d = c.key.size, c.mid_len.size, len(c.long_names)
+        renumber = np.concatenate(
+            (
+                short_code[ks : ks + a],
+                mid_code[ms : ms + b],
+                np.asarray(long_code[ls : ls + d], np.int64),
+            )
+        )
+        ks, ms, ls = ks + a, ms + b, ls + d
+        np.take(renumber, c.codes, out=codes[at : at + c.codes.size])
+        at += c.codes.size
     return codes, names
-
-
-def _names(data: bytes, starts: np.ndarray, lengths: np.ndarray) -> list[str]:
-    return [
-        data[a : a + m].decode("utf-8")
-        for a, m in zip(starts.tolist(), lengths.tolist(), strict=True)
-    ]
 
 
 def _group(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

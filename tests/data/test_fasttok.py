@@ -281,6 +281,28 @@ def test_a_key_collision_is_grouped_exactly(monkeypatch: pytest.MonkeyPatch) -> 
     assert [i.tolist() for i in ids] == [[2, 3, 2], [4, 5]]
 
 
+def test_shares_merge_short_mid_and_long_tokens_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # every share holds short (< 8 bytes), mid (8..16, all given one key) and long (> 16) tokens,
+    # some of them in several shares, some in one only: merged, the vocabulary, the counts and
+    # the ids are those of tokenizers itself
+    texts = [
+        f"w{i % 7} abcdefghi{i % 5} x{i} 한국어한국어{i % 3} sixteen_bytes_{i % 4:02d} "
+        f"a_long_token_of_many_bytes_{i % 6} unique_long_token_number_{i}"
+        for i in range(400)
+    ]
+    ref = train_tokenizer(texts, "word", fast=False, vocab_size=5000)
+    want = ref.encode_batch(texts)
+    monkeypatch.setattr(fasttok, "_SHARE_CHARS", 1000)  # ~45 shares
+    for name in ("_K0", "_K1", "_K2"):
+        monkeypatch.setattr(fasttok, name, np.uint64(0))
+    for threads in (1, 2):
+        tok, ids = train_and_encode(texts, "word", vocab_size=5000, threads=threads)
+        assert tok.tokenizer.to_str() == ref.tokenizer.to_str()
+        assert len(tok.vocab()) == 2 + 7 + 5 + 400 + 3 + 4 + 6 + 400
+        for a, b in zip(want, ids, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_group_matches_unique_in_every_round(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(0)
     key = rng.integers(0, 3000, 20000).astype(np.uint64) * np.uint64(0x10000000001)
