@@ -3,14 +3,18 @@ class names, stratified split, class balance."""
 
 from __future__ import annotations
 
+import csv
 import json
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from lstmkit.data import text as text_module
 from lstmkit.data.text import (
     DataFileError,
+    LabelledTexts,
     class_balance,
     class_names,
     label_ids,
@@ -182,3 +186,137 @@ def test_class_balance_counts_and_notes() -> None:
     assert bal.majority_fraction == pytest.approx(6 / 9)
     assert bal.notes == ["class 'pos' has only 3 record(s)"]
     assert bal.describe() == "'neg' 6 (66.7%), 'pos' 3 (33.3%)"
+
+
+# -- the fast CSV reader (pyarrow) gives the csv module's records ------------------------------
+def _exact(path: Path, *args: str, **kwargs: str) -> LabelledTexts | str:
+    """read_labelled_texts with the csv module only (the records, or the error message)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(text_module, "_arrow_csv_columns", lambda *a: None)
+        try:
+            return read_labelled_texts(path, *args, **kwargs)  # type: ignore[arg-type]
+        except DataFileError as err:
+            return str(err)
+
+
+def _fast_used(path: Path, encoding: str = "utf-8") -> bool:
+    raw = path.read_bytes()
+    try:
+        fast, _ = text_module._fast_csv(path, raw, encoding, ",", [])
+    except DataFileError:  # not decodable: the csv module's error
+        return False
+    return fast is not None
+
+
+def test_fast_csv_reader_gives_the_same_records_and_lines(tmp_path: Path) -> None:
+    cases = {
+        "bom_crlf.csv": b"\xef\xbb\xbf" + _csv_text(ROWS).encode("utf-8"),
+        "lf.csv": _csv_text(ROWS).replace("\r\n", "\n").encode("utf-8"),
+        # a lone CR ends a line for the csv module, also inside a quoted field
+        "cr.csv": b'review,label\r"a\rb",x\rc,y\r"d\r\ne",x',
+        "quoted_header.csv": b'"review","label","other"\n"a,""b""",1,"x\n\ny"\nc,01,\n',
+        "one_column.csv": b"review\nabc\n  def  \n",
+    }
+    for name, raw in cases.items():
+        path = tmp_path / name
+        path.write_bytes(raw)
+        assert _fast_used(path), name
+        label = None if name == "one_column.csv" else "label"
+        fast = read_labelled_texts(path, "review", label)
+        assert fast == _exact(path, "review", label), name
+    quoted = read_labelled_texts(tmp_path / "quoted_header.csv", "review", "label")
+    assert quoted.texts == ['a,"b"', "c"] and quoted.labels == ["1", "01"]
+    assert quoted.lines == [2, 5]
+    cr = read_labelled_texts(tmp_path / "cr.csv", "review", "label")
+    assert cr.texts == ["a\rb", "c", "d\r\ne"] and cr.lines == [2, 4, 5]
+    kr = tmp_path / "kr.csv"
+    kr.write_bytes('text,label\n안녕하세요,a\n"감사,합니다",b\n'.encode("cp949"))
+    assert _fast_used(kr, "cp949")
+    data = read_labelled_texts(kr, "text", "label", encoding="cp949")
+    assert data == _exact(kr, "text", "label", encoding="cp949")
+    assert data.texts == ["안녕하세요", "감사,합니다"] and data.lines == [2, 3]
+
+
+def test_files_the_fast_reader_does_not_model_go_to_the_csv_module(tmp_path: Path) -> None:
+    cases = {
+        # read by the csv module: a quote inside an unquoted field, blank lines (line numbers)
+        "inner_quote.csv": (b'text,label\nab"c,x\nd,y\n', ['ab"c', "d"], [2, 3]),
+        "blank_lines.csv": (b"text,label\n\na,x\n\n\nb,y\n\n", ["a", "b"], [3, 6]),
+        "nul.csv": (b"text,label\na\x00b,x\nc,y\n", ["a\x00b", "c"], [2, 3]),
+        # errors of the csv module (strict): pyarrow would read these on
+        "stray_quote.csv": (b'text,label\n"ab"c,x\nd,y\n', "line 2: ',' expected after '\"'", []),
+        "unclosed.csv": (b'text,label\na,x\n"b,y\n', "line 3: unexpected end of data", []),
+        "fields.csv": (b"text,label\na,x,z\nc,y\n", "line 2 has 3 fields but the header has 2", []),
+        "dup.csv": (b"text,text,label\na,b,x\n", "the header names column 'text' twice", []),
+        "bad_utf8.csv": (b"text,label\nok,a\ncaf\xe9,b\n", "line 3, byte 4: 0xe9 is not valid", []),
+    }
+    for name, (raw, want, lines) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(raw)
+        assert not _fast_used(path), name
+        got = _exact(path, "text", "label")
+        if isinstance(want, str):
+            assert isinstance(got, str) and want in got, (name, got)
+            assert want in _err(path, "text", "label"), name
+        else:
+            data = read_labelled_texts(path, "text", "label")
+            assert data == got and data.texts == want and data.lines == lines, name
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"text,label\n" + b"a" * (csv.field_size_limit() + 1) + b",x\n")
+    assert not _fast_used(big) and "field larger than field limit" in _err(big, "text", "label")
+
+
+def _random_csv(rnd: random.Random) -> str:
+    chars = ["a", "b", " ", ",", '"', "\n", "\r", "\r\n", "é", "\t", "1"]
+
+    def field() -> str:
+        body = "".join(rnd.choice(chars) for _ in range(rnd.randint(0, 5)))
+        if rnd.random() < 0.5:
+            return '"' + body.replace('"', '""') + '"'
+        return "".join(c for c in body if c not in ',"\r\n') if rnd.random() < 0.9 else body
+
+    ncol = rnd.randint(1, 3)
+    rows = [[f"h{k}" for k in range(ncol)]]
+    rows += [[field() for _ in range(ncol)] for _ in range(rnd.randint(0, 4))]
+    text = "".join(",".join(r) + rnd.choice(["\n", "\r\n", "\r"]) for r in rows)
+    if rnd.random() < 0.3:
+        text = text.rstrip("\r\n")
+    if rnd.random() < 0.3:  # a stray character somewhere
+        k = rnd.randint(0, len(text))
+        text = text[:k] + rnd.choice([*chars, '""', "\n\n", "\x00"]) + text[k:]
+    return text
+
+
+def test_fast_csv_reader_matches_the_csv_module_on_random_files() -> None:
+    # whenever the fast reader answers, the csv module reads the same fields and line numbers
+    # (and does not fail); 2,000 small files with quotes, line breaks and stray characters
+    rnd = random.Random(0)
+    answered = 0
+    for _ in range(2000):
+        text = _random_csv(rnd)
+        fast = text_module._arrow_csv_columns(text.encode("utf-8"), ",", [])
+        if fast is None:
+            continue
+        answered += 1
+        lines, values = fast
+        rows = zip(*values.values(), strict=True)
+        got = [(n, dict(zip(values, r, strict=True))) for n, r in zip(lines, rows, strict=True)]
+        assert got == list(text_module._csv_records(Path("r.csv"), text, ",", [])), repr(text)
+    assert answered > 1200  # the fast reader answered most of them
+
+
+@pytest.mark.slow
+def test_fast_csv_reader_on_the_50k_imdb_reviews(tmp_path: Path) -> None:
+    import sys
+
+    from lstmkit.data.resolve import resolve
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    from data_pipeline import write_imdb_csv
+
+    path = tmp_path / "imdb.csv"
+    assert write_imdb_csv(resolve("aclImdb_v1_text.tar.gz"), path, None) == 50000
+    assert _fast_used(path)
+    data = read_labelled_texts(path, "review", "label")
+    assert data == _exact(path, "review", "label")
+    assert len(data) == 50000 and data.lines[-1] > 50000
