@@ -504,10 +504,15 @@ class FastTokenizer:
                 ids_of = np.fromiter((get(n, unk) for n in toks.names), np.int64, len(toks.names))
             flat = ids_of[toks.codes]
             cuts = np.cumsum(toks.counts)[:-1]
-        pieces = np.split(flat, cuts) if batch.fast else []
-        out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(batch.texts)
-        for i, ids in zip(batch.fast, pieces, strict=True):
-            out[i] = ids
+        # each text's ids as a view of `flat` (slices: np.split takes ~2 us a piece)
+        bounds = [0, *np.asarray(cuts).tolist(), flat.size]
+        pieces = [flat[a:b] for a, b in itertools.pairwise(bounds)] if batch.fast else []
+        if len(pieces) == len(batch.texts):
+            out = pieces
+        else:
+            out = [np.zeros(0, np.int64)] * len(batch.texts)
+            for i, ids in zip(batch.fast, pieces, strict=True):
+                out[i] = ids
         # tokenizers matches the special tokens' text before normalising: those texts go to it
         slow = sorted(
             set(batch.slow) | {i for i, t in enumerate(batch.texts) if "[UNK]" in t or "[PAD]" in t}
@@ -684,7 +689,7 @@ def _merge_cuts(cuts: Sequence[_Cut]) -> tuple[np.ndarray, list[str]]:
             )
         )
         ks, ms, ls = ks + a, ms + b, ls + d
-        np.take(renumber, c.codes, out=codes[at : at + c.codes.size])
+        np.take(renumber, c.codes, out=codes[at : at + c.codes.size], mode="clip")  # unbuffered
         at += c.codes.size
     return codes, names
 
