@@ -117,7 +117,8 @@ def prepare_text(
     """Read, check, split and encode the files of ``source`` (no file is written). ``limit``
     (``data.limit``, e.g. ``lstmkit train --quick``) keeps the first ``limit`` records of each
     class of each file. ``threads``: the word tokenizer cuts the training texts into tokens on
-    this many threads (``train.num_threads``)."""
+    this many threads (``train.num_threads``; ``lstmkit train`` without it: torch's thread count,
+    the cores training will use); the ids are the same on any number."""
     s = source
     if s.text_column == s.label_column:
         raise DataFileError(
@@ -376,7 +377,8 @@ def run_text(
         recipe.data.truncating,
         recipe.train.seed,
         recipe.data.limit,
-        threads=recipe.train.num_threads or 1,
+        # the tokenizer runs before training, on the cores training will use: torch's count
+        threads=recipe.train.num_threads or torch.get_num_threads(),
     )
     for split, bal in data.balance.items():
         logger.info("%s: %d records: %s", split, bal.total, bal.describe())

@@ -195,6 +195,32 @@ def test_quick_keeps_the_first_records_of_each_class(tmp_path: Path) -> None:
     assert json.loads((run / "metrics.json").read_text())["steps"] == 2
 
 
+@pytest.mark.parametrize(("flag", "want"), [([], None), (["--set", "train.num_threads=1"], 1)])
+def test_the_tokenizer_gets_the_training_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], want: int | None
+) -> None:
+    # without train.num_threads the tokenizer runs on torch's thread count (the cores training
+    # will use); with it, on that many
+    import torch
+
+    import lstmkit.owndata as owndata
+
+    seen: list[int] = []
+    prepare = owndata.prepare_text
+
+    def spy(*args: object, threads: int = 1, **kwargs: object) -> object:
+        seen.append(threads)
+        return prepare(*args, threads=threads, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(owndata, "prepare_text", spy)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)  # not OMP_NUM_THREADS' 1
+    train = _write_csv(tmp_path / "train.csv", _rows(60, 3))
+    args = ["train", "--task", "text", "--train", str(train), "--text-column", "review"]
+    args += ["--label-column", "감정", "--quick", "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main(args + flag) == 0
+    assert seen == [want or 3]
+
+
 def _glove(path: Path, words: list[str], dim: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     vecs = {w: rng.normal(size=dim).astype(np.float32) for w in words}
