@@ -311,16 +311,19 @@ def write_result(
     seconds: float,
     command: str | None,
     extra: dict[str, Any] | None = None,
+    commit: str | None = None,
 ) -> Path:
     """``record/<recipe>.json``: the figure the README tables are generated from, with the
-    command, commit, machine and seconds of the run that measured it."""
+    command, commit, machine and seconds of the run that measured it. ``commit``: the code the
+    run STARTED from (take :func:`git_commit` before training: the tree may move during a long
+    run); None reads it now."""
     result = {
         "recipe": recipe.name,
         "metric": metric,
         "value": value,
         **(extra or {}),
         "seconds": seconds,
-        "commit": git_commit(),
+        "commit": commit if commit is not None else git_commit(),
         "command": portable_command(command or " ".join(["lstmkit", *sys.argv[1:]])),
         "machine": machine(),
         "seed_figure": recipe.seed_figure,
@@ -356,6 +359,7 @@ def run_recipe(
             recipe, raw, run_dir, resume=resume, record=record, progress=progress, command=command
         )
     start = time.perf_counter()
+    commit = git_commit()  # the code this run starts from, for its result record
     check_run_dir(run_dir, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(recipe.train.seed)
@@ -412,6 +416,7 @@ def run_recipe(
             write_result(
                 record,
                 recipe,
+                commit=commit,
                 metric="test_accuracy",
                 value=test["accuracy"],
                 seconds=seconds,

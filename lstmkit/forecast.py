@@ -373,11 +373,12 @@ def run_forecast(
     All data checks run before ``run_dir`` is touched: a bad file leaves an existing run as it
     was. Returns the metrics (also written to ``metrics.json``).
     """
-    from lstmkit.experiment import check_run_dir, save_final, write_result
+    from lstmkit.experiment import check_run_dir, git_commit, save_final, write_result
     from lstmkit.objectives import Regression
     from lstmkit.train import Trainer
 
     start = time.perf_counter()
+    commit = git_commit()  # the code this run starts from, for its result record
     source = recipe.data.series
     if source is None:
         raise DataFileError('dataset "series" needs a [data.series] table (train, target, ...)')
@@ -468,6 +469,7 @@ def run_forecast(
             write_result(
                 record,
                 recipe,
+                commit=commit,
                 metric="test_mase",
                 value=report["model"]["mase"],
                 seconds=seconds,

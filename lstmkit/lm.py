@@ -116,9 +116,10 @@ def run_language_model(
     command: str | None = None,
 ) -> dict[str, Any]:
     """Train the recipe's language model into ``run_dir``; evaluate on validation and test."""
-    from lstmkit.experiment import check_run_dir, save_final, write_result
+    from lstmkit.experiment import check_run_dir, git_commit, save_final, write_result
 
     start = time.perf_counter()
+    commit = git_commit()  # the code this run starts from, for its result record
     check_run_dir(run_dir, resume)
     torch.manual_seed(recipe.train.seed)
     data = prepare_chars(recipe)
@@ -166,6 +167,7 @@ def run_language_model(
             write_result(
                 record,
                 recipe,
+                commit=commit,
                 metric="val_loss_nats_per_char",
                 value=val["loss"],
                 seconds=seconds,

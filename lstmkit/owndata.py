@@ -362,10 +362,17 @@ def run_text(
 ) -> dict[str, Any]:
     """Train and evaluate a text classifier for ``recipe.data.text`` into ``run_dir`` (see the
     module docstring). Returns the metrics (also in ``metrics.json``)."""
-    from lstmkit.experiment import check_run_dir, fit_ngram_ratios, pretrain, write_result
+    from lstmkit.experiment import (
+        check_run_dir,
+        fit_ngram_ratios,
+        git_commit,
+        pretrain,
+        write_result,
+    )
     from lstmkit.train import Trainer
 
     start = time.perf_counter()
+    commit = git_commit()  # the code this run starts from, for its result record
     source = recipe.data.text
     if source is None:
         raise DataFileError('dataset "text" needs a [data.text] table (train, text_column, ...)')
@@ -457,6 +464,7 @@ def run_text(
             write_result(
                 record,
                 recipe,
+                commit=commit,
                 metric=f"{split}_accuracy",
                 value=report["accuracy"],
                 seconds=seconds,

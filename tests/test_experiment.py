@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,24 @@ needs_data = needs("reuters.npz")
 
 
 @needs_data
-def test_train_record_evaluate_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_record_evaluate_predict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the record names the commit the run STARTED from, even if HEAD moves while it trains
+    from lstmkit.train import Trainer
+
+    trained: list[bool] = []
+    fit = Trainer.fit
+
+    def fit_then_move_head(self: Trainer, *args: Any, **kwargs: Any) -> Any:
+        out = fit(self, *args, **kwargs)
+        trained.append(True)
+        return out
+
+    monkeypatch.setattr(Trainer, "fit", fit_then_move_head)
+    monkeypatch.setattr(
+        "lstmkit.experiment.git_commit", lambda: "d4e5f6-later" if trained else "a1b2c3-at-start"
+    )
     run, results = tmp_path / "run", tmp_path / "results"
     assert main(["train", REUTERS, "--out", str(run), "--record", str(results), *TINY]) == 0
     assert "reuters-seed002: test accuracy" in capsys.readouterr().out
@@ -58,6 +76,7 @@ def test_train_record_evaluate_predict(tmp_path: Path, capsys: pytest.CaptureFix
     assert set(record) >= {"recipe", "metric", "value", "seconds", "commit", "command", "machine"}
     assert record["metric"] == "test_accuracy" and 0.0 <= record["value"] <= 1.0
     assert "--set max_steps=6" in record["command"]
+    assert record["commit"] == "a1b2c3-at-start"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["steps"] == 6 and metrics["test"]["examples"] == 2234
 
