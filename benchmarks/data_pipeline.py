@@ -10,7 +10,10 @@ tokenizer kind:
   tokenizer on the rows, encode every row (cut to ``maxlen``). Reported as rows/s, with the
   seconds of each part.
   ``--threads`` is also the word tokenizer's thread count (lstmkit.data.fasttok); HF tokenizers
-  (bpe, the references) take theirs from ``RAYON_NUM_THREADS``.
+  (bpe, the references) take theirs from ``RAYON_NUM_THREADS``. ``--threads 1,2`` measures every
+  case at each count (both sides: torch's threads and the tokenizer's; the case name ends in
+  ``-1t`` / ``-2t``); ``lstmkit train`` without ``train.num_threads`` gives the tokenizer torch's
+  default count, 2 on a 2-core machine.
 - ``training``: the Trainer on those encoded rows (the seed-003 model: embedding 32, LSTM(32),
   length bucketing, batch 128) for ``--steps`` optimizer steps: rows/s.
 
@@ -23,7 +26,7 @@ encoded is cached). The load of a shared machine moves both sides, so each case 
 One JSON object per line (the format of ``benchmarks/recurrent.py``; ``ratio`` = median pipeline
 rows/s / median training rows/s, the goal is >= 10)::
 
-    python benchmarks/data_pipeline.py [--limit N] [--steps 40] [--threads 2] [--repeat 3]
+    python benchmarks/data_pipeline.py [--limit N] [--steps 40] [--threads 2 | 1,2] [--repeat 3]
         [--kinds word,bpe,char,unigram] [--reference] [--out FILE]
 
 ``--write-csv DIR`` only writes ``DIR/train.csv`` and ``DIR/test.csv`` (``review,sentiment``; the
@@ -177,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="use the first N reviews only")
     parser.add_argument("--steps", type=int, default=40, help="training steps to time")
     parser.add_argument(
-        "--threads", type=int, default=2, help="torch threads, and the word tokenizer's"
+        "--threads",
+        default="2",
+        help="torch threads, and the word tokenizer's; a list (1,2) measures each",
     )
     parser.add_argument("--kinds", default="word,bpe,char,unigram", help="tokenizers to measure")
     parser.add_argument(
@@ -204,25 +209,31 @@ def main(argv: list[str] | None = None) -> int:
         counts = write_split_csvs(resolve("aclImdb_v1_text.tar.gz"), args.write_csv)
         print(json.dumps({"written": str(args.write_csv), **counts}))
         return 0
-    torch.set_num_threads(args.threads)
+    try:
+        thread_counts = [int(t) for t in str(args.threads).split(",")]
+    except ValueError:
+        parser.error(f"--threads: a number or a list such as 1,2, got {args.threads!r}")
+    if any(t < 1 for t in thread_counts):
+        parser.error(f"--threads: counts must be >= 1, got {args.threads!r}")
     started = time.perf_counter()
     lines: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         csv_path = Path(tmp) / "imdb.csv"
         n = write_imdb_csv(resolve("aclImdb_v1_text.tar.gz"), csv_path, args.limit)
         size_mb = csv_path.stat().st_size / 1e6
-        runs = [(kind, True) for kind in args.kinds.split(",")]
+        runs = [(kind, True, t) for kind in args.kinds.split(",") for t in thread_counts]
         if args.reference:
-            runs += [(k, False) for k in args.kinds.split(",")]
-        for kind, fast in runs:
+            runs += [(k, False, t) for k in args.kinds.split(",") for t in thread_counts]
+        for kind, fast, threads in runs:
+            torch.set_num_threads(threads)
             vocab = 10000 if kind != "char" else 2000
             pipes: list[dict[str, Any]] = []
             trains: list[dict[str, Any]] = []
             for _ in range(max(args.repeat, 1)):  # alternate: both sides see the same load
                 if not pipes or sum(p["seconds"] for p in pipes) < args.repeat_budget:
-                    ds, pipe = pipeline(csv_path, kind, vocab, args.maxlen, fast, args.threads)
+                    ds, pipe = pipeline(csv_path, kind, vocab, args.maxlen, fast, threads)
                     pipes.append(pipe)
-                trains.append(training_rate(ds, pipe["vocab_size"], args.steps, args.threads))
+                trains.append(training_rate(ds, pipe["vocab_size"], args.steps, threads))
             pipe = sorted(pipes, key=lambda p: p["seconds"])[(len(pipes) - 1) // 2]  # median
             pipe_rate = pipe["rows"] / statistics.median(p["seconds"] for p in pipes)
             train = sorted(trains, key=lambda t: t["rows_per_s"])[len(trains) // 2]
@@ -234,7 +245,10 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(
                 {
                     "bench": "data_pipeline",
-                    "case": f"imdb-{n // 1000}k-csv-{kind}" + ("" if fast else "-reference"),
+                    "case": f"imdb-{n // 1000}k-csv-{kind}"
+                    + ("" if fast else "-reference")
+                    + (f"-{threads}t" if len(thread_counts) > 1 else ""),
+                    "threads": threads,
                     "impl": f"load+{kind} tokenizer ({engine})",
                     "ours": pipe_rate,
                     "peer": train["rows_per_s"],
@@ -255,10 +269,15 @@ def main(argv: list[str] | None = None) -> int:
         "bench": "data_pipeline-run",
         "command": "python benchmarks/data_pipeline.py " + " ".join(sys.argv[1:]),
         "seconds": round(time.perf_counter() - started, 1),
-        "threads": args.threads,
+        "threads": thread_counts[0]
+        if len(thread_counts) == 1
+        else ",".join(map(str, thread_counts)),
         "repeat": args.repeat,
         "load_avg_end": [round(x, 2) for x in os.getloadavg()],
         "tokenizers_threads": os.environ.get("RAYON_NUM_THREADS", "default (all cores)"),
+        # PASSIVE: torch's idle OpenMP threads sleep instead of spinning; with --threads 2 on a
+        # 2-core machine that another process shares, spinning made training ~100x slower
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "torch": torch.__version__,
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
