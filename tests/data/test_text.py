@@ -229,6 +229,24 @@ def test_fast_csv_reader_gives_the_same_records_and_lines(tmp_path: Path) -> Non
     assert quoted.lines == [2, 5]
     cr = read_labelled_texts(tmp_path / "cr.csv", "review", "label")
     assert cr.texts == ["a\rb", "c", "d\r\ne"] and cr.lines == [2, 4, 5]
+    # the first bad record gives the error, as record by record: a missing label before an
+    # empty text, an empty text before a missing label, both in one record (the text first)
+    for name, raw in {
+        "label_first.csv": b'review,label\na,x\n"b\nc", \n" ",y\n',
+        "text_first.csv": b'review,label\na,x\n"\n",y\nb,\n',
+        "both.csv": b"review,label\na,x\n ,\n",
+    }.items():
+        path = tmp_path / name
+        path.write_bytes(raw)
+        assert _fast_used(path), name
+        assert _err(path, "review", "label") == _exact(path, "review", "label"), name
+    assert "line 3, column 'label': the label is missing" in _err(
+        tmp_path / "label_first.csv", "review", "label"
+    )
+    assert "line 3, column 'review': the text is empty" in _err(
+        tmp_path / "text_first.csv", "review", "label"
+    )
+    assert "line 3, column 'review'" in _err(tmp_path / "both.csv", "review", "label")
     kr = tmp_path / "kr.csv"
     kr.write_bytes('text,label\n안녕하세요,a\n"감사,합니다",b\n'.encode("cp949"))
     assert _fast_used(kr, "cp949")
