@@ -87,14 +87,51 @@ class Tokens:
     """Tokens of a batch of texts as codes.
 
     Attributes:
-        codes: one integer per token, in text order; equal codes are equal tokens.
         names: the token string of each code (``names[codes[k]]`` is token ``k``).
         counts: number of tokens of each text.
+        parts: the codes in text order, in pieces ``(renumber, local)``: the codes of a piece are
+            ``renumber[local]`` (``local`` itself where ``renumber`` is None). A piece's
+            ``renumber`` never maps two local codes to one code (see :func:`_merge_cuts`), so
+            the pieces are counted and looked up without joining them (:attr:`codes` joins).
     """
 
-    codes: np.ndarray
     names: list[str]
     counts: np.ndarray
+    parts: list[tuple[np.ndarray | None, np.ndarray]]
+
+    @property
+    def codes(self) -> np.ndarray:
+        """One integer per token, in text order; equal codes are equal tokens."""
+        return _gather_parts(self.parts, None)
+
+    def per_code(self) -> np.ndarray:
+        """How often each code occurs."""
+        out = np.zeros(len(self.names), dtype=np.int64)
+        for renumber, local in self.parts:
+            if renumber is None:
+                out += np.bincount(local, minlength=len(self.names))
+            else:  # renumber is one-to-one: a plain scatter adds each count once
+                out[renumber] += np.bincount(local, minlength=renumber.size)
+        return out
+
+
+def _gather_parts(
+    parts: Sequence[tuple[np.ndarray | None, np.ndarray]], table: np.ndarray | None
+) -> np.ndarray:
+    """``table[codes]`` (``codes`` where ``table`` is None) for the codes held in ``parts``."""
+    out = np.empty(sum(local.size for _, local in parts), dtype=np.int64)
+    at = 0
+    for renumber, local in parts:
+        lookup = table
+        if renumber is not None:
+            lookup = renumber if table is None else table[renumber]
+        piece = out[at : at + local.size]
+        if lookup is None:
+            piece[:] = local
+        else:  # mode="clip": np.take writes into `out` unbuffered
+            np.take(lookup, local, out=piece, mode="clip")
+        at += local.size
+    return out
 
 
 def fast_path_for(tokenizer: Any, kind: str, threads: int = 1) -> FastTokenizer | None:
@@ -343,11 +380,11 @@ class FastTokenizer:
                 cuts = list(pool.map(cut, chunks))
         else:
             cuts = [cut(chunk) for chunk in chunks]
-        codes, names = _merge_cuts(cuts)
+        parts, names = _merge_cuts(cuts)
         if subword:
             names = [METASPACE + n[1:] for n in names]
         counts = np.concatenate([c.counts for c in cuts])
-        return Batch(texts, fast, slow, Tokens(codes, names, counts))
+        return Batch(texts, fast, slow, Tokens(names, counts, parts))
 
     def _char_tokens(self, texts: Sequence[str]) -> Tokens:
         counts = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
@@ -355,7 +392,7 @@ class FastTokenizer:
         present = np.flatnonzero(np.bincount(cps)) if cps.size else np.zeros(0, np.int64)
         code_of = np.zeros(int(present[-1]) + 1 if present.size else 1, dtype=np.int32)
         code_of[present] = np.arange(present.size)
-        return Tokens(code_of[cps], [chr(c) for c in present], counts)
+        return Tokens([chr(c) for c in present], counts, [(None, code_of[cps])])
 
     def _subword_cut(self, texts: Sequence[str]) -> _Cut:
         # Metaspace: every " " and "▁" starts a word, and so does the start of a text (a "▁" is
@@ -440,7 +477,7 @@ class FastTokenizer:
     def count(self, batch: Batch) -> Counter[str]:
         """How often each token occurs in the batch (what the WordLevel trainer counts)."""
         toks = batch.tokens
-        per_code = np.bincount(toks.codes, minlength=len(toks.names))
+        per_code = toks.per_code()
         counts: Counter[str] = Counter(
             {toks.names[c]: int(per_code[c]) for c in np.flatnonzero(per_code)}
         )
@@ -502,7 +539,7 @@ class FastTokenizer:
             else:
                 get = vocab.get
                 ids_of = np.fromiter((get(n, unk) for n in toks.names), np.int64, len(toks.names))
-            flat = ids_of[toks.codes]
+            flat = _gather_parts(toks.parts, ids_of)
             cuts = np.cumsum(toks.counts)[:-1]
         # each text's ids as a view of `flat` (slices: np.split takes ~2 us a piece)
         bounds = [0, *np.asarray(cuts).tolist(), flat.size]
@@ -634,8 +671,10 @@ def _group_mid(
     return w0[first], w1[first], first, inverse
 
 
-def _merge_cuts(cuts: Sequence[_Cut]) -> tuple[np.ndarray, list[str]]:
-    """Codes (in token order, the cuts one after the other) and names of the tokens of ``cuts``:
+def _merge_cuts(
+    cuts: Sequence[_Cut],
+) -> tuple[list[tuple[np.ndarray | None, np.ndarray]], list[str]]:
+    """The codes (:attr:`Tokens.parts`: a piece per cut) and names of the tokens of ``cuts``:
     the distinct tokens of all shares grouped again by their keys (a few hundred thousand, not
     every token), each name decoded once."""
     names: list[str] = []
@@ -676,9 +715,10 @@ def _merge_cuts(cuts: Sequence[_Cut]) -> tuple[np.ndarray, list[str]]:
                 code = index[name] = len(names)
                 names.append(name)
             long_code.append(code)
-    # each share's codes, renumbered: its short, mid and long distinct tokens in that order
-    codes = np.empty(sum(c.codes.size for c in cuts), dtype=np.int64)
-    at = ks = ms = ls = 0
+    # each share's renumbering: its short, mid and long distinct tokens in that order (one to
+    # one: the distinct tokens of a share are distinct tokens of the batch)
+    parts: list[tuple[np.ndarray | None, np.ndarray]] = []
+    ks = ms = ls = 0
     for c in cuts:
         a, b, d = c.key.size, c.mid_len.size, len(c.long_names)
         renumber = np.concatenate(
@@ -689,9 +729,8 @@ def _merge_cuts(cuts: Sequence[_Cut]) -> tuple[np.ndarray, list[str]]:
             )
         )
         ks, ms, ls = ks + a, ms + b, ls + d
-        np.take(renumber, c.codes, out=codes[at : at + c.codes.size], mode="clip")  # unbuffered
-        at += c.codes.size
-    return codes, names
+        parts.append((renumber, c.codes))
+    return parts, names
 
 
 def _group(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
