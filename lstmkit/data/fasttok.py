@@ -119,6 +119,9 @@ def _gather_parts(
     parts: Sequence[tuple[np.ndarray | None, np.ndarray]], table: np.ndarray | None
 ) -> np.ndarray:
     """``table[codes]`` (``codes`` where ``table`` is None) for the codes held in ``parts``."""
+    if len(parts) == 1 and parts[0][0] is None:  # 'char': one piece of (int32) codes
+        local = parts[0][1]
+        return local.astype(np.int64) if table is None else table[local]
     out = np.empty(sum(local.size for _, local in parts), dtype=np.int64)
     at = 0
     for renumber, local in parts:
