@@ -348,7 +348,9 @@ def _validation_message(err: ValidationError, source: str, prefix: str = "") -> 
         loc = prefix + ".".join(str(p) for p in e["loc"])
         got = e.get("input")
         got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
-        parts.append(f"{loc}: {e['msg']}{got_txt}")
+        # a check across tables (a model validator) has no field of its own: its message says
+        # which fields it is about
+        parts.append(f"{loc}: {e['msg']}{got_txt}" if loc else f"{e['msg']}{got_txt}")
     return f"{source}: " + "; ".join(parts)
 
 

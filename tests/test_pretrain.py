@@ -125,6 +125,13 @@ def test_pretrain_recipe_errors(tmp_path: Path) -> None:
         recipe_from_dict({"pretrain": {"unlabelled": True}})
     with pytest.raises(ConfigError, match="pretrain.passes"):
         load_recipe(RECIPES / "imdb-best.toml", ["pretrain.passes=0"])
+    # a check across tables: one message naming the file and the fields, no empty field path
+    with pytest.raises(ConfigError) as err:
+        load_recipe(RECIPES / "imdb-best.toml", ["pretrain.method=none"])
+    assert str(err.value) == (
+        f"{RECIPES / 'imdb-best.toml'}: Value error, pretrain.unlabelled needs a "
+        "pretrain.method (e.g. 'word2vec')"
+    )
     r, _ = load_recipe(RECIPES / "imdb-best.toml", ["passes=2", "epochs=1"])
     assert r.pretrain.passes == 2 and r.train.epochs == 1
 
