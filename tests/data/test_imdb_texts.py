@@ -48,13 +48,13 @@ def test_encode_review_keras_conventions() -> None:
     assert encode_review(text, index, start_char=None, index_from=0).tolist() == [1, 2, 1, 40, 2]
 
 
-def test_rule_reproduces_imdb_npz() -> None:
+def test_rule_reproduces_imdb_npz(monkeypatch: pytest.MonkeyPatch) -> None:
     """The first 300 test/neg reviews of the archive, tokenised here, are rows of imdb.npz."""
     if not (MIRROR / ARCHIVE).is_file() or not (MIRROR / "imdb.npz").is_file():
         pytest.skip(f"{ARCHIVE} or imdb.npz absent from {MIRROR}; set {ENV_VAR}")
     from lstmkit.data.keras_datasets import get_word_index
 
-    os.environ.setdefault(ENV_VAR, str(MIRROR))
+    monkeypatch.setenv(ENV_VAR, str(MIRROR))
     with np.load(MIRROR / "imdb.npz", allow_pickle=True) as z:
         rows = {tuple(int(i) for i in s) for s in z["x_test"]}
     index = get_word_index("imdb")
