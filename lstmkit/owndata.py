@@ -399,8 +399,9 @@ def run_text(
     )
     torch.manual_seed(recipe.train.seed)
     model, coverage = build_text_model(recipe, data)
+    pretrained = None
     if not resume:  # a resumed run restores these from its checkpoint
-        pretrain(model, recipe, data.train)
+        pretrained = pretrain(model, recipe, data.train)
         fit_ngram_ratios(model, data.train)
     config = {
         "recipe": recipe.model_dump(),
@@ -450,6 +451,7 @@ def run_text(
         "last_val": val_rows[-1] if val_rows else None,
         "steps": trainer.step,
         "seconds": seconds,
+        "pretrain": pretrained,
     }
     if trainer.writes:
         tmp = run_dir / ".model.safetensors.tmp"

@@ -256,6 +256,22 @@ def test_word_vectors_frozen_or_fine_tuned(tmp_path: Path, freeze: bool) -> None
             assert np.abs(row - vecs[word]).max() > 1e-4  # trained away from the file's vector
 
 
+def test_word2vec_pretraining_on_your_texts(tmp_path: Path) -> None:
+    """--set pretrain.method=word2vec trains vectors on the training texts only; the run's
+    metrics say what it did, like an IMDB run's."""
+    train = _write_csv(tmp_path / "train.csv", _rows(60, 3))
+    run = tmp_path / "run"
+    args = ["train", "--task", "text", "--train", str(train), "--text-column", "review"]
+    args += ["--label-column", "감정", "--out", str(run), "--set", "epochs=1", "--no-progress"]
+    args += ["--set", "pretrain.method=word2vec", "--set", "pretrain.min_count=1"]
+    args += ["--set", "train.num_threads=1"]
+    assert main(args) == 0
+    facts = json.loads((run / "metrics.json").read_text(encoding="utf-8"))["pretrain"]
+    assert facts["unlabelled_reviews"] == 0
+    assert facts["sentences"] == 54  # the training records, not the 6 held out for validation
+    assert facts["kept_ids"] >= 10
+
+
 def test_classification_report_by_hand() -> None:
     cm = np.array([[5, 1, 0], [2, 2, 0], [0, 0, 0]])
     r = classification_report(cm, ["a", "b", "c"])
