@@ -32,7 +32,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from lstmkit.data.arrays import ArraysSource
 from lstmkit.data.series import SeriesSource
@@ -146,6 +153,11 @@ class TrainConfig(BaseModel):
             (val_accuracy for classification, val_loss for language models and forecasts).
         keep_checkpoints: keep the last k checkpoints. max_steps: stop after this many steps.
         max_minutes: stop after this much training time (evaluated and saved as at the end).
+        adversarial_eps: adversarial training on the word vectors (Miyato et al. 2017,
+            :mod:`lstmkit.adversarial`): each step adds the loss of the batch with its word
+            vectors moved by ``eps`` times their frequency-weighted standard deviation (L2 per
+            example) in the direction that raises the loss most. 0 = off. Classifiers with an
+            embedding only. Each step costs about twice as much.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -176,6 +188,16 @@ class TrainConfig(BaseModel):
     keep_checkpoints: int = Field(2, ge=1)
     seed: int = 0
     num_threads: int | None = Field(None, ge=1, le=1024)
+    adversarial_eps: float = 0.0
+
+    @field_validator("adversarial_eps")
+    @classmethod
+    def _eps_not_negative(cls, value: float) -> float:
+        if not value >= 0.0 or value == float("inf"):
+            raise ValueError(
+                f"adversarial_eps must be a finite number >= 0 (0 = off; e.g. 3.5), got {value}"
+            )
+        return value
 
 
 class PretrainConfig(BaseModel):
@@ -205,6 +227,8 @@ class PretrainConfig(BaseModel):
 
 
 Task = Literal["classify", "language_model"]
+# datasets whose classifier reads real-valued sequences (no embedding)
+REAL_VALUED_DATASETS = ("mnist", "series", "arrays")
 MODEL_CONFIGS: dict[str, type[BaseModel]] = {
     "classify": ClassifierConfig,
     "language_model": LanguageModelConfig,
@@ -280,6 +304,19 @@ class Recipe(BaseModel):
             )
         if self.pretrain.unlabelled and self.pretrain.method == "none":
             raise ValueError("pretrain.unlabelled needs a pretrain.method (e.g. 'word2vec')")
+        if self.train.adversarial_eps and (
+            self.task != "classify" or self.data.dataset in REAL_VALUED_DATASETS
+        ):
+            what = (
+                f"task {self.task!r}"
+                if self.task != "classify"
+                else f"dataset {self.data.dataset!r} (real-valued input, no embedding)"
+            )
+            raise ValueError(
+                f"train.adversarial_eps = {self.train.adversarial_eps} perturbs the word vectors "
+                f"of a classifier with an embedding; {what} has none -- set "
+                "train.adversarial_eps = 0 (datasets with words: imdb, reuters, text)"
+            )
         return self
 
 

@@ -214,15 +214,33 @@ class SequenceClassifier(nn.Module):
         """True for the two-class (sigmoid) head."""
         return self.config.num_classes == 2
 
-    def features(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """Input -> per-step features for the recurrent stack, and the lengths after conv/pool."""
+    def features(
+        self, x: Tensor, lengths: Tensor | None = None, perturb: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Input -> per-step features for the recurrent stack, and the lengths after conv/pool.
+
+        ``perturb`` (B, T, E): added to the word vectors after the embedding dropout, before
+        the conv/recurrent stack (adversarial training, :mod:`lstmkit.adversarial`; Miyato et
+        al. 2017 perturb the same place). Token input only.
+        """
         if self.embedding is not None:
             if x.dim() != 2 or x.is_floating_point():
                 raise ValueError(
                     f"expected token ids of shape (B, T) int64, got {tuple(x.shape)} {x.dtype}"
                 )
             feats = self.embedding_dropout(self.embedding(x))  # (B, T, E)
+            if perturb is not None:
+                if perturb.shape != feats.shape:
+                    raise ValueError(
+                        f"perturb must have the embedded input's shape {tuple(feats.shape)}, "
+                        f"got {tuple(perturb.shape)}"
+                    )
+                feats = feats + perturb
         else:
+            if perturb is not None:
+                raise ValueError(
+                    "perturb acts on word vectors; this model reads real-valued input (no embedding)"
+                )
             feats = self.embedding_dropout(x)
         if self.conv is not None:
             c = self.config
@@ -248,10 +266,13 @@ class SequenceClassifier(nn.Module):
                 lengths = (valid.cpu() // c.pool_size).clamp(1, feats.shape[1])
         return feats, lengths
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Logits: (B, 1) for two classes, (B, C) otherwise."""
+    def forward(
+        self, x: Tensor, lengths: Tensor | None = None, perturb: Tensor | None = None
+    ) -> Tensor:
+        """Logits: (B, 1) for two classes, (B, C) otherwise. ``perturb`` (B, T, E): added to
+        the (dropped-out) word vectors, see :meth:`features`; the n-gram branch never sees it."""
         wide = self.ngram(x, lengths) if self.ngram is not None else None
-        feats, lengths = self.features(x, lengths)
+        feats, lengths = self.features(x, lengths, perturb)
         out, state = self.rnn(feats, lengths=lengths)
         for layer in self.more_rnn:
             out, state = layer(self.between_dropout(out), lengths=lengths)

@@ -29,6 +29,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -39,6 +40,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from lstmkit.adversarial import adversarial_perturbation, embedding_moments, scale_from_moments
 from lstmkit.checkpoint import (
     atomic_write_text,
     latest_checkpoint,
@@ -52,6 +54,7 @@ from lstmkit.checkpoint import (
 )
 from lstmkit.config import TrainConfig
 from lstmkit.data.batching import BucketBatchSampler
+from lstmkit.models import SequenceClassifier
 from lstmkit.objectives import (
     LOWER_IS_BETTER,
     Classification,
@@ -275,6 +278,15 @@ class Trainer:
         self.device = init_distributed(self.dist)
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
+        if config.adversarial_eps and not (
+            isinstance(model, SequenceClassifier) and model.embedding is not None
+        ):
+            raise ValueError(
+                f"train.adversarial_eps = {config.adversarial_eps} perturbs the word vectors of "
+                f"a SequenceClassifier with an embedding; got a {type(model).__name__} "
+                + ("without one" if isinstance(model, SequenceClassifier) else "")
+                + " -- set train.adversarial_eps = 0"
+            )
         self.model = model.to(self.device)
         self.optimizer = make_optimizer(list(self.model.parameters()), config)
         if self.dist.world_size > 1:
@@ -499,27 +511,15 @@ class Trainer:
         layer_stats: bool = False,
     ) -> None:
         cfg = self.cfg
-        output = self.ddp(inputs, lens)
-        losses = self.objective.losses(output, labels)
-        local = torch.tensor([float(losses.numel())])
-        (global_count,) = self._all_sum(local)
-        # sum / global count * world: DDP averages over ranks, so the gradient is exactly the
-        # mean over the global batch, as in one process
-        loss = losses.sum() / float(global_count) * self.dist.world_size
-        penalty = _penalty(self.model, cfg.l1, cfg.l2)
-        if penalty is not None:
-            loss = loss + penalty
-        if not torch.isfinite(loss):
-            last = latest_checkpoint(self.run_dir) if self.run_dir is not None else None
-            where = (
-                f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
-            )
-            raise TrainingDiverged(
-                f"loss became {float(loss.detach())} at step {self.step + 1} (epoch {self.epoch + 1}); {where}. "
-                f"Try a lower learning rate (train.lr, now {cfg.lr}) or gradient clipping (train.clip_norm=1.0)."
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if cfg.adversarial_eps:
+            output, losses, adv_sum = self._adversarial_backward(inputs, lens, labels)
+            window["adv_loss"] = window.get("adv_loss", 0.0) + adv_sum
+        else:
+            output = self.ddp(inputs, lens)
+            losses = self.objective.losses(output, labels)
+            loss = self._batch_loss(losses, with_penalty=True)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         params = [p for p in self.model.parameters() if p.grad is not None]
         if cfg.clip_norm:
             self._grad_norm = float(nn.utils.clip_grad_norm_(params, cfg.clip_norm))
@@ -539,6 +539,64 @@ class Trainer:
         window["tokens"] += (
             float(lens.sum()) if lens is not None else float(inputs.shape[0] * inputs.shape[1])
         )
+
+    def _batch_loss(self, losses: Tensor, *, with_penalty: bool) -> Tensor:
+        """The training loss of a batch's per-item ``losses``: their mean over the global batch
+        (+ the l1/l2 penalty); raises :class:`TrainingDiverged` when it is not finite."""
+        cfg = self.cfg
+        local = torch.tensor([float(losses.numel())])
+        (global_count,) = self._all_sum(local)
+        # sum / global count * world: DDP averages over ranks, so the gradient is exactly the
+        # mean over the global batch, as in one process
+        loss = losses.sum() / float(global_count) * self.dist.world_size
+        penalty = _penalty(self.model, cfg.l1, cfg.l2) if with_penalty else None
+        if penalty is not None:
+            loss = loss + penalty
+        if not torch.isfinite(loss):
+            last = latest_checkpoint(self.run_dir) if self.run_dir is not None else None
+            where = (
+                f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
+            )
+            raise TrainingDiverged(
+                f"loss became {float(loss.detach())} at step {self.step + 1} (epoch {self.epoch + 1}); {where}. "
+                f"Try a lower learning rate (train.lr, now {cfg.lr}) or gradient clipping (train.clip_norm=1.0)."
+            )
+        return loss
+
+    def _adversarial_backward(
+        self, inputs: Tensor, lens: Tensor, labels: Tensor
+    ) -> tuple[Tensor, Tensor, float]:
+        """Gradients of CE(v) + CE(v + r_adv) into ``.grad`` (:mod:`lstmkit.adversarial`);
+        returns the clean output and per-item losses (the history's loss and accuracy are the
+        clean ones) and the sum of the perturbed losses (the history's ``adv_loss``).
+
+        The clean pass adds a zero perturbation that requires grad, so its one backward gives
+        the parameter gradients and g = dCE/dv together; under DDP it runs in ``no_sync`` and
+        the second backward averages the summed gradients across ranks (one all-reduce).
+        """
+        model = self.model
+        assert isinstance(model, SequenceClassifier) and model.embedding is not None
+        zero = torch.zeros(
+            (*inputs.shape, model.config.embedding_dim),
+            dtype=model.embedding.weight.dtype,
+            device=self.device,
+            requires_grad=True,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        sync_later = self.ddp.no_sync() if self.dist.world_size > 1 else nullcontext()  # type: ignore[operator]
+        with sync_later:
+            output = self.ddp(inputs, lens, perturb=zero)
+            losses = self.objective.losses(output, labels)
+            self._batch_loss(losses, with_penalty=True).backward()
+        assert zero.grad is not None
+        # the scale of the whole global batch, so every rank perturbs by the same measure
+        (moments,) = self._all_sum(embedding_moments(model.embedding.weight, inputs, lens).cpu())
+        scale = scale_from_moments(moments)
+        r_adv = adversarial_perturbation(zero.grad, lens, self.cfg.adversarial_eps * scale)
+        adv_output = self.ddp(inputs, lens, perturb=r_adv)
+        adv_losses = self.objective.losses(adv_output, labels)
+        self._batch_loss(adv_losses, with_penalty=False).backward()
+        return output, losses, float(adv_losses.detach().double().sum())
 
     @staticmethod
     def _measure_layers(
@@ -569,7 +627,9 @@ class Trainer:
         """Append train and validation rows; update best / early stopping; checkpoint.
         Returns True when early stopping says stop."""
         sums = self._all_sum_dict(window["sums"])
-        (extra,) = self._all_sum(torch.tensor([window["items"], window["tokens"]]).double())
+        (extra,) = self._all_sum(
+            torch.tensor([window["items"], window["tokens"], window.get("adv_loss", 0.0)]).double()
+        )
         elapsed = time.perf_counter() - window["t0"]
         base = {
             "step": self.step,
@@ -586,6 +646,11 @@ class Trainer:
                     "split": "train",
                     **self.objective.summarise(sums),
                     "tokens_per_s": float(extra[1]) / max(elapsed, 1e-9),
+                    **(
+                        {"adv_loss": float(extra[2]) / float(extra[0])}
+                        if self.cfg.adversarial_eps
+                        else {}
+                    ),
                     "grad_norm": self._grad_norm,
                     "layers": self._layer_stats,
                     "total_steps": self._total_steps,
