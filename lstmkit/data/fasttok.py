@@ -61,11 +61,24 @@ from typing import Any
 
 import numpy as np
 
+from lstmkit.data import bpe
+
 WORD_PATTERN = r"\p{Han}|[\w&&[^\p{Han}]]+|(?=[^\w\s])\X"
 CHAR_PATTERN = r"\X"
 SUBWORD_KINDS = ("bpe", "unigram")
 METASPACE = "\u2581"  # "▁", the word-boundary mark of the Metaspace pre-tokenizer
 _SUBWORD_MODELS = {"bpe": "BPE", "unigram": "Unigram"}
+
+# the BPE model's options lstmkit.data.bpe.Encoder reproduces (train_tokenizer's)
+_BPE_OPTIONS = {
+    "dropout": None,
+    "unk_token": "[UNK]",
+    "continuing_subword_prefix": None,
+    "end_of_word_suffix": None,
+    "fuse_unk": False,
+    "byte_fallback": False,
+    "ignore_merges": False,
+}
 
 SPACE, WORD, SINGLE, COMPLEX = 0, 1, 2, 3
 _MIN_FAST_CHARS = 4096  # 'word' batches of fewer characters: tokenizers is faster (see encode)
@@ -160,6 +173,8 @@ def fast_path_for(tokenizer: Any, kind: str, threads: int = 1) -> FastTokenizer 
         }
         if pre != want_pre or model.get("type") != _SUBWORD_MODELS[kind]:
             return None
+        if kind == "bpe" and {k: v for k, v in model.items() if k in _BPE_OPTIONS} != _BPE_OPTIONS:
+            return None  # lstmkit.data.bpe encodes the options train_tokenizer sets only
         return FastTokenizer(tokenizer, kind, steps == ["NFKC", "Lowercase"], threads)
     want = ("Removed", True, WORD_PATTERN) if kind == "word" else ("Isolated", False, CHAR_PATTERN)
     got = (pre.get("behavior"), pre.get("invert"), pre.get("pattern", {}).get("Regex"))
@@ -263,6 +278,7 @@ class FastTokenizer:
             lut[i] = min(self._class[chr(i)], SINGLE)  # \r (char): its texts go to tokenizers
         self._byte_class = lut
         self._lookup_cache: tuple[int, np.ndarray, dict[str, int]] | None = None
+        self._bpe_cache: tuple[int, bpe.Encoder] | None = None
         self._patterns: tuple[int, re.Pattern[str] | None, re.Pattern[str] | None] | None = None
 
     # -- characters -------------------------------------------------------------------------
@@ -502,16 +518,28 @@ class FastTokenizer:
             self._lookup_cache = (size, single, vocab)
         return self._lookup_cache[1], self._lookup_cache[2]
 
+    def _bpe_encoder(self) -> bpe.Encoder:
+        size = self.tokenizer.get_vocab_size()
+        if self._bpe_cache is None or self._bpe_cache[0] != size:
+            model = json.loads(self.tokenizer.model.__getstate__())
+            merges = [m if isinstance(m, list) else m.split(" ", 1) for m in model["merges"]]
+            encoder = bpe.Encoder(model["vocab"], [(a, b) for a, b in merges], model["unk_token"])
+            self._bpe_cache = (size, encoder)
+        return self._bpe_cache[1]
+
     def _subword_ids(self, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, offsets)``: the model's ids of word ``k`` of ``names`` are
-        ``ids[offsets[k] : offsets[k + 1]]``. One ``tokenizers`` call for all words: a tokenizer
-        with the trained model alone (no normaliser, no special tokens) and a split at spaces
-        encodes them joined by spaces; ``word_ids`` tells which word each id belongs to."""
+        ``ids[offsets[k] : offsets[k + 1]]``. BPE: :class:`lstmkit.data.bpe.Encoder` (compiled;
+        the same ids). Unigram: one ``tokenizers`` call for all words: a tokenizer with the
+        trained model alone (no normaliser, no special tokens) and a split at spaces encodes
+        them joined by spaces; ``word_ids`` tells which word each id belongs to."""
         from tokenizers import Tokenizer, pre_tokenizers
 
         offsets = np.zeros(len(names) + 1, dtype=np.int64)
         if not names:
             return np.zeros(0, np.int64), offsets
+        if self.kind == "bpe":
+            return self._bpe_encoder().encode(names)
         bare = Tokenizer(self.tokenizer.model)
         bare.pre_tokenizer = pre_tokenizers.CharDelimiterSplit(" ")
         enc = bare.encode(" ".join(names))

@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lstmkit.checkpoint import atomic_write_text
+from lstmkit.data import bpe
 from lstmkit.data.fasttok import Batch, FastTokenizer, fast_path_for, train_from_counts
 
 TokenizerKind = Literal["word", "char", "bpe", "unigram"]
@@ -108,6 +109,7 @@ def _train(
             "min_frequency does not apply to the unigram tokenizer (it prunes by likelihood); "
             "leave it at 1 or use tokenizer 'bpe'"
         )
+    limit_alphabet = vocab_size - len(SPECIALS)  # bpe (see below)
     norm: list[Any] = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
     tok: Tokenizer
     trainer: Any
@@ -142,7 +144,7 @@ def _train(
             trainer = trainers.BpeTrainer(
                 vocab_size=vocab_size,
                 min_frequency=min_frequency,
-                limit_alphabet=vocab_size - len(SPECIALS),
+                limit_alphabet=limit_alphabet,
                 special_tokens=SPECIALS,
                 show_progress=False,
             )
@@ -164,7 +166,18 @@ def _train(
             tok.add_special_tokens(SPECIALS)
             return TextTokenizer(tok, kind, fast=True, threads=threads), batch
     try:
-        if batch is not None and accel is not None:  # bpe / unigram: the trainer gets the counts
+        if batch is not None and accel is not None and kind == "bpe":
+            # the compiled trainer: tokenizers' BpeTrainer's model from the word counts
+            vocab, merges = bpe.train(
+                accel.count(batch),
+                vocab_size=vocab_size,
+                min_frequency=min_frequency,
+                limit_alphabet=limit_alphabet,
+                special_tokens=SPECIALS,
+            )
+            tok.model = models.BPE(vocab, merges, unk_token=UNK)
+            tok.add_special_tokens(SPECIALS)
+        elif batch is not None and accel is not None:  # unigram: the trainer gets the counts
             train_from_counts(tok, trainer, accel.count(batch))
         else:
             tok.train_from_iterator(texts, trainer)

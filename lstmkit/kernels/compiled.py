@@ -346,13 +346,16 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
-def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+def _run(cmd: list[str], compiler_env: str = "CC") -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(cmd, capture_output=True, text=True, check=False)
     except OSError as err:
+        what, package, fallback = (
+            ("C++", "g++", "") if compiler_env == "CXX" else ("C", "gcc", ", or use impl='loop'")
+        )
         raise CompiledKernelError(
-            f"lstmkit.kernels: cannot run the C compiler {cmd[0]!r} ({err}); install gcc "
-            "(or set CC to a C compiler), or use impl='loop'"
+            f"lstmkit: cannot run the {what} compiler {cmd[0]!r} ({err}); install {package} "
+            f"(or set {compiler_env} to a {what} compiler){fallback}"
         ) from err
 
 
@@ -362,38 +365,89 @@ def build(cache_dir: Path | None = None) -> Path:
     Raises:
         CompiledKernelError: the compiler is missing or failed (its output is in the message).
     """
-    cc = os.environ.get("CC", "gcc")
-    src = source()
-    version = _run([cc, "--version"])
-    key = "\n".join([src, cc, " ".join(CFLAGS), version.stdout, platform.machine(), _cpu_flags()])
+    return build_shared(
+        "lstm_step", source(), compiler_env="CC", compiler="gcc", flags=CFLAGS,
+        link_flags=("-lm",), cache_dir=cache_dir,
+    )  # fmt: skip
+
+
+def build_shared(
+    name: str,
+    src: str,
+    *,
+    compiler_env: str,
+    compiler: str,
+    flags: tuple[str, ...],
+    link_flags: tuple[str, ...] = (),
+    cache_dir: Path | None = None,
+) -> Path:
+    """Compile ``src`` (C with ``$CC``, default ``gcc``; C++ with ``$CXX``, default ``g++``)
+    into ``<cache>/<name>-<hash>.so`` unless it is there already; return its path. The hash
+    covers the source, the compiler and its version, the flags and the CPU's flags.
+
+    Raises:
+        CompiledKernelError: the compiler is missing or failed (its output is in the message).
+    """
+    cc = os.environ.get(compiler_env, compiler)
+    version = _run([cc, "--version"], compiler_env)
+    key = "\n".join(
+        [src, cc, " ".join(flags), " ".join(link_flags), version.stdout, platform.machine()]
+        + [_cpu_flags()]
+    )
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     folder = cache_dir if cache_dir is not None else _cache_dir()
-    target = folder / f"lstm_step-{digest}.so"
+    target = folder / f"{name}-{digest}.so"
     if target.exists():
         return target
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        return _compile(cc, src, folder, target)
+        return _compile(cc, compiler_env, src, name, flags, link_flags, folder, target)
     except OSError as err:
         raise CompiledKernelError(
-            f"lstmkit.kernels: cannot write the compiled LSTM step to {folder} ({err}); set "
+            f"lstmkit: cannot write the compiled {name} library to {folder} ({err}); set "
             "XDG_CACHE_HOME to a writable directory"
         ) from err
 
 
-def _compile(cc: str, src: str, folder: Path, target: Path) -> Path:
+def build_library(
+    name: str, src: str, *, compiler_env: str, compiler: str, flags: tuple[str, ...]
+) -> ctypes.CDLL:
+    """:func:`build_shared`, then load the library.
+
+    Raises:
+        CompiledKernelError: the build or the load failed (the message says why).
+    """
+    path = build_shared(name, src, compiler_env=compiler_env, compiler=compiler, flags=flags)
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError as err:
+        raise CompiledKernelError(f"lstmkit: cannot load {path}: {err}") from err
+
+
+def _compile(
+    cc: str,
+    compiler_env: str,
+    src: str,
+    name: str,
+    flags: tuple[str, ...],
+    link_flags: tuple[str, ...],
+    folder: Path,
+    target: Path,
+) -> Path:
+    suffix = ".cpp" if compiler_env == "CXX" else ".c"
     with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as tmp:
-        c_file, o_file, so_file = (Path(tmp) / n for n in ("lstm_step.c", "lstm_step.o", "x.so"))
+        c_file, o_file, so_file = (Path(tmp) / n for n in (name + suffix, name + ".o", "x.so"))
         c_file.write_text(src)
-        # compile with -ffast-math, link without it (no crtfastmath.o: see the module doc)
+        # compile with the flags (-ffast-math for the LSTM step), link without them (no
+        # crtfastmath.o: see the module doc)
         for cmd in (
-            [cc, *CFLAGS, "-c", str(c_file), "-o", str(o_file)],
-            [cc, "-shared", str(o_file), "-o", str(so_file), "-lm"],
+            [cc, *flags, "-c", str(c_file), "-o", str(o_file)],
+            [cc, "-shared", str(o_file), "-o", str(so_file), *link_flags],
         ):
-            done = _run(cmd)
+            done = _run(cmd, compiler_env)
             if done.returncode != 0:
                 raise CompiledKernelError(
-                    f"lstmkit.kernels: building the compiled LSTM step failed: `{' '.join(cmd)}` "
+                    f"lstmkit: building the compiled {name} library failed: `{' '.join(cmd)}` "
                     f"exited {done.returncode}:\n{(done.stderr or done.stdout)[-4000:]}"
                 )
         os.replace(so_file, target)  # atomic: a concurrent build of the same source is harmless
