@@ -38,16 +38,19 @@ from __future__ import annotations
 import ctypes
 import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from lstmkit.kernels.compiled import CompiledKernelError, build_library
 
 CXXFLAGS = ("-O2", "-std=c++17", "-fPIC")
+METASPACE = "\u2581"
 
 SOURCE = r"""
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <queue>
 #include <string>
 #include <unordered_map>
@@ -141,6 +144,12 @@ struct Side {
 struct Result {
   std::vector<Str> vocab;
   std::vector<uint32_t> merges;  // (a, b, new id) per merge, in order
+  // the words as training left them (Trainer::buf / at), which of them lost a character
+  // outside the alphabet, and whether a merge's result was already a token
+  std::vector<uint32_t> buf;
+  std::vector<int64_t> at;
+  std::vector<uint8_t> dropped;
+  bool reused = false;
 };
 
 struct Trainer {
@@ -299,6 +308,7 @@ void* bpe_train(const uint32_t* cps, const int64_t* off, const int64_t* counts, 
       int64_t id = char_id[cps[j]];
       if (id >= 0) t.buf.push_back((uint32_t)id);
     }
+    t.out->dropped.push_back(t.buf.size() - t.at[w] - 3 != (size_t)(off[w + 1] - off[w]));
     t.buf[t.at[w]] = (uint32_t)((int64_t)t.buf.size() - t.at[w] - 3);
   }
   // the first counts: every pair lists the words it is in (step 0 gains, in word order)
@@ -332,7 +342,9 @@ void* bpe_train(const uint32_t* cps, const int64_t* off, const int64_t* counts, 
       continue;
     }
     if (top.count < 1 || top.count < min_frequency) break;
+    size_t before = t.out->vocab.size();
     uint32_t r = t.add(t.out->vocab[top.a] + t.out->vocab[top.b]);
+    if (t.out->vocab.size() == before) t.out->reused = true;
     t.out->merges.insert(t.out->merges.end(), {top.a, top.b, r});
     t.fit(t.out->vocab.size() + 1);
     words.swap(t.lists[top.words]);
@@ -350,6 +362,8 @@ void* bpe_train(const uint32_t* cps, const int64_t* off, const int64_t* counts, 
     }
     t.end_step(top.a, top.b, r);
   }
+  t.out->buf = std::move(t.buf);
+  t.out->at = std::move(t.at);
   return t.out;
 }
 
@@ -360,6 +374,9 @@ void bpe_result_sizes(void* res, int64_t* sizes) {
   sizes[0] = (int64_t)r->vocab.size();
   sizes[1] = chars;
   sizes[2] = (int64_t)r->merges.size() / 3;
+  int64_t symbols = 0;
+  for (int64_t a : r->at) symbols += r->buf[a];
+  sizes[3] = symbols;
 }
 
 void bpe_result_copy(void* res, uint32_t* cps, int64_t* off, uint32_t* merges) {
@@ -373,6 +390,21 @@ void bpe_result_copy(void* res, uint32_t* cps, int64_t* off, uint32_t* merges) {
   std::copy(r->merges.begin(), r->merges.end(), merges);
 }
 
+// the words' symbols after training (n_symbols: their total, from bpe_result_sizes' sizes[3]),
+// the number of each word's symbols, whether a word lost a character outside the alphabet;
+// returns whether a merge's result was already a token
+int64_t bpe_result_words(void* res, int64_t* symbols, int64_t* per_word, uint8_t* dropped) {
+  Result* r = (Result*)res;
+  int64_t k = 0;
+  for (size_t w = 0; w < r->at.size(); ++w) {
+    const uint32_t* head = r->buf.data() + r->at[w];
+    for (uint32_t j = 0; j < head[0]; ++j) symbols[k++] = head[3 + j];
+    per_word[w] = head[0];
+    dropped[w] = r->dropped[w];
+  }
+  return r->reused ? 1 : 0;
+}
+
 void bpe_result_free(void* res) { delete (Result*)res; }
 
 // ids of each word under the merges (a, b, new id; rank = index); ids_out holds up to off[n]
@@ -383,11 +415,25 @@ int64_t bpe_encode(const uint32_t* cps, const int64_t* off, int64_t n_words,
                    int64_t* ids_out, int64_t* n_out) {
   std::vector<int64_t> single(NCP, -1);
   for (int64_t k = 0; k < n_chars; ++k) single[char_cp[k]] = char_id[k];
-  struct Rule { uint32_t rank, id; };
-  std::unordered_map<uint64_t, Rule> rules;
-  rules.reserve((size_t)n_merges * 2);
-  for (int64_t k = 0; k < n_merges; ++k)
-    rules[pair_key(merges[3 * k], merges[3 * k + 1])] = Rule{(uint32_t)k, merges[3 * k + 2]};
+  // pair -> (rank, id): open addressing, a later rank of the same pair wins
+  struct Rule { uint64_t key; uint32_t rank, id; };
+  size_t cap = 16;
+  while (cap < 4 * (size_t)n_merges) cap *= 2;
+  const size_t mask = cap - 1;
+  std::vector<Rule> table(cap, Rule{~0ULL, 0, 0});
+  auto slot = [&](uint64_t key) {
+    size_t i = (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 40) & mask;
+    while (table[i].key != ~0ULL && table[i].key != key) i = (i + 1) & mask;
+    return i;
+  };
+  for (int64_t k = 0; k < n_merges; ++k) {
+    uint64_t key = pair_key(merges[3 * k], merges[3 * k + 1]);
+    table[slot(key)] = Rule{key, (uint32_t)k, merges[3 * k + 2]};
+  }
+  auto find = [&](uint64_t key) -> const Rule* {
+    const Rule& r = table[slot(key)];
+    return r.key == key ? &r : nullptr;
+  };
   struct Item { uint32_t rank; int64_t pos; uint32_t id; };
   auto later = [](const Item& x, const Item& y) {
     return x.rank != y.rank ? x.rank > y.rank : x.pos > y.pos;
@@ -398,9 +444,9 @@ int64_t bpe_encode(const uint32_t* cps, const int64_t* off, int64_t n_words,
   std::vector<char> alive;
   int64_t total = 0;
   auto push = [&](int64_t pos, uint64_t key) {
-    auto it = rules.find(key);
-    if (it == rules.end()) return;
-    heap.push_back(Item{it->second.rank, pos, it->second.id});
+    const Rule* r = find(key);
+    if (r == nullptr) return;
+    heap.push_back(Item{r->rank, pos, r->id});
     std::push_heap(heap.begin(), heap.end(), later);
   };
   for (int64_t w = 0; w < n_words; ++w) {
@@ -424,8 +470,8 @@ int64_t bpe_encode(const uint32_t* cps, const int64_t* off, int64_t n_words,
       int64_t p = top.pos;
       if (!alive[p] || next[p] < 0) continue;
       int64_t q = next[p];
-      auto it = rules.find(pair_key(c[p], c[q]));
-      if (it == rules.end() || it->second.id != top.id) continue;
+      const Rule* rule = find(pair_key(c[p], c[q]));
+      if (rule == nullptr || rule->id != top.id) continue;
       c[p] = top.id;
       next[p] = next[q];
       alive[q] = 0;
@@ -444,6 +490,126 @@ int64_t bpe_encode(const uint32_t* cps, const int64_t* off, int64_t n_words,
   return total;
 }
 
+// Metaspace words (see metaspace_words in Python): every space of `data` starts a word that
+// runs to the next space; text i is the next text_bytes[i] bytes (a non-empty text starts with
+// a space). codes[k]: the number of word k's distinct word (in order of first appearance);
+// per_text[i]: the words of text i; blob: the distinct words' bytes in number order, each with
+// its space; *blob_len: its length. Returns the number of distinct words.
+int64_t metaspace_words(const uint8_t* data, const int64_t* text_bytes, int64_t n_texts,
+                        int64_t* codes, int64_t* per_text, uint8_t* blob, int64_t* blob_len) {
+  // a word of up to 7 bytes is its own 64-bit key (bytes, then the length in the top byte): a
+  // 16-byte slot, no byte compare. A longer word: an 8-byte slot (32 bits of its hash, its
+  // number), checked against the bytes of the distinct words, which are kept together in
+  // `blob` (the tables stay small enough for the CPU caches: most lookups hit)
+  struct Short { uint64_t key; int64_t code; };
+  struct Long { uint32_t tag; int32_t code; };
+  const uint64_t NONE = ~0ULL;  // a length byte of 0xff never occurs
+  std::vector<Short> shorts(1 << 16, Short{NONE, -1});
+  std::vector<Long> longs(1 << 14, Long{0, -1});
+  size_t s_used = 0, l_used = 0;
+  std::vector<int64_t> at{0};  // where distinct word d's bytes are in blob: at[d]..at[d + 1]
+  auto new_code = [&](int64_t p, int64_t len) {
+    memcpy(blob + at.back(), data + p, (size_t)len);
+    at.push_back(at.back() + len);
+    return (int64_t)at.size() - 2;
+  };
+  auto short_slot = [](const std::vector<Short>& t, uint64_t key) {
+    size_t mask = t.size() - 1, i = (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 32) & mask;
+    while (t[i].key != ~0ULL && t[i].key != key) i = (i + 1) & mask;
+    return i;
+  };
+  auto long_slot = [&](const std::vector<Long>& t, uint64_t h, const uint8_t* w, int64_t len) {
+    size_t mask = t.size() - 1, i = (size_t)h & mask;
+    uint32_t tag = (uint32_t)(h >> 32);
+    while (t[i].code >= 0 &&
+           !(t[i].tag == tag && at[t[i].code + 1] - at[t[i].code] == len &&
+             memcmp(blob + at[t[i].code], w, (size_t)len) == 0))
+      i = (i + 1) & mask;
+    return i;
+  };
+  int64_t k = 0, pos = 0;
+  for (int64_t t = 0; t < n_texts; ++t) {
+    int64_t end = pos + text_bytes[t], count = 0;
+    for (int64_t p = pos; p < end;) {
+      const uint8_t* hit =
+          p + 1 < end ? (const uint8_t*)memchr(data + p + 1, ' ', end - p - 1) : nullptr;
+      int64_t q = hit ? hit - data : end, len = q - p, code;
+      if (len <= 7) {
+        uint64_t key = (uint64_t)len << 56;
+        for (int64_t j = 0; j < len; ++j) key |= (uint64_t)data[p + j] << (8 * j);
+        size_t i = short_slot(shorts, key);
+        if (shorts[i].key == NONE) {
+          shorts[i] = Short{key, new_code(p, len)};
+          if (2 * ++s_used > shorts.size()) {
+            std::vector<Short> bigger(2 * shorts.size(), Short{NONE, -1});
+            for (const Short& e : shorts)
+              if (e.key != NONE) bigger[short_slot(bigger, e.key)] = e;
+            shorts.swap(bigger);
+            i = short_slot(shorts, key);
+          }
+        }
+        code = shorts[i].code;
+      } else {
+        uint64_t h = (uint64_t)len * 0x9E3779B97F4A7C15ULL;
+        for (int64_t j = p; j < q; j += 8) {
+          uint64_t w = 0;
+          memcpy(&w, data + j, (size_t)std::min<int64_t>(8, q - j));
+          h = (h ^ w) * 0xC2B2AE3D27D4EB4FULL;
+          h ^= h >> 29;
+        }
+        size_t i = long_slot(longs, h, data + p, len);
+        if (longs[i].code < 0) {
+          longs[i] = Long{(uint32_t)(h >> 32), (int32_t)new_code(p, len)};
+          if (2 * ++l_used > longs.size()) {
+            std::vector<Long> bigger(2 * longs.size(), Long{0, -1});
+            for (const Long& e : longs) {
+              if (e.code < 0) continue;
+              const uint8_t* w = blob + at[e.code];
+              int64_t n = at[e.code + 1] - at[e.code];
+              uint64_t g = (uint64_t)n * 0x9E3779B97F4A7C15ULL;
+              for (int64_t j = 0; j < n; j += 8) {
+                uint64_t x = 0;
+                memcpy(&x, w + j, (size_t)std::min<int64_t>(8, n - j));
+                g = (g ^ x) * 0xC2B2AE3D27D4EB4FULL;
+                g ^= g >> 29;
+              }
+              bigger[long_slot(bigger, g, w, n)] = e;
+            }
+            longs.swap(bigger);
+            i = long_slot(longs, h, data + p, len);
+          }
+        }
+        code = longs[i].code;
+      }
+      codes[k++] = code;
+      ++count;
+      p = q;
+    }
+    per_text[t] = count;
+    pos = end;
+  }
+  *blob_len = at.back();
+  return (int64_t)at.size() - 1;
+}
+
+// the ids of every word, gathered from those of its distinct word (ids[offsets[c]..offsets[c+1])
+// for code c); ends[t]: where the ids of text t end (per_text[t] words). With out = NULL only
+// counts. Returns the number of ids.
+int64_t gather_ids(const int64_t* codes, const int64_t* per_text, int64_t n_texts,
+                   const int64_t* ids, const int64_t* offsets, int64_t* out, int64_t* ends) {
+  int64_t k = 0, o = 0;
+  for (int64_t t = 0; t < n_texts; ++t) {
+    for (int64_t e = k + per_text[t]; k < e; ++k) {
+      int64_t a = offsets[codes[k]], b = offsets[codes[k] + 1];
+      if (out)
+        for (int64_t j = a; j < b; ++j) out[o + j - a] = ids[j];
+      o += b - a;
+    }
+    if (ends) ends[t] = o;
+  }
+  return o;
+}
+
 }  // extern "C"
 """
 
@@ -458,9 +624,72 @@ def library() -> ctypes.CDLL:
     lib.bpe_result_sizes.argtypes = [p, p]
     lib.bpe_result_copy.argtypes = [p, p, p, p]
     lib.bpe_result_free.argtypes = [p]
+    lib.bpe_result_words.restype = i64
+    lib.bpe_result_words.argtypes = [p, p, p, p]
     lib.bpe_encode.restype = i64
     lib.bpe_encode.argtypes = [p, p, i64, p, p, i64, p, i64, ctypes.c_uint32, p, p]
+    lib.metaspace_words.restype = i64
+    lib.metaspace_words.argtypes = [p, p, i64, p, p, p, p]
+    lib.gather_ids.restype = i64
+    lib.gather_ids.argtypes = [p, p, i64, p, p, p, p]
     return lib
+
+
+def metaspace_words(
+    data: bytes, text_bytes: np.ndarray
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The Metaspace words of texts joined in ``data`` (UTF-8; text ``i`` is the next
+    ``text_bytes[i]`` bytes, a non-empty one starting with a space): every space starts a word
+    that runs to the next space (a space is the word's "▁").
+
+    Returns:
+        ``(names, codes, per_text)``: the distinct words (in order of first appearance, each
+        starting with "▁"), the number of each word's distinct word, the words of each text.
+    """
+    lib = library()
+    n_words = data.count(b" ")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    sizes = np.ascontiguousarray(text_bytes, dtype=np.int64)
+    if int(sizes.sum()) != buf.size:
+        raise ValueError(
+            f"metaspace_words: text_bytes sum to {int(sizes.sum())}, data has {buf.size}"
+        )
+    codes = np.zeros(n_words, dtype=np.int64)
+    per_text = np.zeros(sizes.size, dtype=np.int64)
+    blob = np.zeros(max(buf.size, 1), dtype=np.uint8)
+    blob_len = np.zeros(1, dtype=np.int64)
+    lib.metaspace_words(
+        _ptr(buf) if buf.size else _ptr(blob), _ptr(sizes), sizes.size, _ptr(codes),
+        _ptr(per_text), _ptr(blob), _ptr(blob_len),
+    )  # fmt: skip
+    if int(per_text.sum()) != n_words:
+        raise ValueError("metaspace_words: a non-empty text does not start with a space")
+    text = blob[: int(blob_len[0])].tobytes().decode("utf-8")
+    names = [METASPACE + w for w in text.split(" ")[1:]]
+    return names, codes, per_text
+
+
+def gather_ids(
+    codes: np.ndarray, per_text: np.ndarray, ids: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(flat, ends)``: the ids of every word (word ``k`` is distinct word ``codes[k]``, whose
+    ids are ``ids[offsets[c]:offsets[c+1]]``) in order; the ids of text ``t`` (``per_text[t]``
+    words) end at ``ends[t]``."""
+    lib = library()
+    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    per_text = np.ascontiguousarray(per_text, dtype=np.int64)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    if int(per_text.sum()) != codes.size:
+        raise ValueError(f"gather_ids: per_text sums to {int(per_text.sum())}, not {codes.size}")
+    if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= offsets.size - 1):
+        raise ValueError("gather_ids: a code outside the distinct words")
+    args = (_ptr(codes), _ptr(per_text), per_text.size, _ptr(ids), _ptr(offsets))
+    ends = np.zeros(per_text.size, dtype=np.int64)
+    total = lib.gather_ids(*args, None, _ptr(ends))
+    flat = np.zeros(total, dtype=np.int64)
+    lib.gather_ids(*args, _ptr(flat) if total else None, None)
+    return flat, ends
 
 
 def _code_points(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -475,48 +704,131 @@ def _ptr(a: np.ndarray) -> int:
     return int(a.ctypes.data)
 
 
+@dataclass
+class Trained:
+    """A trained BPE model and the words it was trained on, as training left them.
+
+    Attributes:
+        vocab: token -> id.
+        merges: the merges in rank order (a pair merged twice is kept at its last rank, as
+            the trained ``tokenizers`` model keeps it).
+        words: the words trained on.
+        ids, offsets: word ``k``'s symbols after the last merge: ``ids[offsets[k]:offsets[k+1]]``.
+        exact: per word, whether those are the ids the model encodes the word to: so unless
+            a character of the word was left out of the alphabet (the encoder reads it as
+            ``[UNK]``), its count was 0 (not trained on) or a merge's result was already a
+            token (then a pair can be merged at two ranks; see the module docstring). Training
+            merges pair ``k`` everywhere, leftmost first, after pairs ``0..k-1``; encoding merges
+            the lowest rank first, leftmost first, and a merge only makes pairs of higher rank
+            (their new token did not exist before): the same order.
+    """
+
+    vocab: dict[str, int]
+    merges: list[tuple[str, str]]
+    words: Sequence[str]
+    ids: np.ndarray
+    offsets: np.ndarray
+    exact: np.ndarray
+
+    def word_ids(self, count: int, unk: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, offsets)`` of the first ``count`` words as the model encodes them: the
+        training ids where :attr:`exact`, the :class:`Encoder`'s for the others."""
+        offsets = self.offsets[: count + 1]
+        ids = self.ids[: int(offsets[-1])]
+        redo = np.flatnonzero(~self.exact[:count])
+        if redo.size == 0:
+            return ids, offsets
+        words = [self.words[i] for i in redo.tolist()]
+        new_ids, new_offsets = Encoder(self.vocab, self.merges, unk).encode(words)
+        lengths = np.diff(offsets)
+        lengths[redo] = np.diff(new_offsets)
+        out_offsets = np.zeros(count + 1, dtype=np.int64)
+        np.cumsum(lengths, out=out_offsets[1:])
+        out = np.zeros(int(out_offsets[-1]), dtype=np.int64)
+        keep = np.ones(count, dtype=bool)
+        keep[redo] = False
+        same = lengths[keep]
+        out[_ranges(out_offsets[:-1][keep], same)] = ids[_ranges(offsets[:-1][keep], same)]
+        out[_ranges(out_offsets[:-1][redo], lengths[redo])] = new_ids
+        return out, out_offsets
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The indices ``starts[i] .. starts[i] + lengths[i] - 1`` of every ``i``, in order."""
+    firsts = np.cumsum(lengths) - lengths
+    return np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts - firsts, lengths)
+
+
 def train(
-    counts: Mapping[str, int],
+    words: Sequence[str],
+    counts: Sequence[int] | np.ndarray,
     *,
     vocab_size: int,
     min_frequency: int,
     limit_alphabet: int | None,
     special_tokens: Sequence[str],
 ) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """Train a BPE model on words and how often each occurs, as ``tokenizers``' ``BpeTrainer``
-    with these settings does (see the module docstring).
+    """``(vocab, merges)`` of :func:`train_words`, for ``tokenizers.models.BPE(vocab, merges,
+    ...)``."""
+    trained = train_words(
+        words,
+        counts,
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        limit_alphabet=limit_alphabet,
+        special_tokens=special_tokens,
+    )
+    return trained.vocab, trained.merges
 
-    Returns:
-        ``(vocab, merges)`` for ``tokenizers.models.BPE(vocab, merges, ...)``: token -> id, and
-        the merges in rank order (a pair merged twice is kept at its last rank, as the
-        trained ``tokenizers`` model keeps it).
-    """
+
+def train_words(
+    words: Sequence[str],
+    counts: Sequence[int] | np.ndarray,
+    *,
+    vocab_size: int,
+    min_frequency: int,
+    limit_alphabet: int | None,
+    special_tokens: Sequence[str],
+) -> Trained:
+    """Train a BPE model on distinct words and how often each occurs (a word of count 0 is
+    left out), as ``tokenizers``' ``BpeTrainer`` with these settings does (see the module
+    docstring)."""
     if vocab_size < 0 or min_frequency < 0:
         raise ValueError(
             f"vocab_size and min_frequency must be >= 0: {vocab_size}, {min_frequency}"
         )
-    words = [w for w, n in counts.items() if n > 0]
-    if any(n < 0 for n in counts.values()):
-        raise ValueError("a word count is negative")
+    freq = np.asarray(counts, dtype=np.int64).reshape(-1)
+    if freq.size != len(words):
+        raise ValueError(f"{len(words)} words but {freq.size} counts")
+    if freq.size and int(freq.min()) < 0:
+        raise ValueError(
+            f"a word count is negative: {words[int(freq.argmin())]!r}: {int(freq.min())}"
+        )
+    kept = np.flatnonzero(freq) if not bool(freq.all()) else None
+    used = words if kept is None else [words[i] for i in kept.tolist()]
     lib = library()
-    cps, offsets = _code_points(words)
-    freq = np.fromiter((counts[w] for w in words), np.int64, len(words))
+    cps, offsets = _code_points(used)
+    freq = np.ascontiguousarray(freq if kept is None else freq[kept])
     sp_cps, sp_off = _code_points(list(special_tokens))
     res = lib.bpe_train(
-        _ptr(cps), _ptr(offsets), _ptr(freq), len(words), _ptr(sp_cps), _ptr(sp_off),
+        _ptr(cps), _ptr(offsets), _ptr(freq), len(used), _ptr(sp_cps), _ptr(sp_off),
         len(special_tokens), vocab_size, min_frequency,
         -1 if limit_alphabet is None else limit_alphabet,
     )  # fmt: skip
     if not res:
         raise CompiledKernelError("lstmkit.data.bpe: the BPE trainer returned no result")
     try:
-        sizes = np.zeros(3, dtype=np.int64)
+        sizes = np.zeros(4, dtype=np.int64)
         lib.bpe_result_sizes(res, _ptr(sizes))
-        n_vocab, n_chars, n_merges = (int(x) for x in sizes)
+        n_vocab, n_chars, n_merges, n_symbols = (int(x) for x in sizes)
         v_cps = np.zeros(n_chars, dtype=np.uint32)
         v_off = np.zeros(n_vocab + 1, dtype=np.int64)
         merges = np.zeros(3 * n_merges, dtype=np.uint32)
         lib.bpe_result_copy(res, _ptr(v_cps), _ptr(v_off), _ptr(merges))
+        symbols = np.zeros(max(n_symbols, 1), dtype=np.int64)
+        per_word = np.zeros(max(len(used), 1), dtype=np.int64)
+        dropped = np.zeros(max(len(used), 1), dtype=np.uint8)
+        reused = lib.bpe_result_words(res, _ptr(symbols), _ptr(per_word), _ptr(dropped))
     finally:
         lib.bpe_result_free(res)
     text = v_cps.tobytes().decode("utf-32-le", "surrogatepass")
@@ -525,10 +837,22 @@ def train(
     triples = merges.reshape(-1, 3)
     last = {(int(a), int(b)): k for k, (a, b, _) in enumerate(triples)}  # a later rank wins
     order = sorted(last.values())
-    return (
+    lengths = np.zeros(len(words), dtype=np.int64)
+    exact = np.zeros(len(words), dtype=bool)
+    where = np.arange(len(words)) if kept is None else kept
+    lengths[where] = per_word[: len(used)]
+    exact[where] = (dropped[: len(used)] == 0) & (reused == 0)
+    word_offsets = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=word_offsets[1:])
+    trained = Trained(
         {tok: i for i, tok in enumerate(tokens)},
         [(tokens[triples[k, 0]], tokens[triples[k, 1]]) for k in order],
+        words,
+        symbols[:n_symbols],
+        word_offsets,
+        exact,
     )
+    return trained
 
 
 class Encoder:

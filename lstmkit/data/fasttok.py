@@ -31,15 +31,18 @@ sentences in every script, on every assigned Unicode character, and on IMDB rows
   special token (``[PAD]``, ``[UNK]``), which ``tokenizers`` matches before normalisation.
 - Subwords (``bpe``, ``unigram``): ``tokenizers`` applies the model to each word the Metaspace
   pre-tokenizer cuts (a word is "▁" plus the characters up to the next space or "▁"; a text that
-  does not start with one gets a "▁"), one word at a time. Here the words are cut in NumPy, each
-  distinct word is encoded once by the trained model itself (one ``tokenizers`` call for all of
-  them), and the ids of every text are gathered from those (:meth:`FastTokenizer.ids`). The
-  trainers only see how often each word occurs (``BpeTrainer`` / ``UnigramTrainer`` count the
-  pre-tokenized words, then learn from the counts): :func:`train_from_counts` gives them the
-  counted words, each word repeated as often as it occurs, with no normaliser to run (50,000
-  IMDB reviews: the same ``tokenizer.json`` for BPE; ``tokenizers``' Unigram trainer differs from
-  itself run to run in the last bits of its scores, so there the model is the same up to that).
-- Token identity: a token of at most 16 bytes is its two 8-byte words plus its length (exact);
+  does not start with one gets a "▁"), one word at a time. Here the words are cut and grouped in
+  one compiled pass (:func:`lstmkit.data.bpe.metaspace_words`), each distinct word is encoded
+  once, and the ids of every text are gathered from those (:meth:`FastTokenizer.ids`,
+  :func:`lstmkit.data.bpe.gather_ids`). BPE is trained and encoded by :mod:`lstmkit.data.bpe`
+  (``tokenizers``' model and ids, compiled; the training texts' words keep the ids training left
+  them, which are the encoder's). Unigram: its trainer only sees how often each word occurs
+  (``UnigramTrainer`` counts the pre-tokenized words, then learns from the counts):
+  :func:`train_from_counts` gives it the counted words, each word repeated as often as it
+  occurs, with no normaliser to run (``tokenizers``' Unigram trainer differs from itself run to
+  run in the last bits of its scores, so the model is the same up to that); the distinct words
+  are encoded by one ``tokenizers`` call.
+- Token identity ('word'): a token of at most 16 bytes is its two 8-byte words plus its length (exact);
   tokens are grouped by a 64-bit mix of those, and every token is then compared with its group's
   first member, so a hash collision is detected (and resolved by an exact sort), never ignored.
   Longer tokens are grouped by a Python dict. Tokens are grouped within each share of the texts
@@ -132,9 +135,9 @@ def _gather_parts(
     parts: Sequence[tuple[np.ndarray | None, np.ndarray]], table: np.ndarray | None
 ) -> np.ndarray:
     """``table[codes]`` (``codes`` where ``table`` is None) for the codes held in ``parts``."""
-    if len(parts) == 1 and parts[0][0] is None:  # 'char': one piece of (int32) codes
+    if len(parts) == 1 and parts[0][0] is None:  # 'char' (int32), subwords (int64): one piece
         local = parts[0][1]
-        return local.astype(np.int64) if table is None else table[local]
+        return local.astype(np.int64, copy=False) if table is None else table[local]
     out = np.empty(sum(local.size for _, local in parts), dtype=np.int64)
     at = 0
     for renumber, local in parts:
@@ -152,8 +155,9 @@ def _gather_parts(
 
 def fast_path_for(tokenizer: Any, kind: str, threads: int = 1) -> FastTokenizer | None:
     """A :class:`FastTokenizer` for a ``tokenizers.Tokenizer`` configured exactly as
-    ``train_tokenizer`` configures a tokenizer of that ``kind``, else None. ``threads``: 'word',
-    'bpe' and 'unigram' cut large batches into words on that many threads."""
+    ``train_tokenizer`` configures a tokenizer of that ``kind``, else None. ``threads``: 'word'
+    cuts large batches into words on that many threads ('bpe' and 'unigram' cut them in one
+    compiled pass, :func:`lstmkit.data.bpe.metaspace_words`)."""
     if kind not in ("word", "char", *SUBWORD_KINDS) or tokenizer.normalizer is None:
         return None
     if tokenizer.pre_tokenizer is None or tokenizer.post_processor is not None:
@@ -247,6 +251,9 @@ class Batch:
     fast: list[int]
     slow: list[int]
     tokens: Tokens
+    # subwords: the model's ids of each distinct token, when already known (``(ids, offsets)``:
+    # token k's are ids[offsets[k]:offsets[k + 1]]; the BPE trainer leaves them)
+    word_ids: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class FastTokenizer:
@@ -382,8 +389,9 @@ class FastTokenizer:
             fast = list(range(len(texts)))
         if self.kind == "char":  # few passes over the code points: one piece is faster
             return Batch(texts, fast, slow, self._char_tokens(norm))
-        subword = self.kind in SUBWORD_KINDS
-        cut = self._subword_cut if subword else self._word_cut
+        if self.kind in SUBWORD_KINDS:  # one compiled pass (lstmkit.data.bpe)
+            return Batch(texts, fast, slow, self._subword_tokens(norm))
+        cut = self._word_cut
         # shares of about _SHARE_CHARS characters: the byte-level passes then run on arrays
         # that stay in the CPU caches; NumPy releases the GIL in its loops, so with `threads`
         # the shares run side by side. The tokens of all shares are then grouped at once (one
@@ -400,8 +408,6 @@ class FastTokenizer:
         else:
             cuts = [cut(chunk) for chunk in chunks]
         parts, names = _merge_cuts(cuts)
-        if subword:
-            names = [METASPACE + n[1:] for n in names]
         counts = np.concatenate([c.counts for c in cuts])
         return Batch(texts, fast, slow, Tokens(names, counts, parts))
 
@@ -413,28 +419,21 @@ class FastTokenizer:
         code_of[present] = np.arange(present.size)
         return Tokens([chr(c) for c in present], counts, [(None, code_of[cps])])
 
-    def _subword_cut(self, texts: Sequence[str]) -> _Cut:
+    def _subword_tokens(self, texts: Sequence[str]) -> Tokens:
         # Metaspace: every " " and "▁" starts a word, and so does the start of a text (a "▁" is
         # put there unless one is); the words of all texts are then the pieces of their
         # concatenation that start at a space, each space written as the "▁" it stands for
-        if not texts:
-            return _cut_keys(bytes(16), _EMPTY, _EMPTY, _EMPTY)
         parts = [
             t if t[:1] in (" ", METASPACE) or not t else " " + t
             for t in (t.replace(METASPACE, " ") if METASPACE in t else t for t in texts)
         ]
-        data = "".join(parts).encode("utf-8") + bytes(16)  # 16 zeros: see _cut_keys
-        b = np.frombuffer(data, dtype=np.uint8, count=len(data) - 16)
-        starts = np.flatnonzero(b == 0x20)
-        lengths = np.diff(np.append(starts, b.size))
         sizes = np.fromiter(
             (len(t) if t.isascii() else len(t.encode("utf-8")) for t in parts),
             dtype=np.int64,
             count=len(parts),
         )
-        row_starts = np.cumsum(sizes) - sizes
-        counts = np.diff(np.append(np.searchsorted(starts, row_starts), starts.size))
-        return _cut_keys(data, starts, lengths, counts)
+        names, codes, counts = bpe.metaspace_words("".join(parts).encode("utf-8"), sizes)
+        return Tokens(names, counts, [(None, codes)])
 
     def _word_patterns(self) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
         """The non-ASCII one-character tokens and spaces known so far, as two regexes."""
@@ -500,6 +499,28 @@ class FastTokenizer:
         counts: Counter[str] = Counter(
             {toks.names[c]: int(per_code[c]) for c in np.flatnonzero(per_code)}
         )
+        counts.update(self._slow_counts(batch))
+        return counts
+
+    def word_counts(self, batch: Batch) -> tuple[list[str], np.ndarray]:
+        """:meth:`count` as ``(tokens, counts)`` (the same tokens and counts; no dict is built
+        for the tokens of the fast texts, and a token may have count 0)."""
+        toks = batch.tokens
+        names, counts = list(toks.names), toks.per_code()
+        slow = self._slow_counts(batch)
+        if slow:
+            index = {n: i for i, n in enumerate(names)}
+            new = [n for n in slow if n not in index]
+            names += new
+            counts = np.concatenate([counts, np.zeros(len(new), dtype=np.int64)])
+            index.update((n, len(toks.names) + k) for k, n in enumerate(new))
+            for name, n in slow.items():
+                counts[index[name]] += n
+        return names, counts
+
+    def _slow_counts(self, batch: Batch) -> Counter[str]:
+        """The tokens of the texts ``tokenizers`` cuts itself (``batch.slow``), counted."""
+        counts: Counter[str] = Counter()
         normalize = self.tokenizer.normalizer.normalize_str
         for i in batch.slow:
             counts.update(p for p, _ in self._pieces(normalize(batch.texts[i])))
@@ -553,14 +574,12 @@ class FastTokenizer:
         toks = batch.tokens
         if self.kind in SUBWORD_KINDS:
             # every word's ids, gathered from those of its distinct word
-            word_ids, offsets = self._subword_ids(toks.names)
-            per_token = np.diff(offsets)[toks.codes]
-            ends = np.cumsum(per_token)
-            gather = np.arange(int(ends[-1]) if ends.size else 0, dtype=np.int64)
-            gather -= np.repeat(ends - per_token - offsets[toks.codes], per_token)
-            flat = word_ids[gather]
-            # text k ends after token cumsum(counts)[k], so after id ends[that token - 1]
-            cuts = np.concatenate(([0], ends))[np.cumsum(toks.counts)[:-1]]
+            if batch.word_ids is not None:
+                word_ids, offsets = batch.word_ids
+            else:
+                word_ids, offsets = self._subword_ids(toks.names)
+            flat, ends = bpe.gather_ids(toks.codes, toks.counts, word_ids, offsets)
+            cuts = ends[:-1]
         else:
             single, vocab = self._lookup()
             unk = vocab["[UNK]"]

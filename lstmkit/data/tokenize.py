@@ -17,10 +17,10 @@ weights (the library's own JSON format; nothing pickled):
 Speed: ``word`` and ``char`` are counted and encoded by :mod:`lstmkit.data.fasttok` (NumPy over
 the UTF-8 bytes of all texts; the same vocabulary, ``tokenizer.json`` and ids as ``tokenizers``,
 tested), and :func:`train_and_encode` cuts the training texts once for both; ``fast=False`` uses
-``tokenizers`` throughout. ``bpe`` and ``unigram`` learn with ``tokenizers``' own trainers, fed
-the words that fasttok counted (the same ``tokenizer.json`` for ``bpe``; for ``unigram`` the same
-up to that trainer's own run-to-run variation), and encode each distinct word once with the
-trained model (the same ids as ``tokenizers``).
+``tokenizers`` throughout. ``bpe`` learns and encodes with :mod:`lstmkit.data.bpe` (compiled;
+``tokenizers``' ``BpeTrainer`` model and BPE ids, tested), ``unigram`` with ``tokenizers``' own
+trainer fed the words that fasttok counted (the same model up to that trainer's own run-to-run
+variation); both encode each distinct word once (the same ids as ``tokenizers``).
 
 Ids: 0 is ``[PAD]`` (the embedding's padding row), 1 is ``[UNK]``; ``vocab_size`` counts both.
 ``vocab_size`` is an upper bound for every kind (``bpe`` keeps the ``vocab_size - 2`` most frequent
@@ -77,12 +77,13 @@ def train_tokenizer(
         lowercase: lower-case after NFKC (Unicode-aware; scripts without case are unchanged).
         fast: for 'word' and 'char', count the tokens with :mod:`lstmkit.data.fasttok` (the
             same vocabulary as the ``tokenizers`` trainer, ~10x faster) and encode with it
-            too; for 'bpe' and 'unigram', cut the texts into words with it, train
-            ``tokenizers``' trainer on the word counts and encode each distinct word once;
+            too; for 'bpe' and 'unigram', cut the texts into words with it and encode each
+            distinct word once ('bpe': trained and encoded by :mod:`lstmkit.data.bpe`, the
+            same model and ids; 'unigram': ``tokenizers``' trainer on the word counts);
             False: ``tokenizers``' own trainer and encoder throughout (the reference the fast
             path is tested against).
-        threads: with ``fast``, 'word', 'bpe' and 'unigram' cut large batches into words on
-            this many threads.
+        threads: with ``fast``, 'word' cuts large batches into words on this many threads
+            ('bpe' and 'unigram': one compiled pass).
     """
     return _train(texts, kind, vocab_size, min_frequency, lowercase, fast, threads)[0]
 
@@ -168,15 +169,17 @@ def _train(
     try:
         if batch is not None and accel is not None and kind == "bpe":
             # the compiled trainer: tokenizers' BpeTrainer's model from the word counts
-            vocab, merges = bpe.train(
-                accel.count(batch),
+            trained = bpe.train_words(
+                *accel.word_counts(batch),
                 vocab_size=vocab_size,
                 min_frequency=min_frequency,
                 limit_alphabet=limit_alphabet,
                 special_tokens=SPECIALS,
             )
-            tok.model = models.BPE(vocab, merges, unk_token=UNK)
+            tok.model = models.BPE(trained.vocab, trained.merges, unk_token=UNK)
             tok.add_special_tokens(SPECIALS)
+            # the training texts' words as training left them (the same ids as encoding)
+            batch.word_ids = trained.word_ids(len(batch.tokens.names), UNK)
         elif batch is not None and accel is not None:  # unigram: the trainer gets the counts
             train_from_counts(tok, trainer, accel.count(batch))
         else:
@@ -210,8 +213,7 @@ def train_and_encode(
 ) -> tuple[TextTokenizer, list[np.ndarray]]:
     """:func:`train_tokenizer` on ``texts``, then ``encode_batch(texts)`` with ``maxlen`` and
     ``truncating`` set: the same tokenizer and ids, but the texts are cut into words (tokens
-    for 'word' / 'char') once, for both; 'word', 'bpe' and 'unigram' on ``threads`` threads
-    (for large batches)."""
+    for 'word' / 'char') once, for both; 'word' on ``threads`` threads (for large batches)."""
     tok, batch = _train(texts, kind, vocab_size, min_frequency, lowercase, fast, threads)
     tok.maxlen, tok.truncating = maxlen, truncating
     if batch is not None and tok._accel is not None:
@@ -246,8 +248,8 @@ class TextTokenizer:
         truncating: 'pre' keeps the last ``maxlen`` ids (Keras' default), 'post' the first.
         fast: encode with :mod:`lstmkit.data.fasttok` (the same ids as ``tokenizers``, faster
             on large batches); False: ``tokenizers`` only.
-        threads: with ``fast``, 'word', 'bpe' and 'unigram' cut large batches into words on
-            this many threads.
+        threads: with ``fast``, 'word' cuts large batches into words on this many threads
+            ('bpe' and 'unigram': one compiled pass).
     """
 
     pad_id = 0

@@ -90,13 +90,15 @@ def test_trainer_and_encoder_match_tokenizers(
     counts, vocab_size, min_frequency, limit = corpus
     assume(not _tie_at_limit(counts, limit))
     want = _hf_model(counts, vocab_size, min_frequency, limit)
-    vocab, merges = bpe.train(
-        counts,
+    trained = bpe.train_words(
+        [*counts, *unseen],  # unseen, count 0: left out of training
+        [*counts.values(), *[0] * len(unseen)],
         vocab_size=vocab_size,
         min_frequency=min_frequency,
         limit_alphabet=limit,
         special_tokens=SPECIALS,
     )
+    vocab, merges = trained.vocab, trained.merges
     assert vocab == want["vocab"]
     assert merges == want["merges"]
 
@@ -109,6 +111,10 @@ def test_trainer_and_encoder_match_tokenizers(
     enc = ref.encode(" ".join(words))
     assert ids.tolist() == enc.ids
     np.testing.assert_array_equal(np.diff(offsets), np.bincount(enc.word_ids, minlength=len(words)))
+    # the ids training leaves (exact ones) spliced with the encoder's (the others)
+    t_ids, t_offsets = trained.word_ids(len(words), "[UNK]")
+    assert t_ids.tolist() == enc.ids and t_offsets.tolist() == offsets.tolist()
+    assert not trained.exact[len(counts) :].any()
 
 
 def test_tokenizers_own_example() -> None:
@@ -118,7 +124,12 @@ def test_tokenizers_own_example() -> None:
     )
     counts.update({"and": 1, "so": 1, "GPT-2": 1})
     vocab, merges = bpe.train(
-        counts, vocab_size=30000, min_frequency=2, limit_alphabet=None, special_tokens=[]
+        list(counts),
+        list(counts.values()),
+        vocab_size=30000,
+        min_frequency=2,
+        limit_alphabet=None,
+        special_tokens=[],
     )
     assert merges == [("r", "e"), ("a", "re"), ("i", "s")]
     assert [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])][-4:] == [
@@ -136,7 +147,12 @@ def test_merge_into_an_existing_token_reuses_its_id() -> None:
     counts = Counter({"abab": 3, "abc": 2, "cab": 1})
     specials = ["[PAD]", "ab"]
     vocab, merges = bpe.train(
-        counts, vocab_size=100, min_frequency=0, limit_alphabet=None, special_tokens=specials
+        list(counts),
+        list(counts.values()),
+        vocab_size=100,
+        min_frequency=0,
+        limit_alphabet=None,
+        special_tokens=specials,
     )
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
@@ -174,6 +190,43 @@ def test_pipeline_matches_tokenizers_trainer() -> None:
     assert accel is not None and accel._bpe_encoder().unk_id == 1
 
 
+def test_training_ids_are_exact_unless_a_character_was_dropped() -> None:
+    """limit_alphabet 3 keeps a, b, c: 'abz' lost its 'z' in training, so its ids come from the
+    encoder ('z' is [UNK]); the others keep the ids training left."""
+    words, counts = ["abc", "abab", "abz", "ca"], [5, 4, 1, 2]
+    trained = bpe.train_words(
+        words, counts, vocab_size=50, min_frequency=0, limit_alphabet=3, special_tokens=SPECIALS
+    )
+    assert trained.exact.tolist() == [True, True, False, True]
+    assert "z" not in trained.vocab
+    ids, offsets = trained.word_ids(4, "[UNK]")
+    want_ids, want_offsets = bpe.Encoder(trained.vocab, trained.merges, "[UNK]").encode(words)
+    assert ids.tolist() == want_ids.tolist() and offsets.tolist() == want_offsets.tolist()
+    abz = ids[offsets[2] : offsets[3]].tolist()
+    assert abz == [trained.vocab["ab"], 1]  # 'ab', then [UNK] for 'z'
+    # a merge into an existing token (a special's text): no training ids are trusted
+    reused = bpe.train_words(
+        ["abab", "abc"], [3, 2], vocab_size=50, min_frequency=0, limit_alphabet=None,
+        special_tokens=["[PAD]", "ab"],
+    )  # fmt: skip
+    assert not reused.exact.any()
+
+
+def test_metaspace_words_and_gather() -> None:
+    """Every space starts a word; texts keep their words; ids are gathered per word."""
+    texts = [" the cat  the", "", " \u00e9t\u00e9 the", " the"]
+    data = "".join(texts).encode("utf-8")
+    sizes = np.array([len(t.encode("utf-8")) for t in texts])
+    names, codes, per_text = bpe.metaspace_words(data, sizes)
+    assert names == ["\u2581the", "\u2581cat", "\u2581", "\u2581\u00e9t\u00e9"]
+    assert codes.tolist() == [0, 1, 2, 0, 3, 0, 0] and per_text.tolist() == [4, 0, 2, 1]
+    ids = np.array([10, 11, 20, 30, 40, 41, 42])  # word c: ids[offsets[c]:offsets[c + 1]]
+    offsets = np.array([0, 2, 3, 4, 7])
+    flat, ends = bpe.gather_ids(codes, per_text, ids, offsets)
+    assert flat.tolist() == [10, 11, 20, 30, 10, 11, 40, 41, 42, 10, 11, 10, 11]
+    assert ends.tolist() == [6, 6, 11, 13]
+
+
 def test_fast_path_refuses_other_bpe_options() -> None:
     """A BPE model with an option the compiled encoder does not reproduce goes to tokenizers."""
     from tokenizers import models
@@ -188,10 +241,20 @@ def test_fast_path_refuses_other_bpe_options() -> None:
 
 
 def test_bad_input() -> None:
-    with pytest.raises(ValueError, match="negative"):
-        bpe.train(
-            {"ab": -1}, vocab_size=10, min_frequency=0, limit_alphabet=None, special_tokens=[]
-        )
+    kw: dict = {"vocab_size": 10, "min_frequency": 0, "limit_alphabet": None, "special_tokens": []}
+    with pytest.raises(ValueError, match="a word count is negative: 'ab': -1"):
+        bpe.train(["ab"], [-1], **kw)
+    with pytest.raises(ValueError, match="2 words but 1 counts"):
+        bpe.train(["ab", "c"], [1], **kw)
+    # a word of count 0 is left out; a word given twice counts twice
+    assert bpe.train(["ab", "cd"], [2, 0], **kw) == bpe.train(["ab"], [2], **kw)
+    assert bpe.train(["ab", "ab", "bc"], [2, 2, 3], **kw) == bpe.train(["ab", "bc"], [4, 3], **kw)
+    with pytest.raises(ValueError, match="text_bytes sum to 3, data has 4"):
+        bpe.metaspace_words(b" abc", np.array([3]))
+    with pytest.raises(ValueError, match="does not start with a space"):
+        bpe.metaspace_words(b"ab c", np.array([4]))
+    with pytest.raises(ValueError, match="a code outside the distinct words"):
+        bpe.gather_ids(np.array([2]), np.array([1]), np.array([5, 6]), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="'\\[UNK\\]' is not in the vocabulary"):
         bpe.Encoder({"a": 0}, [], "[UNK]")
     with pytest.raises(ValueError, match=r"merge 0 \('a', 'b'\): 'ab' is not in the vocabulary"):
