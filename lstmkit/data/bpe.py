@@ -767,28 +767,6 @@ def train(
     min_frequency: int,
     limit_alphabet: int | None,
     special_tokens: Sequence[str],
-) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """``(vocab, merges)`` of :func:`train_words`, for ``tokenizers.models.BPE(vocab, merges,
-    ...)``."""
-    trained = train_words(
-        words,
-        counts,
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        limit_alphabet=limit_alphabet,
-        special_tokens=special_tokens,
-    )
-    return trained.vocab, trained.merges
-
-
-def train_words(
-    words: Sequence[str],
-    counts: Sequence[int] | np.ndarray,
-    *,
-    vocab_size: int,
-    min_frequency: int,
-    limit_alphabet: int | None,
-    special_tokens: Sequence[str],
 ) -> Trained:
     """Train a BPE model on distinct words and how often each occurs (a word of count 0 is
     left out), as ``tokenizers``' ``BpeTrainer`` with these settings does (see the module

@@ -169,7 +169,7 @@ def _train(
     try:
         if batch is not None and accel is not None and kind == "bpe":
             # the compiled trainer: tokenizers' BpeTrainer's model from the word counts
-            trained = bpe.train_words(
+            trained = bpe.train(
                 *accel.word_counts(batch),
                 vocab_size=vocab_size,
                 min_frequency=min_frequency,
