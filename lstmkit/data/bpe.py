@@ -513,6 +513,16 @@ int64_t metaspace_words(const uint8_t* data, const int64_t* text_bytes, int64_t 
     at.push_back(at.back() + len);
     return (int64_t)at.size() - 2;
   };
+  auto hash_bytes = [](const uint8_t* w, int64_t n) {
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ULL;
+    for (int64_t j = 0; j < n; j += 8) {
+      uint64_t x = 0;
+      memcpy(&x, w + j, (size_t)std::min<int64_t>(8, n - j));
+      h = (h ^ x) * 0xC2B2AE3D27D4EB4FULL;
+      h ^= h >> 29;
+    }
+    return h;
+  };
   auto short_slot = [](const std::vector<Short>& t, uint64_t key) {
     size_t mask = t.size() - 1, i = (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 32) & mask;
     while (t[i].key != ~0ULL && t[i].key != key) i = (i + 1) & mask;
@@ -550,13 +560,7 @@ int64_t metaspace_words(const uint8_t* data, const int64_t* text_bytes, int64_t 
         }
         code = shorts[i].code;
       } else {
-        uint64_t h = (uint64_t)len * 0x9E3779B97F4A7C15ULL;
-        for (int64_t j = p; j < q; j += 8) {
-          uint64_t w = 0;
-          memcpy(&w, data + j, (size_t)std::min<int64_t>(8, q - j));
-          h = (h ^ w) * 0xC2B2AE3D27D4EB4FULL;
-          h ^= h >> 29;
-        }
+        uint64_t h = hash_bytes(data + p, len);
         size_t i = long_slot(longs, h, data + p, len);
         if (longs[i].code < 0) {
           longs[i] = Long{(uint32_t)(h >> 32), (int32_t)new_code(p, len)};
@@ -566,14 +570,7 @@ int64_t metaspace_words(const uint8_t* data, const int64_t* text_bytes, int64_t 
               if (e.code < 0) continue;
               const uint8_t* w = blob + at[e.code];
               int64_t n = at[e.code + 1] - at[e.code];
-              uint64_t g = (uint64_t)n * 0x9E3779B97F4A7C15ULL;
-              for (int64_t j = 0; j < n; j += 8) {
-                uint64_t x = 0;
-                memcpy(&x, w + j, (size_t)std::min<int64_t>(8, n - j));
-                g = (g ^ x) * 0xC2B2AE3D27D4EB4FULL;
-                g ^= g >> 29;
-              }
-              bigger[long_slot(bigger, g, w, n)] = e;
+              bigger[long_slot(bigger, hash_bytes(w, n), w, n)] = e;
             }
             longs.swap(bigger);
             i = long_slot(longs, h, data + p, len);

@@ -69,7 +69,7 @@ from lstmkit.data import bpe
 WORD_PATTERN = r"\p{Han}|[\w&&[^\p{Han}]]+|(?=[^\w\s])\X"
 CHAR_PATTERN = r"\X"
 SUBWORD_KINDS = ("bpe", "unigram")
-METASPACE = "\u2581"  # "▁", the word-boundary mark of the Metaspace pre-tokenizer
+METASPACE = bpe.METASPACE  # "▁", the word-boundary mark of the Metaspace pre-tokenizer
 _SUBWORD_MODELS = {"bpe": "BPE", "unigram": "Unigram"}
 
 # the BPE model's options lstmkit.data.bpe.Encoder reproduces (train_tokenizer's)
