@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstmkit.kernels.compiled import CompiledKernelError, build_library
+from lstmkit.kernels.compiled import CompiledKernelError, build_shared, load_library
 
 CXXFLAGS = ("-O2", "-std=c++17", "-fPIC")
 METASPACE = "\u2581"
@@ -614,7 +614,9 @@ int64_t gather_ids(const int64_t* codes, const int64_t* per_text, int64_t n_text
 @functools.cache
 def library() -> ctypes.CDLL:
     """The built and loaded BPE library (built on the first call of the process, then reused)."""
-    lib = build_library("bpe", SOURCE, compiler_env="CXX", compiler="g++", flags=CXXFLAGS)
+    lib = load_library(
+        build_shared("bpe", SOURCE, compiler_env="CXX", compiler="g++", flags=CXXFLAGS)
+    )
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     lib.bpe_train.restype = p
     lib.bpe_train.argtypes = [p, p, p, i64, p, p, i64, i64, i64, i64]

@@ -390,10 +390,8 @@ def build_shared(
     """
     cc = os.environ.get(compiler_env, compiler)
     version = _run([cc, "--version"], compiler_env)
-    key = "\n".join(
-        [src, cc, " ".join(flags), " ".join(link_flags), version.stdout, platform.machine()]
-        + [_cpu_flags()]
-    )
+    parts = [src, cc, " ".join(flags), " ".join(link_flags), version.stdout, platform.machine()]
+    key = "\n".join([*parts, _cpu_flags()])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     folder = cache_dir if cache_dir is not None else _cache_dir()
     target = folder / f"{name}-{digest}.so"
@@ -409,15 +407,12 @@ def build_shared(
         ) from err
 
 
-def build_library(
-    name: str, src: str, *, compiler_env: str, compiler: str, flags: tuple[str, ...]
-) -> ctypes.CDLL:
-    """:func:`build_shared`, then load the library.
+def load_library(path: Path) -> ctypes.CDLL:
+    """Load a library :func:`build_shared` built.
 
     Raises:
-        CompiledKernelError: the build or the load failed (the message says why).
+        CompiledKernelError: the load failed (the message says why).
     """
-    path = build_shared(name, src, compiler_env=compiler_env, compiler=compiler, flags=flags)
     try:
         return ctypes.CDLL(str(path))
     except OSError as err:
@@ -487,11 +482,7 @@ class _Bwd(ctypes.Structure):
 @functools.cache
 def library() -> ctypes.CDLL:
     """The built and loaded C step (built on the first call of the process, then reused)."""
-    path = build()
-    try:
-        return ctypes.CDLL(str(path))
-    except OSError as err:
-        raise CompiledKernelError(f"lstmkit.kernels: cannot load {path}: {err}") from err
+    return load_library(build())
 
 
 def _ptr(x: Tensor | None) -> int | None:
