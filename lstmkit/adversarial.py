@@ -31,10 +31,30 @@ One difference in size remains: the paper's vectors have 256 coordinates, ours (
 128, so a word's vector is ``sqrt(2)`` times shorter in units of ``s`` and the same ``eps``
 perturbs it relatively more (``eps = 5 / sqrt(2) ~ 3.5`` matches the paper's ratio of
 perturbation to word-vector length).
+
+**Virtual adversarial training** (Miyato et al. 2017, section 4; Miyato et al. 2018, "Virtual
+Adversarial Training"): on unlabelled texts, the loss is the KL divergence between the model's
+prediction on the word vectors ``v`` and on ``v + r_vadv``, where ``r_vadv`` is the direction of
+length ``eps`` in which that divergence grows fastest, found by one power iteration::
+
+    p      = f(v)                                  (no gradient: the target)
+    d      = xi * u / ||u||_2                      (u: a random direction per example)
+    g      = d KL(p || f(v + d)) / d d
+    r_vadv = eps * g / ||g||_2
+    loss   = KL(p || f(v + r_vadv))
+
+It needs no labels, so it reads IMDB's 50,000 unlabelled reviews (``[train] vat_eps``). The three
+passes use the same dropout masks (the trainer replays the random state), so the divergence is
+the perturbation's alone. ``u`` is drawn per example from a generator seeded by
+(seed, step, the example's index in the unlabelled set): it does not depend on how the batch
+is split over processes, so two processes train as one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -93,3 +113,43 @@ def embedding_scale(weight: Tensor, tokens: Tensor, lengths: Tensor | None) -> f
     (V, E) is the embedding matrix. Miyato et al. divide by this (per coordinate) to normalise
     their embeddings; see the module docstring."""
     return scale_from_moments(embedding_moments(weight, tokens, lengths))
+
+
+# -- virtual adversarial training (see the module docstring) ----------------------------------
+
+
+def kl_divergence(target_logits: Tensor, logits: Tensor) -> Tensor:
+    """Per-example ``KL(p || q)`` (B,) with ``p`` from ``target_logits`` and ``q`` from
+    ``logits``: Bernoulli distributions for (B, 1) sigmoid logits, categorical for (B, C)
+    softmax logits (C >= 2). No gradient flows into ``target_logits``."""
+    if target_logits.shape != logits.shape or logits.dim() != 2:
+        raise ValueError(
+            f"logits must both be (B, 1) or (B, C); got {tuple(target_logits.shape)} and "
+            f"{tuple(logits.shape)}"
+        )
+    t = target_logits.detach()
+    if logits.shape[1] == 1:
+        p = torch.sigmoid(t)
+        ls = torch.nn.functional.logsigmoid
+        kl = p * (ls(t) - ls(logits)) + (1 - p) * (ls(-t) - ls(-logits))
+        return kl.reshape(-1)
+    log_p = torch.log_softmax(t, dim=1)
+    return (log_p.exp() * (log_p - torch.log_softmax(logits, dim=1))).sum(1)
+
+
+def random_directions(
+    indices: Sequence[int], lengths: Tensor, steps: int, dim: int, *, seed: int, step: int
+) -> Tensor:
+    """(B, steps, dim) standard normal directions, zero past each example's length: example
+    ``b`` draws its ``lengths[b] x dim`` values from a generator seeded by ``(seed, step,
+    indices[b])``, so an example's direction does not depend on the rest of its batch."""
+    if len(indices) != len(lengths):
+        raise ValueError(f"{len(indices)} indices for {len(lengths)} lengths")
+    out = torch.zeros(len(indices), steps, dim)
+    gen = torch.Generator()
+    for b, (index, length) in enumerate(zip(indices, lengths.tolist(), strict=True)):
+        n = min(int(length), steps)
+        key = np.random.SeedSequence([seed, step, int(index)]).generate_state(2, np.uint64)
+        gen.manual_seed(int(key[0] >> np.uint64(1)))
+        out[b, :n] = torch.randn(n, dim, generator=gen)
+    return out

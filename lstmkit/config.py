@@ -37,6 +37,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -158,6 +159,15 @@ class TrainConfig(BaseModel):
             vectors moved by ``eps`` times their frequency-weighted standard deviation (L2 per
             example) in the direction that raises the loss most. 0 = off. Classifiers with an
             embedding only. Each step costs about twice as much.
+        vat_eps: virtual adversarial training (:mod:`lstmkit.adversarial`): each step also
+            takes a batch of unlabelled texts and adds the KL divergence between the model's
+            prediction on them and on their word vectors moved ``vat_eps`` (in the same units
+            as ``adversarial_eps``) in the direction that changes it most (one power iteration
+            from a random direction of length ``vat_xi``). 0 = off. Classifiers with an
+            embedding only. Costs about one more training pass of ``vat_batch_size`` texts
+            (None = ``batch_size``).
+        vat_unlabelled: VAT reads the training split's texts and, when true, IMDB's 50,000
+            unlabelled reviews (``dataset = "imdb"`` only); false = the training split's only.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -189,13 +199,17 @@ class TrainConfig(BaseModel):
     seed: int = 0
     num_threads: int | None = Field(None, ge=1, le=1024)
     adversarial_eps: float = 0.0
+    vat_eps: float = 0.0
+    vat_xi: float = Field(0.1, gt=0.0, le=100.0)
+    vat_batch_size: int | None = Field(None, ge=1, le=65536)
+    vat_unlabelled: bool = False
 
-    @field_validator("adversarial_eps")
+    @field_validator("adversarial_eps", "vat_eps")
     @classmethod
-    def _eps_not_negative(cls, value: float) -> float:
+    def _eps_not_negative(cls, value: float, info: ValidationInfo) -> float:
         if not value >= 0.0 or value == float("inf"):
             raise ValueError(
-                f"adversarial_eps must be a finite number >= 0 (0 = off; e.g. 3.5), got {value}"
+                f"{info.field_name} must be a finite number >= 0 (0 = off; e.g. 3.5), got {value}"
             )
         return value
 
@@ -304,18 +318,29 @@ class Recipe(BaseModel):
             )
         if self.pretrain.unlabelled and self.pretrain.method == "none":
             raise ValueError("pretrain.unlabelled needs a pretrain.method (e.g. 'word2vec')")
-        if self.train.adversarial_eps and (
-            self.task != "classify" or self.data.dataset in REAL_VALUED_DATASETS
-        ):
-            what = (
-                f"task {self.task!r}"
-                if self.task != "classify"
-                else f"dataset {self.data.dataset!r} (real-valued input, no embedding)"
-            )
+        for key in ("adversarial_eps", "vat_eps"):
+            eps = getattr(self.train, key)
+            if eps and (self.task != "classify" or self.data.dataset in REAL_VALUED_DATASETS):
+                what = (
+                    f"task {self.task!r}"
+                    if self.task != "classify"
+                    else f"dataset {self.data.dataset!r} (real-valued input, no embedding)"
+                )
+                raise ValueError(
+                    f"train.{key} = {eps} perturbs the word vectors of a classifier with an "
+                    f"embedding; {what} has none -- set train.{key} = 0 (datasets with words: "
+                    "imdb, reuters, text)"
+                )
+        if self.train.vat_unlabelled and not self.train.vat_eps:
             raise ValueError(
-                f"train.adversarial_eps = {self.train.adversarial_eps} perturbs the word vectors "
-                f"of a classifier with an embedding; {what} has none -- set "
-                "train.adversarial_eps = 0 (datasets with words: imdb, reuters, text)"
+                "train.vat_unlabelled feeds virtual adversarial training; set train.vat_eps > 0 "
+                "(e.g. 7.0) or train.vat_unlabelled = false"
+            )
+        if self.train.vat_unlabelled and self.data.dataset != "imdb":
+            raise ValueError(
+                "train.vat_unlabelled reads IMDB's 50,000 unlabelled reviews; dataset "
+                f"{self.data.dataset!r} has none -- set train.vat_unlabelled = false (VAT then "
+                "reads the training split's texts)"
             )
         return self
 

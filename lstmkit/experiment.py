@@ -20,7 +20,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,7 @@ class Prepared:
     real_valued: bool
 
 
-def _truncate(seqs: np.ndarray, maxlen: int | None, side: str) -> list[list[int]]:
+def _truncate(seqs: Sequence[Any] | np.ndarray, maxlen: int | None, side: str) -> list[list[int]]:
     if not maxlen:
         return [list(s) for s in seqs]
     return [list(s[-maxlen:]) if side == "pre" else list(s[:maxlen]) for s in seqs]
@@ -217,10 +217,14 @@ def build_model(recipe: Recipe, data: Prepared) -> SequenceClassifier:
 
 
 def pretrain(
-    model: SequenceClassifier, recipe: Recipe, train: SequenceDataset
+    model: SequenceClassifier,
+    recipe: Recipe,
+    train: SequenceDataset,
+    unlabelled: list[np.ndarray] | None = None,
 ) -> dict[str, Any] | None:
-    """``recipe.pretrain`` (:mod:`lstmkit.pretrain`) on the training split's token sequences,
-    into the model's embedding; None when the recipe asks for none."""
+    """``recipe.pretrain`` (:mod:`lstmkit.pretrain`) on the training split's token sequences
+    (and ``unlabelled``, IMDB's unlabelled reviews, when already loaded), into the model's
+    embedding; None when the recipe asks for none."""
     if recipe.pretrain.method == "none":
         return None
     if model.embedding is None:
@@ -230,7 +234,25 @@ def pretrain(
         )
     from lstmkit.pretrain import pretrain_embedding
 
-    return pretrain_embedding(model.embedding, recipe, [train[i][0] for i in range(len(train))])
+    return pretrain_embedding(
+        model.embedding, recipe, [train[i][0] for i in range(len(train))], unlabelled
+    )
+
+
+def vat_texts(
+    recipe: Recipe, train: SequenceDataset, unlabelled: list[np.ndarray] | None
+) -> SequenceDataset | None:
+    """The texts virtual adversarial training reads (``train.vat_eps > 0``): the training
+    split's, plus ``unlabelled`` (IMDB's unlabelled reviews, cut to ``data.maxlen`` as every
+    split is) when ``train.vat_unlabelled``; labels 0 (never read). None without VAT."""
+    if not recipe.train.vat_eps:
+        return None
+    texts: list[Any] = [train[i][0] for i in range(len(train))]
+    if recipe.train.vat_unlabelled:
+        if unlabelled is None:
+            raise ValueError("train.vat_unlabelled needs IMDB's unlabelled reviews")
+        texts += _truncate(unlabelled, recipe.data.maxlen, recipe.data.truncating)
+    return SequenceDataset(texts, np.zeros(len(texts), dtype=np.int64))
 
 
 def fit_ngram_ratios(
@@ -366,9 +388,17 @@ def run_recipe(
     data = prepare(recipe)
     model = build_model(recipe, data)
     pretrained = None
+    unlabelled = None
+    wants_unlabelled = recipe.train.vat_unlabelled or (recipe.pretrain.unlabelled and not resume)
+    if wants_unlabelled:
+        from lstmkit.pretrain import imdb_unlabelled
+
+        reader = "train.vat_unlabelled" if recipe.train.vat_unlabelled else "pretrain.unlabelled"
+        unlabelled = imdb_unlabelled(recipe, reader)
     if not resume:  # a resumed run restores these from its checkpoint
-        pretrained = pretrain(model, recipe, data.train)
+        pretrained = pretrain(model, recipe, data.train, unlabelled)
         fit_ngram_ratios(model, data.train)
+    vat = vat_texts(recipe, data.train, unlabelled)
     collate = collate_floats if data.real_valued else collate_tokens
     config = {
         "recipe": recipe.model_dump(),
@@ -398,6 +428,8 @@ def run_recipe(
         data.valid,
         data.valid.lengths if data.valid else None,
         resume=resume,
+        unlabelled=vat,
+        unlabelled_lengths=vat.lengths if vat is not None else None,
     )
     test = trainer.evaluate(data.test, data.test.lengths)
     seconds = time.perf_counter() - start

@@ -119,13 +119,31 @@ def word2vec_matrix(
     return matrix.astype(np.float32), kept, facts
 
 
+def imdb_unlabelled(recipe: Recipe, reader: str = "pretrain.unlabelled") -> list[np.ndarray]:
+    """IMDB's 50,000 unlabelled reviews in the recipe's vocabulary (``data.num_words``,
+    ``data.index_from``; ``data.limit`` cuts them as it cuts every split), untruncated.
+    ``reader`` names the setting that asked for them in the error about ``skip_top``."""
+    from lstmkit.data.imdb_texts import load_imdb_unlabelled
+
+    d = recipe.data
+    if d.skip_top:
+        raise ValueError(
+            f"{reader} with data.skip_top > 0 is not supported (Keras' skip_top "
+            "also hides the start character); set data.skip_top = 0"
+        )
+    return load_imdb_unlabelled(d.num_words, index_from=d.index_from, limit=d.limit)
+
+
 def pretrain_embedding(
     embedding: torch.nn.Embedding,
     recipe: Recipe,
     train_sequences: Sequence[np.ndarray],
+    unlabelled_sequences: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Any] | None:
     """Run ``recipe.pretrain`` on the training split's sequences (plus IMDB's unlabelled
     reviews when asked) and copy the vectors into ``embedding``. None when the method is 'none'.
+    ``unlabelled_sequences``: those reviews when the caller has already loaded them
+    (:func:`imdb_unlabelled`); None loads them here when ``pretrain.unlabelled`` asks.
     """
     cfg = recipe.pretrain
     if cfg.method == "none":
@@ -133,16 +151,7 @@ def pretrain_embedding(
     sequences: list[np.ndarray] = list(train_sequences)
     unlabelled = 0
     if cfg.unlabelled:
-        from lstmkit.data.imdb_texts import load_imdb_unlabelled
-
-        d = recipe.data
-        if d.skip_top:
-            raise ValueError(
-                "pretrain.unlabelled with data.skip_top > 0 is not supported (Keras' skip_top "
-                "also hides the start character); set data.skip_top = 0"
-            )
-        # data.limit (and --quick) cut the unlabelled reviews as they cut every split
-        extra = load_imdb_unlabelled(d.num_words, index_from=d.index_from, limit=d.limit)
+        extra = imdb_unlabelled(recipe) if unlabelled_sequences is None else unlabelled_sequences
         unlabelled = len(extra)
         sequences.extend(extra)
     workers = recipe.train.num_threads or os.cpu_count() or 1

@@ -40,7 +40,13 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from lstmkit.adversarial import adversarial_perturbation, embedding_moments, scale_from_moments
+from lstmkit.adversarial import (
+    adversarial_perturbation,
+    embedding_moments,
+    kl_divergence,
+    random_directions,
+    scale_from_moments,
+)
 from lstmkit.checkpoint import (
     atomic_write_text,
     latest_checkpoint,
@@ -211,6 +217,25 @@ class Stateful(Protocol):
         """Carry ``state`` (from :meth:`get_state`) into the next batch."""
 
 
+VAT_SEED_OFFSET = 7919  # the unlabelled batches' order: seed + this (not the labelled order)
+
+
+class _RandomReplay:
+    """Snapshot of the random state of the CPU and of ``device`` (a CUDA device): ``restore``
+    puts it back, so the next forward pass draws the same dropout masks again."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.device = device
+        self.cpu_state = torch.get_rng_state()
+        self.cuda_state = torch.cuda.get_rng_state(device) if self.cuda else None
+
+    def restore(self) -> None:
+        torch.set_rng_state(self.cpu_state)
+        if self.cuda_state is not None:
+            torch.cuda.set_rng_state(self.cuda_state, self.device)
+
+
 def layer_groups(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
     """Parameters grouped by layer: the name up to and including the first numeric index
     (``rnn.cells.0.weight_ih`` -> ``rnn.cells.0``), else the first component
@@ -278,15 +303,15 @@ class Trainer:
         self.device = init_distributed(self.dist)
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
-        if config.adversarial_eps and not (
-            isinstance(model, SequenceClassifier) and model.embedding is not None
-        ):
-            raise ValueError(
-                f"train.adversarial_eps = {config.adversarial_eps} perturbs the word vectors of "
-                f"a SequenceClassifier with an embedding; got a {type(model).__name__} "
-                + ("without one" if isinstance(model, SequenceClassifier) else "")
-                + " -- set train.adversarial_eps = 0"
-            )
+        for key in ("adversarial_eps", "vat_eps"):
+            eps = getattr(config, key)
+            if eps and not (isinstance(model, SequenceClassifier) and model.embedding is not None):
+                raise ValueError(
+                    f"train.{key} = {eps} perturbs the word vectors of a SequenceClassifier "
+                    f"with an embedding; got a {type(model).__name__} "
+                    + ("without one" if isinstance(model, SequenceClassifier) else "")
+                    + f" -- set train.{key} = 0"
+                )
         self.model = model.to(self.device)
         self.optimizer = make_optimizer(list(self.model.parameters()), config)
         if self.dist.world_size > 1:
@@ -302,6 +327,8 @@ class Trainer:
         self.epoch = 0
         self.batch_in_epoch = 0
         self.evals_without_improvement = 0
+        self.vat_epoch = 0  # position in the unlabelled texts of virtual adversarial training
+        self.vat_batch = 0
         self._layer_stats: dict[str, dict[str, float]] = {}
         self.elapsed_before = 0.0  # training seconds of earlier sessions of a resumed run
         self._used = 0.0  # share of the max_minutes budget used
@@ -402,10 +429,34 @@ class Trainer:
         valid_lengths: np.ndarray | None = None,
         *,
         resume: bool = False,
+        unlabelled: Dataset[Any] | None = None,
+        unlabelled_lengths: np.ndarray | None = None,
     ) -> list[dict[str, Any]]:
-        """Train for ``epochs`` (or ``max_steps``); returns the history rows."""
+        """Train for ``epochs`` (or ``max_steps``); returns the history rows.
+
+        ``unlabelled`` (with ``unlabelled_lengths``): the texts virtual adversarial training
+        reads (``vat_eps > 0``; their labels are ignored); None = ``train``'s. They are drawn
+        in shuffled, bucketed batches of ``vat_batch_size``, epoch after epoch, independently
+        of the labelled batches (the position is checkpointed: resume stays exact)."""
         cfg = self.cfg
         sampler = self._sampler(train, train_lengths, train=True)
+        if cfg.vat_eps:
+            if unlabelled is None:
+                unlabelled, unlabelled_lengths = train, train_lengths
+            if unlabelled_lengths is None:
+                raise ValueError("unlabelled needs unlabelled_lengths")
+            self._vat_data = unlabelled
+            self._vat_sampler = BucketBatchSampler(
+                unlabelled_lengths,
+                cfg.vat_batch_size or cfg.batch_size,
+                shuffle=True,
+                bucketing=self.bucketing,
+                chunk=self.bucket_chunk,
+                seed=cfg.seed + VAT_SEED_OFFSET,
+                num_replicas=self.dist.world_size,
+                rank=self.dist.rank,
+            )
+            self._vat_iter: Any = None
         steps_per_epoch = len(sampler)
         total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
         if resume:
@@ -511,15 +562,24 @@ class Trainer:
         layer_stats: bool = False,
     ) -> None:
         cfg = self.cfg
+        # with VAT, the labelled backward(s) only accumulate; VAT's backward syncs under DDP
+        last_sync = not cfg.vat_eps
         if cfg.adversarial_eps:
-            output, losses, adv_sum = self._adversarial_backward(inputs, lens, labels)
+            output, losses, adv_sum = self._adversarial_backward(
+                inputs, lens, labels, sync=last_sync
+            )
             window["adv_loss"] = window.get("adv_loss", 0.0) + adv_sum
         else:
-            output = self.ddp(inputs, lens)
-            losses = self.objective.losses(output, labels)
-            loss = self._batch_loss(losses, with_penalty=True)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            with self._no_sync(not last_sync):
+                output = self.ddp(inputs, lens)
+                losses = self.objective.losses(output, labels)
+                loss = self._batch_loss(losses, with_penalty=True)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+        if cfg.vat_eps:
+            vat_sum, vat_items = self._vat_backward()
+            window["vat_loss"] = window.get("vat_loss", 0.0) + vat_sum
+            window["vat_items"] = window.get("vat_items", 0.0) + vat_items
         params = [p for p in self.model.parameters() if p.grad is not None]
         if cfg.clip_norm:
             self._grad_norm = float(nn.utils.clip_grad_norm_(params, cfg.clip_norm))
@@ -563,8 +623,15 @@ class Trainer:
             )
         return loss
 
+    def _no_sync(self, active: bool) -> Any:
+        """DDP's ``no_sync`` (gradients accumulate locally, the next synced backward averages
+        them) when ``active`` in a distributed job; a no-op otherwise."""
+        if active and self.dist.world_size > 1:
+            return self.ddp.no_sync()  # type: ignore[operator]
+        return nullcontext()
+
     def _adversarial_backward(
-        self, inputs: Tensor, lens: Tensor, labels: Tensor
+        self, inputs: Tensor, lens: Tensor, labels: Tensor, *, sync: bool = True
     ) -> tuple[Tensor, Tensor, float]:
         """Gradients of CE(v) + CE(v + r_adv) into ``.grad`` (:mod:`lstmkit.adversarial`);
         returns the clean output and per-item losses (the history's loss and accuracy are the
@@ -583,8 +650,7 @@ class Trainer:
             requires_grad=True,
         )
         self.optimizer.zero_grad(set_to_none=True)
-        sync_later = self.ddp.no_sync() if self.dist.world_size > 1 else nullcontext()  # type: ignore[operator]
-        with sync_later:
+        with self._no_sync(True):
             output = self.ddp(inputs, lens, perturb=zero)
             losses = self.objective.losses(output, labels)
             self._batch_loss(losses, with_penalty=True).backward()
@@ -593,10 +659,58 @@ class Trainer:
         (moments,) = self._all_sum(embedding_moments(model.embedding.weight, inputs, lens).cpu())
         scale = scale_from_moments(moments)
         r_adv = adversarial_perturbation(zero.grad, lens, self.cfg.adversarial_eps * scale)
-        adv_output = self.ddp(inputs, lens, perturb=r_adv)
-        adv_losses = self.objective.losses(adv_output, labels)
-        self._batch_loss(adv_losses, with_penalty=False).backward()
+        with self._no_sync(not sync):
+            adv_output = self.ddp(inputs, lens, perturb=r_adv)
+            adv_losses = self.objective.losses(adv_output, labels)
+            self._batch_loss(adv_losses, with_penalty=False).backward()
         return output, losses, float(adv_losses.detach().double().sum())
+
+    def _next_unlabelled(self) -> list[int]:
+        """This rank's indices of the next batch of unlabelled texts (epoch after epoch)."""
+        while True:
+            if self._vat_iter is None:
+                self._vat_sampler.set_epoch(self.vat_epoch)
+                self._vat_iter = self._vat_sampler.iter_from(self.vat_batch)
+            indices = next(self._vat_iter, None)
+            if indices is not None:
+                self.vat_batch += 1
+                return indices
+            self.vat_epoch += 1
+            self.vat_batch = 0
+            self._vat_iter = None
+
+    def _vat_backward(self) -> tuple[float, float]:
+        """Add the gradients of the virtual adversarial loss of the next unlabelled batch
+        (:mod:`lstmkit.adversarial`); returns the sum of its per-text KL divergences and the
+        number of texts. Three passes: the target (no gradient), the power iteration (the
+        gradient with respect to the perturbation only) and the loss; the random state is
+        replayed so that all three draw the same dropout masks."""
+        model = self.model
+        assert isinstance(model, SequenceClassifier) and model.embedding is not None
+        indices = self._next_unlabelled()
+        inputs, lens, _ = self._batch(self._vat_data, indices)
+        (moments,) = self._all_sum(embedding_moments(model.embedding.weight, inputs, lens).cpu())
+        scale = scale_from_moments(moments)
+        replay = _RandomReplay(self.device)
+        with torch.no_grad():
+            target = model(inputs, lens)
+        u = random_directions(
+            indices,
+            lens,
+            inputs.shape[1],
+            model.config.embedding_dim,
+            seed=self.cfg.seed,
+            step=self.step,
+        ).to(device=self.device, dtype=model.embedding.weight.dtype)
+        d = adversarial_perturbation(u, lens, self.cfg.vat_xi * scale).requires_grad_(True)
+        replay.restore()
+        divergence = kl_divergence(target, model(inputs, lens, perturb=d)).sum()
+        (grad,) = torch.autograd.grad(divergence, [d])
+        r_vadv = adversarial_perturbation(grad, lens, self.cfg.vat_eps * scale)
+        replay.restore()
+        losses = kl_divergence(target, self.ddp(inputs, lens, perturb=r_vadv))
+        self._batch_loss(losses, with_penalty=False).backward()
+        return float(losses.detach().double().sum()), float(losses.numel())
 
     @staticmethod
     def _measure_layers(
@@ -628,7 +742,15 @@ class Trainer:
         Returns True when early stopping says stop."""
         sums = self._all_sum_dict(window["sums"])
         (extra,) = self._all_sum(
-            torch.tensor([window["items"], window["tokens"], window.get("adv_loss", 0.0)]).double()
+            torch.tensor(
+                [
+                    window["items"],
+                    window["tokens"],
+                    window.get("adv_loss", 0.0),
+                    window.get("vat_loss", 0.0),
+                    window.get("vat_items", 0.0),
+                ]
+            ).double()
         )
         elapsed = time.perf_counter() - window["t0"]
         base = {
@@ -649,6 +771,11 @@ class Trainer:
                     **(
                         {"adv_loss": float(extra[2]) / float(extra[0])}
                         if self.cfg.adversarial_eps
+                        else {}
+                    ),
+                    **(
+                        {"vat_loss": float(extra[3]) / max(float(extra[4]), 1.0)}
+                        if self.cfg.vat_eps
                         else {}
                     ),
                     "grad_norm": self._grad_norm,
@@ -722,6 +849,7 @@ class Trainer:
             "rng": rngs,
             "best": self.best,
             "evals_without_improvement": self.evals_without_improvement,
+            "vat_position": [self.vat_epoch, self.vat_batch],
             "history": self.history,
             "world_size": self.dist.world_size,
             "elapsed_s": self.elapsed() if hasattr(self, "_t_fit") else self.elapsed_before,
@@ -761,6 +889,7 @@ class Trainer:
         self.batch_in_epoch = int(state["batch_in_epoch"])
         self.best = state["best"]
         self.evals_without_improvement = int(state["evals_without_improvement"])
+        self.vat_epoch, self.vat_batch = (int(v) for v in state.get("vat_position", (0, 0)))
         self.history = list(state["history"])
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
         self._elapsed_at_fit = self.elapsed_before
