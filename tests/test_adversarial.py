@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from browser_support import free_port
+from ddp_support import join_env
 from torch import Tensor, nn
 
 from lstmkit.adversarial import adversarial_perturbation, embedding_scale
@@ -38,13 +38,14 @@ def tiny_model(seed: int = 0, **kw: Any) -> SequenceClassifier:
     return SequenceClassifier(ClassifierConfig(**cfg))
 
 
-def trainer_for(model: nn.Module, **cfg: Any) -> Trainer:
+def trainer_for(model: nn.Module, run_dir: Path | None = None, **cfg: Any) -> Trainer:
     base = {"batch_size": 4, "epochs": 1, "lr": 0.01, "seed": 0}
     return Trainer(
         model,
         TrainConfig(**{**base, **cfg}),
         num_classes=2,
         collate=collate_tokens,
+        run_dir=run_dir,
         progress=False,
     )
 
@@ -233,14 +234,7 @@ def _data() -> SequenceDataset:
 
 
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-    )
-    torch.set_num_threads(1)
+    join_env(rank, world, port)
     data = _data()
     trainer = trainer_for(tiny_model(), adversarial_eps=3.0, batch_size=8, epochs=2)
     trainer.fit(data, data.lengths)
@@ -255,9 +249,7 @@ def test_ddp_two_processes_match_one_process(tmp_path: Path) -> None:
     data = _data()
     single = trainer_for(tiny_model(), adversarial_eps=3.0, batch_size=8, epochs=2)
     single.fit(data, data.lengths)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
     hist = json.loads((tmp_path / "history0.json").read_text())
     assert len(hist) == len(single.history) == 2

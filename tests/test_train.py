@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from ddp_support import join_env
 
 from lstmkit.checkpoint import latest_checkpoint
 from lstmkit.config import TrainConfig
@@ -188,14 +188,7 @@ def _free_port() -> int:
 
 
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-    )
-    torch.set_num_threads(1)
+    join_env(rank, world, port)
     train = keyword_data(128, 0)
     trainer = make_trainer(small_model(), Path(out) / "run", evaluate_every=2, epochs=2)
     trainer.fit(train, train.lengths)

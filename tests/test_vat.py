@@ -5,16 +5,16 @@ replayed dropout masks, exact resume, two DDP processes against one, and the con
 from __future__ import annotations
 
 import json
-import os
-import socket
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-from torch import Tensor, nn
+from browser_support import free_port
+from ddp_support import join_env
+from test_adversarial import tiny_model, trainer_for
+from torch import Tensor
 
 from lstmkit.adversarial import (
     adversarial_perturbation,
@@ -22,35 +22,10 @@ from lstmkit.adversarial import (
     kl_divergence,
     random_directions,
 )
-from lstmkit.config import ConfigError, TrainConfig, recipe_from_dict
+from lstmkit.config import ConfigError, recipe_from_dict
 from lstmkit.data.batching import SequenceDataset, collate_tokens
 from lstmkit.models import ClassifierConfig, SequenceClassifier
-from lstmkit.train import VAT_SEED_OFFSET, Trainer
-
-
-def tiny_model(seed: int = 0, **kw: Any) -> SequenceClassifier:
-    torch.manual_seed(seed)
-    cfg = {
-        "vocab_size": 20,
-        "embedding_dim": 5,
-        "hidden_size": 4,
-        "bidirectional": True,
-        "pooling": "mean+max",
-        **kw,
-    }
-    return SequenceClassifier(ClassifierConfig(**cfg))
-
-
-def trainer_for(model: nn.Module, run_dir: Path | None = None, **cfg: Any) -> Trainer:
-    base = {"batch_size": 4, "epochs": 1, "lr": 0.01, "seed": 0}
-    return Trainer(
-        model,
-        TrainConfig(**{**base, **cfg}),
-        num_classes=2,
-        collate=collate_tokens,
-        run_dir=run_dir,
-        progress=False,
-    )
+from lstmkit.train import VAT_SEED_OFFSET
 
 
 def texts(n: int, seed: int, labelled: bool = True) -> SequenceDataset:
@@ -234,14 +209,7 @@ def test_without_unlabelled_texts_vat_reads_the_training_split() -> None:
 
 # -- distributed -------------------------------------------------------------------------------
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-    )
-    torch.set_num_threads(1)
+    join_env(rank, world, port)
     lab, unl = texts(32, seed=3), texts(24, seed=4, labelled=False)
     trainer = trainer_for(tiny_model(), adversarial_eps=3.0, vat_eps=3.0, batch_size=8, epochs=2)
     trainer.fit(lab, lab.lengths, unlabelled=unl, unlabelled_lengths=unl.lengths)
@@ -257,9 +225,7 @@ def test_ddp_two_processes_match_one_process(tmp_path: Path) -> None:
     lab, unl = texts(32, seed=3), texts(24, seed=4, labelled=False)
     single = trainer_for(tiny_model(), adversarial_eps=3.0, vat_eps=3.0, batch_size=8, epochs=2)
     single.fit(lab, lab.lengths, unlabelled=unl, unlabelled_lengths=unl.lengths)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
     hist = json.loads((tmp_path / "history0.json").read_text())
     assert len(hist) == len(single.history) == 2
