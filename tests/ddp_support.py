@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
+from torch import nn
 
 
 def join_env(rank: int, world: int, port: int) -> None:
@@ -18,3 +20,13 @@ def join_env(rank: int, world: int, port: int) -> None:
         LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
+
+
+def assert_ranks_match(out: Path, single: nn.Module) -> None:
+    """Rank 0's weights (``out/weights0.pt``) are within 1e-5 of ``single``'s (one process, the
+    same global batches) and rank 1's equal rank 0's."""
+    w0 = torch.load(out / "weights0.pt")
+    w1 = torch.load(out / "weights1.pt")
+    for name, value in single.state_dict().items():
+        assert float((w0[name] - value).abs().max()) <= 1e-5, name
+        assert torch.equal(w0[name], w1[name])

@@ -15,7 +15,7 @@ import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from browser_support import free_port
-from ddp_support import join_env
+from ddp_support import assert_ranks_match, join_env
 from torch import Tensor, nn
 
 from lstmkit.adversarial import adversarial_perturbation, embedding_scale
@@ -256,11 +256,7 @@ def test_ddp_two_processes_match_one_process(tmp_path: Path) -> None:
     for a, b in zip(hist, single.history, strict=True):
         assert abs(a["loss"] - b["loss"]) <= 1e-5
         assert abs(a["adv_loss"] - b["adv_loss"]) <= 1e-5
-    w0 = torch.load(tmp_path / "weights0.pt")
-    w1 = torch.load(tmp_path / "weights1.pt")
-    for name, value in single.model.state_dict().items():
-        assert float((w0[name] - value).abs().max()) <= 1e-5, name
-        assert torch.equal(w0[name], w1[name])
+    assert_ranks_match(tmp_path, single.model)
 
 
 # -- configuration -----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from browser_support import free_port
-from ddp_support import join_env
+from ddp_support import assert_ranks_match, join_env
 from test_adversarial import tiny_model, trainer_for
 from torch import Tensor
 
@@ -232,11 +232,7 @@ def test_ddp_two_processes_match_one_process(tmp_path: Path) -> None:
     for a, b in zip(hist, single.history, strict=True):
         for key in ("loss", "adv_loss", "vat_loss"):
             assert abs(a[key] - b[key]) <= 1e-5, key
-    w0 = torch.load(tmp_path / "weights0.pt")
-    w1 = torch.load(tmp_path / "weights1.pt")
-    for name, value in single.model.state_dict().items():
-        assert float((w0[name] - value).abs().max()) <= 1e-5, name
-        assert torch.equal(w0[name], w1[name])
+    assert_ranks_match(tmp_path, single.model)
 
 
 # -- configuration -----------------------------------------------------------------------------
