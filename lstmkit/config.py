@@ -164,8 +164,8 @@ class TrainConfig(BaseModel):
             prediction on them and on their word vectors moved ``vat_eps`` (in the same units
             as ``adversarial_eps``) in the direction that changes it most (one power iteration
             from a random direction of length ``vat_xi``). 0 = off. Classifiers with an
-            embedding only. Costs about one more training pass of ``vat_batch_size`` texts
-            (None = ``batch_size``).
+            embedding only. Costs about two more training passes of ``vat_batch_size`` texts
+            (None = ``batch_size``) per step.
         vat_unlabelled: VAT reads the training split's texts and, when true, IMDB's 50,000
             unlabelled reviews (``dataset = "imdb"`` only); false = the training split's only.
     """

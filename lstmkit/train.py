@@ -655,15 +655,22 @@ class Trainer:
             losses = self.objective.losses(output, labels)
             self._batch_loss(losses, with_penalty=True).backward()
         assert zero.grad is not None
-        # the scale of the whole global batch, so every rank perturbs by the same measure
-        (moments,) = self._all_sum(embedding_moments(model.embedding.weight, inputs, lens).cpu())
-        scale = scale_from_moments(moments)
+        scale = self._embedding_scale(inputs, lens)
         r_adv = adversarial_perturbation(zero.grad, lens, self.cfg.adversarial_eps * scale)
         with self._no_sync(not sync):
             adv_output = self.ddp(inputs, lens, perturb=r_adv)
             adv_losses = self.objective.losses(adv_output, labels)
             self._batch_loss(adv_losses, with_penalty=False).backward()
         return output, losses, float(adv_losses.detach().double().sum())
+
+    def _embedding_scale(self, inputs: Tensor, lens: Tensor) -> float:
+        """The word vectors' frequency-weighted std over the whole global batch
+        (:func:`lstmkit.adversarial.scale_from_moments`), so every rank perturbs by the same
+        measure."""
+        model = self.model
+        assert isinstance(model, SequenceClassifier) and model.embedding is not None
+        (moments,) = self._all_sum(embedding_moments(model.embedding.weight, inputs, lens).cpu())
+        return scale_from_moments(moments)
 
     def _next_unlabelled(self) -> list[int]:
         """This rank's indices of the next batch of unlabelled texts (epoch after epoch)."""
@@ -689,8 +696,7 @@ class Trainer:
         assert isinstance(model, SequenceClassifier) and model.embedding is not None
         indices = self._next_unlabelled()
         inputs, lens, _ = self._batch(self._vat_data, indices)
-        (moments,) = self._all_sum(embedding_moments(model.embedding.weight, inputs, lens).cpu())
-        scale = scale_from_moments(moments)
+        scale = self._embedding_scale(inputs, lens)
         replay = _RandomReplay(self.device)
         with torch.no_grad():
             target = model(inputs, lens)
