@@ -56,7 +56,7 @@ from typing import Any
 
 import httpx
 
-from lstmkit.checkpoint import atomic_write_text
+from lstmkit.files import atomic_write_text
 
 HOST = "127.0.0.1"
 ARCHIVE = "aclImdb_v1_text.tar.gz"

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from safetensors import SafetensorError
 
+from lstmkit.errors import BundleError
 from lstmkit.models import SequenceClassifier
 
 if TYPE_CHECKING:
@@ -42,11 +43,6 @@ BUNDLE_FILE = "bundle.json"
 REQUIRED_FILES = ("config.json", "model.safetensors")
 OPTIONAL_FILES = ("vocab.json", "tokenizer.json", "metrics.json")
 BATCH_SIZE = 64
-
-
-class BundleError(ValueError):
-    """A bundle or run directory is missing a file, holds a corrupted one, or has an unknown
-    format version. The message names the file."""
 
 
 def _sha256(path: Path) -> str:

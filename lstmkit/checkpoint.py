@@ -26,31 +26,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from lstmkit.errors import CheckpointError
+from lstmkit.files import atomic_write_text, fsync_dir
+
 LATEST = "latest"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, incomplete or does not fit the model."""
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    _fsync_dir(path.parent)
 
 
 def save_tensors(tensors: dict[str, Tensor], path: Path) -> None:
@@ -155,11 +134,11 @@ def save_checkpoint(
         json.dump(payload, fh)
         fh.flush()
         os.fsync(fh.fileno())
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
-    _fsync_dir(ckpt_root)
+    fsync_dir(ckpt_root)
     atomic_write_text(ckpt_root / LATEST, final.name + "\n")
     existing = sorted(
         p for p in ckpt_root.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp")

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lstmkit.checkpoint import atomic_write_text
 from lstmkit.config import load_recipe
 from lstmkit.experiment import git_commit, machine, quick_overrides, run_recipe
+from lstmkit.files import atomic_write_text
 from lstmkit.plots import pyplot, save_png
 
 CELL_NAMES = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}

@@ -45,11 +45,8 @@ from pydantic import (
 from lstmkit.data.arrays import ArraysSource
 from lstmkit.data.series import SeriesSource
 from lstmkit.data.text import TextSource
+from lstmkit.errors import ConfigError
 from lstmkit.models import ClassifierConfig, LanguageModelConfig
-
-
-class ConfigError(ValueError):
-    """A recipe or override is invalid; the message names the file, the field and the value."""
 
 
 class CharsSource(BaseModel):

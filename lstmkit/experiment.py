@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from lstmkit.checkpoint import atomic_write_text, load_model_state, model_state, save_tensors
+from lstmkit.checkpoint import load_model_state, model_state, save_tensors
 from lstmkit.config import Recipe
 from lstmkit.data.batching import SequenceDataset, collate_floats, collate_tokens
 from lstmkit.data.keras_datasets import get_word_index, load_imdb, load_mnist, load_reuters
 from lstmkit.data.resolve import resolve
+from lstmkit.files import atomic_write_text
 from lstmkit.models import ClassifierConfig, SequenceClassifier
 from lstmkit.train import Trainer
 

@@ -42,16 +42,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lstmkit.errors import ExportError
 from lstmkit.layers import DropoutMasks, Recurrent, flip_rows
 from lstmkit.models import SequenceClassifier
 
 INPUT_NAMES = ("tokens", "lengths")
 OUTPUT_NAMES = ("probabilities",)
 DEFAULT_OPSET = 17
-
-
-class ExportError(ValueError):
-    """The model has an option the ONNX export cannot reproduce exactly."""
 
 
 def export_blockers(model: SequenceClassifier) -> list[str]:

@@ -40,7 +40,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from lstmkit.checkpoint import atomic_write_text
 from lstmkit.data.series import (
     Scaler,
     Series,
@@ -56,6 +55,7 @@ from lstmkit.data.series import (
     window_origins,
 )
 from lstmkit.data.text import DataFileError
+from lstmkit.files import atomic_write_text
 from lstmkit.layers import GRU, LSTM, RNN, Recurrent
 from lstmkit.plots import pyplot, save_png
 

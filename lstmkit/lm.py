@@ -30,10 +30,10 @@ from typing import Any
 
 import torch
 
-from lstmkit.checkpoint import atomic_write_text
 from lstmkit.config import CharsSource, Recipe
 from lstmkit.data.chars import CharVocabulary, StreamDataset, collate_stream, split_text
 from lstmkit.data.resolve import resolve
+from lstmkit.files import atomic_write_text
 from lstmkit.models import LanguageModel, LanguageModelConfig
 from lstmkit.objectives import LanguageModeling
 from lstmkit.plots import pyplot, save_png

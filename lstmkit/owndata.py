@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from lstmkit.checkpoint import atomic_write_text, model_state, save_tensors
+from lstmkit.checkpoint import model_state, save_tensors
 from lstmkit.data.batching import SequenceDataset, collate_tokens
 from lstmkit.data.text import (
     ClassBalance,
@@ -54,6 +54,7 @@ from lstmkit.data.tokenize import (
     train_and_encode,
 )
 from lstmkit.data.vectors import Coverage, embedding_matrix, load_vectors
+from lstmkit.files import atomic_write_text
 from lstmkit.models import ClassifierConfig, SequenceClassifier
 from lstmkit.plots import pyplot, save_png
 

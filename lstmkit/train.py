@@ -60,6 +60,7 @@ from lstmkit.checkpoint import (
 )
 from lstmkit.config import TrainConfig
 from lstmkit.data.batching import BucketBatchSampler
+from lstmkit.errors import TrainingDiverged
 from lstmkit.models import SequenceClassifier
 from lstmkit.objectives import (
     LOWER_IS_BETTER,
@@ -84,10 +85,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Collate = Callable[[list[Any]], tuple[Tensor, Tensor, Tensor]]
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
 
 @dataclass(frozen=True)

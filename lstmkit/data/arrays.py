@@ -24,9 +24,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class ArraysError(ValueError):
-    """An array file cannot be used; the message names the file and the problem."""
+from lstmkit.errors import ArraysError
 
 
 class ArraysSource(BaseModel):

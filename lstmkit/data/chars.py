@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from lstmkit.checkpoint import atomic_write_text
+from lstmkit.files import atomic_write_text
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from lstmkit.errors import DataIntegrityError, DataNotFoundError, DownloadError
+
 __all__ = [
     "ENV_VAR",
     "REGISTRY",
@@ -64,18 +66,6 @@ ENV_VAR = "LSTMKIT_DATA"
 _KERAS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 _CHUNK = 1 << 20  # 1 MiB per read: few syscalls, small memory, smooth progress bar.
 _TIMEOUT_S = 60.0  # per socket operation, not for the whole transfer.
-
-
-class DataNotFoundError(FileNotFoundError):
-    """A data file is neither on disk nor downloadable (offline, no URL, HTTP error)."""
-
-
-class DataIntegrityError(ValueError):
-    """A data file's hash matches none of the hashes `REGISTRY` knows for it."""
-
-
-class DownloadError(OSError):
-    """A download broke off mid-transfer (truncated body, reset connection, timeout)."""
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from lstmkit.errors import DataFileError
+
 FORMATS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -42,10 +44,6 @@ FORMATS = {
     ".ndjson": "jsonl",
     ".parquet": "parquet",
 }
-
-
-class DataFileError(ValueError):
-    """A data file cannot be used; the message names the file, the line/row and the column."""
 
 
 class TextSource(BaseModel):

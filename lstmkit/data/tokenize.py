@@ -37,9 +37,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lstmkit.checkpoint import atomic_write_text
 from lstmkit.data import bpe
 from lstmkit.data.fasttok import Batch, FastTokenizer, fast_path_for, train_from_counts
+from lstmkit.errors import EmptyEncodingError
+from lstmkit.files import atomic_write_text
 
 TokenizerKind = Literal["word", "char", "bpe", "unigram"]
 TOKENIZER_KINDS: tuple[str, ...] = ("word", "char", "bpe", "unigram")
@@ -47,14 +48,6 @@ PAD = "[PAD]"
 UNK = "[UNK]"
 SPECIALS = [PAD, UNK]
 TOKENIZER_FILE = "tokenizer.json"
-
-
-class EmptyEncodingError(ValueError):
-    """A text gives no token at all; ``index`` is its position in the batch."""
-
-    def __init__(self, index: int, text: str) -> None:
-        super().__init__(f"text {index} gives no token: {text[:40]!r}")
-        self.index = index
 
 
 def train_tokenizer(

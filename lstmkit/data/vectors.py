@@ -25,11 +25,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lstmkit.errors import VectorsError
+
 VectorFormat = Literal["auto", "text", "binary"]
-
-
-class VectorsError(ValueError):
-    """A word-vector file cannot be read; the message names the file and the line or word."""
 
 
 @dataclass

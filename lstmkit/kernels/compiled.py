@@ -40,6 +40,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lstmkit.errors import CompiledKernelError
+
 CFLAGS = ("-O3", "-march=native", "-ffast-math", "-fopenmp-simd", "-fPIC")
 
 _HEADER = r"""
@@ -295,10 +297,6 @@ _TYPES = {
     "f64": {"REAL": "double", "EXP": "exp", "TANH": "tanh", "CLAMP": "700.0"},
 }
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
-
-
-class CompiledKernelError(RuntimeError):
-    """The C step of the LSTM kernel could not be built or loaded (the message says why)."""
 
 
 def source() -> str:
