@@ -359,8 +359,7 @@ def _add_own_data_arguments(train: argparse.ArgumentParser) -> None:
 
 def _task_recipe(args: argparse.Namespace) -> tuple[object, dict[str, object]]:
     """The (recipe, raw) of ``train --task`` (or of a plain recipe when --task is absent)."""
-    from lstmkit.config import ConfigError, load_recipe
-    from lstmkit.owndata import recipe_for_task
+    from lstmkit.config import ConfigError, load_recipe, recipe_for_task
 
     flags = _TEXT_FLAGS | _SERIES_FLAGS | {"maxlen": "maxlen"}
     given = [d for d in flags if getattr(args, d, None) is not None]

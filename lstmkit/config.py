@@ -506,3 +506,66 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> tuple[Recipe
     raw = apply_overrides(raw, overrides)
     raw.setdefault("name", path.stem)
     return recipe_from_dict(raw, str(path)), raw
+
+
+def check_monitor(recipe: Recipe, allowed: tuple[str, ...], task: str) -> None:
+    """ConfigError unless ``train.monitor`` is unset (the task's own) or one of ``allowed``."""
+    monitor = recipe.train.monitor
+    if monitor is not None and monitor not in allowed:
+        raise ConfigError(
+            f"train.monitor = {monitor!r} is not measured for {task}; use one of "
+            f"{', '.join(allowed)} (or leave it unset)"
+        )
+
+
+# -- lstmkit train --task text|forecast: the flags as a recipe --------------------------------
+TASK_DATASETS = {"text": "text", "forecast": "series"}
+
+
+def recipe_for_task(
+    task: str,
+    data_options: dict[str, Any],
+    *,
+    recipe_path: Path | None = None,
+    data_top: dict[str, Any] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> tuple[Recipe, dict[str, Any]]:
+    """The recipe that ``lstmkit train --task TASK --train F ...`` runs.
+
+    ``data_options`` (flags that were given, None values dropped) fill ``[data.text]`` (task
+    'text') or ``[data.series]`` (task 'forecast'); ``data_top`` fills ``[data]`` itself (e.g.
+    ``maxlen``). A ``recipe_path`` TOML is the base (its ``[data.*]`` values are overridden by
+    the flags); ``overrides`` (``--set``) apply last. The name defaults to
+    ``text-<train stem>`` / ``forecast-<train stem>``. Raises ConfigError.
+    """
+    if task not in TASK_DATASETS:
+        raise ConfigError(f"--task must be one of {', '.join(TASK_DATASETS)}, got {task!r}")
+    dataset = TASK_DATASETS[task]
+    raw: dict[str, Any] = {}
+    source = "--task " + task
+    if recipe_path is not None:
+        try:
+            raw = tomllib.loads(Path(recipe_path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"recipe {recipe_path} does not exist") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{recipe_path}: not valid TOML: {err}") from None
+        source = str(recipe_path)
+        raw.setdefault("name", Path(recipe_path).stem)
+    data = dict(raw.get("data") or {})
+    if data.get("dataset", dataset) != dataset:
+        raise ConfigError(
+            f"{source}: --task {task} reads dataset {dataset!r}, but the recipe says "
+            f"dataset = {data['dataset']!r}"
+        )
+    data["dataset"] = dataset
+    table = dict(data.get(dataset) or {})
+    table.update({k: v for k, v in data_options.items() if v is not None})
+    data[dataset] = table
+    data.update({k: v for k, v in (data_top or {}).items() if v is not None})
+    raw["data"] = data
+    if "train" not in table:
+        raise ConfigError(f"--task {task} needs --train FILE (or [data.{dataset}] train = ...)")
+    raw.setdefault("name", f"{task}-{Path(str(table['train'])).stem}")
+    raw = apply_overrides(raw, overrides)
+    return recipe_from_dict(raw, source), raw

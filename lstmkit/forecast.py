@@ -382,7 +382,7 @@ def run_forecast(
     source = recipe.data.series
     if source is None:
         raise DataFileError('dataset "series" needs a [data.series] table (train, target, ...)')
-    from lstmkit.owndata import check_monitor
+    from lstmkit.config import check_monitor
 
     check_monitor(recipe, ("val_loss", "val_mae", "val_rmse"), "forecasting")
     check_run_dir(run_dir, resume)

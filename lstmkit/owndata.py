@@ -237,18 +237,6 @@ def build_text_model(
     return model, coverage
 
 
-def check_monitor(recipe: Recipe, allowed: tuple[str, ...], task: str) -> None:
-    """ConfigError unless ``train.monitor`` is unset (the task's own) or one of ``allowed``."""
-    from lstmkit.config import ConfigError
-
-    monitor = recipe.train.monitor
-    if monitor is not None and monitor not in allowed:
-        raise ConfigError(
-            f"train.monitor = {monitor!r} is not measured for {task}; use one of "
-            f"{', '.join(allowed)} (or leave it unset)"
-        )
-
-
 # -- the evaluation report --------------------------------------------------------------------
 def classification_report(cm: np.ndarray, labels: list[str]) -> dict[str, Any]:
     """Accuracy, macro-F1 and per-class precision / recall / F1 / support from a confusion
@@ -363,6 +351,7 @@ def run_text(
 ) -> dict[str, Any]:
     """Train and evaluate a text classifier for ``recipe.data.text`` into ``run_dir`` (see the
     module docstring). Returns the metrics (also in ``metrics.json``)."""
+    from lstmkit.config import check_monitor
     from lstmkit.experiment import (
         check_run_dir,
         fit_ngram_ratios,
@@ -515,60 +504,3 @@ def evaluate_text_run(run_dir: Path) -> dict[str, Any]:
     atomic_write_text(run_dir / "evaluation.json", json.dumps(report, indent=2, ensure_ascii=False))
     plot_confusion(report, run_dir / "confusion.png", title=f"{recipe.name} ({split})")
     return report
-
-
-# -- lstmkit train --task text|forecast: the flags as a recipe --------------------------------
-TASK_DATASETS = {"text": "text", "forecast": "series"}
-
-
-def recipe_for_task(
-    task: str,
-    data_options: dict[str, Any],
-    *,
-    recipe_path: Path | None = None,
-    data_top: dict[str, Any] | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-) -> tuple[Recipe, dict[str, Any]]:
-    """The recipe that ``lstmkit train --task TASK --train F ...`` runs.
-
-    ``data_options`` (flags that were given, None values dropped) fill ``[data.text]`` (task
-    'text') or ``[data.series]`` (task 'forecast'); ``data_top`` fills ``[data]`` itself (e.g.
-    ``maxlen``). A ``recipe_path`` TOML is the base (its ``[data.*]`` values are overridden by
-    the flags); ``overrides`` (``--set``) apply last. The name defaults to
-    ``text-<train stem>`` / ``forecast-<train stem>``. Raises ConfigError.
-    """
-    import tomllib
-
-    from lstmkit.config import ConfigError, apply_overrides, recipe_from_dict
-
-    if task not in TASK_DATASETS:
-        raise ConfigError(f"--task must be one of {', '.join(TASK_DATASETS)}, got {task!r}")
-    dataset = TASK_DATASETS[task]
-    raw: dict[str, Any] = {}
-    source = "--task " + task
-    if recipe_path is not None:
-        try:
-            raw = tomllib.loads(Path(recipe_path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"recipe {recipe_path} does not exist") from None
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{recipe_path}: not valid TOML: {err}") from None
-        source = str(recipe_path)
-        raw.setdefault("name", Path(recipe_path).stem)
-    data = dict(raw.get("data") or {})
-    if data.get("dataset", dataset) != dataset:
-        raise ConfigError(
-            f"{source}: --task {task} reads dataset {dataset!r}, but the recipe says "
-            f"dataset = {data['dataset']!r}"
-        )
-    data["dataset"] = dataset
-    table = dict(data.get(dataset) or {})
-    table.update({k: v for k, v in data_options.items() if v is not None})
-    data[dataset] = table
-    data.update({k: v for k, v in (data_top or {}).items() if v is not None})
-    raw["data"] = data
-    if "train" not in table:
-        raise ConfigError(f"--task {task} needs --train FILE (or [data.{dataset}] train = ...)")
-    raw.setdefault("name", f"{task}-{Path(str(table['train'])).stem}")
-    raw = apply_overrides(raw, overrides)
-    return recipe_from_dict(raw, source), raw

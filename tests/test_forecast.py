@@ -156,8 +156,7 @@ def test_forecast_table_and_the_docs_page_are_generated_from_results(tmp_path: P
 
 
 def test_task_flags_override_a_base_recipe(tmp_path: Path) -> None:
-    from lstmkit.config import ConfigError
-    from lstmkit.owndata import recipe_for_task
+    from lstmkit.config import ConfigError, recipe_for_task
 
     base = tmp_path / "base.toml"
     base.write_text(

@@ -355,7 +355,7 @@ def validate_request(
         "--label-column",
         str(request.label_column),
     ]
-    from lstmkit.owndata import recipe_for_task
+    from lstmkit.config import recipe_for_task
 
     try:
         recipe_for_task(

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from lstmkit.config import load_recipe, parse_override
-from lstmkit.owndata import recipe_for_task
+from lstmkit.config import load_recipe, parse_override, recipe_for_task
 from lstmkit.studio.params import (
     FieldError,
     RunRequest,
