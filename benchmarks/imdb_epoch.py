@@ -69,7 +69,7 @@ from torch import Tensor, nn
 from lstmkit.config import Recipe, load_recipe
 from lstmkit.data import BucketBatchSampler, SequenceDataset, collate_tokens, pad_sequences
 from lstmkit.data.batching import padding_fraction
-from lstmkit.experiment import Prepared, build_model, prepare
+from lstmkit.tasks.classify import Prepared, build_model, prepare
 from lstmkit.files import atomic_write_text
 from lstmkit.train import Trainer
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from lstmkit.config import load_recipe
 from lstmkit.data.batching import SequenceDataset, collate_tokens
-from lstmkit.experiment import prepare
+from lstmkit.tasks.classify import prepare
 from lstmkit.ngrams import NgramBranch
 
 

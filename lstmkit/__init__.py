@@ -3,7 +3,6 @@
 from lstmkit.bundle import load
 from lstmkit.cells import GRUCell, LSTMCell, RNNCell
 from lstmkit.layers import GRU, LSTM, RNN
-
-__version__ = "0.1.0"
+from lstmkit.version import __version__
 
 __all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "__version__", "load"]

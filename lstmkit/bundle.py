@@ -25,17 +25,20 @@ import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+from pydantic import ValidationError
 from safetensors import SafetensorError
 
-from lstmkit.errors import BundleError
-from lstmkit.models import SequenceClassifier
-
-if TYPE_CHECKING:
-    from lstmkit.data.tokenize import TextTokenizer
-    from lstmkit.experiment import Vocabulary
+from lstmkit.data.batching import collate_tokens
+from lstmkit.data.tokenize import TOKENIZER_FILE, TextTokenizer
+from lstmkit.data.vocabulary import Vocabulary
+from lstmkit.errors import BundleError, CheckpointError, InputError, RunExistsError
+from lstmkit.files import fsync_dir, fsync_file
+from lstmkit.models import PaddedClassifier, SequenceClassifier, padded_blockers
+from lstmkit.runs import load_run
+from lstmkit.version import __version__
 
 BUNDLE_FORMAT = "lstmkit-bundle"
 BUNDLE_VERSION = 1
@@ -51,14 +54,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -94,13 +89,11 @@ def export_bundle(run_dir: Path, out_dir: Path) -> Path:
     ``OUT.tmp/``, fsync'ed, and the directory is renamed into place, so ``out_dir`` is either
     complete or absent. Refuses an existing non-empty ``out_dir``. Returns ``out_dir``.
     """
-    from lstmkit import __version__
-
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if (run_dir / BUNDLE_FILE).exists():
         read_bundle_info(run_dir)  # re-exporting a bundle is fine; an unknown version is not
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise FileExistsError(
+        raise RunExistsError(
             f"{out_dir} already exists and is not empty; remove it or choose another --bundle"
         )
     load(run_dir)  # every required file present and loadable
@@ -114,8 +107,7 @@ def export_bundle(run_dir: Path, out_dir: Path) -> Path:
         if not src.exists():
             continue
         shutil.copyfile(src, tmp / name)
-        with open(tmp / name, "rb") as fh:
-            os.fsync(fh.fileno())
+        fsync_file(tmp / name)
         files[name] = _sha256(tmp / name)
     info = {
         "format": BUNDLE_FORMAT,
@@ -128,11 +120,11 @@ def export_bundle(run_dir: Path, out_dir: Path) -> Path:
         fh.write(json.dumps(info, indent=2) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     if out_dir.exists():  # an empty directory: replace it
         out_dir.rmdir()
     tmp.rename(out_dir)
-    _fsync_dir(out_dir.parent)
+    fsync_dir(out_dir.parent)
     return out_dir
 
 
@@ -175,13 +167,11 @@ class Predictor:
             )
         recipe = config.get("recipe") or {}
         self.maxlen: int | None = (recipe.get("data") or {}).get("maxlen")
-        # the padded forward when it is exact for this model (lstmkit.export says when): on CPU
+        # the padded forward when it is exact for this model (padded_blockers says when): on CPU
         # it costs a fraction of the packed variable-length path on mixed lengths
-        from lstmkit.export import PaddedClassifier, export_blockers
-
         self._padded: PaddedClassifier | None = (
             PaddedClassifier(self.model).eval()
-            if isinstance(model, SequenceClassifier) and not export_blockers(model)
+            if isinstance(model, SequenceClassifier) and not padded_blockers(model)
             else None
         )
 
@@ -202,8 +192,6 @@ class Predictor:
     @property
     def metadata(self) -> dict[str, Any]:
         """What the model is: labels, architecture, metrics, versions (JSON-safe)."""
-        from lstmkit import __version__
-
         recipe = self.config.get("recipe") or {}
         info = self.bundle_info or {}
         return {
@@ -230,15 +218,15 @@ class Predictor:
         """Token ids of each text (the run's vocabulary and maxlen; ids the embedding does not
         hold read as OOV). Raises ValueError for an empty text, naming its index."""
         if not self.accepts_text:
-            raise ValueError(
+            raise InputError(
                 "this model was trained on real-valued sequences; it has no vocabulary to read "
                 "text with"
             )
         for i, text in enumerate(texts):
             if not isinstance(text, str):
-                raise ValueError(f"text {i} must be a string, got {type(text).__name__}")
+                raise InputError(f"text {i} must be a string, got {type(text).__name__}")
             if not text.strip():
-                raise ValueError(f"text {i} is empty; give at least one word")
+                raise InputError(f"text {i} is empty; give at least one word")
         vocab_size = self.model.config.vocab_size or 0
         if self.tokenizer is not None:
             tok = self.tokenizer
@@ -257,12 +245,10 @@ class Predictor:
         is at most twice as long as their shortest (little padding: in a micro-batch of random
         IMDB reviews, a quarter less model time than one padded call); padding never changes a
         prediction, so the batching does not change a result. Models the
-        ONNX export takes run as it does (:class:`lstmkit.export.PaddedClassifier`: one fused
+        ONNX export takes run as it does (:class:`lstmkit.models.PaddedClassifier`: one fused
         call per layer over the padded batch, no packing), the others through
         :meth:`SequenceClassifier.predict_proba`; both are exact.
         """
-        from lstmkit.data.batching import collate_tokens
-
         seqs = self.encode(texts)
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         proba: list[list[float]] = [[] for _ in seqs]
@@ -310,11 +296,6 @@ def _check_files(path: Path, info: dict[str, Any] | None) -> None:
 
 def load(path: str | os.PathLike[str]) -> Predictor:
     """A :class:`Predictor` for a bundle directory (with ``bundle.json``) or a run directory."""
-    from pydantic import ValidationError
-
-    from lstmkit.checkpoint import CheckpointError
-    from lstmkit.experiment import load_run
-
     path = Path(path)
     info = read_bundle_info(path) if (path / BUNDLE_FILE).exists() else None
     _check_files(path, info)
@@ -336,13 +317,11 @@ def load(path: str | os.PathLike[str]) -> Predictor:
     except (FileNotFoundError, ValueError, TypeError) as err:  # vocab.json errors name the file
         raise BundleError(f"{path}: {err}") from None
     tokenizer = None
-    if (path / "tokenizer.json").exists():
-        from lstmkit.data.tokenize import TextTokenizer
-
+    if (path / TOKENIZER_FILE).exists():
         data = (config.get("recipe") or {}).get("data") or {}
         try:
             tokenizer = TextTokenizer.load(
-                path / "tokenizer.json", data.get("maxlen"), data.get("truncating", "pre")
+                path / TOKENIZER_FILE, data.get("maxlen"), data.get("truncating", "pre")
             )
         except ValueError as err:  # names the file
             raise BundleError(str(err)) from None

@@ -6,15 +6,19 @@ Commands (argparse subparsers; each ``_add_*_parser`` function registers one com
 
 - ``demo memory``: SimpleRNN vs GRU vs LSTM on a long-range memory task, no download
   (:mod:`lstmkit.demos.memory`).
-- ``train RECIPE.toml [--set k=v ...] [--out RUN] [--resume] [--record]``, ``evaluate RUN``,
-  ``predict RUN "text" ... [--file F]`` (:mod:`lstmkit.experiment`).
+- ``train RECIPE.toml [--set k=v ...] [--out RUN] [--resume] [--record]``, ``evaluate RUN``
+  (:mod:`lstmkit.experiment`, the tasks of :mod:`lstmkit.tasks`), ``predict RUN "text" ...
+  [--file F]`` (:mod:`lstmkit.bundle`).
 - ``report [--check]``: README tables from ``results/`` (:mod:`lstmkit.report`).
 - ``train --task text|forecast --train FILE ...`` (no recipe needed): your own texts or series
-  (:mod:`lstmkit.owndata`, :mod:`lstmkit.forecast`); ``forecast RUN --data F --out F.csv``.
+  (:mod:`lstmkit.tasks.text`, :mod:`lstmkit.tasks.forecast`); ``forecast RUN --data F --out
+  F.csv``.
 
-The parser only parses; the work lives in the library. Commands with heavy dependencies of their
-own (a web server, ONNX) should import them inside their handler, so that ``lstmkit --help`` stays
-fast as commands are added.
+The parser only parses; the work lives in the library. Every error lstmkit raises on purpose is
+a :class:`~lstmkit.errors.LstmkitError`: :func:`main` catches it once and prints its message
+(exit status 2); the handlers catch nothing. Commands with heavy dependencies of their own (a web
+server, ONNX, training) import them inside their handler, so that ``lstmkit --help`` stays fast
+as commands are added.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-from lstmkit import __version__
+from lstmkit.config import load_recipe, recipe_for_task
 from lstmkit.demos.memory import TASK_DEFAULTS, TASKS, MemoryConfig, run_memory_demo
+from lstmkit.errors import ConfigError, DataError, LstmkitError, MissingDependencyError
+from lstmkit.version import __version__
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -145,19 +150,15 @@ def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def _run_demo_imdb(args: argparse.Namespace) -> int:
-    from lstmkit.data.resolve import DataNotFoundError
     from lstmkit.demos.imdb import ImdbDemoConfig, run_imdb_demo
 
-    try:
-        config = ImdbDemoConfig(
-            epochs=getattr(args, "epochs", 4),
-            host=getattr(args, "host", "127.0.0.1"),
-            port=getattr(args, "port", 8000),
-            serve=not getattr(args, "no_serve", False),
-        )
-        run_imdb_demo(config, getattr(args, "out", Path("runs/demo-imdb")))
-    except (ValueError, DataNotFoundError) as err:
-        return _fail("demo", err)
+    config = ImdbDemoConfig(
+        epochs=getattr(args, "epochs", 4),
+        host=getattr(args, "host", "127.0.0.1"),
+        port=getattr(args, "port", 8000),
+        serve=not getattr(args, "no_serve", False),
+    )
+    run_imdb_demo(config, getattr(args, "out", Path("runs/demo-imdb")))
     return 0
 
 
@@ -176,16 +177,13 @@ def _run_demo_hello(args: argparse.Namespace) -> int:
 
 
 def _run_demo_memory(args: argparse.Namespace) -> int:
-    try:
-        config = MemoryConfig.for_task(
-            args.task,
-            steps=args.steps,
-            iters=args.iters,
-            seed=args.seed,
-            threads=args.threads,
-        )
-    except ValueError as exc:
-        return _fail("demo memory", exc)
+    config = MemoryConfig.for_task(
+        args.task,
+        steps=args.steps,
+        iters=args.iters,
+        seed=args.seed,
+        threads=args.threads,
+    )
     run_memory_demo(config, args.out)
     return 0
 
@@ -293,7 +291,7 @@ _SERIES_FLAGS = {
 
 
 def _add_own_data_arguments(train: argparse.ArgumentParser) -> None:
-    """``--task text|forecast`` and its flags (they build a recipe; see lstmkit.owndata)."""
+    """``--task text|forecast`` and its flags (they build a recipe: lstmkit.config.recipe_for_task)."""
     own = train.add_argument_group(
         "your own data (--task)", "Train on your own files without a recipe; see docs/own-data.md"
     )
@@ -359,8 +357,6 @@ def _add_own_data_arguments(train: argparse.ArgumentParser) -> None:
 
 def _task_recipe(args: argparse.Namespace) -> tuple[object, dict[str, object]]:
     """The (recipe, raw) of ``train --task`` (or of a plain recipe when --task is absent)."""
-    from lstmkit.config import ConfigError, load_recipe, recipe_for_task
-
     flags = _TEXT_FLAGS | _SERIES_FLAGS | {"maxlen": "maxlen"}
     given = [d for d in flags if getattr(args, d, None) is not None]
     if args.task is None:
@@ -391,20 +387,12 @@ def _task_recipe(args: argparse.Namespace) -> tuple[object, dict[str, object]]:
     )
 
 
-def _fail(command: str, err: Exception) -> int:
-    print(f"lstmkit {command}: error: {err}", file=sys.stderr)
-    return 2
-
-
 def _run_train(args: argparse.Namespace) -> int:
     import logging
 
-    from lstmkit.config import ConfigError, Recipe
-    from lstmkit.data.resolve import DataNotFoundError
-    from lstmkit.data.text import DataFileError
-    from lstmkit.data.vectors import VectorsError
-    from lstmkit.experiment import run_recipe
-    from lstmkit.train import TrainingDiverged, shutdown_distributed
+    from lstmkit.config import Recipe
+    from lstmkit.experiment import quick_overrides, run_recipe, summary
+    from lstmkit.train import shutdown_distributed
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     finished = False
@@ -413,8 +401,6 @@ def _run_train(args: argparse.Namespace) -> int:
         assert isinstance(recipe_obj, Recipe)
         recipe = recipe_obj
         if args.quick:
-            from lstmkit.experiment import quick_overrides
-
             if args.record:
                 raise ConfigError("--quick runs claim no accuracy: drop --record")
             args.overrides = [*args.overrides, *quick_overrides(recipe)]
@@ -439,73 +425,22 @@ def _run_train(args: argparse.Namespace) -> int:
             command=command,
         )
         finished = True
-    except (
-        ConfigError,
-        DataNotFoundError,
-        FileExistsError,
-        FileNotFoundError,
-        TrainingDiverged,
-        DataFileError,
-        VectorsError,
-    ) as err:
-        return _fail("train", err)
     finally:
         # a torchrun job: every rank leaves the process group before the interpreter exits
         shutdown_distributed(wait=finished)
-    if recipe.data.dataset in ("text", "series"):
-        print(_own_data_summary(recipe.name, recipe.data.dataset, metrics, out))
-        return 0
-    if recipe.task == "language_model":
-        parts = [
-            f"{split} loss {m['loss']:.4f} nats/char ({m['bits_per_token']:.3f} bits/char)"
-            for split, m in (("validation", metrics["valid"]), ("test", metrics["test"]))
-            if m
-        ]
-        print(
-            f"{recipe.name}: {', '.join(parts)} ({metrics['steps']} steps, "
-            f"{metrics['seconds'] / 60:.1f} min) -> {out}; sample: lstmkit sample {out} --prime ..."
-        )
-        return 0
-    test = metrics["test"]
-    print(
-        f"{recipe.name}: test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}, "
-        f"loss {test['loss']:.4f} ({metrics['steps']} steps, {metrics['seconds'] / 60:.1f} min) -> {out}"
-    )
+    print(summary(recipe, metrics, out))
     return 0
-
-
-def _own_data_summary(name: str, dataset: str, metrics: dict[str, Any], out: Path) -> str:
-    """One line for a finished --task run."""
-    took = f"({metrics['steps']} steps, {metrics['seconds'] / 60:.1f} min) -> {out}"
-    if dataset == "text":
-        ev = metrics["evaluation"]
-        return (
-            f"{name}: {ev['split']} accuracy {ev['accuracy']:.4f}, macro-F1 {ev['macro_f1']:.4f} "
-            f"{took}; report: {out / 'evaluation.json'}, {out / 'confusion.png'}"
-        )
-    t = metrics["test"]
-    parts = [f"model {t['model']['mae']:.4g}", f"naive {t['naive']['mae']:.4g}"]
-    if "seasonal_naive" in t:
-        parts.append(f"seasonal naive (m={t['season']}) {t['seasonal_naive']['mae']:.4g}")
-    return (
-        f"{name}: test MAE {', '.join(parts)}; MASE {t['model']['mase']:.3f} {took}; "
-        f"plot: {out / 'forecast.png'}"
-    )
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from lstmkit.experiment import evaluate_run
 
-    try:
-        m = evaluate_run(args.run_dir)
-    except (FileNotFoundError, ValueError) as err:
-        return _fail("evaluate", err)
-    print(json.dumps(m, indent=2))
+    print(json.dumps(evaluate_run(args.run_dir), indent=2))
     return 0
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from lstmkit.experiment import predict_texts
+    from lstmkit.bundle import load
 
     texts = list(args.texts)
     if args.file is not None:
@@ -514,13 +449,10 @@ def _run_predict(args: argparse.Namespace) -> int:
                 line for line in args.file.read_text(encoding="utf-8").splitlines() if line.strip()
             ]
         except (OSError, UnicodeDecodeError) as err:
-            return _fail("predict", ValueError(f"cannot read {args.file}: {err}"))
+            raise DataError(f"cannot read {args.file}: {err}") from None
     if not texts:
-        return _fail("predict", ValueError("give at least one text or --file"))
-    try:
-        results = predict_texts(args.run_dir, texts)
-    except (FileNotFoundError, ValueError) as err:
-        return _fail("predict", err)
+        raise ConfigError("give at least one text or --file")
+    results = load(args.run_dir).predict(texts)
     for text, res in zip(texts, results, strict=True):
         score = res["scores"][res["label"]]
         print(
@@ -577,21 +509,18 @@ def _add_sample_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _run_sample(args: argparse.Namespace) -> int:
-    from lstmkit.lm import sample_text
+    from lstmkit.tasks.language_model import sample_text
 
     if args.temperature <= 0:
-        return _fail("sample", ValueError(f"--temperature must be > 0, got {args.temperature}"))
-    try:
-        text = sample_text(
-            args.run_dir,
-            args.prime,
-            args.length,
-            temperature=args.temperature,
-            top_k=args.top_k,
-            seed=args.seed,
-        )
-    except (FileNotFoundError, ValueError) as err:
-        return _fail("sample", err)
+        raise ConfigError(f"--temperature must be > 0, got {args.temperature}")
+    text = sample_text(
+        args.run_dir,
+        args.prime,
+        args.length,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        seed=args.seed,
+    )
     print(text)
     return 0
 
@@ -632,24 +561,19 @@ def _add_compare_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
 
 def _run_compare(args: argparse.Namespace) -> int:
     from lstmkit.compare import compare_cells
-    from lstmkit.config import ConfigError
-    from lstmkit.data.resolve import DataNotFoundError
 
-    try:
-        name = args.recipe.stem
-        result = compare_cells(
-            args.recipe,
-            list(args.cells),
-            args.out or Path("runs") / f"compare-{name}",
-            overrides=list(args.overrides),
-            quick=args.quick,
-            record=args.record,
-            figure=args.figure,
-            markdown=args.markdown,
-            command=" ".join(["lstmkit", *sys.argv[1:]]),
-        )
-    except (ConfigError, DataNotFoundError, FileExistsError, FileNotFoundError, ValueError) as err:
-        return _fail("compare", err)
+    name = args.recipe.stem
+    result = compare_cells(
+        args.recipe,
+        list(args.cells),
+        args.out or Path("runs") / f"compare-{name}",
+        overrides=list(args.overrides),
+        quick=args.quick,
+        record=args.record,
+        figure=args.figure,
+        markdown=args.markdown,
+        command=" ".join(["lstmkit", *sys.argv[1:]]),
+    )
     for r in result["cells"]:
         print(
             f"{r['name']:>9}: test accuracy {r['test_accuracy']:.4f}, "
@@ -723,27 +647,16 @@ def _add_serve_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 def _run_export(args: argparse.Namespace) -> int:
     if args.bundle is None and args.onnx is None:
-        return _fail("export", ValueError("say what to write: --bundle OUT_DIR and/or --onnx FILE"))
+        raise ConfigError("say what to write: --bundle OUT_DIR and/or --onnx FILE")
     if args.bundle is not None:
         from lstmkit.bundle import export_bundle
 
-        try:
-            out = export_bundle(args.run_dir, args.bundle)
-        except (FileExistsError, FileNotFoundError, ValueError) as err:
-            return _fail("export", err)
+        out = export_bundle(args.run_dir, args.bundle)
         print(f"bundle written to {out}")
     if args.onnx is not None:
-        try:
-            from lstmkit.export import export_run_onnx
-        except ImportError as err:
-            return _fail(
-                "export",
-                ImportError(f"{err}; install the export extra: pip install 'lstmkit[export]'"),
-            )
-        try:
-            path = export_run_onnx(args.run_dir, args.onnx)
-        except (FileNotFoundError, ValueError) as err:
-            return _fail("export", err)
+        from lstmkit.export import export_run_onnx
+
+        path = export_run_onnx(args.run_dir, args.onnx)
         print(f"ONNX graph written to {path}")
     return 0
 
@@ -753,14 +666,14 @@ def _run_serve(args: argparse.Namespace) -> int:
         from lstmkit.serve.app import serve
         from lstmkit.serve.workers import WorkerExit
     except ImportError as err:
-        return _fail("serve", ImportError(f"{err}; install fastapi and uvicorn"))
+        raise MissingDependencyError(f"{err}; install fastapi and uvicorn") from None
     try:
         if not 0 <= args.max_wait_ms <= 1000:
-            raise ValueError(f"--max-wait-ms must be in [0, 1000], got {args.max_wait_ms}")
+            raise ConfigError(f"--max-wait-ms must be in [0, 1000], got {args.max_wait_ms}")
         if args.workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {args.workers}")
+            raise ConfigError(f"--workers must be >= 1, got {args.workers}")
         if args.threads is not None and args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         serve(
             args.bundle,
             host=args.host,
@@ -772,8 +685,8 @@ def _run_serve(args: argparse.Namespace) -> int:
             max_wait_ms=args.max_wait_ms,
             torch_threads=args.threads,
         )
-    except (ValueError, WorkerExit) as err:
-        return _fail("serve", err)
+    except WorkerExit as err:  # a worker process failed: its message
+        raise ConfigError(str(err)) from None
     return 0
 
 
@@ -800,11 +713,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from lstmkit.bundle import load
     from lstmkit.inspect import inspect_text, plot_inspection, summarize
 
-    try:
-        result = inspect_text(load(args.run_dir), args.text)
-        path = plot_inspection(result, args.out)
-    except (OSError, ValueError) as err:
-        return _fail("inspect", err)
+    result = inspect_text(load(args.run_dir), args.text)
+    path = plot_inspection(result, args.out)
     print(summarize(result))
     print(f"heatmap written to {path}")
     return 0
@@ -849,10 +759,10 @@ def _add_studio_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _run_studio(args: argparse.Namespace) -> int:
-    try:
-        from lstmkit.studio.app import serve_studio
+    try:  # fastapi and uvicorn: imported only when the studio runs
+        from lstmkit.studio.server import serve_studio
     except ImportError as err:
-        return _fail("studio", ImportError(f"{err}; install fastapi and uvicorn"))
+        raise MissingDependencyError(f"{err}; install fastapi and uvicorn") from None
     try:
         serve_studio(
             args.home,
@@ -862,8 +772,8 @@ def _run_studio(args: argparse.Namespace) -> int:
             token=args.token,
             max_concurrent=args.max_concurrent,
         )
-    except ValueError as err:
-        return _fail("studio", err)
+    except ValueError as err:  # the studio's options (home, recipes) name the value at fault
+        raise ConfigError(str(err)) from None
     return 0
 
 
@@ -886,12 +796,9 @@ def _add_forecast_parser(commands: argparse._SubParsersAction[argparse.ArgumentP
 
 
 def _run_forecast(args: argparse.Namespace) -> int:
-    from lstmkit.forecast import forecast_file
+    from lstmkit.tasks.forecast import forecast_file
 
-    try:
-        rows = forecast_file(args.run_dir, args.data, args.out, encoding=args.encoding)
-    except (FileNotFoundError, ValueError) as err:
-        return _fail("forecast", err)
+    rows = forecast_file(args.run_dir, args.data, args.out, encoding=args.encoding)
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
     print(f"{len(rows)} forecast step(s) written to {args.out}")
@@ -926,7 +833,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version and usage errors: argparse already printed
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     handler: Handler = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except LstmkitError as err:  # every error lstmkit raises on purpose: its message, no traceback
+        print(f"lstmkit {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

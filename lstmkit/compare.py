@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from lstmkit.config import load_recipe
-from lstmkit.experiment import git_commit, machine, quick_overrides, run_recipe
+from lstmkit.errors import ConfigError
+from lstmkit.experiment import quick_overrides, run_recipe
 from lstmkit.files import atomic_write_text
+from lstmkit.models import ClassifierConfig, SequenceClassifier
 from lstmkit.plots import pyplot, save_png
+from lstmkit.runs import git_commit, machine
 
 CELL_NAMES = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
@@ -52,13 +55,13 @@ def compare_cells(
     """Train ``recipe_path`` once per cell type into ``out/<cell>``; write the comparison."""
     bad = [c for c in cells if c not in CELL_NAMES]
     if bad or not cells:
-        raise ValueError(f"--cells takes some of {', '.join(CELL_NAMES)}, got {cells or 'none'}")
+        raise ConfigError(f"--cells takes some of {', '.join(CELL_NAMES)}, got {cells or 'none'}")
     if quick and record is not None:
-        raise ValueError("--quick runs claim no accuracy: drop --record")
+        raise ConfigError("--quick runs claim no accuracy: drop --record")
     extra = list(overrides or [])
     base, _ = load_recipe(recipe_path, extra)
-    if base.task != "classify":
-        raise ValueError(
+    if base.task not in ("classify", "text"):
+        raise ConfigError(
             f"{recipe_path}: compare takes a classification recipe, got task {base.task!r}"
         )
     if quick:
@@ -121,8 +124,6 @@ def compare_cells(
 
 
 def _count_params(config: dict[str, Any]) -> int:
-    from lstmkit.models import ClassifierConfig, SequenceClassifier
-
     model = SequenceClassifier(ClassifierConfig.model_validate(config["model"]))
     return sum(p.numel() for p in model.parameters())
 

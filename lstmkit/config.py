@@ -86,9 +86,9 @@ class DataConfig(BaseModel):
             your own text files; not for a series): smoke tests (``lstmkit train --quick``) and
             quick experiments; None = all.
         text: your own labelled texts (``dataset = "text"``), the ``[data.text]`` table:
-            :class:`lstmkit.data.text.TextSource` (:mod:`lstmkit.owndata`).
+            :class:`lstmkit.data.text.TextSource` (:mod:`lstmkit.tasks.text`).
         series: your own time series (``dataset = "series"``), the ``[data.series]`` table:
-            :class:`lstmkit.data.series.SeriesSource` (:mod:`lstmkit.forecast`).
+            :class:`lstmkit.data.series.SeriesSource` (:mod:`lstmkit.tasks.forecast`).
         chars: a character-level language-model text (``dataset = "chars"``, task
             'language_model'), the ``[data.chars]`` table: :class:`CharsSource`.
         arrays: numeric sequence arrays (N, T, F) with labels from .npy/.npz files
@@ -237,20 +237,42 @@ class PretrainConfig(BaseModel):
     init_std: float = Field(0.1, gt=0.0, le=10.0)
 
 
-Task = Literal["classify", "language_model"]
+Task = Literal["classify", "text", "forecast", "language_model"]
 # datasets whose classifier reads real-valued sequences (no embedding)
 REAL_VALUED_DATASETS = ("mnist", "series", "arrays")
+# the model table's schema of each task (a forecaster's recurrent stack reads the classifier's)
 MODEL_CONFIGS: dict[str, type[BaseModel]] = {
     "classify": ClassifierConfig,
+    "text": ClassifierConfig,
+    "forecast": ClassifierConfig,
     "language_model": LanguageModelConfig,
 }
+# the task of a data set; the others (imdb, reuters, mnist, arrays) are task 'classify'
+DATASET_TASKS = {"text": "text", "series": "forecast", "chars": "language_model"}
+# the tasks with a word embedding to perturb or pretrain
+WORD_TASKS = ("classify", "text")
+
+
+def task_of(data: dict[str, Any]) -> Any:
+    """The task of a raw recipe dict: its ``task``, else its data set's. A recipe written before
+    the text and forecast tasks had names says ``task = "classify"`` with ``dataset = "text"`` or
+    ``"series"``: it reads as the data set's task, so old recipes and run directories still load."""
+    table = data.get("data")
+    dataset = table.get("dataset") if isinstance(table, dict) else getattr(table, "dataset", None)
+    derived = DATASET_TASKS.get(str(dataset), "classify") if dataset is not None else "classify"
+    task = data.get("task")
+    if task is None or (task == "classify" and derived in ("text", "forecast")):
+        return derived
+    return task
 
 
 class Recipe(BaseModel):
     """One experiment: task, data, model, training, and the seed's reported figure (if any).
 
-    ``task`` picks the model table's schema: 'classify' -> :class:`ClassifierConfig`,
-    'language_model' -> :class:`LanguageModelConfig` (with ``dataset = "chars"``).
+    ``task`` (:mod:`lstmkit.tasks`) follows from the data set when the TOML does not say:
+    'text' for ``dataset = "text"``, 'forecast' for ``"series"``, 'language_model' for
+    ``"chars"``, else 'classify'. It picks the model table's schema: :class:`ClassifierConfig`
+    (classify, text, forecast) or :class:`LanguageModelConfig` (language_model).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -268,8 +290,10 @@ class Recipe(BaseModel):
     @classmethod
     def _model_for_task(cls, data: Any) -> Any:
         """Validate the model table with the task's schema (not whichever fits first)."""
+        if isinstance(data, dict):
+            data = {**data, "task": task_of(data)}
         if isinstance(data, dict) and isinstance(data.get("model", {}), dict):
-            task = data.get("task", "classify")
+            task = data["task"]
             if task in MODEL_CONFIGS:
                 data = {**data, "model": MODEL_CONFIGS[task].model_validate(data.get("model", {}))}
         return data
@@ -293,10 +317,17 @@ class Recipe(BaseModel):
         want = MODEL_CONFIGS[self.task]
         if not isinstance(self.model, want):
             raise ValueError(f"task {self.task!r} needs a {want.__name__} model table")
-        if (self.data.dataset == "chars") != (self.task == "language_model"):
+        wanted = DATASET_TASKS.get(self.data.dataset, "classify")
+        if wanted != self.task:
+            reads = {v: k for k, v in DATASET_TASKS.items()}
+            needs = (
+                f"dataset {reads[self.task]!r}"
+                if self.task in reads
+                else "a Keras data set or arrays (imdb, reuters, mnist, arrays)"
+            )
             raise ValueError(
-                f"data.dataset {self.data.dataset!r} does not fit task {self.task!r}: "
-                "task 'language_model' reads dataset 'chars', and dataset 'chars' needs it"
+                f"data.dataset {self.data.dataset!r} does not fit task {self.task!r}: task "
+                f"{self.task!r} reads {needs} (leave task out: the data set decides it)"
             )
         if self.pretrain.method != "none" and self.data.dataset not in ("imdb", "reuters", "text"):
             raise ValueError(
@@ -317,10 +348,10 @@ class Recipe(BaseModel):
             raise ValueError("pretrain.unlabelled needs a pretrain.method (e.g. 'word2vec')")
         for key in ("adversarial_eps", "vat_eps"):
             eps = getattr(self.train, key)
-            if eps and (self.task != "classify" or self.data.dataset in REAL_VALUED_DATASETS):
+            if eps and (self.task not in WORD_TASKS or self.data.dataset in REAL_VALUED_DATASETS):
                 what = (
                     f"task {self.task!r}"
-                    if self.task != "classify"
+                    if self.task not in WORD_TASKS
                     else f"dataset {self.data.dataset!r} (real-valued input, no embedding)"
                 )
                 raise ValueError(
@@ -416,7 +447,7 @@ def _validation_message(err: ValidationError, source: str, prefix: str = "") -> 
 def recipe_from_dict(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:
     """Validate a raw (TOML-shaped) dict into a :class:`Recipe`."""
     data = _normalise(raw, source)
-    model_cls = MODEL_CONFIGS.get(str(data.get("task", "classify")))
+    model_cls = MODEL_CONFIGS.get(str(task_of(data)))
     if model_cls is not None:
         try:
             data["model"] = model_cls.model_validate(data.get("model", {}))

@@ -92,3 +92,15 @@ class ExportError(LstmkitError, ValueError):
 class CompiledKernelError(LstmkitError, RuntimeError):
     """The compiled LSTM step was asked for (``impl="kernel"`` with the compiled backend) and
     cannot be built or loaded on this machine."""
+
+
+class UnsupportedModelError(LstmkitError, ValueError):
+    """A model with an option the command cannot handle (names the option)."""
+
+
+class InputError(LstmkitError, ValueError):
+    """An input a loaded model cannot read: an empty text, a text for a model of numbers."""
+
+
+class MissingDependencyError(LstmkitError, ImportError):
+    """An optional dependency a command needs is not installed (says what to install)."""

@@ -11,7 +11,8 @@ recurrent op (``aten::lstm`` / ``aten::gru`` / ``aten::rnn_*``) to ONNX's LSTM /
 whose loop over time is dynamic. (The dynamo exporter traces ``torch.export``, which unrolls the
 recurrence over the example's length, so its graph is fixed to one ``T``.) The model's own
 variable-length path (``pack_padded_sequence`` / the 'split' strategy) does not trace, so the
-export runs an equivalent, trace-friendly computation (:class:`PaddedClassifier`):
+export runs an equivalent, trace-friendly computation (:class:`lstmkit.models.PaddedClassifier`,
+also the inference forward of serving):
 
 - every layer and every direction is one fused call over the whole post-padded batch, without
   packing. For the forward direction the output at a real step ``t < lengths[b]`` depends on real
@@ -37,40 +38,18 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from lstmkit.errors import ExportError
-from lstmkit.layers import DropoutMasks, Recurrent, flip_rows
-from lstmkit.models import SequenceClassifier
+from lstmkit.errors import ExportError, MissingDependencyError
+from lstmkit.models import PaddedClassifier, SequenceClassifier
+from lstmkit.models import padded_blockers as export_blockers
+from lstmkit.runs import load_run
 
 INPUT_NAMES = ("tokens", "lengths")
 OUTPUT_NAMES = ("probabilities",)
 DEFAULT_OPSET = 17
-
-
-def export_blockers(model: SequenceClassifier) -> list[str]:
-    """Options of ``model`` that :func:`export_onnx` cannot export exactly (empty: it can)."""
-    c = model.config
-    out: list[str] = []
-    if model.embedding is None:
-        out.append("vocab_size=None (real-valued input; the export takes token ids)")
-    if model.conv is not None:
-        out.append(f"conv_filters={c.conv_filters} (the Conv1D + MaxPool front end)")
-    if c.layer_sizes and len(c.layer_sizes) > 1:
-        out.append(f"layer_sizes={c.layer_sizes} (a stack of layers of different sizes)")
-    if c.dense_sizes:
-        out.append(f"dense_sizes={c.dense_sizes} (relu layers before the head)")
-    rnn = model.rnn
-    out += [f"cell option {b}" for b in rnn.fused_blockers(training=False)]
-    proj = c.cell_options.get("proj_size")
-    if proj:
-        out.append(f"cell option proj_size={proj} (ONNX's LSTM op has no projection)")
-    if rnn.padding != "post":
-        out.append(f"padding={rnn.padding!r} (the export takes post-padded tokens)")
-    return out
 
 
 def check_exportable(model: SequenceClassifier) -> None:
@@ -83,67 +62,6 @@ def check_exportable(model: SequenceClassifier) -> None:
             f"cannot export this model to ONNX exactly: {'; '.join(blockers)} "
             "is not supported by lstmkit.export"
         )
-
-
-class PaddedClassifier(nn.Module):
-    """``(tokens, lengths) -> probabilities`` of an eval-mode :class:`SequenceClassifier`,
-    computed without packing so that it traces into a graph with dynamic ``B`` and ``T``
-    (see the module docstring for why it is exact); for models :func:`export_blockers` passes.
-
-    It is also :class:`lstmkit.bundle.Predictor`'s inference path: on CPU one fused call over
-    the padded batch costs a fraction of the layer's packed / 'split' variable-length path on a
-    batch of mixed lengths (seed 003's IMDB model, random batches of 8-32 reviews: 0.16 ms per
-    review against 0.33-0.72 ms), the padding included."""
-
-    def __init__(self, model: SequenceClassifier) -> None:
-        super().__init__()
-        self.model = model
-
-    def _recurrent(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """Outputs (B, T, dirs*H) exact at real steps, and the 'last' pooling (B, dirs*H)."""
-        rnn: Recurrent = self.model.rnn
-        dirs = rnn.num_directions
-        op: Any = rnn._vf()
-        masks = DropoutMasks()
-        batch = x.shape[0]
-        data = x
-        last: list[Tensor] = []
-        for layer in range(rnn.num_layers):
-            outs = []
-            for d in range(dirs):
-                k = layer * dirs + d
-                weights, has_bias = rnn._fused_weights(masks, [k])
-                cell: Any = rnn.cells[k]
-                sizes = {"h": cell.output_size, "c": cell.hidden_size}
-                h0 = tuple(data.new_zeros(1, batch, sizes[s]) for s in cell.state_names)
-                inp = flip_rows(data, lengths) if d else data
-                res = op(
-                    inp, h0 if len(h0) > 1 else h0[0], weights, has_bias, 1, 0.0, False, False, True
-                )
-                out = res[0]
-                outs.append(flip_rows(out, lengths) if d else out)
-                if layer == rnn.num_layers - 1:
-                    # state after the true last token: the forward output at lengths - 1; the
-                    # reverse direction's (in flipped order, also at lengths - 1)
-                    idx = (lengths - 1).view(-1, 1, 1).expand(-1, 1, out.shape[2])
-                    last.append(out.gather(1, idx).squeeze(1))
-            data = outs[0] if dirs == 1 else torch.cat(outs, -1)
-        return data, torch.cat(last, -1)
-
-    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
-        """Class probabilities (B, C), as :meth:`SequenceClassifier.predict_proba`."""
-        m = self.model
-        assert m.embedding is not None
-        feats = m.embedding(tokens)
-        out, last = self._recurrent(feats, lengths)
-        pooled = last if m.config.pooling == "last" else m.pool(out, (last,), lengths)
-        logits = m.head(pooled)
-        if m.ngram is not None:
-            logits = logits + m.ngram(tokens, lengths)
-        if m.binary:
-            p = torch.sigmoid(logits[:, 0])
-            return torch.stack([1 - p, p], -1)
-        return torch.softmax(logits, -1)
 
 
 def _example_inputs(model: SequenceClassifier) -> tuple[Tensor, Tensor]:
@@ -176,7 +94,12 @@ def export_onnx(
             (see :func:`export_blockers`).
     """
     check_exportable(model)
-    import onnx  # optional dependency: pip install 'lstmkit[export]'
+    try:
+        import onnx  # optional dependency: pip install 'lstmkit[export]'
+    except ImportError as err:
+        raise MissingDependencyError(
+            f"{err}; install the export extra: pip install 'lstmkit[export]'"
+        ) from None
 
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -214,8 +137,6 @@ def export_onnx(
 def export_run_onnx(
     run_dir: str | os.PathLike[str], path: str | os.PathLike[str], *, opset: int | None = None
 ) -> Path:
-    """Export the model of a finished run directory (see :func:`lstmkit.experiment.load_run`)."""
-    from lstmkit.experiment import load_run
-
+    """Export the model of a finished run directory (see :func:`lstmkit.runs.load_run`)."""
     model, _, _ = load_run(Path(run_dir))
     return export_onnx(model, path, opset=opset)

@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from lstmkit.data.vocabulary import imdb_words
+from lstmkit.errors import UnsupportedModelError
+
 if TYPE_CHECKING:
     from lstmkit.bundle import Predictor
     from lstmkit.cells import RecurrentCell
@@ -60,7 +63,7 @@ def trace_recurrent(model: SequenceClassifier, feats: Tensor) -> list[DirectionT
     if feats.dim() != 3 or feats.shape[0] != 1:
         raise ValueError(f"expected features of shape (1, T, D), got {tuple(feats.shape)}")
     if len(getattr(model, "more_rnn", ())):
-        raise ValueError(
+        raise UnsupportedModelError(
             f"inspection reads uniform recurrent stacks; this model has layer_sizes={model.config.layer_sizes}"
         )
     rnn = model.rnn
@@ -127,8 +130,6 @@ def _token_names(predictor: Predictor, ids: list[int]) -> list[str]:
 
 def _source_words(text: str, count: int) -> list[str]:
     """The words of ``text`` behind the last ``count`` ids (the start marker first)."""
-    from lstmkit.experiment import imdb_words
-
     words = ["<start>", *imdb_words(text)]
     return words[-count:]
 
@@ -175,7 +176,7 @@ def inspect_text(predictor: Predictor, text: str) -> dict[str, Any]:
     """
     model = predictor.model
     if model.conv is not None:
-        raise ValueError(
+        raise UnsupportedModelError(
             "inspect needs a model whose recurrent steps are tokens; this one has a Conv1D front"
         )
     ids = predictor.encode([text])[0]

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from lstmkit.config import PretrainConfig, Recipe
+from lstmkit.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def word2vec_matrix(
         if ids.size:
             sentences.append(ids.astype(str).tolist())
     if not sentences:
-        raise ValueError("no tokens to train word vectors on")
+        raise DataError("no tokens to train word vectors on")
     # gensim reports every second at INFO; our log line below says what matters
     gensim_log = logging.getLogger("gensim")
     level = gensim_log.level
@@ -95,7 +96,7 @@ def word2vec_matrix(
         )
         w2v.build_vocab(sentences)
         if not w2v.wv.key_to_index:
-            raise ValueError(
+            raise ConfigError(
                 f"word2vec kept no ids: every id is rarer than pretrain.min_count = {cfg.min_count}"
             )
         w2v.train(sentences, total_examples=w2v.corpus_count, epochs=cfg.passes)
@@ -127,7 +128,7 @@ def imdb_unlabelled(recipe: Recipe, reader: str = "pretrain.unlabelled") -> list
 
     d = recipe.data
     if d.skip_top:
-        raise ValueError(
+        raise ConfigError(
             f"{reader} with data.skip_top > 0 is not supported (Keras' skip_top "
             "also hides the start character); set data.skip_top = 0"
         )

@@ -20,6 +20,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from lstmkit.errors import ConfigError, DataError
+
 MARKER = re.compile(
     r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END GENERATED: (?P=name) -->)",
     re.S,
@@ -33,7 +35,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{i}: not a JSON object ({err.msg})") from None
+                raise DataError(f"{path}:{i}: not a JSON object ({err.msg})") from None
     return rows
 
 
@@ -153,7 +155,7 @@ def render(text: str, results: Path) -> str:
     def repl(m: re.Match[str]) -> str:
         name = m.group("name")
         if name not in GENERATORS:
-            raise ValueError(f"unknown generated section {name!r}; known: {sorted(GENERATORS)}")
+            raise ConfigError(f"unknown generated section {name!r}; known: {sorted(GENERATORS)}")
         body = GENERATORS[name](results)
         return f"{m.group(1)}{body}{m.group(4)}"
 

@@ -139,7 +139,7 @@ REVIEWS = [
 
 @pytest.mark.skipif(not (RUN / "model.safetensors").exists(), reason="runs/imdb-seed003 missing")
 def test_real_run_seed003(tmp_path: Path) -> None:
-    from lstmkit.experiment import load_run
+    from lstmkit.runs import load_run
 
     model, _, vocab = load_run(RUN)
     assert vocab is not None

@@ -11,7 +11,7 @@ import torch
 
 from lstmkit.checkpoint import load_model_state, model_state, save_tensors
 from lstmkit.data.batching import SequenceDataset
-from lstmkit.experiment import fit_ngram_ratios
+from lstmkit.tasks.classify import fit_ngram_ratios
 from lstmkit.models import ClassifierConfig, SequenceClassifier
 from lstmkit.ngrams import NgramBranch, ngram_ids
 

@@ -3,8 +3,8 @@ truncated backpropagation through time (TBPTT) with the hidden state carried acr
 
 The text is cut into ``streams`` equal parts laid side by side; batch ``k`` holds chunk ``k`` of
 every stream, so row ``b`` of batch ``k + 1`` continues exactly where row ``b`` of batch ``k``
-stopped, and a model that carries its final state into the next batch (``Stateful`` in
-:mod:`lstmkit.train`) sees one unbroken text per row::
+stopped, and a model handed the state the previous batch ended with (as
+:class:`lstmkit.train.Trainer` does for a language model) sees one unbroken text per row::
 
     text   a b c d e f g h i j k l m n o p q r s t u v w x    (24 chars, 2 streams, bptt 3)
     row 0  a b c | d e f | g h i | j k l          inputs; targets are shifted by one
@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lstmkit.errors import ConfigError, DataError, InputError
 from lstmkit.files import atomic_write_text
 
 
@@ -41,7 +42,7 @@ class CharVocabulary:
     def from_text(cls, text: str) -> CharVocabulary:
         """Every distinct character of ``text``."""
         if not text:
-            raise ValueError("cannot build a character vocabulary from an empty text")
+            raise DataError("cannot build a character vocabulary from an empty text")
         return cls(tuple(sorted(set(text))))
 
     @property
@@ -57,7 +58,7 @@ class CharVocabulary:
         except KeyError as err:
             pos = next(i for i, c in enumerate(text) if c not in index)
             known = "".join(self.chars).replace("\n", "\\n")
-            raise ValueError(
+            raise InputError(
                 f"character {err.args[0]!r} at position {pos} is not in the model's vocabulary "
                 f"of {self.size} characters: {known!r}"
             ) from None
@@ -76,11 +77,11 @@ class CharVocabulary:
         try:
             chars = json.loads(path.read_text(encoding="utf-8"))["chars"]
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"cannot read character vocabulary {path}: {err}") from None
+            raise DataError(f"cannot read character vocabulary {path}: {err}") from None
         if not isinstance(chars, list) or not all(
             isinstance(c, str) and len(c) == 1 for c in chars
         ):
-            raise ValueError(f"{path}: 'chars' must be a list of single characters")
+            raise DataError(f"{path}: 'chars' must be a list of single characters")
         return cls(tuple(chars))
 
 
@@ -89,7 +90,7 @@ def split_text(text: str, valid: float, test: float) -> tuple[str, str, str]:
     then ``valid``, then ``test`` (no shuffling: a language model's validation text must be
     text it never saw)."""
     if not (0 <= valid < 1 and 0 <= test < 1 and valid + test < 1):
-        raise ValueError(
+        raise ConfigError(
             f"valid ({valid}) and test ({test}) fractions must be in [0, 1) and sum < 1"
         )
     n = len(text)
@@ -107,10 +108,10 @@ class StreamDataset(Dataset[tuple[np.ndarray, np.ndarray]]):
 
     def __init__(self, ids: np.ndarray, streams: int, bptt: int) -> None:
         if streams < 1 or bptt < 1:
-            raise ValueError(f"streams and bptt must be >= 1, got {streams} and {bptt}")
+            raise ConfigError(f"streams and bptt must be >= 1, got {streams} and {bptt}")
         per_row = len(ids) // streams
         if per_row < bptt + 1:
-            raise ValueError(
+            raise DataError(
                 f"{len(ids)} tokens are too few for {streams} streams of at least bptt + 1 = "
                 f"{bptt + 1} tokens; use fewer streams (batch size) or a shorter bptt"
             )
@@ -148,7 +149,7 @@ class StreamDataset(Dataset[tuple[np.ndarray, np.ndarray]]):
         """The batches (chunk ``k`` of this rank's rows, in order). ``batch_size`` is ignored:
         the number of streams fixed at construction is the batch size."""
         if self.streams % num_replicas:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.streams} streams cannot be split evenly across {num_replicas} processes"
             )
         return StreamBatchSampler(self.streams, self.chunks, num_replicas, rank)

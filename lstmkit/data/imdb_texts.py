@@ -26,6 +26,7 @@ import numpy as np
 
 from lstmkit.data.keras_datasets import get_word_index
 from lstmkit.data.resolve import resolve
+from lstmkit.errors import ConfigError, DataError
 
 ARCHIVE = "aclImdb_v1_text.tar.gz"
 UNLABELLED = "aclImdb/train/unsup/"
@@ -76,7 +77,7 @@ def iter_reviews(archive: Path, prefix: str) -> Iterator[tuple[str, str]]:
                 try:
                     text = fp.read().decode("utf-8")
                 except UnicodeDecodeError as err:
-                    raise ValueError(f"{archive}: {member.name} is not UTF-8 text ({err})") from err
+                    raise DataError(f"{archive}: {member.name} is not UTF-8 text ({err})") from err
                 yield member.name, text
 
 
@@ -96,7 +97,7 @@ def load_imdb_unlabelled(
     with a sha256 check); ``archive`` names one directly.
     """
     if limit is not None and limit < 1:
-        raise ValueError(f"limit must be >= 1 (or None for all 50,000 reviews), got {limit}")
+        raise ConfigError(f"limit must be >= 1 (or None for all 50,000 reviews), got {limit}")
     path = archive if archive is not None else resolve(ARCHIVE)
     word_index = get_word_index("imdb")
     out: list[np.ndarray] = []
@@ -114,5 +115,5 @@ def load_imdb_unlabelled(
         if limit is not None and len(out) >= limit:
             break
     if not out:
-        raise ValueError(f"{path} holds no reviews under {UNLABELLED}; is it the aclImdb archive?")
+        raise DataError(f"{path} holds no reviews under {UNLABELLED}; is it the aclImdb archive?")
     return out

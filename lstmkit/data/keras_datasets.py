@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lstmkit.data.resolve import resolve
+from lstmkit.errors import ConfigError, DataError
 
 __all__ = [
     "decode",
@@ -78,13 +79,13 @@ def _read_npy(fp: IO[bytes], where: str) -> np.ndarray:
     elif version == (2, 0):
         _, _, dtype = np.lib.format.read_array_header_2_0(fp)
     else:
-        raise ValueError(f"{where} is a .npy version {version}; expected version 1.0 or 2.0.")
+        raise DataError(f"{where} is a .npy version {version}; expected version 1.0 or 2.0.")
     if not dtype.hasobject:
         fp.seek(0)
         return np.lib.format.read_array(fp, allow_pickle=False)
     array = _ArrayUnpickler(fp).load()
     if not isinstance(array, np.ndarray):
-        raise ValueError(f"{where} holds a {type(array).__name__}, expected a NumPy array.")
+        raise DataError(f"{where} holds a {type(array).__name__}, expected a NumPy array.")
     return array
 
 
@@ -102,7 +103,7 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 def _members(path: Path, arrays: Mapping[str, np.ndarray], *keys: str) -> list[np.ndarray]:
     missing = [k for k in keys if k not in arrays]
     if missing:
-        raise ValueError(
+        raise DataError(
             f"{path} lacks the array(s) {', '.join(missing)}; a Keras-layout file has "
             f"{', '.join(keys)}."
         )
@@ -166,7 +167,7 @@ def _limit_vocab(
     """Replace (or drop, when `oov_char` is None) ids outside ``[skip_top, num_words)``."""
     if not num_words:
         if not flat.size:
-            raise ValueError(
+            raise DataError(
                 "No token is left to size the vocabulary from (every sequence was filtered "
                 "out); pass num_words, or a larger maxlen."
             )
@@ -227,7 +228,7 @@ def load_imdb(
         parts.append(_drop_long(flat, lengths, y, maxlen))
     (flat_a, len_a, y_a), (flat_b, len_b, y_b) = parts
     if maxlen and (not len(len_a) or not len(len_b)):
-        raise ValueError(
+        raise DataError(
             f"After filtering for sequences shorter than maxlen={maxlen}, no sequence was kept. "
             "Increase maxlen."
         )
@@ -275,7 +276,7 @@ def load_reuters(
         ``x_*``: 1-D object arrays of lists of ints; ``y_*``: int64 arrays of topic ids.
     """
     if not 0.0 <= test_split <= 1.0:
-        raise ValueError(f"test_split must be between 0 and 1, got {test_split}.")
+        raise ConfigError(f"test_split must be between 0 and 1, got {test_split}.")
     path = resolve("reuters.npz")
     x, y = _members(path, _load_npz(path), "x", "y")
     x, y = _shuffle(x, y, np.random.RandomState(seed))
@@ -310,7 +311,7 @@ def get_word_index(dataset: Literal["imdb", "reuters"] = "imdb") -> dict[str, in
     In the loaded sequences, a word's id is ``rank + index_from``.
     """
     if dataset not in ("imdb", "reuters"):
-        raise ValueError(f"dataset must be 'imdb' or 'reuters', got {dataset!r}.")
+        raise ConfigError(f"dataset must be 'imdb' or 'reuters', got {dataset!r}.")
     with resolve(f"{dataset}_word_index.json").open(encoding="utf-8") as f:
         index: dict[str, int] = json.load(f)
     return index

@@ -45,7 +45,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from lstmkit.errors import DataIntegrityError, DataNotFoundError, DownloadError
+from lstmkit.errors import ConfigError, DataIntegrityError, DataNotFoundError, DownloadError
 
 __all__ = [
     "ENV_VAR",
@@ -177,7 +177,7 @@ def _entry(name: str) -> DataFile:
         return REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(REGISTRY))
-        raise ValueError(f"Unknown data file {name!r}; known files are: {known}.") from None
+        raise ConfigError(f"Unknown data file {name!r}; known files are: {known}.") from None
 
 
 def _hashers(expected: Iterable[str]) -> dict[str, hashlib._Hash]:

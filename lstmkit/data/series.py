@@ -35,6 +35,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from lstmkit.data.text import DataFileError, iter_records
+from lstmkit.errors import ConfigError, DataError
 
 
 class SeriesSource(BaseModel):
@@ -203,9 +204,9 @@ def chronological_split(n: int, valid_fraction: float, test_fraction: float) -> 
     """``(train_end, valid_end)``: rows ``[0, train_end)`` train, ``[train_end, valid_end)``
     validation, ``[valid_end, n)`` test."""
     if not (0.0 <= valid_fraction < 1 and 0.0 <= test_fraction < 1):
-        raise ValueError("valid and test fractions must be in [0, 1)")
+        raise ConfigError("valid and test fractions must be in [0, 1)")
     if valid_fraction + test_fraction >= 1.0:
-        raise ValueError(
+        raise ConfigError(
             f"valid_fraction + test_fraction must be < 1, got {valid_fraction + test_fraction}"
         )
     n_test = round(n * test_fraction)
@@ -324,7 +325,7 @@ def seasonal_naive_forecast(
     h = np.arange(horizon)
     idx = origins[:, None] + h[None, :] - season * (h // season + 1)[None, :]
     if (idx < 0).any():
-        raise ValueError(
+        raise DataError(
             f"season length {season} is longer than the history before the first forecast "
             f"origin {int(origins.min())}; use a shorter season"
         )
@@ -335,12 +336,12 @@ def mase_scale(y_train: np.ndarray, season: int) -> float:
     """In-sample MAE of the one-season-back forecast on the training rows (MASE's denominator)."""
     m = max(1, season)
     if len(y_train) <= m:
-        raise ValueError(
+        raise DataError(
             f"the training part ({len(y_train)} rows) is not longer than the season {m}"
         )
     scale = float(np.mean(np.abs(y_train[m:] - y_train[:-m])))
     if scale == 0.0:
-        raise ValueError(
+        raise DataError(
             "the training target never changes over one season: MASE is undefined (scale 0)"
         )
     return scale

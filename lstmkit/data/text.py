@@ -34,7 +34,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from lstmkit.errors import DataFileError
+from lstmkit.errors import ConfigError, DataFileError
 
 FORMATS = {
     ".csv": "csv",
@@ -528,7 +528,7 @@ def stratified_split(
     or more (a class of one record stays in training). Seeded with ``seed`` (numpy PCG64).
     """
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+        raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
     rng = np.random.default_rng(seed)
     held: list[np.ndarray] = []
     for c in np.unique(labels):

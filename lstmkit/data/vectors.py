@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lstmkit.errors import VectorsError
+from lstmkit.errors import ConfigError, VectorsError
 
 VectorFormat = Literal["auto", "text", "binary"]
 
@@ -177,7 +177,7 @@ def load_vectors(
     elif fmt == "text":
         out = _load_text(path, wanted, encoding)
     else:
-        raise ValueError(f"fmt must be 'auto', 'text' or 'binary', got {fmt!r}")
+        raise ConfigError(f"fmt must be 'auto', 'text' or 'binary', got {fmt!r}")
     bad = ~np.isfinite(out.vectors).all(axis=1)
     if bad.any():
         word = out.words[int(np.flatnonzero(bad)[0])]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lstmkit.config import Recipe, recipe_from_dict
+from lstmkit.errors import ConfigError
 
 SEED003: dict[str, Any] = {
     "name": "demo-imdb-seed003",
@@ -35,9 +36,9 @@ class ImdbDemoConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.epochs <= 100:
-            raise ValueError(f"epochs must be in [1, 100], got {self.epochs}")
+            raise ConfigError(f"epochs must be in [1, 100], got {self.epochs}")
         if not 0 < self.port < 65536:
-            raise ValueError(f"port must be in [1, 65535], got {self.port}")
+            raise ConfigError(f"port must be in [1, 65535], got {self.port}")
 
 
 def demo_recipe(epochs: int) -> Recipe:

@@ -53,6 +53,7 @@ from rich.progress import (
 from rich.table import Table
 from torch import Tensor, nn
 
+from lstmkit.errors import ConfigError
 from lstmkit.layers import GRU, LSTM, RNN, Recurrent
 
 TASKS = ("adding", "copy")
@@ -325,28 +326,28 @@ class MemoryConfig:
         """The configuration for ``task`` with its :data:`TASK_DEFAULTS` (sequence length and
         hidden size), then ``overrides``; overrides that are None are ignored."""
         if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+            raise ConfigError(f"task must be one of {TASKS}, got {task!r}")
         values: dict[str, Any] = {**TASK_DEFAULTS[task], "task": task}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+            raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.steps < 4:
-            raise ValueError(f"steps must be >= 4, got {self.steps}")
+            raise ConfigError(f"steps must be >= 4, got {self.steps}")
         for name in ("iters", "batch_size", "hidden_size", "test_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and self.clip > 0):
-            raise ValueError(f"lr and clip must be > 0, got {self.lr} and {self.clip}")
+            raise ConfigError(f"lr and clip must be > 0, got {self.lr} and {self.clip}")
         if not 0.0 <= self.decay_from <= 1.0:
-            raise ValueError(f"decay_from must be in [0, 1], got {self.decay_from}")
+            raise ConfigError(f"decay_from must be in [0, 1], got {self.decay_from}")
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
+            raise ConfigError(f"threads must be >= 1, got {self.threads}")
         unknown = [m for m in self.models if m not in MODEL_KINDS]
         if unknown or not self.models:
-            raise ValueError(
+            raise ConfigError(
                 f"models must be a non-empty subset of {MODEL_KINDS}, got {self.models}"
             )
 

@@ -17,7 +17,7 @@ from lstmkit.bundle import BundleError, export_bundle, load
 from lstmkit.checkpoint import model_state, save_tensors
 from lstmkit.cli import main
 from lstmkit.config import Recipe
-from lstmkit.experiment import Vocabulary
+from lstmkit.data.vocabulary import Vocabulary
 from lstmkit.models import ClassifierConfig, SequenceClassifier
 from lstmkit.serve import create_app
 

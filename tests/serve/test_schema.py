@@ -21,7 +21,7 @@ from schemathesis.config._checks import POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUS
 
 from lstmkit.checkpoint import model_state, save_tensors
 from lstmkit.config import Recipe
-from lstmkit.experiment import Vocabulary
+from lstmkit.data.vocabulary import Vocabulary
 from lstmkit.models import ClassifierConfig, SequenceClassifier
 from lstmkit.serve import create_app
 

@@ -2,7 +2,7 @@
 chunks), evaluate, sample. What ``lstmkit train`` runs for ``task = "language_model"`` and what
 ``lstmkit sample`` reads.
 
-Run directory (as for classifiers, see :mod:`lstmkit.experiment`)::
+Run directory (as for classifiers, see :mod:`lstmkit.runs`)::
 
     config.json        the recipe, the model architecture, ``"task": "language_model"``
     chars.json         the character vocabulary
@@ -13,17 +13,16 @@ Run directory (as for classifiers, see :mod:`lstmkit.experiment`)::
 The vocabulary is every character of the whole text (as char-rnn builds it), so the validation
 and test parts never hold an unknown character; the parts themselves are contiguous and unseen.
 
-``--resume`` continues from the last checkpoint with the weights, optimizer and position exact;
-the carried hidden state is not checkpointed, so a run resumed mid-epoch starts its streams from
-zeros at the resume point (as at every epoch start). With ``train.max_minutes`` the run stops when
-the budget is spent, so the number of steps depends on the machine's speed.
+``--resume`` continues from the last checkpoint with the weights, optimizer, position and the
+training streams' carried hidden state exact (the state is passed in and returned by
+:class:`lstmkit.models.LanguageModel`; the Trainer carries it and checkpoints it), so a resumed
+run equals an uninterrupted one. With ``train.max_minutes`` the run stops when the budget is
+spent, so the number of steps depends on the machine's speed.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +32,15 @@ import torch
 from lstmkit.config import CharsSource, Recipe
 from lstmkit.data.chars import CharVocabulary, StreamDataset, collate_stream, split_text
 from lstmkit.data.resolve import resolve
-from lstmkit.files import atomic_write_text
+from lstmkit.errors import ConfigError, DataError
 from lstmkit.models import LanguageModel, LanguageModelConfig
 from lstmkit.objectives import LanguageModeling
 from lstmkit.plots import pyplot, save_png
+from lstmkit.runs import load_weights, read_run_config
+from lstmkit.tasks.base import Outcome, Record, Setup, took
 from lstmkit.train import Trainer
+
+CHARS_FILE = "chars.json"
 
 # eval streams hold at least this many chunks each, so the state warms up on most of the text
 EVAL_CHUNKS_PER_STREAM = 8
@@ -63,9 +66,9 @@ def read_text(source: CharsSource) -> str:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise ValueError(f"{path}: not UTF-8 text (byte {err.start}, line {line})") from None
+        raise DataError(f"{path}: not UTF-8 text (byte {err.start}, line {line})") from None
     if not text:
-        raise ValueError(f"{path} is empty")
+        raise DataError(f"{path} is empty")
     return text
 
 
@@ -78,7 +81,7 @@ def prepare_chars(recipe: Recipe, world_size: int = 1) -> CharData:
     """Read, split and encode the recipe's text into streams (train: ``batch_size`` streams)."""
     source = recipe.data.chars
     if source is None:
-        raise ValueError('dataset "chars" needs a [data.chars] table')
+        raise ConfigError('dataset "chars" needs a [data.chars] table')
     text = read_text(source)
     vocab = CharVocabulary.from_text(text)  # all characters, also with data.limit
     if recipe.data.limit:
@@ -105,80 +108,85 @@ def build_language_model(recipe: Recipe, vocab: CharVocabulary) -> LanguageModel
     return LanguageModel(LanguageModelConfig.model_validate(cfg.model_dump()))
 
 
-def run_language_model(
-    recipe: Recipe,
-    raw: dict[str, Any],
-    run_dir: Path,
-    *,
-    resume: bool = False,
-    record: Path | None = None,
-    progress: bool = True,
-    command: str | None = None,
-) -> dict[str, Any]:
-    """Train the recipe's language model into ``run_dir``; evaluate on validation and test."""
-    from lstmkit.experiment import check_run_dir, git_commit, save_final, write_result
+class LanguageModelTask:
+    """Character-level language models (see the module docstring)."""
 
-    start = time.perf_counter()
-    commit = git_commit()  # the code this run starts from, for its result record
-    check_run_dir(run_dir, resume)
-    torch.manual_seed(recipe.train.seed)
-    data = prepare_chars(recipe)
-    model = build_language_model(recipe, data.vocab)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        config = {
-            "recipe": recipe.model_dump(),
-            "raw": raw,
-            "model": model.config.to_dict(),
-            "task": "language_model",
-        }
-        atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2))
-        data.vocab.save(run_dir / "chars.json")
-    trainer = Trainer(
-        model,
-        recipe.train,
-        objective=LanguageModeling(),
-        collate=collate_stream,
-        run_dir=run_dir,
-        progress=progress,
-    )
-    history = trainer.fit(
-        data.train,
-        data.train.lengths,
-        data.valid,
-        data.valid.lengths if data.valid else None,
-        resume=resume,
-    )
-    val = trainer.evaluate(data.valid, data.valid.lengths) if data.valid else None
-    test = trainer.evaluate(data.test, data.test.lengths) if data.test else None
-    seconds = time.perf_counter() - start
-    metrics = {
-        "valid": val,
-        "test": test,
-        "best_val": trainer.best,
-        "steps": trainer.step,
-        "seconds": seconds,
-        "train_tokens_per_epoch": data.train.tokens,
-    }
-    if trainer.writes:
-        save_final(model, run_dir, metrics)
-        plot_loss_vs_minutes(history, run_dir / "loss_vs_minutes.png", recipe.name)
-        if record is not None and val is not None:
-            write_result(
-                record,
-                recipe,
-                commit=commit,
-                metric="val_loss_nats_per_char",
-                value=val["loss"],
-                seconds=seconds,
-                command=command,
-                extra={
+    name = "language_model"
+    description = "a character-level language model on a text file (truncated BPTT)"
+
+    def check(self, recipe: Recipe) -> None:
+        """Nothing beyond the recipe's own validation."""
+
+    def setup(self, recipe: Recipe, *, resume: bool) -> Setup:
+        """Read the text, build the character vocabulary and the streams, build the model."""
+        data = prepare_chars(recipe)
+        model = build_language_model(recipe, data.vocab)
+        vocab = data.vocab
+        return Setup(
+            model=model,
+            train=data.train,
+            valid=data.valid,
+            trainer={"objective": LanguageModeling(), "collate": collate_stream},
+            config={"model": model.config.to_dict()},
+            data=data,
+            save_inputs=lambda run_dir: vocab.save(run_dir / CHARS_FILE),
+            facts={"train_tokens_per_epoch": data.train.tokens},
+        )
+
+    def evaluate(
+        self, recipe: Recipe, setup: Setup, trainer: Trainer, history: list[dict[str, Any]]
+    ) -> Outcome:
+        """Validation and test loss in nats and bits per character."""
+        data: CharData = setup.data
+        val = trainer.evaluate(data.valid, data.valid.lengths) if data.valid else None
+        test = trainer.evaluate(data.test, data.test.lengths) if data.test else None
+        record = None
+        if val is not None:
+            record = Record(
+                "val_loss_nats_per_char",
+                val["loss"],
+                {
                     "val_bits_per_char": val["bits_per_token"],
                     "test_loss_nats_per_char": test["loss"] if test else None,
                     "test_bits_per_char": test["bits_per_token"] if test else None,
                 },
             )
-    return metrics
+        return Outcome(
+            {"valid": val, "test": test},
+            record,
+            lambda run_dir: plot_loss_vs_minutes(
+                history, run_dir / "loss_vs_minutes.png", recipe.name
+            ),
+        )
+
+    def summary(self, name: str, metrics: dict[str, Any], out: Path) -> str:
+        """Validation and test loss, and how to sample."""
+        parts = [
+            f"{split} loss {m['loss']:.4f} nats/char ({m['bits_per_token']:.3f} bits/char)"
+            for split, m in (("validation", metrics["valid"]), ("test", metrics["test"]))
+            if m
+        ]
+        return (
+            f"{name}: {', '.join(parts)} {took(metrics, out)}; "
+            f"sample: lstmkit sample {out} --prime ..."
+        )
+
+    def evaluate_run(self, run_dir: Path) -> dict[str, Any]:
+        """Validation and test loss of the finished run."""
+        return evaluate_language_model_run(run_dir)
+
+    def quick_overrides(self, recipe: Recipe) -> list[str]:
+        """Two steps on the first 20,000 characters, short chunks, batches of 4."""
+        bptt = recipe.data.chars.bptt if recipe.data.chars else 128
+        return [
+            "train.max_steps=2",
+            "train.epochs=1",
+            "train.evaluate_every=0",
+            "data.limit=20000",
+            f"data.chars.bptt={min(bptt, 32)}",
+            "train.batch_size=4",
+            "train.eval_batch_size=4",
+        ]
 
 
 def plot_loss_vs_minutes(history: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -217,13 +225,11 @@ def _to_nats(bits: Any) -> Any:
 
 def load_language_model(run_dir: Path) -> tuple[LanguageModel, CharVocabulary, dict[str, Any]]:
     """Model (eval mode), vocabulary and config of a finished language-model run."""
-    from lstmkit.experiment import load_weights, read_run_config
-
     how = " (lstmkit sample needs a run of a task = 'language_model' recipe)"
     config = read_run_config(run_dir, "language_model", how)
     model = LanguageModel(LanguageModelConfig.model_validate(config["model"]))
     load_weights(model, run_dir)
-    return model, CharVocabulary.load(run_dir / "chars.json"), config
+    return model, CharVocabulary.load(run_dir / CHARS_FILE), config
 
 
 def sample_text(
@@ -237,7 +243,7 @@ def sample_text(
 ) -> str:
     """``prime`` followed by ``length`` sampled characters (reproducible with ``seed``)."""
     if not prime:
-        raise ValueError("--prime must not be empty (give the first characters, e.g. 'ROMEO:')")
+        raise ConfigError("--prime must not be empty (give the first characters, e.g. 'ROMEO:')")
     model, vocab, _ = load_language_model(run_dir)
     generator = torch.Generator()
     if seed is not None:

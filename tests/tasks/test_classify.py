@@ -15,7 +15,7 @@ import pytest
 from lstmkit.cli import main
 from lstmkit.data.resolve import ENV_VAR
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REUTERS = str(ROOT / "recipes" / "reuters-seed002.toml")
 TINY = [
     "--set",
@@ -140,7 +140,7 @@ def test_torchrun_two_gloo_processes(tmp_path: Path) -> None:
 
 
 def test_imdb_words_tokenises_like_the_dataset() -> None:
-    from lstmkit.experiment import imdb_words
+    from lstmkit.data.vocabulary import imdb_words
 
     assert imdb_words("It's GREAT!<br /><br />10/10 'really'") == [
         "it's",
@@ -159,7 +159,7 @@ def test_imdb_words_equal_the_runs_with_outer_apostrophes_stripped() -> None:
     characters (apostrophe runs, capitals, non-ASCII, the <br /> marker)."""
     import random
 
-    from lstmkit.experiment import TOKEN, imdb_words
+    from lstmkit.data.vocabulary import TOKEN, imdb_words
 
     def by_definition(text: str) -> list[str]:
         runs = TOKEN.findall(text.lower().replace("<br />", " br "))
@@ -179,7 +179,7 @@ needs_imdb = needs("imdb.npz")
 @needs_imdb
 def test_vocabulary_encodes_text_as_the_keras_loader_does() -> None:
     from lstmkit.data import get_word_index, load_imdb
-    from lstmkit.experiment import Vocabulary
+    from lstmkit.data.vocabulary import Vocabulary
 
     (x_train, _), _ = load_imdb(num_words=5000, skip_top=10)
     vocab = Vocabulary.from_keras("imdb", 5000, 3, skip_top=10)
@@ -211,7 +211,7 @@ def test_main_demo_trains_exports_and_would_serve(
 def test_recorded_commands_hold_no_machine_paths(tmp_path: Path) -> None:
     import site
 
-    from lstmkit.experiment import portable_command
+    from lstmkit.runs import portable_command
 
     pkg = site.getsitepackages()[0]
     cmd = f"lstmkit train --train {pkg}/statsmodels/x.csv --out {Path.cwd()}/runs/a"

@@ -3,7 +3,7 @@ evaluation report.
 
 ``lstmkit train --task text --train train.csv [--valid v.csv] [--test t.csv] --text-column review
 --label-column label`` (or a recipe with ``[data] dataset = "text"`` and a ``[data.text]`` table,
-:class:`lstmkit.data.text.TextSource`) runs :func:`run_text`:
+:class:`lstmkit.data.text.TextSource`) runs this task (:class:`TextTask`):
 
 1. read the files (:mod:`lstmkit.data.text`; every error names file, line and column), class
    names from the training labels, a stratified validation split when no ``valid`` file is given,
@@ -24,17 +24,15 @@ checkpoints) works with ``lstmkit predict / evaluate / export / serve`` like any
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from lstmkit.checkpoint import model_state, save_tensors
+from lstmkit.config import Recipe, check_monitor
 from lstmkit.data.batching import SequenceDataset, collate_tokens
 from lstmkit.data.text import (
     ClassBalance,
@@ -54,12 +52,13 @@ from lstmkit.data.tokenize import (
     train_and_encode,
 )
 from lstmkit.data.vectors import Coverage, embedding_matrix, load_vectors
-from lstmkit.files import atomic_write_text
+from lstmkit.errors import RunDirError
 from lstmkit.models import ClassifierConfig, SequenceClassifier
 from lstmkit.plots import pyplot, save_png
-
-if TYPE_CHECKING:
-    from lstmkit.config import Recipe
+from lstmkit.runs import load_run, write_json
+from lstmkit.tasks.base import QUICK_CLASSIFIER, Outcome, Record, Setup, took
+from lstmkit.tasks.classify import classifier_trainer_args, fit_ngram_ratios, pretrain
+from lstmkit.train import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -338,145 +337,131 @@ def plot_confusion(report: dict[str, Any], path: Path, title: str = "") -> None:
     save_png(fig, path)
 
 
-# -- the pipeline -----------------------------------------------------------------------------
-def run_text(
-    recipe: Recipe,
-    raw: dict[str, Any],
-    run_dir: Path,
-    *,
-    resume: bool = False,
-    record: Path | None = None,
-    progress: bool = True,
-    command: str | None = None,
-) -> dict[str, Any]:
-    """Train and evaluate a text classifier for ``recipe.data.text`` into ``run_dir`` (see the
-    module docstring). Returns the metrics (also in ``metrics.json``)."""
-    from lstmkit.config import check_monitor
-    from lstmkit.experiment import (
-        check_run_dir,
-        fit_ngram_ratios,
-        git_commit,
-        pretrain,
-        write_result,
-    )
-    from lstmkit.train import Trainer
+# -- the task -----------------------------------------------------------------------------------
+MONITORS = ("val_accuracy", "val_loss", "val_macro_f1")
 
-    start = time.perf_counter()
-    commit = git_commit()  # the code this run starts from, for its result record
-    source = recipe.data.text
-    if source is None:
-        raise DataFileError('dataset "text" needs a [data.text] table (train, text_column, ...)')
-    check_monitor(recipe, ("val_accuracy", "val_loss", "val_macro_f1"), "text classification")
-    check_run_dir(run_dir, resume)
-    data = prepare_text(
-        source,
-        recipe.data.maxlen,
-        recipe.data.truncating,
-        recipe.train.seed,
-        recipe.data.limit,
-        # the tokenizer runs before training, on the cores training will use: torch's count
-        threads=recipe.train.num_threads or torch.get_num_threads(),
-    )
-    for split, bal in data.balance.items():
-        logger.info("%s: %d records: %s", split, bal.total, bal.describe())
-        for note in bal.notes:
-            logger.warning("%s: %s", split, note)
-    logger.info(
-        "tokenizer %s: %d ids; unknown tokens: %s",
-        data.tokenizer.kind,
-        data.tokenizer.vocab_size,
-        ", ".join(f"{k} {v:.2%}" for k, v in data.unknown_rate.items()),
-    )
-    torch.manual_seed(recipe.train.seed)
-    model, coverage = build_text_model(recipe, data)
-    pretrained = None
-    if not resume:  # a resumed run restores these from its checkpoint
-        pretrained = pretrain(model, recipe, data.train)
-        fit_ngram_ratios(model, data.train)
-    config = {
-        "recipe": recipe.model_dump(),
-        "raw": raw,
-        "model": model.config.to_dict(),
-        "task": "classify",
-        "real_valued": False,
-        "labels": data.labels,
-        "text": {
-            "tokenizer": data.tokenizer.kind,
-            "maxlen": recipe.data.maxlen,
-            "truncating": recipe.data.truncating,
-            "valid_from": data.valid_from,
-            "class_balance": {k: v.to_dict() for k, v in data.balance.items()},
-            "unknown_token_rate": data.unknown_rate,
-            "vectors": coverage.to_dict() if coverage is not None else None,
-            "frozen_vectors": bool(source.vectors and source.freeze_vectors),
-        },
-    }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        data.tokenizer.save(run_dir / TOKENIZER_FILE)
-        atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, ensure_ascii=False))
-    trainer = Trainer(
-        model,
-        recipe.train,
-        num_classes=len(data.labels),
-        collate=collate_tokens,
-        run_dir=run_dir,
-        bucketing=recipe.data.bucketing,
-        bucket_chunk=recipe.data.bucket_chunk,
-        progress=progress,
-    )
-    history = trainer.fit(
-        data.train, data.train.lengths, data.valid, data.valid.lengths, resume=resume
-    )
-    split = "test" if data.test is not None else "valid"
-    eval_ds = data.test if data.test is not None else data.valid
-    report = evaluation_report(model, eval_ds, data.labels)
-    report["split"] = split
-    seconds = time.perf_counter() - start
-    val_rows = [r for r in history if r["split"] == "val"]
-    metrics = {
-        "test": trainer.evaluate(data.test, data.test.lengths) if data.test is not None else None,
-        "evaluation": {k: report[k] for k in ("split", "accuracy", "macro_f1", "examples")},
-        "best_val": trainer.best,
-        "last_val": val_rows[-1] if val_rows else None,
-        "steps": trainer.step,
-        "seconds": seconds,
-        "pretrain": pretrained,
-    }
-    if trainer.writes:
-        tmp = run_dir / ".model.safetensors.tmp"
-        save_tensors(model_state(model), tmp)
-        tmp.replace(run_dir / "model.safetensors")
-        atomic_write_text(
-            run_dir / "evaluation.json", json.dumps(report, indent=2, ensure_ascii=False)
-        )
-        plot_confusion(report, run_dir / "confusion.png", title=f"{recipe.name} ({split})")
-        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
-        if record is not None:
-            write_result(
-                record,
-                recipe,
-                commit=commit,
-                metric=f"{split}_accuracy",
-                value=report["accuracy"],
-                seconds=seconds,
-                command=command,
-                extra={"macro_f1": report["macro_f1"]},
+
+class TextTask:
+    """Your own labelled texts (see the module docstring)."""
+
+    name = "text"
+    description = "your own labelled texts (CSV / TSV / JSONL / Parquet), any language"
+
+    def check(self, recipe: Recipe) -> None:
+        """A ``[data.text]`` table, and a monitor this task measures."""
+        if recipe.data.text is None:
+            raise DataFileError(
+                'dataset "text" needs a [data.text] table (train, text_column, ...)'
             )
-    return metrics
+        check_monitor(recipe, MONITORS, "text classification")
+
+    def setup(self, recipe: Recipe, *, resume: bool) -> Setup:
+        """Read, split and encode the files, build the classifier (word vectors, pretraining)."""
+        source = recipe.data.text
+        assert source is not None
+        data = prepare_text(
+            source,
+            recipe.data.maxlen,
+            recipe.data.truncating,
+            recipe.train.seed,
+            recipe.data.limit,
+            # the tokenizer runs before training, on the cores training will use: torch's count
+            threads=recipe.train.num_threads or torch.get_num_threads(),
+        )
+        for split, bal in data.balance.items():
+            logger.info("%s: %d records: %s", split, bal.total, bal.describe())
+            for note in bal.notes:
+                logger.warning("%s: %s", split, note)
+        logger.info(
+            "tokenizer %s: %d ids; unknown tokens: %s",
+            data.tokenizer.kind,
+            data.tokenizer.vocab_size,
+            ", ".join(f"{k} {v:.2%}" for k, v in data.unknown_rate.items()),
+        )
+        torch.manual_seed(recipe.train.seed)
+        model, coverage = build_text_model(recipe, data)
+        pretrained = None
+        if not resume:  # a resumed run restores these from its checkpoint
+            pretrained = pretrain(model, recipe, data.train)
+            fit_ngram_ratios(model, data.train)
+        tokenizer = data.tokenizer
+        return Setup(
+            model=model,
+            train=data.train,
+            valid=data.valid,
+            trainer=classifier_trainer_args(recipe, len(data.labels)),
+            config={
+                "model": model.config.to_dict(),
+                "real_valued": False,
+                "labels": data.labels,
+                "text": {
+                    "tokenizer": data.tokenizer.kind,
+                    "maxlen": recipe.data.maxlen,
+                    "truncating": recipe.data.truncating,
+                    "valid_from": data.valid_from,
+                    "class_balance": {k: v.to_dict() for k, v in data.balance.items()},
+                    "unknown_token_rate": data.unknown_rate,
+                    "vectors": coverage.to_dict() if coverage is not None else None,
+                    "frozen_vectors": bool(source.vectors and source.freeze_vectors),
+                },
+            },
+            data=data,
+            save_inputs=lambda run_dir: tokenizer.save(run_dir / TOKENIZER_FILE),
+            facts={"pretrain": pretrained},
+            # virtual adversarial training (train.vat_eps) reads the training split's texts:
+            # the Trainer's own fallback without an unlabelled set
+        )
+
+    def evaluate(
+        self, recipe: Recipe, setup: Setup, trainer: Trainer, history: list[dict[str, Any]]
+    ) -> Outcome:
+        """The evaluation report on the test file, else on the validation records."""
+        data: PreparedText = setup.data
+        split = "test" if data.test is not None else "valid"
+        eval_ds = data.test if data.test is not None else data.valid
+        report = evaluation_report(setup.model, eval_ds, data.labels)  # type: ignore[arg-type]
+        report["split"] = split
+
+        def reports(run_dir: Path) -> None:
+            write_json(run_dir / "evaluation.json", report)
+            plot_confusion(report, run_dir / "confusion.png", title=f"{recipe.name} ({split})")
+
+        test = trainer.evaluate(data.test, data.test.lengths) if data.test is not None else None
+        return Outcome(
+            {
+                "test": test,
+                "evaluation": {k: report[k] for k in ("split", "accuracy", "macro_f1", "examples")},
+            },
+            Record(f"{split}_accuracy", report["accuracy"], {"macro_f1": report["macro_f1"]}),
+            reports,
+        )
+
+    def summary(self, name: str, metrics: dict[str, Any], out: Path) -> str:
+        """Accuracy and macro-F1 of the evaluation split, and where the report is."""
+        ev = metrics["evaluation"]
+        return (
+            f"{name}: {ev['split']} accuracy {ev['accuracy']:.4f}, macro-F1 {ev['macro_f1']:.4f} "
+            f"{took(metrics, out)}; report: {out / 'evaluation.json'}, {out / 'confusion.png'}"
+        )
+
+    def evaluate_run(self, run_dir: Path) -> dict[str, Any]:
+        """Re-evaluate on the test file (else the validation records) with the run's saved
+        tokenizer; rewrites ``evaluation.json`` and ``confusion.png``. Returns the report."""
+        return evaluate_text_run(run_dir)
+
+    def quick_overrides(self, recipe: Recipe) -> list[str]:
+        """Two steps on the first 64 records of each class, small batches."""
+        return list(QUICK_CLASSIFIER)
 
 
 def evaluate_text_run(run_dir: Path) -> dict[str, Any]:
     """Re-evaluate a finished text run on its test file (else its validation records) with its
     saved tokenizer; rewrites ``evaluation.json`` and ``confusion.png``. Returns the report."""
-    from lstmkit.config import Recipe
-    from lstmkit.experiment import load_run
-
     model, config, _ = load_run(run_dir)
     recipe = Recipe.model_validate(config["recipe"])
     s = recipe.data.text
     if s is None:
-        raise ValueError(f"{run_dir}/config.json: not a text run (no data.text)")
+        raise RunDirError(f"{run_dir}/config.json: not a text run (no data.text)")
     tok = TextTokenizer.load(run_dir / TOKENIZER_FILE, recipe.data.maxlen, recipe.data.truncating)
     names: list[str] = list(config["labels"])
     limit = recipe.data.limit  # the same records as the run (lstmkit train --quick)
@@ -501,6 +486,6 @@ def evaluate_text_run(run_dir: Path) -> dict[str, Any]:
     ds = SequenceDataset(_encode(tok, data), y)
     report = evaluation_report(model, ds, names)
     report["split"] = split
-    atomic_write_text(run_dir / "evaluation.json", json.dumps(report, indent=2, ensure_ascii=False))
+    write_json(run_dir / "evaluation.json", report)
     plot_confusion(report, run_dir / "confusion.png", title=f"{recipe.name} ({split})")
     return report

@@ -3,14 +3,14 @@ and forecasting new data.
 
 ``lstmkit train --task forecast --train series.csv --target y --lookback L --horizon H`` (or a
 recipe with ``[data] dataset = "series"`` and a ``[data.series]`` table, see
-:class:`lstmkit.data.series.SeriesSource`) runs :func:`run_forecast`:
+:class:`lstmkit.data.series.SeriesSource`) runs this task (:class:`ForecastTask`):
 
 1. read the series (:func:`lstmkit.data.series.read_series`: finite numbers, distinct times,
    sorted with a warning), split it by time into train / validation / test rows;
 2. fit the scaler on the training rows only and scale every column;
 3. cut windows (``lookback`` rows in, the next ``horizon`` target values out, every ``stride``
    rows; a window belongs to the part that holds all its targets);
-4. train a :class:`Forecaster` (recurrent stack -> last state -> linear layer to ``horizon``
+4. train a :class:`lstmkit.models.Forecaster` (recurrent stack -> last state -> linear layer to ``horizon``
    values, identity output) with the Trainer's Regression objective (MSE on the scaled target);
 5. on the test windows, in the original units: MAE, RMSE and MASE of the model, of the naive
    forecast and of the seasonal-naive forecast (season given or detected), and ``forecast.png``.
@@ -26,20 +26,18 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import Dataset
 
+from lstmkit.config import Recipe, check_monitor
 from lstmkit.data.series import (
     Scaler,
     Series,
@@ -56,83 +54,16 @@ from lstmkit.data.series import (
 )
 from lstmkit.data.text import DataFileError
 from lstmkit.files import atomic_write_text
-from lstmkit.layers import GRU, LSTM, RNN, Recurrent
+from lstmkit.models import Forecaster, ForecasterConfig
+from lstmkit.objectives import Regression
 from lstmkit.plots import pyplot, save_png
-
-if TYPE_CHECKING:
-    from lstmkit.config import Recipe
+from lstmkit.runs import load_weights, read_run_config
+from lstmkit.tasks.base import QUICK_CLASSIFIER, Outcome, Record, Setup, took
+from lstmkit.train import Trainer
 
 logger = logging.getLogger(__name__)
 
-CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 PART_NAMES = {"train": "training", "valid": "validation", "test": "test"}
-
-
-class ForecasterConfig(BaseModel):
-    """Architecture of a :class:`Forecaster`.
-
-    Attributes:
-        input_size: columns per step (the target plus the features).
-        horizon: values forecast at once (direct multi-step: one output per step ahead).
-        cell, hidden_size, num_layers, bidirectional, dropout, impl, cell_options: the recurrent
-            stack (as :class:`lstmkit.models.ClassifierConfig`).
-        output_dropout: before the output layer.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    input_size: int = Field(1, ge=1, le=100_000)
-    horizon: int = Field(1, ge=1, le=100_000)
-    cell: Literal["lstm", "gru", "rnn"] = "lstm"
-    hidden_size: int = Field(32, ge=1, le=8192)
-    num_layers: int = Field(1, ge=1, le=16)
-    bidirectional: bool = False
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    output_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    impl: Literal["auto", "fused", "kernel", "loop"] = "auto"
-    cell_options: dict[str, Any] = Field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON-safe)."""
-        return self.model_dump()
-
-
-class Forecaster(nn.Module):
-    """``(B, lookback, F)`` scaled inputs -> ``(B, horizon)`` scaled forecasts of the target.
-
-    Recurrent stack -> final hidden state of the top layer (both directions concatenated) ->
-    dropout -> linear layer with ``horizon`` outputs, no activation (regression).
-    """
-
-    def __init__(self, config: ForecasterConfig) -> None:
-        super().__init__()
-        c = config
-        self.config = c
-        self.rnn: Recurrent = CELLS[c.cell](
-            c.input_size,
-            c.hidden_size,
-            c.num_layers,
-            bidirectional=c.bidirectional,
-            dropout=c.dropout,
-            impl=c.impl,
-            **c.cell_options,
-        )
-        width = self.rnn.num_directions * self.rnn.output_size
-        self.output_dropout = nn.Dropout(c.output_dropout)
-        self.head = nn.Linear(width, c.horizon)
-
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Forecasts (B, horizon)."""
-        if x.dim() != 3 or x.shape[-1] != self.config.input_size:
-            raise ValueError(
-                f"expected inputs of shape (B, lookback, {self.config.input_size}), got "
-                f"{tuple(x.shape)}"
-            )
-        _, state = self.rnn(x, lengths=lengths)
-        h_n = state[0] if isinstance(state, tuple) else state  # (L*dirs, B, H)
-        dirs = self.rnn.num_directions
-        last = torch.cat([h_n[-dirs + d] for d in range(dirs)], -1)  # (B, dirs*H)
-        return self.head(self.output_dropout(last))
 
 
 class WindowDataset(Dataset[tuple[np.ndarray, np.ndarray]]):
@@ -163,7 +94,7 @@ def collate_windows(batch: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Tensor,
 
 @dataclass
 class PreparedSeries:
-    """Everything :func:`run_forecast` needs, computed before anything is written."""
+    """Everything the forecast task needs, computed before anything is written."""
 
     series: Series
     source: SeriesSource
@@ -358,136 +289,114 @@ def plot_forecast(data: PreparedSeries, model: Forecaster, path: Path) -> None:
     save_png(fig, path)
 
 
-def run_forecast(
-    recipe: Recipe,
-    raw: dict[str, Any],
-    run_dir: Path,
-    *,
-    resume: bool = False,
-    record: Path | None = None,
-    progress: bool = True,
-    command: str | None = None,
-) -> dict[str, Any]:
-    """Train and evaluate a forecaster for ``recipe.data.series`` into ``run_dir``.
+MONITORS = ("val_loss", "val_mae", "val_rmse")
 
-    All data checks run before ``run_dir`` is touched: a bad file leaves an existing run as it
-    was. Returns the metrics (also written to ``metrics.json``).
-    """
-    from lstmkit.experiment import check_run_dir, git_commit, save_final, write_result
-    from lstmkit.objectives import Regression
-    from lstmkit.train import Trainer
 
-    start = time.perf_counter()
-    commit = git_commit()  # the code this run starts from, for its result record
-    source = recipe.data.series
-    if source is None:
-        raise DataFileError('dataset "series" needs a [data.series] table (train, target, ...)')
-    from lstmkit.config import check_monitor
+class ForecastTask:
+    """Your own time series (see the module docstring)."""
 
-    check_monitor(recipe, ("val_loss", "val_mae", "val_rmse"), "forecasting")
-    check_run_dir(run_dir, resume)
-    data = prepare_series(source)
-    if recipe.data.limit is not None:
-        # a series is cut by time, not by examples; reading and windowing it is cheap anyway
-        logger.warning(
-            "data.limit = %d does not apply to a series: the whole series is used",
-            recipe.data.limit,
-        )
-    for w in data.series.warnings + data.scaler.warnings:
-        logger.warning("%s", w)
-    logger.info(
-        "series %s: %d rows (train %d, valid %d, test %d), %d/%d/%d windows, season %d%s",
-        source.train,
-        len(data.series.values),
-        data.train_end,
-        data.valid_end - data.train_end,
-        len(data.series.values) - data.valid_end,
-        *(len(data.origins[p]) for p in ("train", "valid", "test")),
-        data.season,
-        " (detected)" if data.season_detected else "",
-    )
-    torch.manual_seed(recipe.train.seed)
-    cfg = forecaster_config(recipe, len(data.series.columns), source.horizon)
-    model = Forecaster(cfg)
-    config = {
-        "recipe": recipe.model_dump(),
-        "raw": raw,
-        "task": "forecast",
-        "model": cfg.to_dict(),
-        "columns": data.series.columns,
-        "time_column": source.time_column,
-        "lookback": source.lookback,
-        "horizon": source.horizon,
-        "scaler": data.scaler.to_dict(),
-        "season": data.season,
-        "season_detected": data.season_detected,
-        "mase_scale": data.scale,
-        "rows": {
-            "total": len(data.series.values),
-            "train_end": data.train_end,
-            "valid_end": data.valid_end,
-        },
-        "windows": {p: len(o) for p, o in data.origins.items()},
-        "warnings": data.series.warnings + data.scaler.warnings,
-    }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2))
-    trainer = Trainer(
-        model,
-        recipe.train,
-        objective=Regression(),
-        collate=collate_windows,
-        run_dir=run_dir,
-        bucketing=False,
-        progress=progress,
-    )
-    valid = data.datasets.get("valid")
-    history = trainer.fit(
-        data.datasets["train"],
-        data.datasets["train"].lengths,
-        valid,
-        valid.lengths if valid is not None else None,
-        resume=resume,
-    )
-    test_scaled = trainer.evaluate(data.datasets["test"], data.datasets["test"].lengths)
-    report = evaluate_windows(model, data)
-    seconds = time.perf_counter() - start
-    val_rows = [r for r in history if r["split"] == "val"]
-    metrics = {
-        "test": report,
-        "test_scaled": test_scaled,
-        "best_val": trainer.best,
-        "last_val": val_rows[-1] if val_rows else None,
-        "steps": trainer.step,
-        "seconds": seconds,
-    }
-    if trainer.writes:
-        save_final(model, run_dir, metrics)
-        plot_forecast(data, model, run_dir / "forecast.png")
-        if record is not None:
-            write_result(
-                record,
-                recipe,
-                commit=commit,
-                metric="test_mase",
-                value=report["model"]["mase"],
-                seconds=seconds,
-                command=command,
-                extra={
-                    "test": {
-                        k: report[k] for k in ("model", "naive", "seasonal_naive") if k in report
-                    },
-                    "season": data.season,
-                },
+    name = "forecast"
+    description = "your own time series (CSV / TSV / JSONL / Parquet), model vs naive forecasts"
+
+    def check(self, recipe: Recipe) -> None:
+        """A ``[data.series]`` table, and a monitor this task measures."""
+        if recipe.data.series is None:
+            raise DataFileError('dataset "series" needs a [data.series] table (train, target, ...)')
+        check_monitor(recipe, MONITORS, "forecasting")
+
+    def setup(self, recipe: Recipe, *, resume: bool) -> Setup:
+        """Read, split, scale and window the series; build the forecaster."""
+        source = recipe.data.series
+        assert source is not None
+        data = prepare_series(source)
+        if recipe.data.limit is not None:
+            # a series is cut by time, not by examples; reading and windowing it is cheap anyway
+            logger.warning(
+                "data.limit = %d does not apply to a series: the whole series is used",
+                recipe.data.limit,
             )
-    return metrics
+        for w in data.series.warnings + data.scaler.warnings:
+            logger.warning("%s", w)
+        logger.info(
+            "series %s: %d rows (train %d, valid %d, test %d), %d/%d/%d windows, season %d%s",
+            source.train,
+            len(data.series.values),
+            data.train_end,
+            data.valid_end - data.train_end,
+            len(data.series.values) - data.valid_end,
+            *(len(data.origins[p]) for p in ("train", "valid", "test")),
+            data.season,
+            " (detected)" if data.season_detected else "",
+        )
+        torch.manual_seed(recipe.train.seed)
+        cfg = forecaster_config(recipe, len(data.series.columns), source.horizon)
+        model = Forecaster(cfg)
+        return Setup(
+            model=model,
+            train=data.datasets["train"],
+            valid=data.datasets.get("valid"),
+            trainer={"objective": Regression(), "collate": collate_windows, "bucketing": False},
+            config={
+                "model": cfg.to_dict(),
+                "columns": data.series.columns,
+                "time_column": source.time_column,
+                "lookback": source.lookback,
+                "horizon": source.horizon,
+                "scaler": data.scaler.to_dict(),
+                "season": data.season,
+                "season_detected": data.season_detected,
+                "mase_scale": data.scale,
+                "rows": {
+                    "total": len(data.series.values),
+                    "train_end": data.train_end,
+                    "valid_end": data.valid_end,
+                },
+                "windows": {p: len(o) for p, o in data.origins.items()},
+                "warnings": data.series.warnings + data.scaler.warnings,
+            },
+            data=data,
+        )
+
+    def evaluate(
+        self, recipe: Recipe, setup: Setup, trainer: Trainer, history: list[dict[str, Any]]
+    ) -> Outcome:
+        """MAE / RMSE / MASE of the model and of the naive forecasts on the test windows."""
+        data: PreparedSeries = setup.data
+        model: Forecaster = setup.model  # type: ignore[assignment]
+        test_scaled = trainer.evaluate(data.datasets["test"], data.datasets["test"].lengths)
+        report = evaluate_windows(model, data)
+        extra = {
+            "test": {k: report[k] for k in ("model", "naive", "seasonal_naive") if k in report},
+            "season": data.season,
+        }
+        return Outcome(
+            {"test": report, "test_scaled": test_scaled},
+            Record("test_mase", report["model"]["mase"], extra),
+            lambda run_dir: plot_forecast(data, model, run_dir / "forecast.png"),
+        )
+
+    def summary(self, name: str, metrics: dict[str, Any], out: Path) -> str:
+        """The test MAE of the model beside the naive ones, and the MASE."""
+        t = metrics["test"]
+        parts = [f"model {t['model']['mae']:.4g}", f"naive {t['naive']['mae']:.4g}"]
+        if "seasonal_naive" in t:
+            parts.append(f"seasonal naive (m={t['season']}) {t['seasonal_naive']['mae']:.4g}")
+        return (
+            f"{name}: test MAE {', '.join(parts)}; MASE {t['model']['mase']:.3f} "
+            f"{took(metrics, out)}; plot: {out / 'forecast.png'}"
+        )
+
+    def evaluate_run(self, run_dir: Path) -> dict[str, Any]:
+        """Re-evaluate on the recipe's test windows (model vs baselines)."""
+        return evaluate_forecast_run(run_dir)
+
+    def quick_overrides(self, recipe: Recipe) -> list[str]:
+        """Two steps, small batches (the whole series: it is cut by time, not by examples)."""
+        return list(QUICK_CLASSIFIER)
 
 
 def load_forecast_run(run_dir: Path) -> tuple[Forecaster, dict[str, Any], Scaler]:
     """Model (eval mode), config and scaler of a finished forecasting run."""
-    from lstmkit.experiment import load_weights, read_run_config
-
     how = " (train one with lstmkit train --task forecast)"
     config = read_run_config(run_dir, "forecast", how)
     model = Forecaster(ForecasterConfig.model_validate(config["model"]))
@@ -497,8 +406,6 @@ def load_forecast_run(run_dir: Path) -> tuple[Forecaster, dict[str, Any], Scaler
 
 def evaluate_forecast_run(run_dir: Path) -> dict[str, Any]:
     """Re-evaluate a finished forecasting run on its recipe's test windows (model vs baselines)."""
-    from lstmkit.config import Recipe
-
     model, config, _ = load_forecast_run(run_dir)
     recipe = Recipe.model_validate(config["recipe"])
     assert recipe.data.series is not None

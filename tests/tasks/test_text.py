@@ -17,7 +17,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from lstmkit.cli import main
-from lstmkit.owndata import classification_report
+from lstmkit.tasks.text import classification_report
 
 # (positive, negative) sentences per language; labels are Korean words
 PAIRS = [
@@ -203,7 +203,7 @@ def test_the_tokenizer_gets_the_training_threads(
     # will use); with it, on that many
     import torch
 
-    import lstmkit.owndata as owndata
+    import lstmkit.tasks.text as owndata
 
     seen: list[int] = []
     prepare = owndata.prepare_text
@@ -325,7 +325,7 @@ def test_bad_input_is_one_error_and_nothing_is_written(
 )
 def test_real_imdb_reviews_from_csv(tmp_path: Path) -> None:
     """The 50k IMDB reviews as CSV files, one epoch: the own-data path learns real text."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     subprocess.run(
         [
             sys.executable,

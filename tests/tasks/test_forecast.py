@@ -13,7 +13,8 @@ import torch
 
 from lstmkit.cli import main
 from lstmkit.data.series import SeriesSource
-from lstmkit.forecast import Forecaster, ForecasterConfig, _future_times, prepare_series
+from lstmkit.models import Forecaster, ForecasterConfig
+from lstmkit.tasks.forecast import _future_times, prepare_series
 
 
 def _monthly(path: Path, n: int = 240, seed: int = 0) -> Path:
@@ -119,7 +120,7 @@ def test_bad_series_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "--tokenizer: not used by --task forecast" in capsys.readouterr().err
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_forecast_table_and_the_docs_page_are_generated_from_results(tmp_path: Path) -> None:
