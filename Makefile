@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check lstmkit tests benchmarks examples
 	$(BIN)/ruff format --check lstmkit tests benchmarks examples
 	$(BIN)/mypy lstmkit
+	$(BIN)/lint-imports
 
 test: $(STAMP) lint
 	OMP_NUM_THREADS=1 KERAS_BACKEND=torch $(BIN)/python -m pytest -n 2 -q

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lstmkit.files import atomic_write_with
+
 
 def pyplot() -> Any:
     """matplotlib.pyplot on the non-interactive Agg backend (imported on first use)."""
@@ -20,9 +22,7 @@ def pyplot() -> Any:
 def save_png(fig: Any, path: Path, dpi: int = 100) -> None:
     """Write ``fig`` to ``path`` atomically and close it."""
     plt = pyplot()
-    tmp = path.with_name(f".{path.name}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=dpi, format="png")
+        atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"), ".tmp.png")
     finally:
         plt.close(fig)
-    tmp.replace(path)

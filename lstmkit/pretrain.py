@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from lstmkit.config import PretrainConfig, Recipe
+from lstmkit.data.imdb_texts import load_imdb_unlabelled
 from lstmkit.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -124,8 +125,6 @@ def imdb_unlabelled(recipe: Recipe, reader: str = "pretrain.unlabelled") -> list
     """IMDB's 50,000 unlabelled reviews in the recipe's vocabulary (``data.num_words``,
     ``data.index_from``; ``data.limit`` cuts them as it cuts every split), untruncated.
     ``reader`` names the setting that asked for them in the error about ``skip_top``."""
-    from lstmkit.data.imdb_texts import load_imdb_unlabelled
-
     d = recipe.data
     if d.skip_top:
         raise ConfigError(

@@ -15,12 +15,12 @@ Inputs:
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 from lstmkit.errors import ConfigError, DataError
+from lstmkit.files import atomic_write_text
 
 MARKER = re.compile(
     r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END GENERATED: (?P=name) -->)",
@@ -168,10 +168,5 @@ def update_readme(readme: Path, results: Path) -> bool:
     new = render(old, results)
     if new == old:
         return False
-    tmp = readme.with_name(readme.name + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write(new)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(readme)
+    atomic_write_text(readme, new)
     return True

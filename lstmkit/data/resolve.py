@@ -22,7 +22,6 @@ when it matches any of them.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import os
@@ -46,6 +45,7 @@ from rich.progress import (
 )
 
 from lstmkit.errors import ConfigError, DataIntegrityError, DataNotFoundError, DownloadError
+from lstmkit.files import fsync_dir
 
 __all__ = [
     "ENV_VAR",
@@ -218,16 +218,6 @@ def verify_file(path: str | os.PathLike[str], name: str | None = None) -> Path:
     return path
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform (e.g. Windows).
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _open(url: str, name: str, timeout: float) -> http.client.HTTPResponse:
     request = urllib.request.Request(url, headers={"User-Agent": "lstmkit"})
     try:
@@ -340,7 +330,7 @@ def download(
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     return dest
 
 

@@ -8,12 +8,15 @@ Data resolution as everywhere: ``$LSTMKIT_DATA`` -> user cache -> download.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lstmkit.bundle import export_bundle
 from lstmkit.config import Recipe, recipe_from_dict
 from lstmkit.errors import ConfigError
+from lstmkit.experiment import run_recipe
 
 SEED003: dict[str, Any] = {
     "name": "demo-imdb-seed003",
@@ -50,14 +53,9 @@ def demo_recipe(epochs: int) -> Recipe:
 def run_imdb_demo(config: ImdbDemoConfig, out: Path) -> dict[str, Any]:
     """Train (or reuse a finished run in ``out/run``), export ``out/bundle``, then serve it.
     Returns the test metrics (when ``serve`` is False; serving blocks until interrupted)."""
-    from lstmkit.bundle import export_bundle
-    from lstmkit.experiment import run_recipe
-
     recipe = demo_recipe(config.epochs)
     run_dir, bundle_dir = out / "run", out / "bundle"
     if (run_dir / "metrics.json").exists():
-        import json
-
         metrics = json.loads((run_dir / "metrics.json").read_text())
         print(f"reusing the finished run in {run_dir} (delete it to train again)")
     else:

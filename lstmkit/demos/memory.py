@@ -31,7 +31,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from rich.table import Table
 from torch import Tensor, nn
 
 from lstmkit.errors import ConfigError
+from lstmkit.files import atomic_write_text
 from lstmkit.layers import GRU, LSTM, RNN, Recurrent
 
 TASKS = ("adding", "copy")
@@ -546,13 +546,7 @@ def plot_gradient_norms(
 # -- the demo ---------------------------------------------------------------------------------
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     """Write atomically: a temporary file in the same folder, fsync, rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def results_table(results: list[ModelResult], task: MemoryTask, config: MemoryConfig) -> Table:
