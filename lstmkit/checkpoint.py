@@ -6,6 +6,9 @@ Layout of one checkpoint directory (``RUN/checkpoints/step-000123/``)::
     optimizer.safetensors   every tensor of optimizer.state_dict()["state"], key "state.<idx>.<name>"
     trainer.json            step, epoch, batch position, optimizer scalars and param_groups,
                             scheduler state, RNG states (per rank), best metric, history length
+    carry.safetensors       a language model's carried state, only when there is one: "h" (and
+                            "c" for an LSTM) of shape (world_size, L, B, H), rank r's at [r] --
+                            where the training streams continue at ``batch_in_epoch``
 
 A checkpoint is written into ``step-000123.tmp/``, every file fsync'ed, then the directory is
 renamed into place and ``RUN/checkpoints/latest`` (a one-line text file) is replaced atomically.
@@ -30,6 +33,7 @@ from lstmkit.errors import CheckpointError
 from lstmkit.files import atomic_write_text, fsync_dir
 
 LATEST = "latest"
+CARRY_FILE = "carry.safetensors"
 
 
 def save_tensors(tensors: dict[str, Tensor], path: Path) -> None:
@@ -117,8 +121,10 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     trainer_state: dict[str, Any],
     keep: int,
+    carry: dict[str, Tensor] | None = None,
 ) -> Path:
-    """Write checkpoint ``step`` atomically, point ``latest`` at it, prune to ``keep``."""
+    """Write checkpoint ``step`` atomically, point ``latest`` at it, prune to ``keep``.
+    ``carry``: the carried state's tensors (``carry.safetensors``; none written when None)."""
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step-{step:09d}"
@@ -129,6 +135,8 @@ def save_checkpoint(
     save_tensors(model_state(model), tmp / "model.safetensors")
     opt_tensors, opt_meta = _split_optimizer(optimizer.state_dict())
     save_tensors(opt_tensors, tmp / "optimizer.safetensors")
+    if carry is not None:
+        save_tensors(carry, tmp / CARRY_FILE)
     payload = {**trainer_state, "step": step, "optimizer": opt_meta}
     with open(tmp / "trainer.json", "w", encoding="utf-8") as fh:
         json.dump(payload, fh)
@@ -171,3 +179,15 @@ def load_checkpoint(
     tensors = load_file(str(path / "optimizer.safetensors"))
     optimizer.load_state_dict(_join_optimizer(tensors, payload.pop("optimizer")))
     return payload
+
+
+def load_carry(path: Path) -> dict[str, Tensor] | None:
+    """The carried state's tensors of checkpoint ``path`` (None: it holds none, e.g. a
+    classifier's, one written at an epoch end or by a version before the file existed)."""
+    file = path / CARRY_FILE
+    if not file.exists():
+        return None
+    try:
+        return dict(load_file(str(file)))
+    except (OSError, ValueError, SafetensorError) as err:
+        raise CheckpointError(f"cannot read the carried state {file}: {err}") from None

@@ -1,5 +1,7 @@
 """Models built from the recurrent layers: :class:`SequenceClassifier` (seeds 000, 001, 002, 003,
-004) and :class:`LanguageModel` (seed 002's character-level RNN, tiny-shakespeare).
+004), :class:`LanguageModel` (seed 002's character-level RNN, tiny-shakespeare) and
+:class:`Forecaster` (time series); and :class:`PaddedClassifier`, the classifier's inference
+forward that serving and the ONNX export both run.
 
 Shapes: token input ``(B, T)`` int64 (0 = padding), or real-valued input ``(B, T, F)``;
 ``lengths (B,)``; logits ``(B, 1)`` for two classes (sigmoid head, as the seeds' Keras models)
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from lstmkit.layers import GRU, LSTM, RNN, Recurrent
+from lstmkit.layers import GRU, LSTM, RNN, DropoutMasks, Recurrent, flip_rows
 from lstmkit.ngrams import NgramBranch
 
 POOLINGS = ("last", "mean", "max", "attention", "mean+max")
@@ -363,14 +365,19 @@ class LanguageModelConfig(BaseModel):
         return self.model_dump()
 
 
+LMState = Tensor | tuple[Tensor, ...]
+"""A language model's recurrent state: ``(h, c)`` for an LSTM, ``h`` for a GRU / RNN; each
+``(L, B, H)`` (see :mod:`lstmkit.layers`)."""
+
+
 class LanguageModel(nn.Module):
     """Token ids (B, T) -> next-token logits (B, T, V): embedding (or one-hot) -> recurrent stack
     -> dropout -> linear layer over the vocabulary.
 
-    The model is *stateful* for truncated BPTT: each forward pass starts from the state the
-    previous one ended with (detached, so gradients stop at the chunk boundary) when the batch
-    size matches, and zeros otherwise. :meth:`reset_state` forgets it; the Trainer calls it at
-    every epoch start and around evaluations. :meth:`generate` samples text.
+    The state is passed in and returned, ``model(x, state) -> (logits, state)``, so a caller
+    reading a text in consecutive chunks (truncated BPTT) hands each chunk the state the previous
+    one ended with; the model keeps none. The caller detaches it where the gradient should stop
+    (:class:`lstmkit.train.Trainer` does, at every chunk boundary). :meth:`generate` samples text.
     """
 
     def __init__(self, config: LanguageModelConfig) -> None:
@@ -399,20 +406,6 @@ class LanguageModel(nn.Module):
                     f"tie_weights needs embedding_dim == hidden_size, got {c.embedding_dim} and {self.rnn.output_size}"
                 )
             self.head.weight = self.embedding.weight
-        self._carry: Tensor | tuple[Tensor, ...] | None = None
-
-    # -- carried state (lstmkit.train.Stateful) ------------------------------------------
-    def reset_state(self) -> None:
-        """Start the next batch from zeros."""
-        self._carry = None
-
-    def get_state(self) -> Tensor | tuple[Tensor, ...] | None:
-        """The state the next batch would start from."""
-        return self._carry
-
-    def set_state(self, state: Tensor | tuple[Tensor, ...] | None) -> None:
-        """Carry ``state`` into the next batch."""
-        self._carry = state
 
     def features(self, x: Tensor) -> Tensor:
         """Token ids (B, T) -> input vectors (B, T, E) (one-hot when embedding_dim is 0)."""
@@ -424,17 +417,19 @@ class LanguageModel(nn.Module):
             return self.embedding_dropout(self.embedding(x))
         return F.one_hot(x, self.config.vocab_size).to(self.head.weight.dtype)
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Logits (B, T, V) of the token after each position."""
-        carry = self._carry
-        first = carry[0] if isinstance(carry, tuple) else carry
-        if first is not None and first.shape[1] != x.shape[0]:
-            carry = None  # a batch of another size (e.g. the last, shorter one) starts afresh
-        out, state = self.rnn(self.features(x), carry, lengths=lengths)
-        self._carry = (
-            tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-        )
-        return self.head(self.output_dropout(out))
+    def forward(
+        self, x: Tensor, state: LMState | None = None, *, lengths: Tensor | None = None
+    ) -> tuple[Tensor, LMState]:
+        """Logits (B, T, V) of the token after each position, and the state after the last one.
+
+        Args:
+            x: token ids (B, T).
+            state: the state to start from (:data:`LMState`, ``(L, B, H)`` each); zeros when None.
+                Not detached here: the gradient flows into it unless the caller detaches it.
+            lengths: true lengths (B,) of right-padded rows (None: every row is T long).
+        """
+        out, new = self.rnn(self.features(x), state, lengths=lengths)  # (B, T, H)
+        return self.head(self.output_dropout(out)), new
 
     @torch.no_grad()
     def generate(
@@ -447,8 +442,9 @@ class LanguageModel(nn.Module):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Sample ``length`` tokens after the 1-D id sequence ``prime`` (not included in the
-        result). ``temperature`` < 1 sharpens the distribution; ``top_k`` keeps the k most
-        likely tokens; ``generator`` makes the sample reproducible."""
+        result), passing the state from each step to the next. ``temperature`` < 1 sharpens the
+        distribution; ``top_k`` keeps the k most likely tokens; ``generator`` makes the sample
+        reproducible."""
         if prime.dim() != 1 or prime.numel() == 0:
             raise ValueError(
                 f"prime must be a non-empty 1-D id sequence, got shape {tuple(prime.shape)}"
@@ -458,19 +454,171 @@ class LanguageModel(nn.Module):
         if top_k is not None and not 1 <= top_k <= self.config.vocab_size:
             raise ValueError(f"top_k must be in 1..{self.config.vocab_size}, got {top_k}")
         was_training = self.training
-        saved = self._carry
         self.eval()
-        self._carry = None
-        logits = self(prime[None, :])[0, -1]
+        logits, state = self(prime[None, :])
+        last = logits[0, -1]  # (V,)
         out = []
         for _ in range(length):
-            scaled = logits / temperature
+            scaled = last / temperature
             if top_k is not None:
                 kth = torch.topk(scaled, top_k).values[-1]
                 scaled = scaled.masked_fill(scaled < kth, float("-inf"))
             token = torch.multinomial(torch.softmax(scaled, -1), 1, generator=generator)
             out.append(int(token))
-            logits = self(token[None, :])[0, -1]
-        self._carry = saved
+            logits, state = self(token[None, :], state)
+            last = logits[0, -1]
         self.train(was_training)
         return torch.tensor(out, dtype=torch.int64)
+
+
+# -- the inference forward that serving (lstmkit.bundle) and the ONNX export both run ---------
+def padded_blockers(model: SequenceClassifier) -> list[str]:
+    """Options of ``model`` that :class:`PaddedClassifier` cannot run exactly (empty: it can);
+    the ONNX export (:mod:`lstmkit.export`) traces that class, so these block it too."""
+    c = model.config
+    out: list[str] = []
+    if model.embedding is None:
+        out.append("vocab_size=None (real-valued input; the export takes token ids)")
+    if model.conv is not None:
+        out.append(f"conv_filters={c.conv_filters} (the Conv1D + MaxPool front end)")
+    if c.layer_sizes and len(c.layer_sizes) > 1:
+        out.append(f"layer_sizes={c.layer_sizes} (a stack of layers of different sizes)")
+    if c.dense_sizes:
+        out.append(f"dense_sizes={c.dense_sizes} (relu layers before the head)")
+    rnn = model.rnn
+    out += [f"cell option {b}" for b in rnn.fused_blockers(training=False)]
+    proj = c.cell_options.get("proj_size")
+    if proj:
+        out.append(f"cell option proj_size={proj} (ONNX's LSTM op has no projection)")
+    if rnn.padding != "post":
+        out.append(f"padding={rnn.padding!r} (the export takes post-padded tokens)")
+    return out
+
+
+class PaddedClassifier(nn.Module):
+    """``(tokens, lengths) -> probabilities`` of an eval-mode :class:`SequenceClassifier`,
+    computed without packing so that it traces into a graph with dynamic ``B`` and ``T``
+    (see :mod:`lstmkit.export`'s docstring for why it is exact); for models the :func:`padded_blockers` list is empty.
+
+    It is also :class:`lstmkit.bundle.Predictor`'s inference path: on CPU one fused call over
+    the padded batch costs a fraction of the layer's packed / 'split' variable-length path on a
+    batch of mixed lengths (seed 003's IMDB model, random batches of 8-32 reviews: 0.16 ms per
+    review against 0.33-0.72 ms), the padding included."""
+
+    def __init__(self, model: SequenceClassifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def _recurrent(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Outputs (B, T, dirs*H) exact at real steps, and the 'last' pooling (B, dirs*H)."""
+        rnn: Recurrent = self.model.rnn
+        dirs = rnn.num_directions
+        op: Any = rnn._vf()
+        masks = DropoutMasks()
+        batch = x.shape[0]
+        data = x
+        last: list[Tensor] = []
+        for layer in range(rnn.num_layers):
+            outs = []
+            for d in range(dirs):
+                k = layer * dirs + d
+                weights, has_bias = rnn._fused_weights(masks, [k])
+                cell: Any = rnn.cells[k]
+                sizes = {"h": cell.output_size, "c": cell.hidden_size}
+                h0 = tuple(data.new_zeros(1, batch, sizes[s]) for s in cell.state_names)
+                inp = flip_rows(data, lengths) if d else data
+                res = op(
+                    inp, h0 if len(h0) > 1 else h0[0], weights, has_bias, 1, 0.0, False, False, True
+                )
+                out = res[0]
+                outs.append(flip_rows(out, lengths) if d else out)
+                if layer == rnn.num_layers - 1:
+                    # state after the true last token: the forward output at lengths - 1; the
+                    # reverse direction's (in flipped order, also at lengths - 1)
+                    idx = (lengths - 1).view(-1, 1, 1).expand(-1, 1, out.shape[2])
+                    last.append(out.gather(1, idx).squeeze(1))
+            data = outs[0] if dirs == 1 else torch.cat(outs, -1)
+        return data, torch.cat(last, -1)
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """Class probabilities (B, C), as :meth:`SequenceClassifier.predict_proba`."""
+        m = self.model
+        assert m.embedding is not None
+        feats = m.embedding(tokens)
+        out, last = self._recurrent(feats, lengths)
+        pooled = last if m.config.pooling == "last" else m.pool(out, (last,), lengths)
+        logits = m.head(pooled)
+        if m.ngram is not None:
+            logits = logits + m.ngram(tokens, lengths)
+        if m.binary:
+            p = torch.sigmoid(logits[:, 0])
+            return torch.stack([1 - p, p], -1)
+        return torch.softmax(logits, -1)
+
+
+# -- forecasting ----------------------------------------------------------------------------
+class ForecasterConfig(BaseModel):
+    """Architecture of a :class:`Forecaster`.
+
+    Attributes:
+        input_size: columns per step (the target plus the features).
+        horizon: values forecast at once (direct multi-step: one output per step ahead).
+        cell, hidden_size, num_layers, bidirectional, dropout, impl, cell_options: the recurrent
+            stack (as :class:`lstmkit.models.ClassifierConfig`).
+        output_dropout: before the output layer.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_size: int = Field(1, ge=1, le=100_000)
+    horizon: int = Field(1, ge=1, le=100_000)
+    cell: Literal["lstm", "gru", "rnn"] = "lstm"
+    hidden_size: int = Field(32, ge=1, le=8192)
+    num_layers: int = Field(1, ge=1, le=16)
+    bidirectional: bool = False
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    output_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    impl: Literal["auto", "fused", "kernel", "loop"] = "auto"
+    cell_options: dict[str, Any] = Field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-safe)."""
+        return self.model_dump()
+
+
+class Forecaster(nn.Module):
+    """``(B, lookback, F)`` scaled inputs -> ``(B, horizon)`` scaled forecasts of the target.
+
+    Recurrent stack -> final hidden state of the top layer (both directions concatenated) ->
+    dropout -> linear layer with ``horizon`` outputs, no activation (regression).
+    """
+
+    def __init__(self, config: ForecasterConfig) -> None:
+        super().__init__()
+        c = config
+        self.config = c
+        self.rnn: Recurrent = CELLS[c.cell](
+            c.input_size,
+            c.hidden_size,
+            c.num_layers,
+            bidirectional=c.bidirectional,
+            dropout=c.dropout,
+            impl=c.impl,
+            **c.cell_options,
+        )
+        width = self.rnn.num_directions * self.rnn.output_size
+        self.output_dropout = nn.Dropout(c.output_dropout)
+        self.head = nn.Linear(width, c.horizon)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Forecasts (B, horizon)."""
+        if x.dim() != 3 or x.shape[-1] != self.config.input_size:
+            raise ValueError(
+                f"expected inputs of shape (B, lookback, {self.config.input_size}), got "
+                f"{tuple(x.shape)}"
+            )
+        _, state = self.rnn(x, lengths=lengths)
+        h_n = state[0] if isinstance(state, tuple) else state  # (L*dirs, B, H)
+        dirs = self.rnn.num_directions
+        last = torch.cat([h_n[-dirs + d] for d in range(dirs)], -1)  # (B, dirs*H)
+        return self.head(self.output_dropout(last))

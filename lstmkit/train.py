@@ -4,7 +4,11 @@ Data comes as a :class:`torch.utils.data.Dataset` of ``(sequence, label)`` items
 function returning ``(inputs, lengths, labels)``; batches are drawn by
 :class:`lstmkit.data.batching.BucketBatchSampler` (length bucketing, DistributedSampler
 semantics). The model maps ``(inputs, lengths)`` to logits: ``(B, 1)`` for two classes (sigmoid
-+ binary cross-entropy) or ``(B, C)`` (softmax + cross-entropy).
++ binary cross-entropy) or ``(B, C)`` (softmax + cross-entropy). A
+:class:`lstmkit.models.LanguageModel` maps ``(inputs, state, lengths=)`` to ``(logits, state)``:
+the Trainer keeps the state of the training streams (:attr:`Trainer.carry`, detached after every
+chunk, zeros at every epoch start; under DDP each rank its own) and checkpoints it, so a resumed
+run continues its streams exactly; every evaluation starts its streams from zeros.
 
 Run directory written by rank 0 only::
 
@@ -32,7 +36,7 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,6 +54,7 @@ from lstmkit.adversarial import (
 from lstmkit.checkpoint import (
     atomic_write_text,
     latest_checkpoint,
+    load_carry,
     load_checkpoint,
     load_model_state,
     model_state,
@@ -60,8 +65,8 @@ from lstmkit.checkpoint import (
 )
 from lstmkit.config import TrainConfig
 from lstmkit.data.batching import BucketBatchSampler
-from lstmkit.errors import TrainingDiverged
-from lstmkit.models import SequenceClassifier
+from lstmkit.errors import ConfigError, RunDirError, TrainingDiverged
+from lstmkit.models import LanguageModel, LMState, SequenceClassifier
 from lstmkit.objectives import (
     LOWER_IS_BETTER,
     Classification,
@@ -197,21 +202,25 @@ def lr_factor(step: int, total: int, cfg: TrainConfig, time_fraction: float = 0.
     return 1.0
 
 
-@runtime_checkable
-class Stateful(Protocol):
-    """A model that carries its recurrent state from one batch to the next (truncated BPTT over
-    consecutive chunks, as Keras' ``stateful=True``). The Trainer resets the state at the start
-    of every epoch and around every evaluation, and keeps the training state across a mid-epoch
-    evaluation."""
+def detach_state(state: LMState) -> LMState:
+    """``state`` cut from the graph: the gradient of the next chunk stops at the boundary
+    (truncated BPTT)."""
+    if isinstance(state, Tensor):
+        return state.detach()
+    return tuple(s.detach() for s in state)
 
-    def reset_state(self) -> None:
-        """Forget the carried state (the next batch starts from zeros)."""
 
-    def get_state(self) -> Any:
-        """The carried state (opaque)."""
+def state_tensors(state: LMState) -> dict[str, Tensor]:
+    """``{"h": h, "c": c}`` of an LSTM's ``(h, c)``, ``{"h": h}`` of a GRU's / RNN's ``h``."""
+    parts = (state,) if isinstance(state, Tensor) else tuple(state)
+    if len(parts) > 2:
+        raise ValueError(f"expected a state h or (h, c), got {len(parts)} tensors")
+    return dict(zip(("h", "c"), parts, strict=False))
 
-    def set_state(self, state: Any) -> None:
-        """Carry ``state`` (from :meth:`get_state`) into the next batch."""
+
+def state_from_tensors(tensors: dict[str, Tensor]) -> LMState:
+    """The inverse of :func:`state_tensors`."""
+    return (tensors["h"], tensors["c"]) if "c" in tensors else tensors["h"]
 
 
 VAT_SEED_OFFSET = 7919  # the unlabelled batches' order: seed + this (not the labelled order)
@@ -303,7 +312,7 @@ class Trainer:
         for key in ("adversarial_eps", "vat_eps"):
             eps = getattr(config, key)
             if eps and not (isinstance(model, SequenceClassifier) and model.embedding is not None):
-                raise ValueError(
+                raise ConfigError(
                     f"train.{key} = {eps} perturbs the word vectors of a SequenceClassifier "
                     f"with an embedding; got a {type(model).__name__} "
                     + ("without one" if isinstance(model, SequenceClassifier) else "")
@@ -323,6 +332,9 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
+        # the state this rank's training streams end with so far (a LanguageModel's, detached):
+        # the next batch starts from it; None = zeros (every epoch start)
+        self.carry: LMState | None = None
         self.evals_without_improvement = 0
         self.vat_epoch = 0  # position in the unlabelled texts of virtual adversarial training
         self.vat_batch = 0
@@ -339,8 +351,23 @@ class Trainer:
 
     @property
     def stateful(self) -> bool:
-        """Whether the model carries state across batches (see :class:`Stateful`)."""
-        return isinstance(self.model, Stateful)
+        """Whether the model takes and returns a recurrent state (a :class:`LanguageModel`,
+        whose batches are consecutive chunks of the same streams: truncated BPTT)."""
+        return isinstance(self.model, LanguageModel)
+
+    def _forward(
+        self, net: nn.Module, inputs: Tensor, lens: Tensor, state: LMState | None
+    ) -> tuple[Tensor, LMState | None]:
+        """``net``'s output of a batch and, for a stateful model, the state it ends with
+        (detached); ``state`` is where it starts (None: zeros; ignored by other models)."""
+        if not self.stateful:
+            return net(inputs, lens), None
+        if state is not None:
+            first = state if isinstance(state, Tensor) else state[0]  # (L, B, H)
+            if first.shape[1] != inputs.shape[0]:
+                state = None  # a batch of another size (e.g. the last, shorter one) starts afresh
+        output, new = net(inputs, state, lengths=lens)
+        return output, detach_state(new)
 
     def _sampler(self, dataset: Dataset[Any], lengths: np.ndarray, *, train: bool) -> Any:
         batch_size = self.cfg.batch_size if train else self.cfg.eval_batch_size
@@ -401,20 +428,16 @@ class Trainer:
     def evaluate(self, dataset: Dataset[Any], lengths: np.ndarray) -> dict[str, float]:
         """The objective's metrics on ``dataset`` (sharded across ranks, summed exactly)."""
         was_training = self.model.training
-        carried = self.model.get_state() if isinstance(self.model, Stateful) else None
-        if isinstance(self.model, Stateful):
-            self.model.reset_state()
         self.model.eval()
         sums = self.objective.empty()
+        state: LMState | None = None  # the evaluation streams start from zeros every time
         for indices in self._sampler(dataset, lengths, train=False):
             inputs, lens, targets = self._batch(dataset, indices)
-            output = self.model(inputs, lens)
+            output, state = self._forward(self.model, inputs, lens, state)
             losses = self.objective.losses(output, targets)
             sums = add_sums(sums, self.objective.sums(output, targets, losses))
         sums = self._all_sum_dict(sums)
         self.model.train(was_training)
-        if isinstance(self.model, Stateful):
-            self.model.set_state(carried)
         return self.objective.summarise(sums)
 
     # -- training --------------------------------------------------------------------------
@@ -460,6 +483,7 @@ class Trainer:
             self._resume()
         else:
             torch.manual_seed(cfg.seed + self.dist.rank)
+            self.carry = None
         self.model.train()
         bar = self._progress(total_steps)
         window = self._new_window()
@@ -472,8 +496,6 @@ class Trainer:
         try:
             while self.epoch < cfg.epochs and not stop:
                 sampler.set_epoch(self.epoch)
-                if isinstance(self.model, Stateful):
-                    self.model.reset_state()
                 for indices in sampler.iter_from(self.batch_in_epoch):
                     lr = self._set_lr(total_steps)
                     inputs, lens, labels = self._batch(train, indices)
@@ -502,6 +524,7 @@ class Trainer:
                 else:
                     self.epoch += 1
                     self.batch_in_epoch = 0
+                    self.carry = None  # the streams start again from the top of the text
                     if window["items"] or not cfg.evaluate_every:
                         stop = self._evaluate_and_record(window, lr, valid, valid_lengths) or stop
                         window = self._new_window()
@@ -561,6 +584,7 @@ class Trainer:
         cfg = self.cfg
         # with VAT, the labelled backward(s) only accumulate; VAT's backward syncs under DDP
         last_sync = not cfg.vat_eps
+        state = None  # the adversarial paths run classifiers only (checked in __init__)
         if cfg.adversarial_eps:
             output, losses, adv_sum = self._adversarial_backward(
                 inputs, lens, labels, sync=last_sync
@@ -568,7 +592,7 @@ class Trainer:
             window["adv_loss"] = window.get("adv_loss", 0.0) + adv_sum
         else:
             with self._no_sync(not last_sync):
-                output = self.ddp(inputs, lens)
+                output, state = self._forward(self.ddp, inputs, lens, self.carry)
                 losses = self.objective.losses(output, labels)
                 loss = self._batch_loss(losses, with_penalty=True)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -591,6 +615,7 @@ class Trainer:
         self.optimizer.step()
         if before is not None:
             self._layer_stats = self._measure_layers(groups, before)
+        self.carry = state  # only now: an interrupted step leaves the checkpointed carry as it was
         window["sums"] = add_sums(window["sums"], self.objective.sums(output, labels, losses))
         window["items"] += float(losses.numel())
         window["tokens"] += (
@@ -798,7 +823,7 @@ class Trainer:
     def _update_best(self, m: dict[str, float]) -> bool:
         key = self.monitor
         if key not in m:
-            raise ValueError(
+            raise ConfigError(
                 f"train.monitor=val_{key}: the {type(self.objective).__name__} objective reports {', '.join('val_' + k for k in m)}"
             )
         value = m[key]
@@ -858,10 +883,26 @@ class Trainer:
             "elapsed_s": self.elapsed() if hasattr(self, "_t_fit") else self.elapsed_before,
         }
 
+    def _gather_carry(self) -> dict[str, Tensor] | None:
+        """Every rank's :attr:`carry` as ``{"h": (W, L, B, H), "c": ...}``, rank r's at [r]
+        (collective: every rank takes part); None when there is none (every rank agrees: they
+        run the same steps)."""
+        if self.carry is None:
+            return None
+        out = {}
+        for name, part in state_tensors(self.carry).items():
+            parts = [part]
+            if self.dist.world_size > 1:
+                parts = [torch.empty_like(part) for _ in range(self.dist.world_size)]
+                dist.all_gather(parts, part.contiguous())
+            out[name] = torch.stack(parts).cpu()
+        return out
+
     def _checkpoint(self) -> None:
         if self.run_dir is None:
             return
         state = self._trainer_state()  # collective: every rank takes part
+        carry = self._gather_carry()  # collective too
         if self.dist.is_main:
             save_checkpoint(
                 self.run_dir,
@@ -870,6 +911,7 @@ class Trainer:
                 optimizer=self.optimizer,
                 trainer_state=state,
                 keep=self.cfg.keep_checkpoints,
+                carry=carry,
             )
         if self.dist.world_size > 1:
             dist.barrier()
@@ -879,12 +921,12 @@ class Trainer:
             raise ValueError("resume needs a run directory")
         path = latest_checkpoint(self.run_dir)
         if path is None:
-            raise FileNotFoundError(
+            raise RunDirError(
                 f"nothing to resume: {self.run_dir}/checkpoints/latest does not exist"
             )
         state = load_checkpoint(path, self.model, self.optimizer)
         if state["world_size"] != self.dist.world_size:
-            raise ValueError(
+            raise ConfigError(
                 f"{path} was written by {state['world_size']} process(es); resume with the same number, got {self.dist.world_size}"
             )
         self.step = int(state["step"])
@@ -897,6 +939,12 @@ class Trainer:
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
         self._elapsed_at_fit = self.elapsed_before
         set_rng_state(state["rng"][self.dist.rank])
+        carry = load_carry(path)  # None: the checkpoint holds no carried state
+        self.carry = (
+            state_from_tensors({k: v[self.dist.rank].to(self.device) for k, v in carry.items()})
+            if carry is not None
+            else None
+        )
         if self.writes:
             assert self.run_dir is not None
             atomic_write_text(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,19 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-from ddp_support import join_env
+from ddp_support import assert_ranks_match, join_env
 
-from lstmkit.checkpoint import latest_checkpoint
+from lstmkit.checkpoint import CARRY_FILE, latest_checkpoint, load_carry
 from lstmkit.config import TrainConfig
 from lstmkit.data.batching import SequenceDataset, collate_tokens
-from lstmkit.models import ClassifierConfig, SequenceClassifier
+from lstmkit.data.chars import StreamDataset, collate_stream
+from lstmkit.models import (
+    ClassifierConfig,
+    LanguageModel,
+    LanguageModelConfig,
+    SequenceClassifier,
+)
+from lstmkit.objectives import LanguageModeling
 from lstmkit.train import Trainer, TrainingDiverged, confusion_matrix, metrics_from_confusion
 
 
@@ -97,6 +105,80 @@ def test_resume_is_exact(tmp_path: Path) -> None:
     assert set(full_val) <= set(res_val) and set(res_val) - set(full_val) == {17}
     for step, loss in full_val.items():
         assert abs(res_val[step] - loss) <= 1e-6
+
+
+# -- language models: the carried state ------------------------------------------------------
+def lm_streams(streams: int = 4, bptt: int = 6, seed: int = 0) -> StreamDataset:
+    """A noisy periodic text of 12 symbols (so the state matters): 10 chunks per epoch."""
+    rng = np.random.default_rng(seed)
+    ids = np.arange(streams * (10 * bptt + 1)) % 12
+    noise = rng.random(ids.size) < 0.2
+    ids[noise] = rng.integers(0, 12, size=int(noise.sum()))
+    return StreamDataset(ids, streams, bptt)
+
+
+def small_lm(seed: int = 0, **kw: Any) -> LanguageModel:
+    torch.manual_seed(seed)
+    cfg = LanguageModelConfig(vocab_size=12, embedding_dim=6, hidden_size=10, num_layers=2, **kw)
+    return LanguageModel(cfg)
+
+
+def make_lm_trainer(model: LanguageModel, run_dir: Path | None, **cfg: Any) -> Trainer:
+    base = {"batch_size": 4, "epochs": 2, "lr": 0.01, "seed": 0}
+    return Trainer(
+        model,
+        TrainConfig(**{**base, **cfg}),
+        objective=LanguageModeling(),
+        collate=collate_stream,
+        run_dir=run_dir,
+        progress=False,
+    )
+
+
+def _max_weight_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    return max(
+        float((x - y).abs().max())
+        for (_, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True)
+    )
+
+
+def test_language_model_resume_continues_the_streams(tmp_path: Path) -> None:
+    """An LM stopped mid-epoch after k steps and resumed == uninterrupted (weights and every
+    loss within 1e-6, dropout on): the checkpoint holds the training streams' carried state.
+    Resumed without it (streams from zeros), the weights differ: the test can see the carry."""
+    train, valid = lm_streams(), lm_streams(streams=2, seed=1)
+    opts = {"dropout": 0.2, "output_dropout": 0.2}
+    full = make_lm_trainer(small_lm(**opts), tmp_path / "full", evaluate_every=3)
+    full.fit(train, train.lengths, valid, valid.lengths)
+    assert full.step == 20  # 2 epochs of 10 chunks
+
+    part = make_lm_trainer(small_lm(**opts), tmp_path / "part", evaluate_every=3, max_steps=7)
+    part.fit(train, train.lengths, valid, valid.lengths)
+    assert part.step == 7 and part.batch_in_epoch == 7  # mid-epoch: the carry matters
+    ckpt = latest_checkpoint(tmp_path / "part")
+    assert ckpt is not None and (ckpt / CARRY_FILE).exists()
+    carry = load_carry(ckpt)
+    assert carry is not None and part.carry is not None
+    assert {k: tuple(v.shape) for k, v in carry.items()} == {"h": (1, 2, 4, 10), "c": (1, 2, 4, 10)}
+    assert torch.equal(carry["h"][0], part.carry[0]) and torch.equal(carry["c"][0], part.carry[1])
+    shutil.copytree(tmp_path / "part", tmp_path / "no-carry")
+    (tmp_path / "no-carry" / "checkpoints" / ckpt.name / CARRY_FILE).unlink()
+
+    resumed = make_lm_trainer(small_lm(seed=123, **opts), tmp_path / "part", evaluate_every=3)
+    resumed.fit(train, train.lengths, valid, valid.lengths, resume=True)
+    assert resumed.step == full.step
+    assert _max_weight_diff(full.model, resumed.model) <= 1e-6
+    for split in ("train", "val"):
+        full_rows = {r["step"]: r["loss"] for r in full.history if r["split"] == split}
+        res_rows = {r["step"]: r["loss"] for r in resumed.history if r["split"] == split}
+        assert set(full_rows) <= set(res_rows) and set(res_rows) - set(full_rows) <= {7}
+        for step, loss in full_rows.items():
+            if split == "val" or step != 9:  # the resumed run's train row at 9 covers 8..9 only
+                assert abs(res_rows[step] - loss) <= 1e-6, (split, step)
+
+    zeros = make_lm_trainer(small_lm(seed=123, **opts), tmp_path / "no-carry", evaluate_every=3)
+    zeros.fit(train, train.lengths, valid, valid.lengths, resume=True)
+    assert _max_weight_diff(full.model, zeros.model) > 1e-4
 
 
 def test_checkpoints_are_atomic_and_pruned(tmp_path: Path) -> None:
@@ -218,3 +300,33 @@ def test_ddp_two_processes_match_one_process(tmp_path: Path) -> None:
     # only rank 0 wrote the run directory: one history, one set of checkpoints
     run = tmp_path / "run"
     assert len((run / "history.jsonl").read_text().splitlines()) == len(hist)
+
+
+def _ddp_lm_worker(rank: int, world: int, port: int, out: str) -> None:
+    join_env(rank, world, port)
+    train = lm_streams()
+    trainer = make_lm_trainer(small_lm(), Path(out) / "lm-run", evaluate_every=4, max_steps=7)
+    trainer.fit(train, train.lengths)
+    torch.save(
+        {k: v.clone() for k, v in trainer.model.state_dict().items()},
+        Path(out) / f"weights{rank}.pt",
+    )
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_language_model_ranks_carry_their_own_streams(tmp_path: Path) -> None:
+    """Two processes (2 of the 4 streams each) == one process, weights within 1e-5; the
+    checkpoint holds each rank's carried state, rank r's = rows r, r + 2 of the one process's."""
+    train = lm_streams()
+    single = make_lm_trainer(small_lm(), tmp_path / "single", evaluate_every=4, max_steps=7)
+    single.fit(train, train.lengths)
+    mp.spawn(_ddp_lm_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    assert_ranks_match(tmp_path, single.model)
+    ckpt = latest_checkpoint(tmp_path / "lm-run")
+    assert ckpt is not None and single.carry is not None
+    carry = load_carry(ckpt)
+    assert carry is not None
+    for name, one in zip(("h", "c"), single.carry, strict=True):
+        assert tuple(carry[name].shape) == (2, 2, 2, 10)  # (world, L, B per rank, H)
+        for rank in (0, 1):
+            assert float((carry[name][rank] - one[:, rank::2]).abs().max()) <= 1e-5

@@ -58,11 +58,10 @@ def train_hello(
     val = [r for r in history if r["split"] == "val"]
     solved = next((r["step"] for r in val if r["accuracy"] == 1.0), None)
     model.eval()
-    model.reset_state()
     x, _, _ = collate_stream([data[0]])
     with torch.no_grad():
-        predicted = vocab.decode(model(x)[0].argmax(-1))
-    model.reset_state()
+        logits, _ = model(x)  # from zeros, as every epoch's evaluation
+    predicted = vocab.decode(logits[0].argmax(-1))
     greedy = model.generate(torch.from_numpy(vocab.encode("h")), len(WORD) - 1, temperature=1e-6)
     result = HelloResult(
         predicted=predicted,
