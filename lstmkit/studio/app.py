@@ -1,4 +1,6 @@
-"""The training studio's FastAPI app: :func:`create_studio_app`, run by ``lstmkit studio``.
+"""The training studio's FastAPI app: :func:`create_studio_app` (the factory; the lifespan opens
+the :class:`~lstmkit.studio.deps.Studio` once into ``app.state.studio``). ``lstmkit studio`` runs
+it with uvicorn (:mod:`lstmkit.studio.server`).
 
 Home directory layout (``--home``, default ``studio-home``)::
 
@@ -8,7 +10,7 @@ Home directory layout (``--home``, default ``studio-home``)::
     uploads/<id>.<fmt>    uploaded CSV / TSV / JSONL files (lstmkit.studio.uploads)
 
 The app serves the page at ``/`` (``static/``), the JSON API under ``/api`` (bearer token when
-given; :mod:`lstmkit.studio.routes`) and each exported model's serving app under
+given; the routers of :mod:`lstmkit.studio.routes`) and each exported model's serving app under
 ``/models/<id>/`` (:mod:`lstmkit.studio.mounts`). No CORS headers: pages on other origins cannot
 call it.
 """
@@ -21,23 +23,21 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lstmkit import __version__
+from lstmkit.errors import ConfigError
+from lstmkit.studio.deps import Studio
 from lstmkit.studio.jobs import JobQueue, Launcher, default_launcher
 from lstmkit.studio.mounts import ModelMounts
-from lstmkit.studio.params import RecipeInfo, recipe_catalog
+from lstmkit.studio.routes import api_router, pages
 from lstmkit.studio.store import DB_NAME, Store
+from lstmkit.version import __version__
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -102,49 +102,6 @@ async def _refuse(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-@dataclass
-class Studio:
-    """What the routes need: the home, the store, the queue, the recipes, the limits."""
-
-    home: Path
-    recipes_dir: Path
-    store: Store
-    queue: JobQueue
-    mounts: ModelMounts
-    token: str | None
-    max_upload_bytes: int
-    uploads_ready: bool
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def runs_dir(self) -> Path:
-        """``HOME/runs``."""
-        return self.home / "runs"
-
-    @property
-    def bundles_dir(self) -> Path:
-        """``HOME/bundles``."""
-        return self.home / "bundles"
-
-    @property
-    def uploads_dir(self) -> Path:
-        """``HOME/uploads``."""
-        return self.home / "uploads"
-
-    def catalog(self) -> dict[str, RecipeInfo]:
-        """The recipes, read now."""
-        return recipe_catalog(self.recipes_dir)
-
-
-def text_task_available() -> bool:
-    """Whether this lstmkit's ``train`` command can train on an uploaded text file
-    (``lstmkit train --task text --train FILE --text-column C --label-column L``)."""
-    from lstmkit.cli import build_parser
-
-    args, _ = build_parser().parse_known_args(["train", "x.toml", "--task", "text"])
-    return getattr(args, "task", None) == "text"
-
-
 def create_studio_app(
     home: str | os.PathLike[str],
     *,
@@ -171,54 +128,60 @@ def create_studio_app(
         allowed_hosts: refuse requests whose ``Host`` is not one of these (None: any host).
             Requests from pages of other origins may never change anything.
 
-    The store is opened (created, migrated) and runs left ``running`` by a previous studio are
-    marked ``interrupted`` when the app starts (its lifespan); stopping it interrupts the running
-    runs (they checkpoint) and marks them ``interrupted``.
+    Raises :class:`~lstmkit.errors.ConfigError` (a ``ValueError``) for a bad argument. The store
+    is opened (created, migrated) and runs left ``running`` by a previous studio are marked
+    ``interrupted`` when the app starts (its lifespan); stopping it interrupts the running runs
+    (they checkpoint) and marks them ``interrupted``. ``app.state.closing`` is set when the
+    server stops: the live streams end.
     """
-    from lstmkit.studio.routes import api, pages
-
     home_path = Path(home).expanduser().resolve()
     recipes = Path(recipes_dir).expanduser().resolve()
     if not recipes.is_dir():
-        raise ValueError(
+        raise ConfigError(
             f"recipe folder {recipes} does not exist; pass --recipes DIR (a folder of *.toml "
             "recipes, e.g. lstmkit's recipes/)"
         )
     if token is not None and not token:
-        raise ValueError("token must not be empty (give None for no token)")
+        raise ConfigError("token must not be empty (give None for no token)")
     if max_upload_bytes < 1:
-        raise ValueError(f"max_upload_bytes must be >= 1, got {max_upload_bytes}")
+        raise ConfigError(f"max_upload_bytes must be >= 1, got {max_upload_bytes}")
     if max_concurrent < 1:
-        raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
+        raise ConfigError(f"max_concurrent must be >= 1, got {max_concurrent}")
+    closing = threading.Event()
+    mounts = ModelMounts(home_path / "bundles", token)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    def open_studio() -> Studio:
         for sub in ("runs", "bundles", "uploads"):
             (home_path / sub).mkdir(parents=True, exist_ok=True)
         for part in (home_path / "uploads").glob(".*.part"):  # uploads cut off by a crash
             part.unlink()
-        store = await run_in_threadpool(Store, home_path / DB_NAME)
-        studio = Studio(
+        store = Store(home_path / DB_NAME)
+        queue = JobQueue(
+            store,
+            home_path,
+            lambda run: recipes / f"{run['recipe']}.toml",
+            max_concurrent=max_concurrent,
+            grace_s=grace_s,
+            poll_s=poll_s,
+            python=python,
+            env=env,
+            launcher=launcher,
+        )
+        return Studio(
             home=home_path,
             recipes_dir=recipes,
             store=store,
-            queue=JobQueue(
-                store,
-                home_path,
-                lambda run: recipes / f"{run['recipe']}.toml",
-                max_concurrent=max_concurrent,
-                grace_s=grace_s,
-                poll_s=poll_s,
-                python=python,
-                env=env,
-                launcher=launcher,
-            ),
+            queue=queue,
             mounts=mounts,
             token=token,
             max_upload_bytes=max_upload_bytes,
-            uploads_ready=text_task_available(),
+            closing=closing,
+            recovered=queue.recover(),
         )
-        studio.extra["recovered"] = await run_in_threadpool(studio.queue.recover)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        studio = await run_in_threadpool(open_studio)
         studio.queue.start()
         app.state.studio = studio
         try:
@@ -235,40 +198,10 @@ def create_studio_app(
         "compare runs, and use the model.",
         lifespan=lifespan,
     )
-    mounts = ModelMounts(home_path / "bundles", token)
-    app.state.studio = None
-    app.state.token = token
-    app.state.closing = threading.Event()  # set when the server stops: live streams end
-    app.include_router(api)
-    app.include_router(pages)
+    app.state.studio = None  # until the lifespan opens it
+    app.state.closing = closing
+    app.include_router(api_router())
+    app.include_router(pages.router)
     app.mount("/models", mounts)
     app.add_middleware(_SameSite, allowed_hosts=allowed_hosts)
     return app
-
-
-def serve_studio(
-    home: str | os.PathLike[str],
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    **kwargs: Any,
-) -> None:
-    """Run the studio with uvicorn (errors in the arguments come out before it starts)."""
-    import uvicorn
-
-    if host in LOOPBACK_HOSTS:  # only this machine's names reach a loopback studio
-        kwargs.setdefault("allowed_hosts", LOOPBACK_HOSTS)
-    app = create_studio_app(home, **kwargs)
-    closing: threading.Event = app.state.closing
-
-    class Server(uvicorn.Server):
-        """Ctrl-C also ends the live streams (they would hold the shutdown open); then the
-        lifespan's shutdown interrupts the running runs, which checkpoint."""
-
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            closing.set()
-            super().handle_exit(sig, frame)
-
-    # timeout_graceful_shutdown: a backstop for any other request that does not end
-    config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=5)
-    Server(config).run()

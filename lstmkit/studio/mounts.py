@@ -22,7 +22,11 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-RUN_ID = re.compile(r"^[0-9a-f]{8}$")
+from lstmkit.bundle import load
+from lstmkit.serve import create_app
+from lstmkit.studio.store import RUN_ID_PATTERN
+
+RUN_ID = re.compile(RUN_ID_PATTERN)
 
 
 async def _json(
@@ -61,9 +65,6 @@ class ModelMounts:
             if run_id in self._apps:
                 self._apps.move_to_end(run_id)
                 return self._apps[run_id][0]
-            from lstmkit.bundle import load
-            from lstmkit.serve import create_app
-
             bundle = self.bundles_dir / run_id
             predictor = await run_in_threadpool(load, bundle)
             app = create_app(bundle, token=self.token, predictor=predictor)

@@ -18,7 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lstmkit.config import ConfigError, Recipe, load_recipe
+from lstmkit.config import Recipe, load_recipe, recipe_for_task
+from lstmkit.errors import ConfigError
 
 # the datasets the form offers, in this order (seed 000's IMDB first); recipes reading files
 # named in the recipe itself ([data.arrays], [data.text], [data.series]) are not offered: a client
@@ -149,7 +150,7 @@ _ERROR_FIELDS = {
 }
 
 
-class FieldError(ValueError):
+class FieldError(ConfigError):
     """A request value is invalid; ``field`` names the form field, the message says why."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -285,13 +286,12 @@ def _error_field(message: str) -> str:
 def validate_request(
     request: RunRequest,
     catalog: dict[str, RecipeInfo],
-    uploads_ready: bool,
     upload: dict[str, Any] | None = None,
     upload_file: Path | None = None,
 ) -> Plan:
     """How to run a valid request; raises :class:`FieldError` naming the field otherwise.
-    ``uploads_ready``: this lstmkit can train on an uploaded file; ``upload``, ``upload_file``:
-    the metadata and the stored file of ``request.upload_id``."""
+    ``upload``, ``upload_file``: the metadata and the stored file of ``request.upload_id``
+    (an uploaded file trains through ``lstmkit train --task text``)."""
     info = catalog.get(request.recipe)
     if info is None:
         valid = ", ".join(n for n, i in catalog.items() if i.recipe is not None) or "none"
@@ -317,12 +317,6 @@ def validate_request(
             raise FieldError(_error_field(message), message) from None
         return Plan(info, overrides, None)
 
-    if not uploads_ready:
-        raise FieldError(
-            "dataset",
-            "training on an uploaded file needs `lstmkit train --task text` (the own-data "
-            "path), which this lstmkit does not have",
-        )
     for field in ("upload_id", "text_column", "label_column"):
         if not getattr(request, field):
             raise FieldError(field, f"{field} is required when the dataset is 'upload'")
@@ -355,8 +349,6 @@ def validate_request(
         "--label-column",
         str(request.label_column),
     ]
-    from lstmkit.config import recipe_for_task
-
     try:
         recipe_for_task(
             "text",

@@ -21,9 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lstmkit.errors import LstmkitError
+
 STATUSES = ("queued", "running", "cancelling", "finished", "failed", "cancelled", "interrupted")
 ACTIVE = ("queued", "running", "cancelling")
 DB_NAME = "studio.sqlite3"
+RUN_ID_PATTERN = r"^[0-9a-f]{8}$"  # a run id: 8 hex digits (a path segment, never a path)
 
 # Migration i (1-based) brings the schema from version i - 1 to version i.
 MIGRATIONS: tuple[str, ...] = (
@@ -82,7 +85,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _JSON_COLUMNS = ("params", "overrides", "metrics", "columns", "task_args")
 
 
-class StoreError(RuntimeError):
+class StoreError(LstmkitError, RuntimeError):
     """The database cannot be used (e.g. written by a newer lstmkit); the message names the file."""
 
 

@@ -4,7 +4,8 @@
 The client's file name is kept as a label only; the stored name is the upload's random id and the
 format's suffix, so no client-supplied path ever reaches the file system. A file is streamed to a
 temporary file in ``HOME/uploads/`` (counting bytes; over the limit it is deleted and refused),
-checked, and renamed into place only when it is valid.
+checked, and renamed into place only when it is valid (fsync'ed first, as every atomic write of
+:mod:`lstmkit.files`).
 """
 
 from __future__ import annotations
@@ -13,18 +14,20 @@ import csv
 import hashlib
 import io
 import json
-import os
 import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from lstmkit.errors import DataFileError
+from lstmkit.files import fsync_file, replace_into, temp_path
+
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
 MIN_ROWS = 2
 
 
-class UploadError(ValueError):
+class UploadError(DataFileError):
     """The uploaded file is not valid; the message names the file, the row and what is wrong."""
 
 
@@ -114,7 +117,8 @@ async def save_upload(
     fmt = upload_format(filename)
     uploads_dir.mkdir(parents=True, exist_ok=True)
     upload_id = secrets.token_hex(6)
-    tmp = uploads_dir / f".{upload_id}.part"
+    final = uploads_dir / f"{upload_id}.{fmt}"
+    tmp = temp_path(final, ".part")  # .<id>.<fmt>.part: the studio removes these at start-up
     digest = hashlib.sha256()
     size = 0
     try:
@@ -127,11 +131,9 @@ async def save_upload(
                     )
                 digest.update(chunk)
                 fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
         columns, rows = check_table(tmp.read_bytes(), fmt, filename)
-        final = uploads_dir / f"{upload_id}.{fmt}"
-        tmp.replace(final)
+        fsync_file(tmp)
+        replace_into(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
     return {

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from studio_support import TINY_RECIPE, write_tiny_reuters
+from studio_support import SLOW_RECIPE, TINY_RECIPE, write_tiny_reuters
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +20,17 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def recipes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("recipes")
     (folder / "tiny.toml").write_text(TINY_RECIPE)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def recipes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The API tests' recipes: tiny, slow (steps of tens of milliseconds) and one that does not
+    load."""
+    folder = tmp_path_factory.mktemp("api-recipes")
+    (folder / "tiny.toml").write_text(TINY_RECIPE)
+    (folder / "slow.toml").write_text(SLOW_RECIPE)
+    (folder / "broken.toml").write_text('name = "broken"\n[model]\nhidden_size = -1\n')
     return folder
 
 

@@ -1,5 +1,6 @@
 """Shared by the studio tests (a module name of its own: every test folder has a conftest): the
-tiny Reuters-layout data set and recipes, waiting for a run's status, reading an SSE stream."""
+tiny Reuters-layout data set and recipes, a test client of a studio, a finished run written into
+the store, waiting for a run's status, reading an SSE stream."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from typing import Any
 
 import numpy as np
 from fastapi.testclient import TestClient
+
+from lstmkit.studio import create_studio_app
+from lstmkit.studio.store import Store
 
 TOPICS = ["grain", "money", "ships"]
 WORDS = [f"w{i}" for i in range(60)]
@@ -84,6 +88,35 @@ max_steps = 20
 evaluate_every = 2
 seed = 0
 """
+
+
+def add_runs(store: Store, n: int) -> list[str]:
+    """``n`` queued runs with ids 00000000, 00000001 ..., oldest first."""
+    ids = []
+    for i in range(n):
+        run_id = f"{i:08x}"
+        store.add_run(
+            run_id, name=f"r{i}", recipe="tiny", dataset="reuters", params={}, overrides=[]
+        )
+        ids.append(run_id)
+        time.sleep(0.002)  # distinct creation times: the queue is first come, first served
+    return ids
+
+
+def make_client(home: Path, recipes: Path, env: dict[str, str], **kwargs: Any) -> TestClient:
+    """A test client of a studio on ``home`` (enter it to start the studio: its lifespan)."""
+    app = create_studio_app(home, recipes_dir=recipes, env=env, poll_s=0.05, grace_s=20.0, **kwargs)
+    return TestClient(app)
+
+
+def add_finished_run(store: Store, run_id: str, dataset: str = "chars") -> None:
+    """A run the store holds as finished that was never queued (so no trainer starts)."""
+    with store.connect() as con:
+        con.execute(
+            "INSERT INTO runs (id, name, recipe, dataset, params, overrides, status, "
+            "created) VALUES (?, 'x', 'tiny', ?, '{}', '[]', 'finished', 0)",
+            (run_id, dataset),
+        )
 
 
 def wait_for(

@@ -321,10 +321,8 @@ async function loadUploads() {
   const select = $("f-upload_id");
   select.replaceChildren(...state.uploads.map((u) => new Option(u.filename + " (" + u.rows + " rows)", u.id)));
   fillColumns();
-  const ds = state.options.datasets.find((d) => d.id === "upload");
   $("upload-info").textContent =
-    "At most " + (state.options.max_upload_bytes / 1048576).toFixed(0) + " MiB; stored inside the studio's home." +
-    (ds && ds.available === false ? " Training on an uploaded file needs lstmkit's own-data path (lstmkit train --task text), not in this lstmkit yet." : "");
+    "At most " + (state.options.max_upload_bytes / 1048576).toFixed(0) + " MiB; stored inside the studio's home.";
 }
 
 function fillColumns() {

@@ -85,6 +85,22 @@ def test_schema_covers_every_route() -> None:
     } <= ops
 
 
+def test_every_answer_is_typed() -> None:
+    """Each JSON answer of the API is a named response model (lstmkit.studio.schemas), so the
+    conformance checks below validate every field; the metric rows stay plain objects."""
+    untyped = []
+    for path, ops in app.openapi()["paths"].items():
+        for method, op in ops.items():
+            ok = next(code for code in op["responses"] if code.startswith("2"))
+            content = op["responses"][ok]["content"]
+            if "application/json" not in content or path.endswith("/metrics"):
+                continue
+            answer = content["application/json"]["schema"]
+            if "$ref" not in answer and "$ref" not in answer.get("items", {}):
+                untyped.append((method.upper(), path))
+    assert untyped == []
+
+
 @schema.parametrize()
 @settings(
     max_examples=15,

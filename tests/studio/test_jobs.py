@@ -1,12 +1,11 @@
 """The job queue (concurrency limit, order, failure, cancel escalation, recovery after a crash)
-with stand-in processes that sleep, and the SQLite store's migrations."""
+with stand-in processes that sleep."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from studio_support import add_runs
 
 from lstmkit.studio.jobs import JobQueue, process_alive
-from lstmkit.studio.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
+from lstmkit.studio.store import Store
 
 # stands in for `lstmkit train`: notes when it ran, sleeps, writes metrics.json (or fails)
 FAKE_TRAIN = """
@@ -64,18 +64,6 @@ def make_queue(tmp_path: Path, limit: int, **kwargs: Any) -> tuple[Store, JobQue
         **kwargs,
     )
     return store, queue
-
-
-def add_runs(store: Store, n: int) -> list[str]:
-    ids = []
-    for i in range(n):
-        run_id = f"{i:08x}"
-        store.add_run(
-            run_id, name=f"r{i}", recipe="tiny", dataset="reuters", params={}, overrides=[]
-        )
-        ids.append(run_id)
-        time.sleep(0.002)  # distinct creation times: the queue is first come, first served
-    return ids
 
 
 def wait_all(store: Store, ids: list[str], statuses: tuple[str, ...], timeout: float = 30) -> None:
@@ -189,77 +177,3 @@ def test_recover_after_a_crash(tmp_path: Path) -> None:
 def test_process_alive_needs_the_run_dir(tmp_path: Path) -> None:
     assert not process_alive(None, tmp_path)
     assert not process_alive(os.getpid(), tmp_path / "runs" / "0badc0de")
-
-
-# -- store -----------------------------------------------------------------------------------
-def test_a_new_database_gets_the_newest_schema(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite3")
-    assert store.version() == SCHEMA_VERSION == len(MIGRATIONS)
-    Store(tmp_path / "s.sqlite3")  # opening again migrates nothing
-    assert store.version() == SCHEMA_VERSION
-
-
-def test_a_version_1_database_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite3"
-    con = sqlite3.connect(path)
-    con.executescript(MIGRATIONS[0])
-    con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    con.execute("INSERT INTO schema_version VALUES (1)")
-    con.execute(
-        "INSERT INTO runs (id, name, recipe, dataset, params, overrides, status, created, metrics) "
-        "VALUES ('0000000a', 'old', 'tiny', 'reuters', '{}', '[]', 'finished', 1.0, "
-        "'{\"steps\": 7}')"
-    )
-    con.execute(
-        "INSERT INTO metrics (run_id, step, split, row) VALUES ('0000000a', 5, 'val', "
-        '\'{"step": 5, "split": "val", "accuracy": 0.5}\')'
-    )
-    con.commit()
-    con.close()
-    store = Store(path)
-    assert store.version() == SCHEMA_VERSION
-    run = store.get_run("0000000a")
-    assert run is not None
-    assert run["metrics"] == {"steps": 7} and run["status"] == "finished"
-    assert run["resumes"] == 0 and run["upload_id"] is None and run["task_args"] is None
-    assert store.metric_rows("0000000a")[0]["accuracy"] == 0.5
-    assert store.list_uploads() == []
-
-
-def test_a_newer_database_is_refused_untouched(tmp_path: Path) -> None:
-    path = tmp_path / "new.sqlite3"
-    Store(path)
-    con = sqlite3.connect(path)
-    con.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
-    con.commit()
-    con.close()
-    before = path.read_bytes()
-    with pytest.raises(
-        StoreError, match=f"schema version {SCHEMA_VERSION + 1} was written by a newer"
-    ):
-        Store(path)
-    assert path.read_bytes() == before
-
-
-def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
-    path = tmp_path / "junk.sqlite3"
-    path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="not a usable studio database"):
-        Store(path)
-
-
-def test_metric_rows_replace_by_step_and_split(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite3")
-    (run_id,) = add_runs(store, 1)
-    store.add_metric_rows(run_id, [{"step": 2, "split": "train", "loss": 1.0}])
-    first = store.metric_rows(run_id)
-    store.add_metric_rows(
-        run_id,
-        [{"step": 2, "split": "train", "loss": 0.9}, {"step": 2, "split": "val", "loss": 1.1}],
-    )
-    rows = store.metric_rows(run_id)
-    assert [(r["step"], r["split"], r["loss"]) for r in rows] == [
-        (2, "train", 0.9),
-        (2, "val", 1.1),
-    ]
-    assert store.metric_rows(run_id, after=first[0]["seq"]) == rows  # the replacement is new

@@ -88,15 +88,15 @@ def test_an_own_data_run_keeps_the_recipes_model_and_training(tmp_path: Path) ->
 def test_errors_land_on_their_field() -> None:
     catalog = recipe_catalog(RECIPES)
     with pytest.raises(FieldError) as err:
-        validate_request(RunRequest(recipe="imdb-seed003", dataset="chars"), catalog, True)
+        validate_request(RunRequest(recipe="imdb-seed003", dataset="chars"), catalog)
     assert err.value.field == "dataset" and "[data.chars]" in err.value.message
     with pytest.raises(FieldError) as err:
         validate_request(
-            RunRequest(recipe="imdb-seed003", dataset="mnist", vocab_size=100), catalog, True
+            RunRequest(recipe="imdb-seed003", dataset="mnist", vocab_size=100), catalog
         )
     assert err.value.field == "vocab_size"
     plan = validate_request(
-        RunRequest(recipe="imdb-seed003", dataset="mnist", hidden_size=16), catalog, True
+        RunRequest(recipe="imdb-seed003", dataset="mnist", hidden_size=16), catalog
     )
     assert plan.overrides == ['data.dataset="mnist"', "hidden_size=16"]
     assert plan.task_args is None

@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from studio_support import TOPICS, wait_for
 
 from lstmkit.studio import create_studio_app
-from lstmkit.studio.app import text_task_available
 from lstmkit.studio.uploads import UploadError, check_table
 
 
@@ -118,12 +117,6 @@ def test_check_table_counts_quoted_newlines() -> None:
         check_table(b"\n\n", "csv", "x.csv")
 
 
-needs_text_task = pytest.mark.skipif(
-    not text_task_available(), reason="lstmkit train has no --task text"
-)
-
-
-@needs_text_task
 def test_a_run_on_an_uploaded_csv_is_checked(client: TestClient) -> None:
     meta = upload(client, "topics.csv", topic_csv()).json()
     body = {
@@ -148,7 +141,6 @@ def test_a_run_on_an_uploaded_csv_is_checked(client: TestClient) -> None:
 
 
 @pytest.mark.slow  # 8 s: a real run through lstmkit train --task text
-@needs_text_task
 def test_a_run_on_an_uploaded_csv(client: TestClient) -> None:
     meta = upload(client, "topics.csv", topic_csv()).json()
     body = {

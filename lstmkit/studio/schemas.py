@@ -1,0 +1,152 @@
+"""The studio API's response models: what each ``/api`` route answers, as its OpenAPI schema
+documents it (the request model, :class:`lstmkit.studio.params.RunRequest`, lives beside the
+rules of the new-run form).
+
+A metric row is a ``history.jsonl`` row as the Trainer wrote it (``step``, ``split`` and whatever
+the task measures) plus the store's ``seq``: a plain JSON object here, not a model, so that a new
+metric reaches the page without a schema change.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+# lstmkit.studio.store.STATUSES, as a type (tests/studio/test_store.py keeps them equal)
+RunStatus = Literal[
+    "queued", "running", "cancelling", "finished", "failed", "cancelled", "interrupted"
+]
+MetricRow = dict[str, Any]
+
+
+class Progress(BaseModel):
+    """Where a run is, from its newest train row (None where the row does not say)."""
+
+    step: int | None = None
+    total_steps: int | None = None
+    tokens_per_s: float | None = None
+    eta_s: float | None = Field(None, description="seconds left; None unless the run trains")
+
+
+class Hint(BaseModel):
+    """A training hint of :func:`lstmkit.studio.diagnose.diagnose`."""
+
+    kind: Literal["learning_rate", "overfitting", "gradients"]
+    text: str
+
+
+class RunOut(BaseModel):
+    """A run as the API shows it (no pids, no paths)."""
+
+    id: str = Field(description="8 hex digits")
+    name: str
+    recipe: str
+    dataset: str
+    params: dict[str, Any] = Field(description="the request's fields that were set")
+    overrides: list[str] = Field(description="the run's `--set key=value` overrides")
+    status: RunStatus
+    created: float
+    started: float | None
+    finished: float | None
+    exit_code: int | None
+    error: str | None
+    metrics: dict[str, Any] | None = Field(description="the run's metrics.json once finished")
+    upload_id: str | None
+    resumes: int
+    resumable: bool = Field(description="stopped with a checkpoint: POST .../resume continues it")
+    model_url: str | None = Field(description="the page of its exported model, once made")
+    progress: Progress | None = None
+
+
+class RunWithRows(RunOut):
+    """A run with its metric rows and the form fields' values it trains with."""
+
+    rows: list[MetricRow]
+    values: dict[str, Any] | None = Field(
+        description="the form fields' values of its recipe (None until the run wrote config.json)"
+    )
+
+
+class RunDetail(RunWithRows):
+    """``GET /api/runs/<id>``: the run, its rows, its values and the training hints."""
+
+    hints: list[Hint]
+
+
+class LogTail(BaseModel):
+    """The end of a run's ``train.log``."""
+
+    log: str
+
+
+class Comparison(BaseModel):
+    """``GET /api/compare``: the chosen runs and the form fields to tabulate."""
+
+    runs: list[RunWithRows]
+    fields: list[str]
+
+
+class ModelLinks(BaseModel):
+    """``POST /api/runs/<id>/bundle``: where the exported model is served."""
+
+    run_id: str
+    url: str = Field(description="its prediction and inspection page")
+    api: str = Field(description="its prediction endpoint")
+
+
+class RecipeOption(BaseModel):
+    """A recipe the form offers (``error`` instead of the rest when it does not load)."""
+
+    name: str
+    error: str | None = None
+    description: str | None = None
+    dataset: str | None = None
+    task: str | None = None
+    seed_figure: float | None = None
+    values: dict[str, Any] | None = None
+
+
+class DatasetOption(BaseModel):
+    """A dataset the form offers, with the recipes that train on it."""
+
+    id: str
+    label: str
+    recipes: list[str]
+    available: bool = True
+
+
+class Options(BaseModel):
+    """``GET /api/options``: what the new-run form offers."""
+
+    recipes: list[RecipeOption]
+    datasets: list[DatasetOption]
+    fields: list[str]
+    not_applicable: dict[str, list[str]]
+    run_request_schema: dict[str, Any] = Field(
+        alias="schema", description="the JSON schema of POST /api/runs"
+    )
+    max_upload_bytes: int
+    max_concurrent: int
+
+
+class UploadOut(BaseModel):
+    """An uploaded data file (stored as ``HOME/uploads/<id>.<format>``)."""
+
+    id: str
+    filename: str = Field(description="the client's file name, a label only")
+    format: Literal["csv", "tsv", "jsonl"]
+    size: int
+    sha256: str
+    columns: list[str]
+    rows: int
+    created: float
+
+
+class Health(BaseModel):
+    """``GET /health``: the queue's size and limit."""
+
+    status: Literal["ok"] = "ok"
+    running: int
+    queued: int
+    max_concurrent: int
