@@ -447,6 +447,14 @@ def _validation_message(err: ValidationError, source: str, prefix: str = "") -> 
 def recipe_from_dict(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:
     """Validate a raw (TOML-shaped) dict into a :class:`Recipe`."""
     data = _normalise(raw, source)
+    table = data.get("data")
+    if isinstance(table, dict) and table.get("dataset") == "chars" and table.get("chars") is None:
+        # before the model table: a classifier's [model] read as a language model's would
+        # hide the real mistake under 'extra inputs' errors
+        raise ConfigError(
+            f'{source}: data.dataset = "chars" needs a [data.chars] table '
+            "(file, bptt, valid_fraction, test_fraction)"
+        )
     model_cls = MODEL_CONFIGS.get(str(task_of(data)))
     if model_cls is not None:
         try:

@@ -63,8 +63,12 @@ class DownloadError(LstmkitError, OSError):
 
 
 class RunDirError(LstmkitError, FileNotFoundError):
-    """A run directory that is not what the command needs: missing files, an unfinished run, or
-    a run of another task."""
+    """A run directory that is not what the command needs: missing files, an unfinished run."""
+
+
+class RunKindError(LstmkitError, ValueError):
+    """A run directory of another task than the command reads (e.g. ``lstmkit sample`` on a
+    classifier's run)."""
 
 
 class RunExistsError(LstmkitError, FileExistsError):

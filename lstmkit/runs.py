@@ -34,7 +34,7 @@ from torch import nn
 
 from lstmkit.checkpoint import load_model_state, model_state, save_tensors
 from lstmkit.data.vocabulary import Vocabulary
-from lstmkit.errors import RunDirError, RunExistsError
+from lstmkit.errors import RunDirError, RunExistsError, RunKindError
 from lstmkit.files import atomic_write_text, atomic_write_with
 from lstmkit.models import ClassifierConfig, SequenceClassifier
 
@@ -92,7 +92,7 @@ def read_run_config(run_dir: Path, task: str | None = None, how: str = "") -> di
         raise RunDirError(f"{cfg_path}: expected a JSON object, got {type(config).__name__}")
     kind = config.get("task", "classify")
     if task is not None and kind != task:
-        raise RunDirError(f"{run_dir} holds a {kind!r} run, not a {task!r} run{how}")
+        raise RunKindError(f"{run_dir} holds a {kind!r} run, not a {task!r} run{how}")
     return config
 
 
@@ -128,7 +128,7 @@ def load_run(run_dir: Path) -> tuple[SequenceClassifier, dict[str, Any], Vocabul
     ``tokenizer.json``) of a finished classification run directory."""
     config = read_run_config(run_dir)
     if not is_classifier_run(config):
-        raise RunDirError(
+        raise RunKindError(
             f"{run_dir} holds a {task_of_run(config)!r} run, not a classifier "
             "(lstmkit predict / export / serve take a classify or text run)"
         )

@@ -174,7 +174,9 @@ def test_sample_cli_and_its_errors(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_task_and_dataset_must_agree() -> None:
     with pytest.raises(ConfigError, match="does not fit task 'classify'"):
-        recipe_from_dict({"data": {"dataset": "chars", "chars": {}}})
+        recipe_from_dict({"task": "classify", "data": {"dataset": "chars", "chars": {}}})
+    # without a task the data set decides it
+    assert recipe_from_dict({"data": {"dataset": "chars", "chars": {}}}).task == "language_model"
     with pytest.raises(ConfigError, match=r"model\.pooling: Extra inputs are not permitted"):
         recipe_from_dict(
             {

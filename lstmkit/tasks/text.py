@@ -34,6 +34,7 @@ import torch
 
 from lstmkit.config import Recipe, check_monitor
 from lstmkit.data.batching import SequenceDataset, collate_tokens
+from lstmkit.data.encode_cache import SplitEncodingError, encode_splits
 from lstmkit.data.text import (
     ClassBalance,
     DataFileError,
@@ -45,14 +46,9 @@ from lstmkit.data.text import (
     read_labelled_texts,
     stratified_split,
 )
-from lstmkit.data.tokenize import (
-    TOKENIZER_FILE,
-    EmptyEncodingError,
-    TextTokenizer,
-    train_and_encode,
-)
+from lstmkit.data.tokenize import TOKENIZER_FILE, EmptyEncodingError, TextTokenizer
 from lstmkit.data.vectors import Coverage, embedding_matrix, load_vectors
-from lstmkit.errors import RunDirError
+from lstmkit.errors import RunKindError
 from lstmkit.models import ClassifierConfig, SequenceClassifier
 from lstmkit.plots import pyplot, save_png
 from lstmkit.runs import load_run, write_json
@@ -116,9 +112,10 @@ def prepare_text(
 ) -> PreparedText:
     """Read, check, split and encode the files of ``source`` (no file is written). ``limit``
     (``data.limit``, e.g. ``lstmkit train --quick``) keeps the first ``limit`` records of each
-    class of each file. ``threads``: the word tokenizer cuts the training texts into tokens on
-    this many threads (``train.num_threads``; ``lstmkit train`` without it: torch's thread count,
-    the cores training will use); the ids are the same on any number."""
+    class of each file. ``threads``: the tokenizer's threads (``train.num_threads``; ``lstmkit
+    train`` without it: torch's thread count, the cores training will use; 1 = one thread, more =
+    ``tokenizers``' thread pool). The tokenizer and the ids of every split come from the cache of
+    encoded ids when these texts were encoded so before (:mod:`lstmkit.data.encode_cache`)."""
     s = source
     if s.text_column == s.label_column:
         raise DataFileError(
@@ -152,9 +149,10 @@ def prepare_text(
         test = read_labelled_texts(s.test, s.text_column, s.label_column, encoding=s.encoding)
         test = _first_per_class(test, limit)
         y_test = label_ids(test, names, s.label_column, train_all.path)
+    splits = {"train": train, "valid": valid} | ({"test": test} if test is not None else {})
     try:
-        tok, x_train = train_and_encode(
-            train.texts,
+        encoded = encode_splits(
+            {name: data.texts for name, data in splits.items()},
             s.tokenizer,
             vocab_size=s.vocab_size,
             min_frequency=s.min_frequency,
@@ -163,16 +161,16 @@ def prepare_text(
             truncating=truncating,
             threads=threads,
         )
-    except EmptyEncodingError as err:
-        raise _no_token(train, err) from None
+    except SplitEncodingError as err:
+        raise _no_token(splits[err.split], err) from None
     except ValueError as err:
         raise DataFileError(f"[data.text]: {err}") from None
-    x_valid = _encode(tok, valid)
+    tok, x_train, x_valid = encoded.tokenizer, encoded.ids["train"], encoded.ids["valid"]
     balance = {"train": class_balance(y_train, names), "valid": class_balance(y_valid, names)}
     unknown = {"train": tok.unknown_fraction(x_train), "valid": tok.unknown_fraction(x_valid)}
     test_ds = None
     if test is not None and y_test is not None:
-        x_test = _encode(tok, test)
+        x_test = encoded.ids["test"]
         balance["test"] = class_balance(y_test, names)
         unknown["test"] = tok.unknown_fraction(x_test)
         test_ds = SequenceDataset(x_test, y_test)
@@ -461,7 +459,7 @@ def evaluate_text_run(run_dir: Path) -> dict[str, Any]:
     recipe = Recipe.model_validate(config["recipe"])
     s = recipe.data.text
     if s is None:
-        raise RunDirError(f"{run_dir}/config.json: not a text run (no data.text)")
+        raise RunKindError(f"{run_dir}/config.json: not a text run (no data.text)")
     tok = TextTokenizer.load(run_dir / TOKENIZER_FILE, recipe.data.maxlen, recipe.data.truncating)
     names: list[str] = list(config["labels"])
     limit = recipe.data.limit  # the same records as the run (lstmkit train --quick)
