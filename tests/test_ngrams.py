@@ -11,9 +11,9 @@ import torch
 
 from lstmkit.checkpoint import load_model_state, model_state, save_tensors
 from lstmkit.data.batching import SequenceDataset
-from lstmkit.tasks.classify import fit_ngram_ratios
 from lstmkit.models import ClassifierConfig, SequenceClassifier
 from lstmkit.ngrams import NgramBranch, ngram_ids
+from lstmkit.tasks.classify import fit_ngram_ratios
 
 BIG = 1 << 22  # enough slots that the few n-grams below never collide
 
