@@ -69,8 +69,8 @@ from torch import Tensor, nn
 from lstmkit.config import Recipe, load_recipe
 from lstmkit.data import BucketBatchSampler, SequenceDataset, collate_tokens, pad_sequences
 from lstmkit.data.batching import padding_fraction
-from lstmkit.tasks.classify import Prepared, build_model, prepare
 from lstmkit.files import atomic_write_text
+from lstmkit.tasks.classify import Prepared, build_model, prepare
 from lstmkit.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

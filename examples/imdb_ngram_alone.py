@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 from lstmkit.config import load_recipe
 from lstmkit.data.batching import SequenceDataset, collate_tokens
-from lstmkit.tasks.classify import prepare
 from lstmkit.ngrams import NgramBranch
+from lstmkit.tasks.classify import prepare
 
 
 def batches(
