@@ -391,8 +391,8 @@ def _run_train(args: argparse.Namespace) -> int:
     import logging
 
     from lstmkit.config import Recipe
+    from lstmkit.distributed import shutdown_distributed
     from lstmkit.experiment import quick_overrides, run_recipe, summary
-    from lstmkit.train import shutdown_distributed
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     finished = False

@@ -30,11 +30,9 @@ import csv
 import json
 import logging
 import math
-import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +63,7 @@ from lstmkit.checkpoint import (
 )
 from lstmkit.config import TrainConfig
 from lstmkit.data.batching import BucketBatchSampler
+from lstmkit.distributed import DistInfo, init_distributed, shutdown_distributed
 from lstmkit.errors import ConfigError, RunDirError, TrainingDiverged
 from lstmkit.models import LanguageModel, LMState, SequenceClassifier
 from lstmkit.objectives import (
@@ -75,6 +74,7 @@ from lstmkit.objectives import (
     confusion_matrix,
     metrics_from_confusion,
 )
+from lstmkit.optim import kernel_penalty, lr_factor, make_optimizer
 from lstmkit.plots import pyplot, save_png
 
 __all__ = [
@@ -90,116 +90,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Collate = Callable[[list[Any]], tuple[Tensor, Tensor, Tensor]]
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    """Where this process sits in a torch.distributed job (world 1 = single process)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        """Rank 0 writes files and prints."""
-        return self.rank == 0
-
-    @classmethod
-    def from_env(cls) -> DistInfo:
-        """Read RANK / WORLD_SIZE / LOCAL_RANK as set by torchrun (defaults: single process)."""
-        return cls(
-            int(os.environ.get("RANK", "0")),
-            int(os.environ.get("WORLD_SIZE", "1")),
-            int(os.environ.get("LOCAL_RANK", "0")),
-        )
-
-
-def init_distributed(info: DistInfo) -> torch.device:
-    """Join the process group when world_size > 1 (nccl on GPU, gloo on CPU); return the device."""
-    device = (
-        torch.device(f"cuda:{info.local_rank}")
-        if torch.cuda.is_available()
-        else torch.device("cpu")
-    )
-    if info.world_size > 1 and not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-    return device
-
-
-def shutdown_distributed(*, wait: bool = True) -> None:
-    """Leave the process group this process joined (nothing when it joined none).
-
-    ``wait``: first a barrier, so no rank closes its connections while a peer still reads from
-    them. Without this a rank can exit with gloo's worker threads still alive and die with
-    SIGABRT during interpreter shutdown. Pass ``wait=False`` on an error path, where the peers
-    may never reach the barrier.
-    """
-    if dist.is_available() and dist.is_initialized():
-        if wait:
-            dist.barrier()
-        dist.destroy_process_group()
-
-
-def _penalty(model: nn.Module, l1: float, l2: float) -> Tensor | None:
-    """Keras-style kernel regularisers on every weight matrix (biases and gains excluded)."""
-    if not (l1 or l2):
-        return None
-    total: Tensor | None = None
-    for p in model.parameters():
-        if p.dim() < 2:
-            continue
-        term = p.new_zeros(())
-        if l1:
-            term = term + l1 * p.abs().sum()
-        if l2:
-            term = term + l2 * p.pow(2).sum()
-        total = term if total is None else total + term
-    return total
-
-
-def make_optimizer(params: Sequence[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
-    """torch optimizer named by ``cfg.optimizer`` with lr, momentum, nesterov, weight decay."""
-    p = list(params)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(p, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(p, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "rmsprop":
-        # Keras' RMSprop defaults: rho 0.9, epsilon 1e-7
-        return torch.optim.RMSprop(
-            p, lr=cfg.lr, alpha=0.9, eps=1e-7, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-        )
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            p,
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            nesterov=cfg.nesterov,
-            weight_decay=cfg.weight_decay,
-        )
-    return torch.optim.Adagrad(p, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def lr_factor(step: int, total: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
-    """Multiplier of the base learning rate after ``step`` optimizer steps. With a time budget
-    (``max_minutes``), ``time_fraction`` is the share of it used so far: the cosine and linear
-    schedules follow whichever of steps and time is further along, so the rate has decayed when
-    the budget runs out."""
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    rest = max(1, total - cfg.warmup_steps)
-    progress = min(1.0, max((step - cfg.warmup_steps) / rest, time_fraction))
-    if cfg.schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * progress))
-    if cfg.schedule == "linear":
-        return 1.0 - progress
-    if cfg.schedule == "step":
-        return cfg.gamma ** ((step - cfg.warmup_steps) // cfg.step_size)
-    return 1.0
 
 
 def detach_state(state: LMState) -> LMState:
@@ -631,7 +521,7 @@ class Trainer:
         # sum / global count * world: DDP averages over ranks, so the gradient is exactly the
         # mean over the global batch, as in one process
         loss = losses.sum() / float(global_count) * self.dist.world_size
-        penalty = _penalty(self.model, cfg.l1, cfg.l2) if with_penalty else None
+        penalty = kernel_penalty(self.model, cfg.l1, cfg.l2) if with_penalty else None
         if penalty is not None:
             loss = loss + penalty
         if not torch.isfinite(loss):
