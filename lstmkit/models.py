@@ -25,6 +25,15 @@ POOLINGS = ("last", "mean", "max", "attention", "mean+max")
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
 
+def probabilities(logits: Tensor, binary: bool) -> Tensor:
+    """Class probabilities (B, C) of a classifier's logits: ``[1 - p, p]`` of the sigmoid head's
+    (B, 1) when ``binary``, else the softmax of (B, C)."""
+    if binary:
+        p = torch.sigmoid(logits[:, 0])
+        return torch.stack([1 - p, p], -1)
+    return torch.softmax(logits, -1)
+
+
 class ClassifierConfig(BaseModel):
     """Architecture of a :class:`SequenceClassifier`. Seed names in brackets.
 
@@ -325,11 +334,7 @@ class SequenceClassifier(nn.Module):
 
     def predict_proba(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Class probabilities (B, C) (C = 2 for the sigmoid head: [1 - p, p])."""
-        logits = self(x, lengths)
-        if self.binary:
-            p = torch.sigmoid(logits[:, 0])
-            return torch.stack([1 - p, p], -1)
-        return torch.softmax(logits, -1)
+        return probabilities(self(x, lengths), self.binary)
 
 
 class LanguageModelConfig(BaseModel):
@@ -550,10 +555,7 @@ class PaddedClassifier(nn.Module):
         logits = m.head(pooled)
         if m.ngram is not None:
             logits = logits + m.ngram(tokens, lengths)
-        if m.binary:
-            p = torch.sigmoid(logits[:, 0])
-            return torch.stack([1 - p, p], -1)
-        return torch.softmax(logits, -1)
+        return probabilities(logits, m.binary)
 
 
 # -- forecasting ----------------------------------------------------------------------------
