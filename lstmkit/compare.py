@@ -26,7 +26,7 @@ from lstmkit.experiment import quick_overrides, run_recipe
 from lstmkit.files import atomic_write_text
 from lstmkit.models import ClassifierConfig, SequenceClassifier
 from lstmkit.plots import pyplot, save_png
-from lstmkit.runs import git_commit, machine
+from lstmkit.runs import git_commit, machine, read_history, read_run_config
 
 CELL_NAMES = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
@@ -72,11 +72,8 @@ def compare_cells(
         recipe, raw = load_recipe(recipe_path, [*extra, f"model.cell={cell}"])
         run_dir = out / cell
         metrics = run_recipe(recipe, raw, run_dir, progress=progress, command=command)
-        history = [
-            json.loads(line)
-            for line in (run_dir / "history.jsonl").read_text(encoding="utf-8").splitlines()
-        ]
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        history = read_history(run_dir)
+        config = read_run_config(run_dir)
         rows.append(
             {
                 "cell": cell,

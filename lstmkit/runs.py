@@ -45,6 +45,8 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
 VOCAB_FILE = "vocab.json"
+HISTORY_FILE = "history.jsonl"
+LATEST_CHECKPOINT = Path("checkpoints") / "latest"
 
 # config.json's "task" of runs written before the task registry: own texts said "classify"
 _DATASET_TASKS = {"text": "text", "series": "forecast", "chars": "language_model"}
@@ -94,6 +96,38 @@ def read_run_config(run_dir: Path, task: str | None = None, how: str = "") -> di
     if task is not None and kind != task:
         raise RunKindError(f"{run_dir} holds a {kind!r} run, not a {task!r} run{how}")
     return config
+
+
+def read_json_or_none(path: Path) -> dict[str, Any] | None:
+    """A JSON object file of a run that may not exist yet (a run still training, a failed run):
+    None when it is missing, unreadable or not an object."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """``metrics.json`` of a finished run; None while it trains or after it failed."""
+    return read_json_or_none(run_dir / METRICS_FILE)
+
+
+def read_history(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of ``history.jsonl`` (one per evaluation), complete lines only: a row the
+    Trainer is still writing is left for the next read."""
+    path = run_dir / HISTORY_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    lines = text.split("\n")
+    return [json.loads(line) for line in lines[:-1] if line.strip()]
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether the run directory holds a checkpoint to resume from."""
+    return (run_dir / LATEST_CHECKPOINT).is_file()
 
 
 def task_of_run(config: dict[str, Any]) -> str:

@@ -8,7 +8,6 @@ Data resolution as everywhere: ``$LSTMKIT_DATA`` -> user cache -> download.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from lstmkit.bundle import export_bundle
 from lstmkit.config import Recipe, recipe_from_dict
 from lstmkit.errors import ConfigError
 from lstmkit.experiment import run_recipe
+from lstmkit.runs import read_metrics
 
 SEED003: dict[str, Any] = {
     "name": "demo-imdb-seed003",
@@ -55,8 +55,9 @@ def run_imdb_demo(config: ImdbDemoConfig, out: Path) -> dict[str, Any]:
     Returns the test metrics (when ``serve`` is False; serving blocks until interrupted)."""
     recipe = demo_recipe(config.epochs)
     run_dir, bundle_dir = out / "run", out / "bundle"
-    if (run_dir / "metrics.json").exists():
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+    finished = read_metrics(run_dir)
+    if finished is not None:
+        metrics = finished
         print(f"reusing the finished run in {run_dir} (delete it to train again)")
     else:
         metrics = run_recipe(recipe, recipe.model_dump(), run_dir, command="lstmkit demo imdb")

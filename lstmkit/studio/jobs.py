@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lstmkit.runs import HISTORY_FILE, has_checkpoint, read_metrics
 from lstmkit.studio.store import Store
 
 logger = logging.getLogger(__name__)
@@ -53,11 +54,6 @@ def default_launcher(
             env=env,
             start_new_session=True,
         )
-
-
-def has_checkpoint(run_dir: Path) -> bool:
-    """Whether the run directory holds a checkpoint to resume from."""
-    return (run_dir / "checkpoints" / "latest").is_file()
 
 
 def process_alive(pid: int | None, run_dir: Path) -> bool:
@@ -294,7 +290,7 @@ class JobQueue:
     def _tail(self, job: _Job) -> None:
         """Read the complete new lines of history.jsonl into the store. The Trainer rewrites
         the file on resume (a new inode or a shorter file): then it is read from the start."""
-        path = job.run_dir / "history.jsonl"
+        path = job.run_dir / HISTORY_FILE
         try:
             st = path.stat()
         except FileNotFoundError:
@@ -327,8 +323,7 @@ class JobQueue:
         code = job.proc.wait()
         self.jobs.pop(job.run_id, None)
         fields: dict[str, Any] = {"exit_code": code, "finished": time.time(), "pid": None}
-        metrics_path = job.run_dir / "metrics.json"
-        metrics = _read_metrics(metrics_path) if code == 0 else None
+        metrics = read_metrics(job.run_dir) if code == 0 else None
         if metrics is not None:
             fields.update(status="finished", metrics=metrics)
         elif job.cancel_at is not None:
@@ -342,15 +337,6 @@ class JobQueue:
         else:
             fields.update(status="failed", error=_failure(job.run_dir / LOG_NAME, code))
         self.store.update_run(job.run_id, **fields)
-
-
-def _read_metrics(path: Path) -> dict[str, Any] | None:
-    """The run's metrics.json, or None when it is missing or unreadable (the run failed)."""
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return metrics if isinstance(metrics, dict) else None
 
 
 def _cancel_note(job: _Job) -> str:

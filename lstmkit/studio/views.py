@@ -5,14 +5,14 @@ compare and "Use this model" read runs through these."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from lstmkit.config import Recipe
+from lstmkit.runs import CONFIG_FILE, has_checkpoint, read_json_or_none
 from lstmkit.studio.deps import Studio
-from lstmkit.studio.jobs import LOG_NAME, has_checkpoint
+from lstmkit.studio.jobs import LOG_NAME
 from lstmkit.studio.params import recipe_values
 from lstmkit.studio.schemas import MetricRow, Progress, RunOut
 
@@ -68,11 +68,7 @@ def public_run(studio: Studio, run: dict[str, Any], rows: list[MetricRow] | None
 
 def run_config(run_dir: Path) -> dict[str, Any]:
     """The run's config.json ({} before the run wrote it, or when it cannot be read)."""
-    try:
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return config if isinstance(config, dict) else {}
+    return read_json_or_none(run_dir / CONFIG_FILE) or {}
 
 
 def run_values(run_dir: Path) -> dict[str, Any] | None:

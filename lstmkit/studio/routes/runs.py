@@ -20,9 +20,10 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
+from lstmkit.runs import has_checkpoint
 from lstmkit.studio.deps import RUN_ERRORS, ExistingRun, RunId, StudioDep, run_or_404
 from lstmkit.studio.diagnose import diagnose
-from lstmkit.studio.jobs import has_checkpoint, process_alive
+from lstmkit.studio.jobs import process_alive
 from lstmkit.studio.params import UPLOAD, FieldError, RunRequest, validate_request
 from lstmkit.studio.schemas import Hint, LogTail, MetricRow, RunDetail, RunOut
 from lstmkit.studio.uploads import upload_path
