@@ -332,7 +332,7 @@ def validate_request(
             )
     if request.text_column == request.label_column:
         raise FieldError("label_column", "the label column must differ from the text column")
-    if info.recipe.task != "classify":
+    if info.recipe.task not in ("classify", "text"):  # a classifier's recipe
         raise FieldError(
             "recipe",
             f"recipe {info.name} is a {info.recipe.task} recipe; an uploaded file is classified, "
