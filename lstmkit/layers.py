@@ -28,7 +28,8 @@ Implementations (:meth:`Recurrent._choose_impl` is the only place that decides):
   and numbers as ``loop`` (float64 <= 1e-6, ``tests/test_kernels.py``); measured against the
   fused op in ``benchmarks/variants.py``. ``impl='kernel'`` on an RNN raises ``ValueError``.
   For the LSTM (tanh / sigmoid, no projection, float32 / float64 on CPU) the math of each step
-  runs in a compiled C function (:mod:`lstmkit.kernels.compiled`, built with gcc on first use);
+  runs in a compiled C++ op (:mod:`lstmkit.kernels.compiled`, built on first use; without a
+  compiler ``auto`` runs the torch-op steps after one warning, ``kernel`` raises);
   :attr:`Recurrent.impl_reason` says whether the compiled step or the torch-op steps run.
 - ``auto`` (default): ``fused`` when the configuration allows it, else ``kernel`` (LSTM, GRU), else
   ``loop``; the choice and
@@ -650,9 +651,14 @@ class Recurrent(nn.Module):
         if w_mask is not None:
             w_hh = w_hh * w_mask
         zone = masks.zoneout[k] if masks.zoneout else None
+        if kernel and isinstance(cell, LSTMCell):
+            # a forced impl='kernel' forces its compiled step too (a failed build raises)
+            return lstm_direction(
+                cell, x, state, step_mask, h_mask, w_hh, zone, reverse=reverse,
+                require_compiled=self.impl == "kernel",
+            )  # fmt: skip
         if kernel:
-            run = lstm_direction if isinstance(cell, LSTMCell) else gru_direction
-            return run(cell, x, state, step_mask, h_mask, w_hh, zone, reverse=reverse)
+            return gru_direction(cell, x, state, step_mask, h_mask, w_hh, zone, reverse=reverse)
         gx = cell.input_projection(x)  # (B, T, G*H): one GEMM for all steps
         p_zone = cell.zoneout
         ys: list[Tensor] = [x] * steps

@@ -14,7 +14,9 @@ lengths and 'pre'/'post' padding, multi-layer and bidirectional, in training and
   recurrent_dropout, weight_drop, and all of them at once with peephole + proj_size + softsign +
   hard_sigmoid, x {no lengths, 'post', 'pre'}; the reference has no layer norm / zoneout, so
   ``test_kernel_gradcheck`` checks the kernel's backward against central differences for those.
-- float32 (<= 1e-4): the LayerNorm, peephole and zoneout LSTMs of the benchmark.
+- float32 (<= 1e-4 relative to the magnitude: see test_kernel_float32_within_1e4): the
+  LayerNorm, peephole and zoneout LSTMs of the benchmark, with the compiled step built at the
+  portable -march and at -march=native.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import lstmkit
 from lstmkit.kernels import (
     GRUKernelSpec,
     LSTMKernelSpec,
+    compiled,
     gru_sequence,
     lstm_sequence,
     lstm_sequence_loop,
@@ -201,9 +204,16 @@ def test_kernel_equals_loop_with_layer_norm_and_zoneout(
     [{"layer_norm": True}, {"peephole": True}, {"zoneout": 0.1, "recurrent_dropout": 0.1}],
     ids=["layer_norm", "peephole", "zoneout"],
 )
-def test_kernel_float32_within_1e4(opts: dict[str, Any]) -> None:
+@pytest.mark.parametrize("march", ["portable", "native"])
+def test_kernel_float32_within_1e4(
+    opts: dict[str, Any], march: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """float32 kernel vs float32 loop in training (same masks), and vs the float64 kernel in eval
-    (no random masks, whose float32 / float64 draws differ)."""
+    (no random masks, whose float32 / float64 draws differ); the compiled step built at
+    PORTABLE_MARCH and at -march=native (LSTMKIT_KERNEL_MARCH; the cache keeps both builds)."""
+    monkeypatch.setenv(
+        compiled.MARCH_ENV, compiled.PORTABLE_MARCH if march == "portable" else march
+    )
     x = torch.randn(4, 12, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     lengths = torch.tensor([12, 3, 7, 12])
     outs = {}
@@ -230,7 +240,12 @@ def test_kernel_float32_within_1e4(opts: dict[str, Any]) -> None:
         for key, v in outs[want].items():
             v32 = outs[got][key]
             assert v32.dtype == torch.float32
-            assert float((v32.double() - v.double()).abs().max()) <= 1e-4, (got, key)
+            # relative to the magnitude: float32 rounding of a sum of many terms (a weight
+            # gradient sums B * T products; cells.1.weight_ih's is ~20 here) grows with its
+            # size, and the CPU's SIMD width changes the summation order in torch's GEMMs, so an
+            # absolute 1e-4 failed on an AVX2 machine at 1.1e-4 on a gradient far above 1
+            scale = max(1.0, float(v.double().abs().max()))
+            assert float((v32.double() - v.double()).abs().max()) <= 1e-4 * scale, (got, key)
 
 
 def test_kernel_gradcheck_against_central_differences() -> None:

@@ -1,8 +1,9 @@
-"""The compiled C step of the LSTM kernel (lstmkit.kernels.compiled) against the torch-op steps
+"""The compiled C++ step of the LSTM kernel (lstmkit.kernels.compiled) against the torch-op steps
 and the autograd loop: outputs, final state and every gradient, for every combination of the
 options it runs (layer_norm, peephole, zoneout / padding keep weights per element or per row,
-recurrent-dropout mask, padded outputs) in both directions, float64 and float32; plus its build
-(errors name the compiler and its message; the cache is reused) and the dispatch reason.
+recurrent-dropout mask, padded outputs) in both directions, float64 and float32; the same bits
+whichever -march built it; plus its build (errors name the compiler and its message; the cache is
+reused and keyed by source and flags), the fallback without a compiler and the dispatch reason.
 
 The layer-level tests (tests/test_kernels.py) run the compiled step too, as it is the default
 for the tanh / sigmoid LSTM: there it is checked against the loop and the NumPy reference.
@@ -11,7 +12,9 @@ for the tanh / sigmoid LSTM: there it is checked against the loop and the NumPy 
 from __future__ import annotations
 
 import itertools
+import platform
 import stat
+import warnings
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ import torch
 from torch import Tensor
 
 import lstmkit
+from lstmkit.errors import CompiledKernelError
 from lstmkit.kernels import LSTMKernelSpec, compiled, lstm_sequence, lstm_sequence_loop
 from lstmkit.kernels.lstm import step_blockers
 
@@ -143,49 +147,168 @@ def test_step_blockers_and_impl_reason() -> None:
     assert step_blockers(LSTMKernelSpec(compiled=False), projection=False, dtype=torch.float32,
                          device="cpu") == ["compiled=False was requested"]  # fmt: skip
     ln = lstmkit.LSTM(3, 4, layer_norm=True)
-    assert ln.impl_used == "kernel" and "with the compiled C step" in ln.impl_reason
+    assert ln.impl_used == "kernel" and "with the compiled C++ step" in ln.impl_reason
     proj = lstmkit.LSTM(3, 4, peephole=True, proj_size=2)
     assert proj.impl_used == "kernel"
-    assert "torch-op steps, as the compiled C step cannot run proj_size" in proj.impl_reason
-    assert "compiled C step" in lstmkit.LSTM(3, 4, impl="kernel").impl_reason
+    assert "torch-op steps, as the compiled C++ step cannot run proj_size" in proj.impl_reason
+    assert "compiled C++ step" in lstmkit.LSTM(3, 4, impl="kernel").impl_reason
+    with pytest.raises(ValueError, match="compiled must be True, False or 'auto', got 'yes'"):
+        LSTMKernelSpec(compiled="yes")  # type: ignore[arg-type]
 
 
 def test_build_is_cached_and_keeps_denormals(tmp_path: Path) -> None:
-    """A second build is a cache hit (same file, no leftovers); loading the library leaves the
-    process's floating point alone (no flush-to-zero from crtfastmath.o)."""
+    """A second build is a cache hit (same library, not rebuilt); loading it leaves the process's
+    floating point alone (no flush-to-zero: nothing is built with -ffast-math)."""
     first = compiled.build(tmp_path)
-    mtime = first.stat().st_mtime_ns
+    [folder] = tmp_path.iterdir()
+    [library] = folder.glob("*.so")  # <name>.so, or <name>_v1.so when loaded twice in a process
+    mtime = library.stat().st_mtime_ns
     again = compiled.build(tmp_path)
-    assert again == first and again.stat().st_mtime_ns == mtime
-    assert [p.name for p in tmp_path.iterdir()] == [first.name]
-    compiled.library()
+    assert again is first and library.stat().st_mtime_ns == mtime
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]
+    assert "-ffast-math" not in " ".join(compiled.build_flags())
     tiny = torch.tensor([1e-39], dtype=torch.float32)  # a float32 denormal
     assert float(tiny * 1.0) > 0.0 and 5e-324 * 1.0 > 0.0
+
+
+def test_build_name_covers_source_flags_and_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache key: another source, -march or compiler is another build (never a stale one);
+    LSTMKIT_KERNEL_MARCH picks the -march; by default x86-64-v3 where the CPU runs it, else
+    x86-64-v2."""
+    base = compiled.build_name("x86-64-v2", "c++", "g++ 12")
+    assert base == compiled.build_name("x86-64-v2", "c++", "g++ 12")
+    others = {
+        compiled.build_name("x86-64-v3", "c++", "g++ 12"),
+        compiled.build_name("x86-64-v2", "clang++", "g++ 12"),
+        compiled.build_name("x86-64-v2", "c++", "g++ 13"),
+        compiled.build_name("x86-64-v2", "c++", "g++ 12", source="// another source"),
+    }
+    assert base not in others and len(others) == 4
+    monkeypatch.setattr(compiled, "_cpu_flags", lambda: "flags: avx2")
+    native = compiled.build_name("native", "c++", "g++ 12")
+    monkeypatch.setattr(compiled, "_cpu_flags", lambda: "flags: avx512f")
+    assert compiled.build_name("native", "c++", "g++ 12") != native  # built for this CPU
+    monkeypatch.setenv(compiled.MARCH_ENV, "native")
+    assert compiled.march() == "native" and "-march=native" in compiled.build_flags()
+    monkeypatch.delenv(compiled.MARCH_ENV)
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        level = compiled.FAST_MARCH if compiled.runs_x86_64_v3() else compiled.PORTABLE_MARCH
+        assert compiled.build_flags()[-1] == f"-march={level}"
+        monkeypatch.setattr(compiled, "_cpu_flags", lambda: "flags: fpu sse4_2 avx")  # no AVX2
+        assert compiled.march() == compiled.PORTABLE_MARCH == "x86-64-v2"
 
 
 def test_build_errors_name_the_compiler_and_its_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A missing or failing compiler raises CompiledKernelError saying what failed and why."""
-    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
-    with pytest.raises(compiled.CompiledKernelError, match="cannot run the C compiler"):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-cxx"))
+    with pytest.raises(CompiledKernelError, match="cannot run the C\\+\\+ compiler .*no-such-cxx"):
         compiled.build(tmp_path / "cache")
-    bad = tmp_path / "bad-cc"
+    bad = tmp_path / "bad-cxx"
     bad.write_text("#!/bin/sh\nif [ \"$1\" = --version ]; then echo bad 1.0; exit 0; fi\n"
                    "echo 'fatal: no space left' >&2\nexit 3\n")  # fmt: skip
     bad.chmod(bad.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("CC", str(bad))
-    with pytest.raises(compiled.CompiledKernelError, match=r"exited 3:\nfatal: no space left"):
+    monkeypatch.setenv("CXX", str(bad))
+    with pytest.raises(
+        CompiledKernelError, match=r"(?s)lstm_step.cpp.* failed:.*fatal: no space left"
+    ):
         compiled.build(tmp_path / "cache")
-    assert not list((tmp_path / "cache").glob("*.so"))  # nothing half-written is left as a hit
+    assert not list((tmp_path / "cache").rglob("*.so"))  # nothing half-written is left as a hit
 
 
 def test_build_into_an_unwritable_cache_says_where(tmp_path: Path) -> None:
     """A cache folder that cannot be created is named in the error, with the way out."""
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(compiled.CompiledKernelError, match=r"cannot write .*file.*XDG_CACHE_HOME"):
+    with pytest.raises(CompiledKernelError, match=r"cannot write .*file.*XDG_CACHE_HOME"):
         compiled.build(blocker / "kernels")
+
+
+@pytest.fixture
+def no_compiler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A machine without a C++ compiler (CXX names none), with a fresh load / warning state."""
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-cxx"))
+    monkeypatch.setattr(compiled, "_LOADED", {})
+    monkeypatch.setattr(compiled, "_WARNED", set())
+    return str(tmp_path / "no-such-cxx")
+
+
+def test_auto_without_a_compiler_runs_the_torch_op_steps_after_one_warning(
+    no_compiler: str,
+) -> None:
+    """impl='auto' (and LSTMKernelSpec's default): no compiler is one RuntimeWarning saying why,
+    then the torch-op steps' numbers; the layer's reason says so; no second warning."""
+    args = _inputs(torch.float64, (True, True, True, False, True, True))
+    want = _results(lstm_sequence, args, LSTMKernelSpec(compiled=False))
+    layer = lstmkit.LSTM(3, 4, layer_norm=True)
+    assert layer.impl == "auto" and layer.impl_used == "kernel"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = _results(lstm_sequence, args, LSTMKernelSpec())
+        layer(torch.randn(2, 5, 3))[0].sum().backward()
+        _results(lstm_sequence, args, LSTMKernelSpec())
+    assert [str(w.message) for w in caught] == [
+        "lstmkit: the LSTM kernel runs its torch-op steps (same results, slower), as the "
+        f"compiled step is not available: lstmkit: cannot run the C++ compiler '{no_compiler}' "
+        f"([Errno 2] No such file or directory: '{no_compiler}') to build the compiled LSTM "
+        "step; install g++ (or set CXX to a C++ compiler), or run the kernel's torch-op steps "
+        "(impl='auto' does so by itself)"
+    ]
+    assert caught[0].category is RuntimeWarning
+    assert _worst(got, want) == 0.0
+    assert "with torch-op steps, as the compiled C++ step could not be built" in layer.impl_reason
+
+
+def test_forced_kernel_without_a_compiler_raises(no_compiler: str) -> None:
+    """impl='kernel' (LSTMKernelSpec(compiled=True)) without a compiler raises
+    CompiledKernelError with the compiler's error, and warns nothing."""
+    layer = lstmkit.LSTM(3, 4, layer_norm=True, impl="kernel")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CompiledKernelError, match=r"cannot run the C\+\+ compiler .*No such"):
+            layer(torch.randn(2, 5, 3))
+        args = _inputs(torch.float32, (False, True, False, False, False, False))
+        with pytest.raises(CompiledKernelError, match=r"cannot run the C\+\+ compiler"):
+            lstm_sequence(**args, spec=LSTMKernelSpec(compiled=True))
+    # what the compiled step cannot run is no build failure: the torch-op steps, no error
+    proj = lstmkit.LSTM(3, 4, proj_size=2, impl="kernel")
+    assert proj(torch.randn(2, 5, 3))[0].shape == (2, 5, 2)
+
+
+def _x86_64_levels() -> list[str]:
+    """The -march levels of x86-64 this CPU runs (v3: AVX2 + FMA + BMI2, the failing machine of
+    the issue; native here may be AVX-512)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return []
+    return ["x86-64-v2", *(["x86-64-v3"] if compiled.runs_x86_64_v3() else [])]
+
+
+@pytest.mark.parametrize("opts", [c for c in COMBOS if c[0] or c[1]][:6] + [(True,) * 6])
+def test_float32_bits_do_not_depend_on_march(
+    opts: tuple[bool, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """float32, both directions: the step built at x86-64-v2, at x86-64-v3 (where this CPU runs
+    it) and at -march=native gives the same bits (own exp / tanh, fixed summation order, no
+    FMA contraction), each within 1e-4 of float64 relative to the magnitude. The builds land in
+    the user's cache (keyed by the flags): the first run of the suite builds them, ~4 s each."""
+    levels = [*_x86_64_levels(), "native"]
+    args32, args64 = _inputs(torch.float32, opts), _inputs(torch.float64, opts)
+    for reverse in (False, True):
+        spec = LSTMKernelSpec(reverse=reverse, compiled=True)
+        exact = _results(lstm_sequence, args64, LSTMKernelSpec(reverse=reverse, compiled=False))
+        runs = {}
+        for arch in levels:
+            monkeypatch.setenv(compiled.MARCH_ENV, arch)
+            runs[arch] = _results(lstm_sequence, args32, spec)
+            assert _worst(runs[arch], exact) <= 1e-4 * max(1.0, _scale(exact)), arch
+        for arch in levels[1:]:
+            for a, b in zip(runs[levels[0]], runs[arch], strict=True):
+                assert torch.equal(a, b), (arch, opts, reverse)
+
+
+def _scale(values: list[Tensor]) -> float:
+    return max(float(v.double().abs().max()) for v in values)
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])

@@ -8,8 +8,9 @@ picks ``impl='kernel'``.
 - :mod:`lstmkit.kernels.lstm`: every :class:`~lstmkit.cells.LSTMCell` option (peephole,
   layer_norm, zoneout, recurrent_dropout, weight_drop, activation / recurrent_activation,
   forget_bias, proj_size) with lengths and 'pre'/'post' padding, either direction.
-- :mod:`lstmkit.kernels.compiled`: the LSTM kernel's per-step math as one C function (built
-  with gcc on first use, loaded with ctypes) for the tanh / sigmoid LSTM without projection;
+- :mod:`lstmkit.kernels.compiled`: the LSTM kernel's recurrence as one C++ op
+  (``lstm_step.cpp``, built with ``torch.utils.cpp_extension`` on first use) for the tanh /
+  sigmoid LSTM without projection;
   :func:`lstmkit.kernels.lstm.step_path` says whether a cell runs it.
 - :mod:`lstmkit.kernels.gru`: every :class:`~lstmkit.cells.GRUCell` option (reset_after True or
   False, zoneout, recurrent_dropout, weight_drop, activations), same conventions.

@@ -18,11 +18,15 @@ How it is fast (the loop runs ~25 small autograd ops per step forward and ~60 ba
   ``mm`` for ``dh``; the weight gradients (``W_hh``, ``W_hr``, peepholes, LN gains) are one GEMM
   / one reduction over all steps at the end; ``dgx`` flows back through autograd into the
   input projection (one more GEMM);
-- for the tanh / sigmoid LSTM without projection (float32 / float64 on CPU) the element-wise
-  math of a step, forward and backward, is one call of a compiled C function
-  (:mod:`lstmkit.kernels.compiled`; :func:`_forward_compiled`, :func:`_backward_compiled`), so a
-  step is the recurrent GEMM plus one C call; :func:`step_path` says which path a cell takes,
-  ``LSTMKernelSpec(compiled=False)`` forces the torch-op steps (:func:`_forward`, :func:`_backward`).
+- for the tanh / sigmoid LSTM without projection (float32 / float64 on CPU) the whole recurrence,
+  forward and backward, is one call of a compiled C++ op (:mod:`lstmkit.kernels.compiled`, built
+  with ``torch.utils.cpp_extension`` on first use; :func:`_forward_compiled`,
+  :func:`_backward_compiled`), so a step is the recurrent GEMM plus one pass over the rows;
+  :func:`step_path` says which path a cell takes. ``LSTMKernelSpec(compiled=...)``: ``'auto'``
+  (default) runs the torch-op steps (:func:`_forward`, :func:`_backward`), with one warning, where
+  the op cannot be built (no compiler); ``True`` raises
+  :class:`~lstmkit.errors.CompiledKernelError` there instead (what ``impl='kernel'`` asks for);
+  ``False`` always runs the torch-op steps.
 
 Zoneout and padding are one thing here: a per-step "keep the old state" weight ``k`` with
 ``state = lerp(new, old, k)``; ``k`` is the zoneout mask (0/1) in training, ``p`` in eval, and 1
@@ -42,10 +46,9 @@ Equations (gate order i, f, g, o; :func:`lstmkit.functional.lstm_step`)::
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -109,17 +112,22 @@ class LSTMKernelSpec:
         activation: name of the candidate / cell-output function (:func:`lstmkit.functional.activation_names`).
         recurrent_activation: name of the gate function ('sigmoid' or 'hard_sigmoid').
         reverse: visit the steps T-1 .. 0 (the reverse direction of a bidirectional layer).
-        compiled: run the per-step math in the compiled C step (:mod:`lstmkit.kernels.compiled`)
-            where the configuration allows it (:func:`step_blockers`); False: the torch-op steps.
+        compiled: run the recurrence in the compiled C++ op (:mod:`lstmkit.kernels.compiled`)
+            where the configuration allows it (:func:`step_blockers`). ``'auto'``: where it
+            cannot be built either, the torch-op steps run, after one warning; ``True``: a failed
+            build raises :class:`~lstmkit.errors.CompiledKernelError`; ``False``: the torch-op
+            steps always.
     """
 
     activation: str = "tanh"
     recurrent_activation: str = "sigmoid"
     reverse: bool = False
-    compiled: bool = True
+    compiled: bool | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
         check_activations(self.activation, self.recurrent_activation)
+        if self.compiled not in (True, False, "auto"):
+            raise ValueError(f"compiled must be True, False or 'auto', got {self.compiled!r}")
 
 
 def _forward(
@@ -268,8 +276,8 @@ _INPUT_NAMES = (
 def step_blockers(
     spec: LSTMKernelSpec, *, projection: bool, dtype: torch.dtype, device: str
 ) -> list[str]:
-    """What keeps a kernel call off the compiled C step (empty: the C step runs it)."""
-    if not spec.compiled:
+    """What keeps a kernel call off the compiled C++ op (empty: the op runs it, once built)."""
+    if spec.compiled is False:
         return ["compiled=False was requested"]
     return C.compiled_blockers(
         activation=spec.activation,
@@ -282,8 +290,9 @@ def step_blockers(
 
 def step_path(cell: Any) -> str:
     """Which per-step path the kernel runs for an :class:`lstmkit.cells.LSTMCell` (its weights'
-    dtype and device), as words that follow "runs it": 'with the compiled C step ...' or 'with
-    torch-op steps, as the compiled C step cannot run <what>'."""
+    dtype and device), as words that follow "runs it": 'with the compiled C++ step ...' or 'with
+    torch-op steps, as the compiled C++ step cannot run <what>' (or could not be built, once a
+    build failed in this process; this starts no build)."""
     spec = LSTMKernelSpec(cell.activation_name, cell.recurrent_activation_name)
     weight = cell.weight_hh
     blockers = step_blockers(
@@ -292,15 +301,23 @@ def step_path(cell: Any) -> str:
         dtype=weight.dtype,
         device=weight.device.type,
     )
-    if not blockers:
-        return "with the compiled C step of lstmkit.kernels.compiled"
-    return f"with torch-op steps, as the compiled C step cannot run {', '.join(blockers)}"
+    if blockers:
+        return f"with torch-op steps, as the compiled C++ step cannot run {', '.join(blockers)}"
+    failed = C.failure()
+    if failed is not None:
+        return f"with torch-op steps, as the compiled C++ step could not be built ({failed})"
+    return "with the compiled C++ step of lstmkit.kernels.compiled"
 
 
-def _use_compiled(spec: LSTMKernelSpec, gx: Tensor, w_hr: Tensor | None) -> bool:
-    return not step_blockers(
-        spec, projection=w_hr is not None, dtype=gx.dtype, device=gx.device.type
-    )
+def _compiled_ops(spec: LSTMKernelSpec, gx: Tensor, w_hr: Tensor | None) -> Any | None:
+    """The compiled op's namespace when it runs this call, else None (the torch-op steps run).
+
+    Raises:
+        CompiledKernelError: ``spec.compiled is True`` and the op cannot be built.
+    """
+    if step_blockers(spec, projection=w_hr is not None, dtype=gx.dtype, device=gx.device.type):
+        return None
+    return C.load() if spec.compiled is True else C.try_load()
 
 
 def _forward_compiled(
@@ -322,11 +339,12 @@ def _forward_compiled(
     *,
     spec: LSTMKernelSpec,
     save: bool,
+    ops: Any,
 ) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
-    """:func:`_forward` with the per-step math in C: per step one ``torch.mm`` (``h W_hh^T``)
-    and one C call; same results and saved tensors."""
+    """:func:`_forward` with the recurrence in the compiled op ``ops.lstm_forward``: per step
+    one ``mm`` (``h W_hh^T``) and one pass over the rows, all in C++; same results and saved
+    tensors."""
     assert w_hr is None
-    fwd, _ = C.step_functions(gx.dtype)
     steps, batch, g4 = gx.shape
     hidden = g4 // 4
     gx = gx.contiguous()
@@ -345,40 +363,25 @@ def _forward_compiled(
     # and re-reading a (T, B, 4H) buffer), above it is kept for every step
     keep_raw = ln and save and hidden > RECOMPUTE_RAW_MAX_HIDDEN
     raw_all = gx.new_empty(steps if keep_raw else 1, batch, g4)
-    raws = raw_all.unbind(0)
     stats_hh = gx.new_empty(2, kept, batch) if ln else None  # mean, rstd of the LN on h W_hh^T
     stats_c = gx.new_empty(2, kept, batch) if ln_c_weight is not None else None
     hm = gx.new_empty(batch, hidden) if h_mask is not None else None  # h * h_mask: the GEMM's input
     if keep_h is not None and keep_c is not None:
         keep_h, keep_c = keep_h.to(dt).contiguous(), keep_c.to(dt).contiguous()
-    zero = gx.new_zeros(
-        hidden
-    )  # absent peepholes / LN bias: zeros, so the C loops have no branches
+    zero = gx.new_zeros(hidden)  # absent peepholes / LN bias: zeros, so the loops have no branches
     lnc_b = None if ln_c_weight is None else zero if ln_c_bias is None else ln_c_bias.contiguous()
-    ctx = C.fwd_context(
-        B=batch, H=hidden, eps=EPS, raw_step=1 if keep_raw else 0,
-        kh_cols=keep_h.shape[2] if keep_h is not None else 0,
-        kc_cols=keep_c.shape[2] if keep_c is not None else 0,
-        gx=gx, ln_w=_c(ln_hh_weight), w_ci=_c(w_ci, zero), w_cf=_c(w_cf, zero),
-        w_co=_c(w_co, zero), lnc_w=_c(ln_c_weight), lnc_b=lnc_b, keep_h=keep_h,
-        keep_c=keep_c, h_mask=_c(h_mask), raw=raw_all,
-        mu_hh=stats_hh[0] if stats_hh is not None else None,
-        rstd_hh=stats_hh[1] if stats_hh is not None else None,
-        mu_c=stats_c[0] if stats_c is not None else None,
-        rstd_c=stats_c[1] if stats_c is not None else None,
-        hm=hm, gates=gates_all, c_new=c_new_all, a_c=a_c_all, h_all=h_all, c_all=c_all,
-    )  # fmt: skip
-    ref = ctypes.byref(ctx)
-    w_hh_t = w_hh.t()
-    hs = h_all.unbind(0)
     if hm is not None and h_mask is not None:
-        torch.mul(h0, h_mask, out=hm)
-    shift = 1 if spec.reverse else 0
-    for t in range(steps - 1, -1, -1) if spec.reverse else range(steps):
-        t_in, t_out, tk = t + shift, t + 1 - shift, t if save else 0
-        h = hs[t_in] if hm is None else hm  # the C step writes the next hm after this GEMM
-        torch.mm(h, w_hh_t, out=raws[tk if keep_raw else 0])  # gx is added in C
-        fwd(ref, t, tk, t_in, t_out)
+        torch.mul(h0, h_mask, out=hm)  # the first GEMM's input; the op writes the next ones
+    ops.lstm_forward(
+        gx, w_hh.t(), h_all.unbind(0), raw_all.unbind(0), hm, _c(ln_hh_weight),
+        _c(w_ci, zero), _c(w_cf, zero), _c(w_co, zero), _c(ln_c_weight), lnc_b, keep_h, keep_c,
+        _c(h_mask), raw_all,
+        stats_hh[0] if stats_hh is not None else None,
+        stats_hh[1] if stats_hh is not None else None,
+        stats_c[0] if stats_c is not None else None,
+        stats_c[1] if stats_c is not None else None,
+        gates_all, c_new_all, a_c_all, h_all, c_all, EPS, spec.reverse, save, keep_raw,
+    )  # fmt: skip
     states = slice(0, steps) if spec.reverse else slice(1, steps + 1)
     y = h_all[states].transpose(0, 1)
     y = y * out_mask if out_mask is not None else y.contiguous()
@@ -410,13 +413,14 @@ def _backward_compiled(
     d_y: Tensor | None,
     d_ht: Tensor | None,
     d_ct: Tensor | None,
+    ops: Any,
 ) -> dict[str, Tensor]:
-    """:func:`_backward` with the per-step math in C: per step one C call and one ``mm`` for dh;
-    with layer norm also ``h W_hh^T`` recomputed (one ``mm``, the forward does not keep it) and
-    one ``addmm_`` for dW_hh (without, dW_hh is one GEMM at the end)."""
+    """:func:`_backward` with the recurrence in the compiled op ``ops.lstm_backward``: per step
+    one pass over the rows and one ``mm`` for dh, all in C++; with layer norm also ``h W_hh^T``
+    recomputed (one ``mm``, unless the forward kept it) and one ``addmm`` for dW_hh (without,
+    dW_hh is one GEMM at the end)."""
     gates, a_c, h_all, c_all = s["gates"], s["a_c"], s["h_all"], s["c_all"]
     steps, batch, _, hidden = gates.shape
-    _, bwd = C.step_functions(gates.dtype)
     before = slice(1, steps + 1) if spec.reverse else slice(0, steps)
     after = slice(0, steps) if spec.reverse else slice(1, steps + 1)
     w_hh = inp["w_hh"]
@@ -445,36 +449,15 @@ def _backward_compiled(
     g_lnc_w = gates.new_zeros(hidden, dtype=f64) if ln_c_w is not None else None
     g_lnc_b = gates.new_zeros(hidden, dtype=f64) if ln_c_b is not None else None
     zero = gates.new_zeros(hidden)
-    ctx = C.bwd_context(
-        B=batch, H=hidden,
-        kh_cols=keep_h.shape[2] if keep_h is not None else 0,
-        kc_cols=keep_c.shape[2] if keep_c is not None else 0,
-        raw=s.get("raw", raw), raw_step=1 if "raw" in s else 0, ln_w=_c(ln_hh_w), mu_hh=s.get("mu_hh"), rstd_hh=s.get("rstd_hh"),
-        w_ci=_c(w_ci, zero), w_cf=_c(w_cf, zero), w_co=_c(w_co, zero), lnc_w=_c(ln_c_w),
-        mu_c=s.get("mu_c"),
-        rstd_c=s.get("rstd_c"), keep_h=keep_h, keep_c=keep_c, h_mask=_c(h_mask), gates=gates,
-        c_new=s.get("c_new"), c_all=c_all, a_c=a_c, dy=dy_t, mmres=mmres, dh=dh, dc=dc,
-        carry_h=carry_h, dz_all=dz_all, d_raw=d_raw, g_lnhh_w=g_lnhh, g_lnc_w=g_lnc_w,
-        g_lnc_b=g_lnc_b,
-    )  # fmt: skip
-    ref = ctypes.byref(ctx)
     hm = h_all[before] if h_mask is None else h_all[before] * h_mask  # (T, B, H)
     dw_hh_t = gates.new_zeros(hidden, 4 * hidden) if ln else None
-    hm_t_s = hm.transpose(1, 2).unbind(0)
-    dz_s = dz_all.unbind(0)
-    shift = 1 if spec.reverse else 0
-    order = range(steps) if spec.reverse else range(steps - 1, -1, -1)
-    w_hh_t = w_hh.t()
-    hm_s = hm.unbind(0)
-    for n, t in enumerate(order):
-        if raw is not None:
-            torch.mm(hm_s[t], w_hh_t, out=raw)  # the forward's GEMM again, same operands
-        bwd(ref, t, t + shift, t + 1 - shift, 1 if n == 0 else 0)
-        if d_raw is not None and dw_hh_t is not None:
-            torch.mm(d_raw, w_hh, out=mmres)
-            dw_hh_t.addmm_(hm_t_s[t], d_raw)
-        else:
-            torch.mm(dz_s[t], w_hh, out=mmres)
+    ops.lstm_backward(
+        w_hh, w_hh.t(), hm.unbind(0), hm.transpose(1, 2).unbind(0), dz_all.unbind(0), raw,
+        s.get("raw"), _c(ln_hh_w), s.get("mu_hh"), s.get("rstd_hh"), _c(w_ci, zero),
+        _c(w_cf, zero), _c(w_co, zero), _c(ln_c_w), s.get("mu_c"), s.get("rstd_c"), keep_h,
+        keep_c, _c(h_mask), gates, s.get("c_new"), c_all, a_c, dy_t, mmres, dh, dc, carry_h,
+        dz_all, d_raw, g_lnhh, g_lnc_w, g_lnc_b, dw_hh_t, spec.reverse,
+    )  # fmt: skip
     dh0 = (mmres * h_mask if h_mask is not None else mmres) + carry_h
     out: dict[str, Tensor] = {"gx": dz_all, "h0": dh0, "c0": dc}
     if need["w_hh"]:
@@ -506,11 +489,13 @@ class _LSTMSequence(torch.autograd.Function):
     def forward(ctx: Any, *args: Any) -> tuple[Tensor, Tensor, Tensor]:
         *tensors, spec = args
         save = any(ctx.needs_input_grad)
-        compiled = _use_compiled(spec, tensors[0], tensors[10])
-        run = _forward_compiled if compiled else _forward
-        y, h, c, saved = run(*tensors, spec=spec, save=save)
+        ops = _compiled_ops(spec, tensors[0], tensors[10])
+        if ops is not None:
+            y, h, c, saved = _forward_compiled(*tensors, spec=spec, save=save, ops=ops)
+        else:
+            y, h, c, saved = _forward(*tensors, spec=spec, save=save)
         if save:
-            ctx.compiled = compiled
+            ctx.ops = ops
             names = [n for n in _SAVED_NAMES if n in saved]
             inputs = [n for n, v in zip(_INPUT_NAMES, tensors, strict=True) if v is not None]
             ctx.names = names
@@ -536,8 +521,10 @@ class _LSTMSequence(torch.autograd.Function):
         inp: dict[str, Tensor | None] = dict.fromkeys(_INPUT_NAMES)
         inp.update(zip(ctx.inputs, stored[n_saved:], strict=True))
         need = dict(zip(_INPUT_NAMES, ctx.needs_input_grad, strict=False))
-        run = _backward_compiled if ctx.compiled else _backward
-        grads_out = run(s, inp, need, ctx.spec, d_y, d_ht, d_ct)
+        if ctx.ops is not None:
+            grads_out = _backward_compiled(s, inp, need, ctx.spec, d_y, d_ht, d_ct, ctx.ops)
+        else:
+            grads_out = _backward(s, inp, need, ctx.spec, d_y, d_ht, d_ct)
         return (*[grads_out.get(n) for n in _INPUT_NAMES], None)
 
 
@@ -766,8 +753,11 @@ def lstm_sequence(
     if not torch.is_grad_enabled():
         # no_grad / inference_mode: parameters still say requires_grad, so the Function would
         # keep every step for a backward that never comes (measured 1.8x slower at H=128)
-        run = _forward_compiled if _use_compiled(spec, gx, w_hr) else _forward
-        y, h, c, _ = run(*args, spec=spec, save=False)
+        ops = _compiled_ops(spec, gx, w_hr)
+        if ops is not None:
+            y, h, c, _ = _forward_compiled(*args, spec=spec, save=False, ops=ops)
+        else:
+            y, h, c, _ = _forward(*args, spec=spec, save=False)
         return y, h, c
     out = _LSTMSequence.apply(*args, spec)
     return out[0], out[1], out[2]
@@ -825,11 +815,15 @@ def lstm_direction(
     zone: tuple[Tensor, ...] | None,
     *,
     reverse: bool,
+    require_compiled: bool = False,
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """One layer and direction of an :class:`lstmkit.cells.LSTMCell` over ``x`` (B, T, D) with
     the kernel; the arguments are those of ``Recurrent._run_direction`` (``step_mask`` (B, T, 1)
     bool, True at real tokens; ``zone`` the training zoneout masks (T, B, S) or None, in which
-    case ``cell.zoneout`` is applied as its expectation). Returns ``(y (B, T, H_out), (h, c))``."""
+    case ``cell.zoneout`` is applied as its expectation); ``require_compiled`` (a forced
+    ``impl='kernel'``): a compiled op that cannot be built raises instead of the torch-op steps
+    running after one warning (``LSTMKernelSpec.compiled`` True / 'auto'). Returns
+    ``(y (B, T, H_out), (h, c))``."""
     gx = _input_projection(cell, x)  # (T, B, 4H): one GEMM for all steps, all biases folded in
     keep_h = keep_c = None
     steps, batch = gx.shape[0], gx.shape[1]
@@ -849,7 +843,12 @@ def lstm_direction(
         w_ci=cell.weight_ci, w_cf=cell.weight_cf, w_co=cell.weight_co,
         ln_hh_weight=cell.ln_hh_weight, ln_c_weight=cell.ln_c_weight, ln_c_bias=cell.ln_c_bias,
         w_hr=cell.weight_hr, h_mask=h_mask, keep_h=keep_h, keep_c=keep_c, out_mask=out_mask,
-        spec=LSTMKernelSpec(cell.activation_name, cell.recurrent_activation_name, reverse),
+        spec=LSTMKernelSpec(
+            cell.activation_name,
+            cell.recurrent_activation_name,
+            reverse,
+            compiled=True if require_compiled else "auto",
+        ),
     )  # fmt: skip
     return y, (h, c)
 
