@@ -41,8 +41,10 @@ kernel then runs its torch-op steps (:mod:`lstmkit.kernels.lstm` picks which, by
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import platform
+import shutil
 import subprocess
 import warnings
 from pathlib import Path
@@ -161,6 +163,22 @@ def build_name(arch: str, cxx: str, compiler_version: str, source: str | None = 
     return "lstmkit_lstm_step_" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
+def _ninja_on_path() -> None:
+    """cpp_extension runs ``ninja`` from PATH. The ninja wheel (a dependency of lstmkit) puts it
+    in the environment's bin folder, which is not on PATH when a venv's python is run without
+    activating the venv: then that folder is put on this process's PATH, once, and said."""
+    if shutil.which("ninja") is not None:
+        return
+    try:
+        import ninja
+    except ImportError:
+        return  # cpp_extension's own error names ninja
+    os.environ["PATH"] = str(ninja.BIN_DIR) + os.pathsep + os.environ.get("PATH", "")
+    logging.getLogger(__name__).info(
+        "ninja was not on PATH; using the ninja package's %s", ninja.BIN_DIR
+    )
+
+
 def build(cache_dir: Path | None = None, arch: str | None = None) -> Any:
     """Build (unless built already) and load the op for ``-march=arch`` (default
     :func:`march`) under ``cache_dir`` (default the lstmkit cache); return its ops namespace,
@@ -172,6 +190,7 @@ def build(cache_dir: Path | None = None, arch: str | None = None) -> Any:
     """
     from torch.utils import cpp_extension  # imports setuptools: only when building
 
+    _ninja_on_path()
     arch = march() if arch is None else arch
     cxx = os.environ.get("CXX", "c++")
     name = build_name(arch, cxx, _compiler_version(cxx))
