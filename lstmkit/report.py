@@ -66,6 +66,22 @@ def _serve_table(head: dict[str, Any], rows: list[dict[str, Any]], name: str) ->
     return "\n".join(lines) + "\n"
 
 
+def _fraction_table(head: dict[str, Any], rows: list[dict[str, Any]], name: str) -> str:
+    """A pipeline timed as a fraction of the training it feeds (``fraction`` <= ``goal``)."""
+    lines = [
+        f"`{head.get('command', name)}` — {head.get('goal', '')}; {head.get('machine', '?')} "
+        f"({name})\n",
+        "| case | pipeline | training it feeds | fraction of the training | goal met |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['ours']:.2f} s | {r['peer']:.1f} s | {r['fraction']:.1%} | "
+            f"{'yes' if r['fraction'] <= r['goal'] else 'no'} (<= {r['goal']:.0%}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def benchmark_table(results: Path) -> str:
     """Markdown table(s) of every ``results/bench-*.jsonl`` file, one section per file."""
     parts = []
@@ -79,6 +95,9 @@ def benchmark_table(results: Path) -> str:
                 parts.append(_serve_table(headers[0] if headers else {}, served, path.name))
             continue
         head = headers[0] if headers else {}
+        if all("fraction" in r for r in cases):
+            parts.append(_fraction_table(head, cases, path.name))
+            continue
         parts.append(
             f"`{head.get('command', path.name)}` — torch {head.get('torch', '?')}, "
             f"{head.get('threads', '?')} threads, {head.get('machine', '?')} ({path.name})\n"

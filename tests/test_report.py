@@ -73,3 +73,40 @@ def test_render_and_update(tmp_path: Path) -> None:
     (results / "bench-bad.jsonl").write_text("{not json\n")
     with pytest.raises(ValueError, match=r"bench-bad\.jsonl:1: not a JSON object"):
         render("<!-- BEGIN GENERATED: benchmarks -->\n<!-- END GENERATED: benchmarks -->", results)
+
+
+def test_a_pipeline_is_shown_as_a_fraction_of_its_training(tmp_path: Path) -> None:
+    from lstmkit.report import benchmark_table
+
+    rows = [
+        {
+            "bench": "data_pipeline-run",
+            "command": "python benchmarks/data_pipeline.py",
+            "goal": "pipeline <= 10% of the default run's training time",
+            "machine": "m",
+        },
+        {
+            "bench": "data_pipeline",
+            "case": "word-cold",
+            "ours": 4.8,
+            "peer": 60.0,
+            "peer_name": "training",
+            "ratio": 12.5,
+            "fraction": 0.08,
+            "goal": 0.1,
+        },
+        {
+            "bench": "data_pipeline",
+            "case": "bpe-cold",
+            "ours": 10.6,
+            "peer": 76.0,
+            "peer_name": "training",
+            "ratio": 7.17,
+            "fraction": 0.139,
+            "goal": 0.1,
+        },
+    ]
+    (tmp_path / "bench-data_pipeline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = benchmark_table(tmp_path)
+    assert "| word-cold | 4.80 s | 60.0 s | 8.0% | yes (<= 10%) |" in table
+    assert "| bpe-cold | 10.60 s | 76.0 s | 13.9% | no (<= 10%) |" in table
