@@ -343,6 +343,7 @@ def run_case(
     name = f"predict-{per_request}text{'s' if per_request > 1 else ''}-{clients}clients"
     name += f"-{label}" if label else ""
     log(f"{name}: {seconds:.0f} s ...")
+    load_before = os.getloadavg()[0]
     cpu_server, cpu_client = cpu_seconds(server.proc.pid), time.process_time()
     tally, wall = asyncio.run(drive(server.port, texts, per_request, clients, seconds, client))
     cpu_server = cpu_seconds(server.proc.pid) - cpu_server
@@ -368,6 +369,9 @@ def run_case(
         "client_cpu": round(cpu_client / wall, 2),
         "client": client,
         "server_args": " ".join(server.args),
+        # the 1-minute load average before and after the case: other work on the shared machine
+        # takes cores from server and client alike (the case itself adds about 1-2)
+        "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     if tally.first_error:
         record["first_error"] = tally.first_error

@@ -663,30 +663,27 @@ def _run_export(args: argparse.Namespace) -> int:
 
 def _run_serve(args: argparse.Namespace) -> int:
     try:
-        from lstmkit.serve.app import serve
-        from lstmkit.serve.workers import WorkerExit
+        from lstmkit.serve.server import serve
     except ImportError as err:
         raise MissingDependencyError(f"{err}; install fastapi and uvicorn") from None
-    try:
-        if not 0 <= args.max_wait_ms <= 1000:
-            raise ConfigError(f"--max-wait-ms must be in [0, 1000], got {args.max_wait_ms}")
-        if args.workers < 1:
-            raise ConfigError(f"--workers must be >= 1, got {args.workers}")
-        if args.threads is not None and args.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-        serve(
-            args.bundle,
-            host=args.host,
-            port=args.port,
-            token=args.token,
-            workers=args.workers,
-            access_log=not args.no_access_log,
-            micro_batch=not args.no_micro_batch,
-            max_wait_ms=args.max_wait_ms,
-            torch_threads=args.threads,
-        )
-    except WorkerExit as err:  # a worker process failed: its message
-        raise ConfigError(str(err)) from None
+    if not 0 <= args.max_wait_ms <= 1000:
+        raise ConfigError(f"--max-wait-ms must be in [0, 1000], got {args.max_wait_ms}")
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    # a worker that dies raises WorkerExit, an LstmkitError: main prints it (exit status 2)
+    serve(
+        args.bundle,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        workers=args.workers,
+        access_log=not args.no_access_log,
+        micro_batch=not args.no_micro_batch,
+        max_wait_ms=args.max_wait_ms,
+        torch_threads=args.threads,
+    )
     return 0
 
 

@@ -70,7 +70,7 @@ def run_imdb_demo(config: ImdbDemoConfig, out: Path) -> dict[str, Any]:
         export_bundle(run_dir, bundle_dir)
     print(f"bundle: {bundle_dir}")
     if config.serve:
-        from lstmkit.serve.app import serve
+        from lstmkit.serve.server import serve
 
         print(f"serving on http://{config.host}:{config.port}/  (API docs: /docs; Ctrl-C stops)")
         serve(bundle_dir, host=config.host, port=config.port)

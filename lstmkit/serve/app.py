@@ -1,8 +1,12 @@
-"""The FastAPI application: :func:`create_app` loads the model once, at startup.
+"""The app factory: :func:`create_app` builds the FastAPI application of one bundle.
 
-Run it with ``lstmkit serve BUNDLE_OR_RUN [--host 127.0.0.1] [--port 8000] [--token T]``, or
-``uvicorn --factory`` around a ``create_app`` call. OpenAPI docs at ``/docs``. No CORS headers:
-browsers on other origins cannot call the API.
+The model is loaded once, in the app's ``lifespan``, into ``app.state.serving`` (a
+:class:`~lstmkit.serve.routes.Serving`: the predictor, its micro-batcher and the request limits);
+the routes read it through a dependency. This module builds apps and starts nothing: the server
+that runs one (uvicorn, ``--workers``) is :mod:`lstmkit.serve.server`. Run an app with
+``lstmkit serve BUNDLE_OR_RUN [--host 127.0.0.1] [--port 8000] [--token T]``, or ``uvicorn
+--factory`` around a ``create_app`` call. OpenAPI docs at ``/docs``. No CORS headers: browsers on
+other origins cannot call the API.
 """
 
 from __future__ import annotations
@@ -12,18 +16,16 @@ import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
 
 import torch
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lstmkit import __version__
 from lstmkit.bundle import Predictor, load
+from lstmkit.errors import ConfigError, UnsupportedModelError
 from lstmkit.serve.batcher import MicroBatcher
-from lstmkit.serve.fast import FastPredict
-from lstmkit.serve.routes import V1_AUTH, router, v1
+from lstmkit.serve.routes import V1_AUTH, Serving, router, v1
+from lstmkit.version import __version__
 
 
 class _BodyLimit:
@@ -72,27 +74,31 @@ def create_app(
 ) -> FastAPI:
     """The API for the bundle (or run directory) at ``bundle_path``.
 
-    The :class:`~lstmkit.bundle.Predictor` is loaded once, in the app's lifespan, into
-    ``app.state.predictor`` (pass ``predictor`` to reuse one already loaded). With ``token``,
-    every ``/v1`` route wants ``Authorization: Bearer <token>``. A request with more than
-    ``max_texts`` texts or ``max_chars`` characters (all texts together) gets 413. With
-    ``micro_batch``, concurrent /v1/predict requests are batched into one model call (waiting at
-    most ``max_wait_ms`` for company; :mod:`lstmkit.serve.batcher`). With ``torch_threads``, the
-    lifespan sets torch's intra-op threads of the serving process (``torch.set_num_threads``: one
-    setting per process, so it is for a process that only serves, as ``lstmkit serve`` starts).
-    ``freeze_gc`` (also for such a process) moves every object alive once the model is loaded
-    into the garbage collector's permanent generation (:func:`gc.freeze`): a full collection then
-    no longer walks torch's and the model's objects, which took ~160 ms per collection -- a pause
-    that every request waiting in that process paid (the latency tail under load).
+    The :class:`~lstmkit.bundle.Predictor` is loaded once, in the app's lifespan (pass
+    ``predictor`` to reuse one already loaded), into ``app.state.serving``
+    (:class:`~lstmkit.serve.routes.Serving`). With ``token``, every ``/v1`` route wants
+    ``Authorization: Bearer <token>``. A request with more than ``max_texts`` texts or
+    ``max_chars`` characters (all texts together) gets 413. With ``micro_batch``, concurrent
+    /v1/predict requests are batched into one model call (waiting at most ``max_wait_ms`` for
+    company; :mod:`lstmkit.serve.batcher`). With ``torch_threads``, the lifespan sets torch's
+    intra-op threads of the serving process (``torch.set_num_threads``: one setting per process,
+    so it is for a process that only serves, as ``lstmkit serve`` starts). ``freeze_gc`` (also
+    for such a process) moves every object alive once the model is loaded into the garbage
+    collector's permanent generation (:func:`gc.freeze`): a full collection then no longer walks
+    torch's and the model's objects, which took ~160 ms per collection -- a pause that every
+    request waiting in that process paid (the latency tail under load).
+
+    Raises :class:`~lstmkit.errors.ConfigError` for a bad setting here, and the bundle's
+    errors (:class:`~lstmkit.errors.BundleError`, ...) when the lifespan starts.
     """
     if max_texts < 1 or max_chars < 1:
-        raise ValueError(f"max_texts and max_chars must be >= 1, got {max_texts}, {max_chars}")
+        raise ConfigError(f"max_texts and max_chars must be >= 1, got {max_texts}, {max_chars}")
     if torch_threads is not None and torch_threads < 1:
-        raise ValueError(
+        raise ConfigError(
             f"torch_threads must be >= 1 (or None: torch's default), got {torch_threads}"
         )
     if token is not None and not token:
-        raise ValueError("token must not be empty (give None for no token)")
+        raise ConfigError("token must not be empty (give None for no token)")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,21 +106,24 @@ def create_app(
             torch.set_num_threads(torch_threads)
         loaded = predictor if predictor is not None else load(bundle_path)
         if not loaded.accepts_text:
-            raise ValueError(f"{bundle_path}: the model reads real-valued sequences, not text")
-        app.state.predictor = loaded
+            raise UnsupportedModelError(
+                f"{bundle_path}: the model reads real-valued sequences, not text; "
+                "lstmkit serve serves text classifiers"
+            )
         if freeze_gc:
             gc.collect()
             gc.freeze()
+        batcher = None
         if micro_batch:
-            app.state.batcher = MicroBatcher(loaded, max_batch=max_texts, max_wait_ms=max_wait_ms)
-            app.state.batcher.start()
+            batcher = MicroBatcher(loaded, max_batch=max_texts, max_wait_ms=max_wait_ms)
+            batcher.start()
+        app.state.serving = Serving(loaded, batcher, max_texts=max_texts, max_chars=max_chars)
         try:
             yield
         finally:
-            if app.state.batcher is not None:
-                await app.state.batcher.stop()
-                app.state.batcher = None
-            app.state.predictor = None
+            app.state.serving = None
+            if batcher is not None:
+                await batcher.stop()
             if freeze_gc:
                 gc.unfreeze()
 
@@ -124,59 +133,12 @@ def create_app(
         description="Text classification with an lstmkit model bundle.",
         lifespan=lifespan,
     )
-    app.state.token = token
-    app.state.max_texts = max_texts
-    app.state.max_chars = max_chars
-    app.state.predictor = None
-    app.state.batcher = None
+    app.state.token = token  # read by require_token (the studio's app sets its own)
+    app.state.serving = None  # until the lifespan has loaded the model
     # the token check only when there is a token: two dependencies solved per request otherwise
-    # for nothing (~10% of a worker's CPU under load); the OpenAPI schema then lists no security
+    # for nothing; the OpenAPI schema then lists no security
     app.include_router(v1, dependencies=V1_AUTH if token is not None else None)
     app.include_router(router)
-    # the predict requests that succeed skip FastAPI's routing (lstmkit.serve.fast says why);
-    # added first, so it runs inside _BodyLimit
-    app.add_middleware(FastPredict, state=app.state)
     # JSON escapes make at most 6 bytes of a character ("\u00e9"); the rest is syntax
     app.add_middleware(_BodyLimit, max_bytes=6 * max_chars + 16 * max_texts + 4096)
     return app
-
-
-def serve(
-    bundle_path: str | os.PathLike[str],
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    token: str | None = None,
-    workers: int = 1,
-    access_log: bool = True,
-    **kwargs: Any,
-) -> None:
-    """Load the model (errors come out before the server starts) and run uvicorn.
-
-    With ``workers`` > 1, that many worker processes serve the port, each with its own copy of
-    the model (loaded once, in its lifespan) and its own micro-batcher: the Python work of a
-    request (HTTP, JSON, validation, tokenising) then runs on every core instead of one
-    (:mod:`lstmkit.serve.workers`). Each process runs torch on one thread unless
-    ``torch_threads`` says otherwise. ``kwargs`` go to :func:`create_app` (they must be JSON
-    values with ``workers`` > 1). ``access_log=False`` drops uvicorn's line per request.
-    """
-    import uvicorn
-
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    predictor = load(bundle_path)
-    kwargs.setdefault("freeze_gc", True)  # the process only serves
-    if kwargs.get("torch_threads") is None:
-        # one torch thread per worker: a served model's matrices are small, extra intra-op
-        # threads only fight the event loop for the cores (one worker on 2 cores, 64 clients:
-        # 1.34 ms of CPU per request with torch's 2 threads, 0.62 ms with 1)
-        kwargs["torch_threads"] = 1
-    app = create_app(bundle_path, token=token, predictor=predictor, **kwargs)  # checks kwargs
-    if workers == 1:
-        uvicorn.run(app, host=host, port=port, access_log=access_log)
-        return
-    from lstmkit.serve.workers import run_workers
-
-    del app, predictor  # the workers load their own
-    config = {"bundle_path": str(Path(bundle_path).resolve()), "token": token, **kwargs}
-    run_workers(config, host=host, port=port, workers=workers, access_log=access_log)

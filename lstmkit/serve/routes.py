@@ -1,9 +1,15 @@
 """The serving API's routes: ``POST /v1/predict``, ``POST /v1/inspect``, ``GET /v1/model``,
-``GET /health``, and the web page: ``GET /`` (``static/index.html``) and ``GET /static/NAME``."""
+``GET /health``, and the web page: ``GET /`` (``static/index.html``) and ``GET /static/NAME``.
+
+Each route gets what it needs through a dependency: :func:`get_serving` reads the
+:class:`Serving` that the app's lifespan put into ``app.state`` (:func:`lstmkit.serve.app.create_app`),
+:func:`require_token` the app's token. Nothing is kept in this module.
+"""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +19,8 @@ from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from lstmkit.bundle import Predictor
+from lstmkit.inspect import inspect_text
+from lstmkit.serve.batcher import MicroBatcher
 from lstmkit.serve.schemas import (
     Health,
     InspectRequest,
@@ -28,6 +36,19 @@ STATIC_FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What the routes serve with, loaded once by the app's lifespan into ``app.state.serving``:
+    the predictor, its micro-batcher (None: every request runs the model on its own) and the
+    request limits."""
+
+    predictor: Predictor
+    batcher: MicroBatcher | None
+    max_texts: int
+    max_chars: int
+
 
 _bearer = HTTPBearer(auto_error=False, description="the token given to `lstmkit serve --token`")
 
@@ -50,11 +71,26 @@ async def require_token(
         )
 
 
-async def get_predictor(request: Request) -> Predictor:
-    """The Predictor loaded at startup (async: a plain def would cost a worker-thread hop per
-    request)."""
-    predictor: Predictor = request.app.state.predictor
-    return predictor
+async def get_serving(request: Request) -> Serving:
+    """The :class:`Serving` of the app's lifespan; 503 outside it (async: a plain def would cost
+    a worker-thread hop per request)."""
+    serving: Serving | None = request.app.state.serving
+    if serving is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="the model is not loaded (the app's lifespan has not started)",
+        )
+    return serving
+
+
+ServingDep = Annotated[Serving, Depends(get_serving)]
+
+
+def _too_many_chars(chars: int, max_chars: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE,
+        detail=f"too many characters: {chars} in one request, at most {max_chars}",
+    )
 
 
 # the page and /health (no token), and the /v1 API; the app includes both itself (a router nested
@@ -72,68 +108,47 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @v1.post("/predict", response_model=PredictResponse, responses=_ERRORS)
-async def predict(body: PredictRequest, request: Request) -> PredictResponse:
+async def predict(body: PredictRequest, serving: ServingDep) -> PredictResponse:
     """Classify texts; the predictions come back in the order of the texts."""
-    # app.state read here rather than through a get_predictor dependency: each dependency costs
-    # FastAPI's dependency solving on every request, the hottest route of the server
-    predictor: Predictor = request.app.state.predictor
-    max_texts: int = request.app.state.max_texts
-    max_chars: int = request.app.state.max_chars
-    if len(body.texts) > max_texts:
+    if len(body.texts) > serving.max_texts:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
-            detail=f"too many texts: {len(body.texts)} in one request, at most {max_texts}",
+            detail=f"too many texts: {len(body.texts)} in one request, at most {serving.max_texts}",
         )
     chars = sum(len(t) for t in body.texts)
-    if chars > max_chars:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            detail=f"too many characters: {chars} in one request, at most {max_chars}",
-        )
-    batcher = request.app.state.batcher
+    if chars > serving.max_chars:
+        raise _too_many_chars(chars, serving.max_chars)
     try:  # the model runs in a worker thread: the event loop keeps serving other requests
-        if batcher is not None:  # batched with concurrent requests (lstmkit.serve.batcher)
-            results = await batcher.predict(body.texts)
+        if serving.batcher is not None:  # batched with concurrent requests (lstmkit.serve.batcher)
+            results = await serving.batcher.predict(body.texts)
         else:
-            results = await run_in_threadpool(predictor.predict, body.texts)
+            results = await run_in_threadpool(serving.predictor.predict, body.texts)
     except ValueError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(err)) from None
     return PredictResponse.model_validate({"predictions": results})
 
 
 @v1.post("/inspect", response_model=InspectResponse, responses=_ERRORS)
-async def inspect(
-    body: InspectRequest,
-    request: Request,
-    predictor: Annotated[Predictor, Depends(get_predictor)],
-) -> InspectResponse:
+async def inspect(body: InspectRequest, serving: ServingDep) -> InspectResponse:
     """Look inside the model on one text: per token the mean gate activations and state norms
     of every layer, and each token's contribution to the label (occlusion)."""
-    from lstmkit.inspect import inspect_text
-
-    max_chars: int = request.app.state.max_chars
-    if len(body.text) > max_chars:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            detail=f"too many characters: {len(body.text)} in one request, at most {max_chars}",
-        )
+    if len(body.text) > serving.max_chars:
+        raise _too_many_chars(len(body.text), serving.max_chars)
     try:
-        result = await run_in_threadpool(inspect_text, predictor, body.text)
+        result = await run_in_threadpool(inspect_text, serving.predictor, body.text)
     except ValueError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(err)) from None
     return InspectResponse.model_validate(result)
 
 
 @v1.get("/model", response_model=ModelInfo, responses={401: _ERRORS[401]})
-async def model_info(
-    request: Request, predictor: Annotated[Predictor, Depends(get_predictor)]
-) -> ModelInfo:
+async def model_info(serving: ServingDep) -> ModelInfo:
     """The served model: labels, architecture, metrics, versions, request limits."""
     return ModelInfo.model_validate(
         {
-            **predictor.metadata,
-            "max_texts": request.app.state.max_texts,
-            "max_chars": request.app.state.max_chars,
+            **serving.predictor.metadata,
+            "max_texts": serving.max_texts,
+            "max_chars": serving.max_chars,
         }
     )
 

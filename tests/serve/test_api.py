@@ -1,5 +1,6 @@
-"""lstmkit.serve: the FastAPI app on a tiny bundle (no data set): predictions, model info, health,
-every error path with its status code and message, token auth, the CLI."""
+"""lstmkit.serve.app and lstmkit.serve.routes: the FastAPI app on a tiny bundle (no data set):
+predictions, model info, health, every error path with its status code and message, token auth,
+the CLI."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def test_inference_runs_off_the_event_loop(bundle: Path) -> None:
     app = create_app(bundle)
     threads: list[int] = []
     with TestClient(app) as c:
-        predictor = app.state.predictor
+        predictor = app.state.serving.predictor
         original = predictor.predict
 
         def spy(texts: list[str]) -> list[dict[str, Any]]:
@@ -210,3 +211,63 @@ def test_the_schema_asks_for_a_token_only_when_there_is_one(bundle: Path) -> Non
         ):
             assert ("security" in schema["paths"][path][method]) == secured, (token, path)
         assert ("securitySchemes" in schema.get("components", {})) == secured
+
+
+JSON = {"content-type": "application/json"}
+# (body, headers, status): successes, JSON corner cases and every error path of POST /v1/predict
+BODIES: list[tuple[str | bytes, dict[str, str], int]] = [
+    (json.dumps({"texts": TEXTS}), JSON, 200),
+    (json.dumps({"texts": ["good"]}), {"content-type": "application/json; charset=utf-8"}, 200),
+    (json.dumps({"texts": ["caf\u00e9 good", "\u65e5\u672c good"]}), JSON, 200),
+    ('{"texts": ["bad"], "texts": ["good film"]}', JSON, 200),  # duplicate key: the last one
+    ('{"texts": ["\\ud800 good"]}', JSON, 200),  # a lone surrogate escape
+    ('{"texts": ["good"]}', {"content-type": "text/plain"}, 422),  # not read as JSON
+    ('{"texts": ["good"]}', {}, 422),  # no content type: not read as JSON either
+    ('{"texts": ["good"', JSON, 422),
+    ('{"texts": ["\\u001e"]}', JSON, 422),
+    (b'{"texts": ["\xff\xfe good"]}', JSON, 400),  # not UTF-8
+    (json.dumps({"texts": ["good"] * 9}), JSON, 413),  # too many texts
+    (json.dumps({"texts": ["good " * 60, "film " * 60]}), JSON, 413),  # too many characters
+    (json.dumps({"texts": ["x" * 10_000]}), JSON, 413),  # body too large
+]
+
+
+@pytest.mark.parametrize(("body", "headers", "code"), BODIES)
+def test_every_kind_of_body(
+    client: TestClient, body: str | bytes, headers: dict[str, str], code: int
+) -> None:
+    r = client.post("/v1/predict", content=body, headers=headers)
+    assert r.status_code == code, r.text
+    assert r.headers["content-type"] == "application/json"
+    assert int(r.headers["content-length"]) == len(r.content)
+    if code == 200:
+        labels = [p["label"] for p in r.json()["predictions"]]
+        assert len(labels) == len(json.loads(body)["texts"])
+        assert set(labels) <= {"negative", "positive"}
+    else:
+        assert r.json()["detail"]
+
+
+def test_duplicate_key_takes_the_last(client: TestClient, bundle: Path) -> None:
+    r = client.post(
+        "/v1/predict", content='{"texts": ["bad"], "texts": ["good film"]}', headers=JSON
+    )
+    got = r.json()["predictions"][0]["scores"]
+    assert got == pytest.approx(load(bundle).predict(["good film"])[0]["scores"], abs=1e-6)
+
+
+def test_without_the_lifespan_the_api_says_the_model_is_not_loaded(bundle: Path) -> None:
+    c = TestClient(create_app(bundle))  # not entered: no lifespan, no model
+    r = c.post("/v1/predict", json={"texts": ["good"]})
+    assert r.status_code == 503
+    assert r.json()["detail"] == "the model is not loaded (the app's lifespan has not started)"
+
+
+def test_without_micro_batching_the_route_runs_the_model(bundle: Path) -> None:
+    with TestClient(create_app(bundle, micro_batch=False)) as c:
+        assert c.app.state.serving.batcher is None  # type: ignore[attr-defined]
+        r = c.post("/v1/predict", json={"texts": TEXTS})
+        assert r.status_code == 200
+        assert [p["label"] for p in r.json()["predictions"]] == [
+            p["label"] for p in load(bundle).predict(TEXTS)
+        ]

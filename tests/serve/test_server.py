@@ -1,5 +1,6 @@
-"""``lstmkit serve --workers N``: the arguments reach every worker process, a real server with
-two workers answers like the in-process predictor, and a worker that dies stops the server."""
+"""lstmkit.serve.server (``lstmkit serve [--workers N]``): the arguments reach every worker
+process, a real server with two workers answers like the in-process predictor, and a worker that
+dies stops the server."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from test_api import TEXTS, make_bundle
 
 from lstmkit.bundle import load
 from lstmkit.cli import main
+from lstmkit.errors import ConfigError, LstmkitError
 from lstmkit.serve import create_app
-from lstmkit.serve.workers import run_workers
+from lstmkit.serve.server import WorkerExit, run_workers
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +36,10 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_cli_workers_hand_their_arguments_to_the_workers(
     bundle: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import lstmkit.serve.workers as workers
+    import lstmkit.serve.server as server
 
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(workers, "run_workers", lambda config, **kw: calls.append({**kw, **config}))
+    monkeypatch.setattr(server, "run_workers", lambda config, **kw: calls.append({**kw, **config}))
     args = ["serve", str(bundle), "--workers", "2", "--threads", "1", "--no-access-log"]
     assert main([*args, "--token", "t", "--max-wait-ms", "5", "--port", "9002"]) == 0
     assert calls == [
@@ -71,7 +73,7 @@ def test_worker_app_sets_threads_and_freezes_the_gc(
     app = create_app(bundle, token="t", max_wait_ms=5.0, torch_threads=1, freeze_gc=True)
     with TestClient(app) as c:
         assert threads == [1] and frozen == ["freeze"]
-        assert app.state.batcher.max_wait_ms == 5.0
+        assert app.state.serving.batcher.max_wait_ms == 5.0
         r = c.post("/v1/predict", json={"texts": TEXTS}, headers={"Authorization": "Bearer t"})
         assert r.status_code == 200
         assert [p["label"] for p in r.json()["predictions"]] == [
@@ -108,6 +110,8 @@ def test_bad_worker_settings_are_refused(
 
 def test_run_workers_refuses_what_it_cannot_serve(bundle: Path) -> None:
     config = {"bundle_path": str(bundle)}
+    with pytest.raises(ConfigError, match="run_workers is for 2 or more workers, got 1"):
+        run_workers(config, host="127.0.0.1", port=9003, workers=1)
     with pytest.raises(ValueError, match="needs a fixed --port"):
         run_workers(config, host="127.0.0.1", port=0, workers=2)
     with socket.socket() as taken:  # a listener without SO_REUSEPORT holds the port
@@ -116,6 +120,23 @@ def test_run_workers_refuses_what_it_cannot_serve(bundle: Path) -> None:
         port = taken.getsockname()[1]
         with pytest.raises(ValueError, match=f"cannot listen on 127.0.0.1:{port}"):
             run_workers(config, host="127.0.0.1", port=port, workers=2)
+
+
+def test_worker_exit_is_an_lstmkit_error() -> None:
+    """The CLI catches LstmkitError once: a dead worker's message reaches the user (exit 2)."""
+    assert issubclass(WorkerExit, LstmkitError) and issubclass(WorkerExit, RuntimeError)
+
+
+def test_the_app_factory_does_not_import_the_server() -> None:
+    """server -> app, never back: building an app loads neither uvicorn nor the server module."""
+    code = (
+        "import sys, lstmkit.serve; "
+        "print(sorted(m for m in ('uvicorn', 'lstmkit.serve.server') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stderr
 
 
 def _workers(pid: int) -> list[int]:
@@ -196,7 +217,7 @@ def test_two_real_workers_answer_and_stop_together(bundle: Path, tmp_path: Path)
 
 ORPHAN = """
 import multiprocessing, os, sys, time
-from lstmkit.serve.workers import _stop_with_parent
+from lstmkit.serve.server import _stop_with_parent
 
 def child(parent):
     _stop_with_parent(parent)
