@@ -8,7 +8,6 @@ Each route gets what it needs through a dependency: :func:`get_serving` reads th
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from lstmkit.bundle import Predictor
 from lstmkit.inspect import inspect_text
+from lstmkit.serve.auth import check_bearer
 from lstmkit.serve.batcher import MicroBatcher
 from lstmkit.serve.schemas import (
     Health,
@@ -58,17 +58,7 @@ async def require_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """401 unless the app has no token or the request carries ``Authorization: Bearer TOKEN``."""
-    token: str | None = request.app.state.token
-    if token is None:
-        return
-    if credentials is None or not secrets.compare_digest(
-        credentials.credentials.encode(), token.encode()
-    ):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="missing or wrong token: send 'Authorization: Bearer <token>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    check_bearer(credentials, request.app.state.token)
 
 
 async def get_serving(request: Request) -> Serving:

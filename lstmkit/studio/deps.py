@@ -8,7 +8,6 @@ The routers (:mod:`lstmkit.studio.routes`) import this module, never the app.
 
 from __future__ import annotations
 
-import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi import Path as PathParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from lstmkit.serve.auth import check_bearer
 from lstmkit.studio.jobs import JobQueue
 from lstmkit.studio.mounts import ModelMounts
 from lstmkit.studio.params import RecipeInfo, recipe_catalog
@@ -91,16 +91,7 @@ async def require_token(
 ) -> None:
     """401 unless the studio has no token or the request carries ``Authorization: Bearer
     TOKEN`` (compared in constant time)."""
-    if studio.token is None:
-        return
-    if credentials is None or not secrets.compare_digest(
-        credentials.credentials.encode(), studio.token.encode()
-    ):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="missing or wrong token: send 'Authorization: Bearer <token>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    check_bearer(credentials, studio.token)
 
 
 def run_or_404(studio: Studio, run_id: str) -> dict[str, Any]:
