@@ -25,6 +25,7 @@ import torch
 from lstmkit.config import Recipe
 from lstmkit.runs import check_run_dir, git_commit, save_config, save_final, write_result
 from lstmkit.tasks import task_for_recipe, task_for_run
+from lstmkit.tasks.defaults import given_keys
 from lstmkit.train import Trainer
 
 
@@ -39,18 +40,28 @@ def run_recipe(
     command: str | None = None,
 ) -> dict[str, Any]:
     """Train ``recipe`` into ``run_dir`` and evaluate it on its held-out data; returns the
-    metrics (also in ``metrics.json``). ``record``: a directory for ``<recipe>.json``."""
+    metrics (also in ``metrics.json``). ``record``: a directory for ``<recipe>.json``. ``raw``:
+    the recipe as the user wrote it; the keys it does not set are the ones a task may choose
+    from the data (:mod:`lstmkit.tasks.defaults`)."""
     task = task_for_recipe(recipe)
     start = time.perf_counter()
     commit = git_commit()  # the code this run starts from, for its result record
     task.check(recipe)
     check_run_dir(run_dir, resume)
     torch.manual_seed(recipe.train.seed)
-    setup = task.setup(recipe, resume=resume)
+    setup = task.setup(recipe, resume=resume, given=given_keys(raw))
+    recipe = setup.recipe or recipe  # with the defaults the task chose from the data
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:  # a resumed run keeps the files it started with
         save_config(
-            run_dir, {"recipe": recipe.model_dump(), "raw": raw, "task": task.name, **setup.config}
+            run_dir,
+            {
+                "recipe": recipe.model_dump(),
+                "raw": raw,
+                "task": task.name,
+                "defaults": [c.to_dict() for c in setup.choices],
+                **setup.config,
+            },
         )
         setup.save_inputs(run_dir)
     trainer = Trainer(

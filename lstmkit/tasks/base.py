@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 
 if TYPE_CHECKING:
     from lstmkit.config import Recipe
+    from lstmkit.tasks.defaults import Choice
     from lstmkit.train import Trainer
 
 
@@ -48,6 +49,9 @@ class Setup:
             into a new run directory.
         facts: entries of ``metrics.json`` known before training (e.g. the pretraining's).
         unlabelled: texts for virtual adversarial training, or None.
+        recipe: the recipe that runs when the task chose defaults from the data
+            (:mod:`lstmkit.tasks.defaults`); None = the recipe as given.
+        choices: those defaults (kept in ``config.json`` under ``"defaults"``).
     """
 
     model: nn.Module
@@ -59,6 +63,8 @@ class Setup:
     save_inputs: Callable[[Path], None] = _nothing
     facts: dict[str, Any] = field(default_factory=dict)
     unlabelled: Dataset[Any] | None = None
+    recipe: Recipe | None = None
+    choices: list[Choice] = field(default_factory=list)
 
 
 @dataclass
@@ -98,9 +104,13 @@ class Task(Protocol):
         cannot run (before anything is read or written)."""
         ...
 
-    def setup(self, recipe: Recipe, *, resume: bool) -> Setup:
+    def setup(
+        self, recipe: Recipe, *, resume: bool, given: frozenset[str] | None = None
+    ) -> Setup:
         """Read and check the data, build the model (``resume``: no pretraining, the checkpoint
-        restores it). Writes nothing."""
+        restores it). Writes nothing. ``given``: the recipe keys the user set
+        (:func:`lstmkit.tasks.defaults.given_keys`); a task may choose the others from the data
+        (:attr:`Setup.recipe`, :attr:`Setup.choices`); None = choose nothing."""
         ...
 
     def evaluate(

@@ -353,7 +353,9 @@ class TextTask:
             )
         check_monitor(recipe, MONITORS, "text classification")
 
-    def setup(self, recipe: Recipe, *, resume: bool) -> Setup:
+    def setup(
+        self, recipe: Recipe, *, resume: bool, given: frozenset[str] | None = None
+    ) -> Setup:
         """Read, split and encode the files, build the classifier (word vectors, pretraining)."""
         source = recipe.data.text
         assert source is not None
