@@ -47,6 +47,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
 def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = commands.add_parser(
         "demo",
@@ -234,6 +244,14 @@ def _add_train_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument(
+        "--max-minutes",
+        type=_positive_float,
+        help=(
+            "a time budget: stop training after this many minutes, evaluate and save as at the "
+            "end (= --set train.max_minutes=M; --task text chooses 8 by itself)"
+        ),
+    )
+    train.add_argument(
         "--quick",
         action="store_true",
         help=(
@@ -276,6 +294,7 @@ _TEXT_FLAGS = {
     "lowercase": "lowercase",
     "vectors": "vectors",
     "freeze_vectors": "freeze_vectors",
+    "baseline": "baseline",
 }
 _SERIES_FLAGS = {
     "train_file": "train",
@@ -335,6 +354,14 @@ def _add_own_data_arguments(train: argparse.ArgumentParser) -> None:
     own.add_argument("--vectors", help="text: word2vec/GloVe/fastText file for the embedding")
     own.add_argument(
         "--freeze-vectors", action="store_const", const=True, help="text: keep the vectors fixed"
+    )
+    own.add_argument(
+        "--baseline",
+        choices=("tfidf", "none"),
+        help=(
+            "text: the classic baseline measured beside the model (default tfidf: TF-IDF word + "
+            "char n-grams + logistic regression, scikit-learn)"
+        ),
     )
     own.add_argument("--target", help="forecast: the column to forecast")
     own.add_argument("--features", help="forecast: more input columns, comma-separated (A,B)")
@@ -396,6 +423,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     finished = False
+    if args.max_minutes is not None:
+        args.overrides = [*args.overrides, f"train.max_minutes={args.max_minutes}"]
     try:
         recipe_obj, raw = _task_recipe(args)
         assert isinstance(recipe_obj, Recipe)

@@ -108,3 +108,8 @@ class InputError(LstmkitError, ValueError):
 
 class MissingDependencyError(LstmkitError, ImportError):
     """An optional dependency a command needs is not installed (says what to install)."""
+
+
+class BaselineError(LstmkitError, ValueError):
+    """A classic baseline measured beside the model cannot be fitted on these data (says why and
+    how to skip it)."""

@@ -32,6 +32,7 @@ BUILTIN = {
     "UnsupportedModelError": ValueError,
     "InputError": ValueError,
     "MissingDependencyError": ImportError,
+    "BaselineError": ValueError,
 }
 
 

@@ -62,6 +62,8 @@ class TextSource(BaseModel):
         vectors: a word2vec / GloVe / fastText file for the embedding (its size sets
             ``model.embedding_dim``); vectors_format 'auto' | 'text' | 'binary';
             freeze_vectors: keep them fixed during training.
+        baseline: the classic baseline measured beside the model ('tfidf': TF-IDF word and
+            character n-grams + logistic regression, :mod:`lstmkit.baselines.text`; 'none').
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -80,6 +82,7 @@ class TextSource(BaseModel):
     vectors: str | None = None
     vectors_format: Literal["auto", "text", "binary"] = "auto"
     freeze_vectors: bool = False
+    baseline: Literal["tfidf", "none"] = "tfidf"
 
 
 @dataclass

@@ -25,16 +25,18 @@ checkpoints) works with ``lstmkit predict / evaluate / export / serve`` like any
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from lstmkit.baselines.text import TextBaseline, tfidf_logistic
 from lstmkit.config import Recipe, check_monitor
 from lstmkit.data.batching import SequenceDataset, collate_tokens
 from lstmkit.data.encode_cache import SplitEncodingError, encode_splits
+from lstmkit.data.profile import TextProfile, profile_texts
 from lstmkit.data.text import (
     ClassBalance,
     DataFileError,
@@ -54,6 +56,8 @@ from lstmkit.plots import pyplot, save_png
 from lstmkit.runs import load_run, write_json
 from lstmkit.tasks.base import QUICK_CLASSIFIER, Outcome, Record, Setup, took
 from lstmkit.tasks.classify import classifier_trainer_args, fit_ngram_ratios, pretrain
+from lstmkit.tasks.defaults import Choice, apply_choices
+from lstmkit.tasks.text_defaults import text_choices
 from lstmkit.train import Trainer
 
 logger = logging.getLogger(__name__)
@@ -72,6 +76,7 @@ class PreparedText:
     balance: dict[str, ClassBalance]
     unknown_rate: dict[str, float]
     valid_from: str
+    texts: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
 
 
 def _no_token(data: LabelledTexts, err: EmptyEncodingError) -> DataFileError:
@@ -174,6 +179,9 @@ def prepare_text(
         balance["test"] = class_balance(y_test, names)
         unknown["test"] = tok.unknown_fraction(x_test)
         test_ds = SequenceDataset(x_test, y_test)
+    texts = {"train": (train.texts, y_train), "valid": (valid.texts, y_valid)}
+    if test is not None and y_test is not None:
+        texts["test"] = (test.texts, y_test)
     return PreparedText(
         s,
         names,
@@ -184,6 +192,7 @@ def prepare_text(
         balance,
         unknown,
         valid_from,
+        texts,
     )
 
 
@@ -335,6 +344,103 @@ def plot_confusion(report: dict[str, Any], path: Path, title: str = "") -> None:
     save_png(fig, path)
 
 
+# -- defaults, readability and the baseline ------------------------------------------------------
+def choose_text_defaults(
+    recipe: Recipe, given: frozenset[str] | None
+) -> tuple[Recipe, list[Choice], TextProfile | None]:
+    """The recipe with the defaults chosen from the training texts for every key the user did
+    not give (:mod:`lstmkit.tasks.text_defaults`), the choices, and the texts' profile (None
+    when ``given`` is None: nothing is chosen)."""
+    s = recipe.data.text
+    assert s is not None
+    if given is None:
+        return recipe, [], None
+    train = _first_per_class(
+        read_labelled_texts(s.train, s.text_column, s.label_column, encoding=s.encoding),
+        recipe.data.limit,
+    )
+    names = class_names(train, s.label_column)
+    profile = profile_texts(train.texts)
+    logger.info("%s", profile.describe())
+    n_train = len(train) if s.valid else int(round(len(train) * (1 - s.valid_fraction)))
+    recipe, applied = apply_choices(recipe, text_choices(profile, n_train, len(names)), given)
+    return recipe, applied, profile
+
+
+UNREADABLE = 0.5
+
+
+def check_readable(data: PreparedText, profile: TextProfile | None) -> None:
+    """DataFileError when the tokenizer cannot read these texts: more than half of the
+    validation tokens unknown to the vocabulary trained on the training texts (e.g. ``--tokenizer
+    word`` on a script written without spaces)."""
+    rate = data.unknown_rate["valid"]
+    if rate <= UNREADABLE:
+        return
+    script = f" ({profile.main_script} script, {profile.family})" if profile is not None else ""
+    better = "char or unigram" if data.tokenizer.kind == "word" else "char"
+    raise DataFileError(
+        f"{data.source.train}: tokenizer {data.tokenizer.kind!r} cannot read these texts"
+        f"{script}: {rate:.0%} of the validation tokens are unknown to the vocabulary it learned "
+        f"from the training texts; use --tokenizer {better} (or leave --tokenizer out and "
+        "lstmkit chooses by script)"
+    )
+
+
+def fit_baseline(source: TextSource, data: PreparedText, seed: int) -> TextBaseline | None:
+    """The classic baseline (``source.baseline``) on the run's own splits; None for 'none'."""
+    if source.baseline == "none":
+        return None
+    tr, va = data.texts["train"], data.texts["valid"]
+    te = data.texts.get("test")
+    base = tfidf_logistic(tr, va, te, len(data.labels), seed=seed)
+    test = f", test {base.test['accuracy']:.4f}" if base.test is not None else ""
+    logger.info(
+        "baseline %s (C=%g): validation accuracy %.4f%s (%.1f s)",
+        base.name,
+        base.C,
+        base.valid["accuracy"],
+        test,
+        base.seconds,
+    )
+    return base
+
+
+def compare_with_baseline(
+    valid: dict[str, Any], report: dict[str, Any], base: dict[str, Any] | None, split: str
+) -> dict[str, Any] | None:
+    """The baseline beside the model on validation (where the choice may be made) and on the
+    evaluation split, and the verdict in words; None without a baseline."""
+    if base is None:
+        return None
+    b_valid = float(base["valid"]["accuracy"])
+    b_split = float((base["test"] if split == "test" else base["valid"])["accuracy"])
+    if valid["accuracy"] >= b_valid:
+        verdict = (
+            f"the model beats the baseline on validation ({valid['accuracy']:.4f} vs {b_valid:.4f})"
+        )
+    else:
+        verdict = (
+            f"the baseline {base['name']} is BETTER than the model on validation "
+            f"({b_valid:.4f} vs {valid['accuracy']:.4f}): on these data ten lines of "
+            "scikit-learn beat this model"
+        )
+    return {
+        "name": base["name"],
+        "description": base["description"],
+        "C": base["C"],
+        "valid_accuracy": b_valid,
+        f"{split}_accuracy": b_split,
+        f"{split}_macro_f1": float(
+            (base["test"] if split == "test" else base["valid"])["macro_f1"]
+        ),
+        "model_valid_accuracy": float(valid["accuracy"]),
+        "model_wins_on_validation": valid["accuracy"] >= b_valid,
+        "verdict": verdict,
+        "seconds": base["seconds"],
+    }
+
+
 # -- the task -----------------------------------------------------------------------------------
 MONITORS = ("val_accuracy", "val_loss", "val_macro_f1")
 
@@ -353,10 +459,11 @@ class TextTask:
             )
         check_monitor(recipe, MONITORS, "text classification")
 
-    def setup(
-        self, recipe: Recipe, *, resume: bool, given: frozenset[str] | None = None
-    ) -> Setup:
-        """Read, split and encode the files, build the classifier (word vectors, pretraining)."""
+    def setup(self, recipe: Recipe, *, resume: bool, given: frozenset[str] | None = None) -> Setup:
+        """Choose the settings the user did not give from the training texts
+        (:mod:`lstmkit.tasks.text_defaults`), read, split and encode the files, fit the classic
+        baseline, build the classifier (word vectors, pretraining)."""
+        recipe, choices, profile = choose_text_defaults(recipe, given)
         source = recipe.data.text
         assert source is not None
         data = prepare_text(
@@ -378,6 +485,8 @@ class TextTask:
             data.tokenizer.vocab_size,
             ", ".join(f"{k} {v:.2%}" for k, v in data.unknown_rate.items()),
         )
+        check_readable(data, profile)
+        baseline = fit_baseline(source, data, recipe.train.seed)
         torch.manual_seed(recipe.train.seed)
         model, coverage = build_text_model(recipe, data)
         pretrained = None
@@ -403,11 +512,17 @@ class TextTask:
                     "unknown_token_rate": data.unknown_rate,
                     "vectors": coverage.to_dict() if coverage is not None else None,
                     "frozen_vectors": bool(source.vectors and source.freeze_vectors),
+                    "profile": profile.to_dict() if profile is not None else None,
                 },
             },
             data=data,
             save_inputs=lambda run_dir: tokenizer.save(run_dir / TOKENIZER_FILE),
-            facts={"pretrain": pretrained},
+            facts={
+                "pretrain": pretrained,
+                "baseline": baseline.to_dict() if baseline is not None else None,
+            },
+            recipe=recipe,
+            choices=choices,
             # virtual adversarial training (train.vat_eps) reads the training split's texts:
             # the Trainer's own fallback without an unlabelled set
         )
@@ -421,27 +536,46 @@ class TextTask:
         eval_ds = data.test if data.test is not None else data.valid
         report = evaluation_report(setup.model, eval_ds, data.labels)  # type: ignore[arg-type]
         report["split"] = split
+        valid = evaluation_report(setup.model, data.valid, data.labels)  # type: ignore[arg-type]
+        base = setup.facts.get("baseline")
+        comparison = compare_with_baseline(valid, report, base, split)
+        report["baseline"] = comparison
 
         def reports(run_dir: Path) -> None:
             write_json(run_dir / "evaluation.json", report)
             plot_confusion(report, run_dir / "confusion.png", title=f"{recipe.name} ({split})")
 
         test = trainer.evaluate(data.test, data.test.lengths) if data.test is not None else None
+        extra: dict[str, Any] = {"macro_f1": report["macro_f1"]}
+        if comparison is not None:
+            extra["baseline"] = comparison[f"{split}_accuracy"]
+            extra["baseline_name"] = comparison["name"]
+            extra["baseline_valid_accuracy"] = comparison["valid_accuracy"]
+            extra["valid_accuracy"] = valid["accuracy"]
         return Outcome(
             {
                 "test": test,
-                "evaluation": {k: report[k] for k in ("split", "accuracy", "macro_f1", "examples")},
+                "evaluation": {k: report[k] for k in ("split", "accuracy", "macro_f1", "examples")}
+                | {"valid_accuracy": valid["accuracy"], "baseline": comparison},
             },
-            Record(f"{split}_accuracy", report["accuracy"], {"macro_f1": report["macro_f1"]}),
+            Record(f"{split}_accuracy", report["accuracy"], extra),
             reports,
         )
 
     def summary(self, name: str, metrics: dict[str, Any], out: Path) -> str:
         """Accuracy and macro-F1 of the evaluation split, and where the report is."""
         ev = metrics["evaluation"]
+        base = ev.get("baseline")
+        beside = ""
+        if base is not None:
+            beside = (
+                f" (baseline {base['name']}: {base[ev['split'] + '_accuracy']:.4f}); "
+                f"{base['verdict']}"
+            )
         return (
-            f"{name}: {ev['split']} accuracy {ev['accuracy']:.4f}, macro-F1 {ev['macro_f1']:.4f} "
-            f"{took(metrics, out)}; report: {out / 'evaluation.json'}, {out / 'confusion.png'}"
+            f"{name}: {ev['split']} accuracy {ev['accuracy']:.4f}, macro-F1 {ev['macro_f1']:.4f}"
+            f"{beside} {took(metrics, out)}; report: {out / 'evaluation.json'}, "
+            f"{out / 'confusion.png'}"
         )
 
     def evaluate_run(self, run_dir: Path) -> dict[str, Any]:

