@@ -58,7 +58,7 @@ class ClassifierConfig(BaseModel):
             input and dense kernels, orthogonal recurrent kernels, zero biases) or 'torch'
             (torch's defaults: N(0, 1) embeddings, U(-1/sqrt(H), 1/sqrt(H)) everywhere).
         cell_options: passed to the recurrent layer (forget_bias, peephole, recurrent_dropout, ...).
-        ngrams: 0 = none; n = add an NBSVM-style linear branch over binarised, hashed 1..n-grams
+        ngrams: 0 = none; n (up to 5) = add an NBSVM-style linear branch over binarised, hashed 1..n-grams
             of the token ids, each scaled by its naive-Bayes log-count ratio fitted on the
             training split (:mod:`lstmkit.ngrams`); its logits add to the head's ("wide and
             deep"). Token input only.
@@ -96,7 +96,7 @@ class ClassifierConfig(BaseModel):
     impl: Literal["auto", "fused", "kernel", "loop"] = "auto"
     init: Literal["keras", "torch"] = "keras"
     cell_options: dict[str, Any] = Field(default_factory=dict)
-    ngrams: int = Field(0, ge=0, le=3)
+    ngrams: int = Field(0, ge=0, le=5)
     ngram_buckets: int = Field(2**21, ge=1024, le=2**24)
     ngram_dropout: float = Field(0.0, ge=0.0, le=1.0)
 

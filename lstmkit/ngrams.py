@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 # odd multipliers below 2**31; the running hash stays below 2**32 and token ids below 2**24, so
 # every product fits in int64
-_MIXERS = (1_000_003, 1_664_525, 2_147_483_629)
+_MIXERS = (1_000_003, 1_664_525, 2_147_483_629, 1_103_515_245, 1_812_433_253)
 _MASK32 = 2**32
 
 
@@ -38,7 +38,7 @@ def ngram_ids(
     Args:
         tokens: (B, T) int64 token ids, padded 'post' (0 = padding when ``lengths`` is None).
         lengths: (B,) true lengths, or None to treat id 0 as padding.
-        n: the longest n-gram (1, 2 or 3).
+        n: the longest n-gram (1 to 5).
         buckets: hash slots; ids are in ``[0, buckets)``.
 
     Returns:

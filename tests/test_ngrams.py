@@ -47,9 +47,20 @@ def test_ngram_ids_counts_each_distinct_ngram_once_and_skips_padding() -> None:
     assert keep_n.sum(1).tolist() == [4, 6]
 
 
+def test_ngram_ids_up_to_five_grams_count_every_distinct_ngram_once() -> None:
+    # six distinct tokens: 6 + 5 + 4 + 3 + 2 distinct 1..5-grams; a row "1 2 1 2 1 2" has
+    # 2 unigrams, 2 bigrams (12, 21), 2 trigrams, 2 four-grams and 2 five-grams
+    tokens = torch.tensor([[1, 2, 3, 4, 5, 6], [1, 2, 1, 2, 1, 2]])
+    ids, keep = ngram_ids(tokens, torch.tensor([6, 6]), 5, BIG)
+    assert keep.sum(1).tolist() == [20, 10]
+    # the orders below 5 are the same slots as with n = 3 (saved models keep their features)
+    ids3, keep3 = ngram_ids(tokens, torch.tensor([6, 6]), 3, BIG)
+    assert set(ids3[0][keep3[0]].tolist()) <= set(ids[0][keep[0]].tolist())
+
+
 def test_ngram_ids_bad_input() -> None:
-    with pytest.raises(ValueError, match="n-gram order must be 1..3, got 4"):
-        ngram_ids(torch.tensor([[1, 2]]), None, 4, BIG)
+    with pytest.raises(ValueError, match="n-gram order must be 1..5, got 6"):
+        ngram_ids(torch.tensor([[1, 2]]), None, 6, BIG)
     with pytest.raises(ValueError, match=r"expected token ids \(B, T\) int64"):
         ngram_ids(torch.zeros(2, 3), None, 2, BIG)
 
