@@ -122,9 +122,15 @@ def _sample(texts: Sequence[str], max_chars: int) -> list[str]:
 
 
 def profile_texts(
-    texts: Sequence[str], *, max_chars: int = 2_000_000, vocab_size: int = 20000
+    texts: Sequence[str],
+    *,
+    max_chars: int = 2_000_000,
+    word_chars: int = 12_000_000,
+    vocab_size: int = 20000,
 ) -> TextProfile:
-    """The :class:`TextProfile` of ``texts`` (a sample of about ``max_chars`` characters)."""
+    """The :class:`TextProfile` of ``texts``: scripts from a sample of about ``max_chars``
+    characters, the held-out word unknown rate from one of about ``word_chars`` (a vocabulary
+    learned from few texts misses more words than the run's will, so this sample is larger)."""
     sample = _sample(texts, max_chars)
     joined = "\n".join(sample)
     codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
@@ -160,11 +166,12 @@ def profile_texts(
         family = "spaced"
     lengths = np.array([len(t) for t in sample], dtype=np.float64) if sample else np.zeros(1)
     unknown = None
-    if family == "spaced" and len(sample) >= 20:
-        cut = len(sample) - max(1, len(sample) // 10)
-        vocab = Counter(w for t in sample[:cut] for w in _WORD.findall(t))
+    words = _sample(texts, word_chars) if family == "spaced" else []
+    if len(words) >= 20:
+        cut = len(words) - max(1, len(words) // 10)
+        vocab = Counter(w for t in words[:cut] for w in _WORD.findall(t))
         keep = {w for w, _ in vocab.most_common(vocab_size)}
-        held = [w for t in sample[cut:] for w in _WORD.findall(t)]
+        held = [w for t in words[cut:] for w in _WORD.findall(t)]
         if held:
             unknown = sum(w not in keep for w in held) / len(held)
     return TextProfile(

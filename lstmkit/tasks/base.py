@@ -104,9 +104,7 @@ class Task(Protocol):
         cannot run (before anything is read or written)."""
         ...
 
-    def setup(
-        self, recipe: Recipe, *, resume: bool, given: frozenset[str] | None = None
-    ) -> Setup:
+    def setup(self, recipe: Recipe, *, resume: bool, given: frozenset[str] | None = None) -> Setup:
         """Read and check the data, build the model (``resume``: no pretraining, the checkpoint
         restores it). Writes nothing. ``given``: the recipe keys the user set
         (:func:`lstmkit.tasks.defaults.given_keys`); a task may choose the others from the data

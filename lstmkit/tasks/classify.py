@@ -215,9 +215,7 @@ class ClassifyTask:
     def check(self, recipe: Recipe) -> None:
         """Nothing beyond the recipe's own validation."""
 
-    def setup(
-        self, recipe: Recipe, *, resume: bool, given: frozenset[str] | None = None
-    ) -> Setup:
+    def setup(self, recipe: Recipe, *, resume: bool, given: frozenset[str] | None = None) -> Setup:
         """Load and cut the data set, build the classifier, pretrain its word vectors."""
         data = prepare(recipe)
         model = build_model(recipe, data)

@@ -304,9 +304,7 @@ class ForecastTask:
             raise DataFileError('dataset "series" needs a [data.series] table (train, target, ...)')
         check_monitor(recipe, MONITORS, "forecasting")
 
-    def setup(
-        self, recipe: Recipe, *, resume: bool, given: frozenset[str] | None = None
-    ) -> Setup:
+    def setup(self, recipe: Recipe, *, resume: bool, given: frozenset[str] | None = None) -> Setup:
         """Read, split, scale and window the series; build the forecaster."""
         source = recipe.data.series
         assert source is not None

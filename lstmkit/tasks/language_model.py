@@ -117,9 +117,7 @@ class LanguageModelTask:
     def check(self, recipe: Recipe) -> None:
         """Nothing beyond the recipe's own validation."""
 
-    def setup(
-        self, recipe: Recipe, *, resume: bool, given: frozenset[str] | None = None
-    ) -> Setup:
+    def setup(self, recipe: Recipe, *, resume: bool, given: frozenset[str] | None = None) -> Setup:
         """Read the text, build the character vocabulary and the streams, build the model."""
         data = prepare_chars(recipe)
         model = build_language_model(recipe, data.vocab)

@@ -363,7 +363,9 @@ def choose_text_defaults(
     profile = profile_texts(train.texts)
     logger.info("%s", profile.describe())
     n_train = len(train) if s.valid else int(round(len(train) * (1 - s.valid_fraction)))
-    recipe, applied = apply_choices(recipe, text_choices(profile, n_train, len(names)), given)
+    tokenizer = s.tokenizer if "data.text.tokenizer" in given else None
+    choices = text_choices(profile, n_train, len(names), tokenizer)
+    recipe, applied = apply_choices(recipe, choices, given)
     return recipe, applied, profile
 
 

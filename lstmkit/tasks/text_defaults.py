@@ -57,16 +57,22 @@ def choose_tokenizer(profile: TextProfile) -> tuple[str, str]:
     return "word", f"spaced {script} script; a word vocabulary misses {shown} of held-out words"
 
 
-def text_choices(profile: TextProfile, n_train: int, num_classes: int) -> list[Choice]:
-    """The proposed defaults for ``n_train`` training records of ``num_classes`` classes."""
-    kind, why = choose_tokenizer(profile)
-    out = [Choice("data.text.tokenizer", kind, why)]
+def text_choices(
+    profile: TextProfile, n_train: int, num_classes: int, tokenizer: str | None = None
+) -> list[Choice]:
+    """The proposed defaults for ``n_train`` training records of ``num_classes`` classes;
+    ``tokenizer``: the one the user gave (the vocabulary and n-grams follow it), None = choose."""
+    if tokenizer is None:
+        kind, why = choose_tokenizer(profile)
+        out = [Choice("data.text.tokenizer", kind, why)]
+    else:
+        kind, out = tokenizer, []
     size_note = f"{n_train} training records"
     if kind == "char":
         out.append(Choice("data.text.min_frequency", 2, "a character seen once reads as [UNK]"))
         out.append(Choice("data.text.vocab_size", 20000, "every character seen twice"))
         ngrams = 3
-    elif kind == "unigram":
+    elif kind in ("unigram", "bpe"):
         vocab = int(min(16000, max(1000, 2 ** round(math.log2(max(n_train, 1) / 6)))))
         out.append(Choice("data.text.vocab_size", vocab, f"subwords for {size_note}"))
         ngrams = 3
