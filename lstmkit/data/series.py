@@ -8,8 +8,12 @@ naming the file, line and column. Timestamps (ISO dates/times such as ``2024-03-
 an error naming both lines. **Unsorted timestamps are sorted** (stable) with a warning naming the
 first line out of order; the warning is also kept in the run's ``config.json``.
 
-Splitting (:func:`chronological_split`) is by time: the first ``1 - valid - test`` share of the
-rows is training, then validation, then test. Windows (:func:`make_windows`) take ``lookback``
+Splitting (:func:`chronological_split`) is by time: the test part is the last
+``ceil(test_fraction * n)`` rows (:func:`test_rows`), validation the ``round(valid_fraction * n)``
+rows before it, training the rest. With the default ``test_fraction = 0.2`` the test windows are
+the **rolling protocol** of the data sets' anchors (:func:`rolling_origins`: every origin ``t``
+from ``n - ceil(0.2 n)`` to ``n - horizon``, each forecasting ``y[t:t+horizon]`` from ``y[:t]``;
+MAE over all origins and steps). Windows (:func:`make_windows`) take ``lookback``
 rows as input and the next ``horizon`` target values as output, one every ``stride`` rows; a
 window belongs to the part that holds *all its targets*, and its input may reach back into
 earlier parts (those values are the known past, as at forecast time), so no target of a later
@@ -49,7 +53,8 @@ class SeriesSource(BaseModel):
         encoding: of a text file.
         lookback: input rows per window. horizon: values forecast at once. stride: rows between
             window starts.
-        valid_fraction, test_fraction: the last shares of the rows (by time).
+        valid_fraction, test_fraction: the last shares of the rows (by time); the test rows are
+            the rolling protocol's forecast origins (:func:`rolling_origins`).
         season: season length for seasonal naive and MASE; None = detected; 1 = none.
         scale: standardise every column with the training rows' mean and deviation.
     """
@@ -65,7 +70,7 @@ class SeriesSource(BaseModel):
     horizon: int = Field(1, ge=1, le=10_000)
     stride: int = Field(1, ge=1, le=100_000)
     valid_fraction: float = Field(0.15, ge=0.0, lt=1.0)
-    test_fraction: float = Field(0.15, gt=0.0, lt=1.0)
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     season: int | None = Field(None, ge=1, le=100_000)
     scale: bool = True
 
@@ -200,16 +205,32 @@ def read_series(
     return Series(path, columns, values, times if time_column else None, line_arr, warnings)
 
 
+def test_rows(n: int, fraction: float) -> int:
+    """Rows of the test part: ``ceil(fraction * n)`` (the anchors' protocol; 0.2 of 144 rows is
+    29), computed so that an exact product (0.1 * 100) is not rounded up by float error."""
+    return math.ceil(round(fraction * n, 9))
+
+
+def rolling_origins(n: int, horizon: int, fraction: float = 0.2) -> np.ndarray:
+    """The rolling protocol's forecast origins: every ``t`` from ``n - ceil(fraction * n)`` to
+    ``n - horizon``; origin ``t`` forecasts ``y[t:t+horizon]`` from ``y[:t]``. With
+    ``fraction = 0.2`` this reproduces the naive and seasonal-naive anchors of
+    ``$LSTMKIT_DATA/README.md`` (airpassengers 81.77 / 46.77, wineind 5,636 / 1,823, taylor
+    5,516 / 565.2, msft 0.670). The forecast task's test windows are these origins."""
+    return np.arange(n - test_rows(n, fraction), n - horizon + 1, dtype=np.int64)
+
+
 def chronological_split(n: int, valid_fraction: float, test_fraction: float) -> tuple[int, int]:
     """``(train_end, valid_end)``: rows ``[0, train_end)`` train, ``[train_end, valid_end)``
-    validation, ``[valid_end, n)`` test."""
+    validation, ``[valid_end, n)`` test; ``valid_end = n - test_rows(n, test_fraction)``, the
+    first origin of :func:`rolling_origins`."""
     if not (0.0 <= valid_fraction < 1 and 0.0 <= test_fraction < 1):
         raise ConfigError("valid and test fractions must be in [0, 1)")
     if valid_fraction + test_fraction >= 1.0:
         raise ConfigError(
             f"valid_fraction + test_fraction must be < 1, got {valid_fraction + test_fraction}"
         )
-    n_test = round(n * test_fraction)
+    n_test = test_rows(n, test_fraction)
     n_valid = round(n * valid_fraction)
     return n - n_valid - n_test, n - n_test
 
@@ -310,6 +331,28 @@ def detect_season(y: np.ndarray, max_lag: int | None = None, threshold: float = 
         if acf[k] > acf[k - 1] and acf[k] >= acf[k + 1] and acf[k] > best_val:
             best, best_val = k, float(acf[k])
     return best
+
+
+def grows_with_level(y: np.ndarray, season: int) -> bool:
+    """Whether ``y`` is strictly positive and its changes grow in proportion to its level: the
+    slope of log(mean |y_t - y_{t-m}|) on log(mean level) over consecutive blocks of two seasons
+    (50 rows without a season) is above 0.5 (at least three blocks). Then the forecaster works on
+    ``log y`` and Holt-Winters takes a multiplicative season (a multiplicative series is
+    additive in logs)."""
+    if len(y) == 0 or float(np.min(y)) <= 0.0:
+        return False
+    m = max(1, season)
+    block = 2 * m if m > 1 else 50
+    d = np.abs(y[m:] - y[:-m])
+    level = y[m:]
+    blocks = len(d) // block
+    if blocks < 3:
+        return False
+    a = d[: blocks * block].reshape(blocks, block).mean(1)
+    b = level[: blocks * block].reshape(blocks, block).mean(1)
+    if float(np.ptp(np.log(b))) < 1e-9 or float(np.min(a)) <= 0.0:
+        return False
+    return bool(np.polyfit(np.log(b), np.log(a), 1)[0] > 0.5)
 
 
 def naive_forecast(y: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
