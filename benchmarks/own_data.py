@@ -85,7 +85,12 @@ def _shown(argv: list[str], data: Path, work: Path) -> str:
 def record(case: str, run: Path, command: str, minutes: float) -> dict[str, Any]:
     """The JSON line of a finished case, read from its run directory."""
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    row: dict[str, Any] = {"bench": "own_data", "case": case, "command": command}
+    row: dict[str, Any] = {
+        "bench": "own_data",
+        "case": case,
+        "command": command,
+        "commit": git_commit(),
+    }
     if "evaluation" in metrics:  # a text run
         ev = metrics["evaluation"]
         base = ev.get("baseline") or {}

@@ -82,6 +82,43 @@ def _fraction_table(head: dict[str, Any], rows: list[dict[str, Any]], name: str)
     return "\n".join(lines) + "\n"
 
 
+def _own_data_table(head: dict[str, Any], rows: list[dict[str, Any]], name: str) -> str:
+    """The default CLI on your own data beside the classic baseline measured in the same run
+    (benchmarks/own_data.py): text accuracy, series MAE on the rolling protocol."""
+    lines = [
+        f"`python benchmarks/own_data.py` — {head.get('machine', '?')}; each case at the commit "
+        f"in its line ({name})\n",
+        "| case | metric | lstmkit default | in-run baseline | seasonal naive | naive | "
+        "minutes | default wins | command |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['case']} | failed | | | | | | | |")
+            continue
+        mae = r["metric"] == "mae"
+
+        def num(v: Any, mae: bool = mae) -> str:
+            if v is None:
+                return "—"
+            return f"{v:,.4g}" if mae else f"{v:.2%}"
+
+        base = r.get("baseline")
+        if base is None:
+            wins = "—"
+        elif mae:
+            wins = "yes" if r["ours"] <= base else "no"
+        else:
+            wins = "yes" if r["ours"] >= base else "no"
+        lines.append(
+            f"| {r['case']} | {r['metric']} | {num(r['ours'])} | {num(base)} "
+            f"{r.get('baseline_name') or ''} | {num(r.get('seasonal_naive'))} | "
+            f"{num(r.get('naive'))} | {r['minutes']:.1f} | {wins} | `{r['command']}` "
+            f"({str(r.get('commit', '?'))[:7]}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def benchmark_table(results: Path) -> str:
     """Markdown table(s) of every ``results/bench-*.jsonl`` file, one section per file."""
     parts = []
@@ -89,6 +126,10 @@ def benchmark_table(results: Path) -> str:
         rows = _read_jsonl(path)
         headers = [r for r in rows if str(r.get("bench", "")).endswith("-run")]
         cases = [r for r in rows if "ratio" in r]
+        own = list({r["case"]: r for r in rows if r.get("bench") == "own_data"}.values())
+        if own:  # the newest line of each case
+            parts.append(_own_data_table(headers[-1] if headers else {}, own, path.name))
+            continue
         if not cases:
             served = [r for r in rows if r.get("bench") == "serve"]
             if served:

@@ -491,6 +491,16 @@ function renderRun(run) {
   $("test-metrics").textContent = final
     ? final.split + " accuracy " + fmtPct(final.accuracy) + (typeof final.loss === "number" ? ", loss " + fmtLoss(final.loss) : "")
     : "";
+  // own texts: the classic baseline the run measured beside its model, and which one won
+  const base = run.metrics && run.metrics.evaluation ? run.metrics.evaluation.baseline : null;
+  const baseLine = $("baseline-line");
+  baseLine.hidden = !base;
+  if (base) {
+    const split = run.metrics.evaluation.split || "valid";
+    baseLine.textContent = "baseline " + base.name + " (" + base.description + "): " + split + " accuracy " +
+      fmtPct(base[split + "_accuracy"]) + "; " + base.verdict;
+    baseLine.className = base.model_wins_on_validation ? "muted" : "warn";
+  }
   if (run.hints !== undefined) {
     const list = $("run-hints");
     list.replaceChildren(...run.hints.map((h) => Object.assign(document.createElement("li"), { textContent: h.text, className: h.kind })));
