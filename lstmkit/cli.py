@@ -369,7 +369,9 @@ def _add_own_data_arguments(train: argparse.ArgumentParser) -> None:
         "--time-column", help="forecast: timestamps (unsorted rows are sorted, duplicates refused)"
     )
     own.add_argument(
-        "--lookback", type=_positive_int, help="forecast: input rows per window (default: 24)"
+        "--lookback",
+        type=_positive_int,
+        help="forecast: input rows per window (default: three detected seasons, bounded)",
     )
     own.add_argument(
         "--horizon", type=_positive_int, help="forecast: steps forecast at once (default: 1)"
@@ -811,19 +813,39 @@ def _add_forecast_parser(commands: argparse._SubParsersAction[argparse.ArgumentP
             "Read --data (the columns the run was trained on: target, features, time column; at "
             "least `lookback` rows), forecast the `horizon` steps after its last row and write "
             "them to --out as CSV: step, the next times (when the time column is evenly "
-            "spaced), <target>_forecast. Train the run with lstmkit train --task forecast."
+            "spaced), <target>_forecast. Train the run with lstmkit train --task forecast. "
+            "With --backtest: re-run the rolling-origin evaluation of the run's own series "
+            "(the last 20% of the points as origins) and print the MAE / MASE per step ahead "
+            "of the model, naive, seasonal naive and Holt-Winters (--out: also as JSON)."
         ),
     )
     forecast.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    forecast.add_argument("--data", type=Path, required=True, help="CSV/TSV/JSONL/Parquet file")
-    forecast.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    forecast.add_argument("--data", type=Path, help="CSV/TSV/JSONL/Parquet file")
+    forecast.add_argument("--out", type=Path, help="CSV file to write (--backtest: JSON)")
     forecast.add_argument("--encoding", default="utf-8", help="of --data (default: %(default)s)")
+    forecast.add_argument(
+        "--backtest",
+        action="store_true",
+        help="rolling-origin evaluation of the run (per-step MAE / MASE beside the baselines)",
+    )
     forecast.set_defaults(handler=_run_forecast)
 
 
 def _run_forecast(args: argparse.Namespace) -> int:
-    from lstmkit.tasks.forecast import forecast_file
+    from lstmkit.files import atomic_write_text
+    from lstmkit.tasks.forecast import backtest_table, evaluate_forecast_run, forecast_file
 
+    if args.backtest:
+        if args.data is not None:
+            raise ConfigError("--backtest evaluates the run's own series; drop --data")
+        report = evaluate_forecast_run(args.run_dir)
+        print(backtest_table(report))
+        if args.out is not None:
+            atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
+            print(f"backtest written to {args.out}")
+        return 0
+    if args.data is None or args.out is None:
+        raise ConfigError("lstmkit forecast needs --data FILE and --out FILE (or --backtest)")
     rows = forecast_file(args.run_dir, args.data, args.out, encoding=args.encoding)
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))

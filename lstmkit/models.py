@@ -568,6 +568,15 @@ class ForecasterConfig(BaseModel):
         cell, hidden_size, num_layers, bidirectional, dropout, impl, cell_options: the recurrent
             stack (as :class:`lstmkit.models.ClassifierConfig`).
         output_dropout: before the output layer.
+        season: the period of the in-window baseline (1 = none: the naive forecast).
+        baseline: the in-window forecast the network corrects: ``seasonal_naive`` (the window's
+            last season repeated; the last value when ``season`` is 1), ``seasonal_mean`` (the
+            latest season's mean, plus the drift between the window's first and last season
+            means, plus the window's mean seasonal profile; needs two seasons in the window).
+        log: work on ``log(target)`` (a series whose changes grow with its level).
+        scale: the target's typical change over one season, in the working units (log or not):
+            what normalised values are divided by.
+        feature_mean, feature_std: standardisation of the feature columns (1..F-1).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -582,6 +591,12 @@ class ForecasterConfig(BaseModel):
     output_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     impl: Literal["auto", "fused", "kernel", "loop"] = "auto"
     cell_options: dict[str, Any] = Field(default_factory=dict)
+    season: int = Field(1, ge=1, le=100_000)
+    baseline: Literal["seasonal_naive", "seasonal_mean"] = "seasonal_naive"
+    log: bool = False
+    scale: float = Field(1.0, gt=0.0)
+    feature_mean: list[float] = Field(default_factory=list)
+    feature_std: list[float] = Field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-safe)."""
@@ -589,18 +604,35 @@ class ForecasterConfig(BaseModel):
 
 
 class Forecaster(nn.Module):
-    """``(B, lookback, F)`` scaled inputs -> ``(B, horizon)`` scaled forecasts of the target.
+    """``(B, lookback, F)`` windows in the series' own units -> ``(B, horizon)`` forecasts.
 
-    Recurrent stack -> final hidden state of the top layer (both directions concatenated) ->
-    dropout -> linear layer with ``horizon`` outputs, no activation (regression).
+    Every window is normalised on its own, so the model does not care where the level is::
+
+        z = log(target) if log else target            # (B, L)
+        u = (z - z[:, -1]) / scale                    # relative to the window's last value
+        base = baseline(u)                            # (B, H) in-window forecast (config.baseline)
+        inputs = [u, u - u shifted by season, standardised features]    # (B, L, 2 + F - 1)
+        forward = base + head(rnn(inputs)[last state])                 # (B, H), normalised
+        predict = inverse(z[:, -1] + scale * forward)                  # the series' units
+
+    The head starts at zero, so the untrained model *is* its baseline; training only adds the
+    correction that the data support (the forecast task keeps it only when it beats the baseline
+    on validation). :meth:`forward` is what the Trainer fits (against :meth:`normalise_target`);
+    :meth:`predict` is the forecast. The baselines need ``lookback >= season``
+    (``seasonal_mean``: two seasons).
     """
 
     def __init__(self, config: ForecasterConfig) -> None:
         super().__init__()
         c = config
         self.config = c
+        if c.feature_mean and len(c.feature_mean) != c.input_size - 1:
+            raise ValueError(
+                f"feature_mean must have input_size - 1 = {c.input_size - 1} values, got "
+                f"{len(c.feature_mean)}"
+            )
         self.rnn: Recurrent = CELLS[c.cell](
-            c.input_size,
+            c.input_size + 1,
             c.hidden_size,
             c.num_layers,
             bidirectional=c.bidirectional,
@@ -611,16 +643,80 @@ class Forecaster(nn.Module):
         width = self.rnn.num_directions * self.rnn.output_size
         self.output_dropout = nn.Dropout(c.output_dropout)
         self.head = nn.Linear(width, c.horizon)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        f = c.input_size - 1
+        mean = c.feature_mean or [0.0] * f
+        std = c.feature_std or [1.0] * f
+        self.register_buffer("feature_mean", torch.tensor(mean, dtype=torch.float32), False)
+        self.register_buffer("feature_std", torch.tensor(std, dtype=torch.float32), False)
+
+    def _check(self, x: Tensor) -> None:
+        c = self.config
+        if x.dim() != 3 or x.shape[-1] != c.input_size:
+            raise ValueError(
+                f"expected inputs of shape (B, lookback, {c.input_size}), got {tuple(x.shape)}"
+            )
+        need = 2 * c.season if c.baseline == "seasonal_mean" else c.season
+        if x.shape[1] < need:
+            raise ValueError(
+                f"the {c.baseline} baseline of season {c.season} needs a lookback of at least "
+                f"{need}, got {x.shape[1]}"
+            )
+
+    def _working(self, target: Tensor) -> Tensor:
+        return torch.log(target.clamp_min(1e-30)) if self.config.log else target
+
+    def level(self, x: Tensor) -> Tensor:
+        """The window's last target value in the working units (B, 1)."""
+        return self._working(x[:, -1:, 0])
+
+    def baseline(self, u: Tensor) -> Tensor:
+        """The in-window forecast (B, H) of normalised windows ``u`` (B, L)."""
+        c = self.config
+        n, length = u.shape
+        m, h = c.season, torch.arange(c.horizon, device=u.device)
+        if c.baseline == "seasonal_naive" or m == 1:
+            return u[:, length + h - m * (h // m + 1)]  # (B, H)
+        k = length // m
+        seasons = u[:, length - k * m :].reshape(n, k, m)  # (B, K, m), oldest first
+        means = seasons.mean(2)  # (B, K)
+        profile = (seasons - means[:, :, None]).mean(1)  # (B, m)
+        drift = (means[:, -1] - means[:, 0]) / ((k - 1) * m)  # per step
+        steps = h[None, :].to(u.dtype) + (m + 1) / 2  # from the centre of the last season
+        return means[:, -1:] + drift[:, None] * steps + profile[:, h % m]
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Forecasts (B, horizon)."""
-        if x.dim() != 3 or x.shape[-1] != self.config.input_size:
-            raise ValueError(
-                f"expected inputs of shape (B, lookback, {self.config.input_size}), got "
-                f"{tuple(x.shape)}"
-            )
-        _, state = self.rnn(x, lengths=lengths)
+        """Normalised forecasts (B, horizon): ``(z_future - z_last) / scale``."""
+        self._check(x)
+        c = self.config
+        u = (self._working(x[..., 0]) - self.level(x)) / c.scale  # (B, L)
+        d = torch.zeros_like(u)
+        if 1 < c.season < u.shape[1]:
+            d[:, c.season :] = u[:, c.season :] - u[:, : -c.season]
+        feats = (x[..., 1:] - self.feature_mean) / self.feature_std  # (B, L, F-1)
+        inputs = torch.cat([u[..., None], d[..., None], feats], -1)  # (B, L, F+1)
+        _, state = self.rnn(inputs, lengths=lengths)
         h_n = state[0] if isinstance(state, tuple) else state  # (L*dirs, B, H)
         dirs = self.rnn.num_directions
         last = torch.cat([h_n[-dirs + d] for d in range(dirs)], -1)  # (B, dirs*H)
-        return self.head(self.output_dropout(last))
+        return self.baseline(u) + self.head(self.output_dropout(last))
+
+    def normalise_target(self, x: Tensor, y: Tensor) -> Tensor:
+        """Targets (B, H) in the series' units -> what :meth:`forward` is trained to output."""
+        return (self._working(y) - self.level(x)) / self.config.scale
+
+    def denormalise(self, x: Tensor, out: Tensor) -> Tensor:
+        """:meth:`forward`'s output back to the series' units (B, H)."""
+        z = self.level(x) + self.config.scale * out
+        return torch.exp(z) if self.config.log else z
+
+    def predict(self, x: Tensor) -> Tensor:
+        """Forecasts (B, horizon) in the series' units."""
+        return self.denormalise(x, self.forward(x))
+
+    def zero_correction(self) -> None:
+        """Make the model its baseline again (the head back to zero)."""
+        with torch.no_grad():
+            self.head.weight.zero_()
+            self.head.bias.zero_()

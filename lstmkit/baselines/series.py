@@ -78,7 +78,9 @@ def _fit(y: np.ndarray, season: int, multiplicative: bool) -> HoltWintersParams:
             )
             p: dict[str, Any] = model.fit().params
         except (ValueError, np.linalg.LinAlgError) as err:
-            raise BaselineError(f"Holt-Winters ({describe(season, multiplicative)}): {err}") from None
+            raise BaselineError(
+                f"Holt-Winters ({describe(season, multiplicative)}): {err}"
+            ) from None
     out = HoltWintersParams(
         alpha=float(p["smoothing_level"]),
         beta=float(p["smoothing_trend"]),

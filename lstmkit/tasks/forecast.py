@@ -1,25 +1,38 @@
-"""Time-series forecasting from your own CSV: model, training, evaluation against baselines, plot,
-and forecasting new data.
+"""Time-series forecasting from your own CSV: model, training, evaluation against baselines on
+the rolling protocol, plot, backtest and forecasting new data.
 
-``lstmkit train --task forecast --train series.csv --target y --lookback L --horizon H`` (or a
-recipe with ``[data] dataset = "series"`` and a ``[data.series]`` table, see
+``lstmkit train --task forecast --train series.csv --target y --horizon H`` (or a recipe with
+``[data] dataset = "series"`` and a ``[data.series]`` table, see
 :class:`lstmkit.data.series.SeriesSource`) runs this task (:class:`ForecastTask`):
 
 1. read the series (:func:`lstmkit.data.series.read_series`: finite numbers, distinct times,
-   sorted with a warning), split it by time into train / validation / test rows;
-2. fit the scaler on the training rows only and scale every column;
-3. cut windows (``lookback`` rows in, the next ``horizon`` target values out, every ``stride``
-   rows; a window belongs to the part that holds all its targets);
-4. train a :class:`lstmkit.models.Forecaster` (recurrent stack -> last state -> linear layer to ``horizon``
-   values, identity output) with the Trainer's Regression objective (MSE on the scaled target);
-5. on the test windows, in the original units: MAE, RMSE and MASE of the model, of the naive
-   forecast and of the seasonal-naive forecast (season given or detected), and ``forecast.png``.
+   sorted with a warning) and split it by time: the last ``ceil(test_fraction * n)`` rows (0.2)
+   are the test origins of the **rolling protocol** (:func:`lstmkit.data.series.rolling_origins`:
+   every origin ``t`` forecasts ``y[t:t+H]`` from ``y[:t]``), the validation rows before them,
+   training before that;
+2. detect the season on the training rows; choose what the user did not set
+   (:func:`choose_defaults`: lookback three seasons, bounded; training until the validation MAE
+   stops improving, best weights restored) -- ``config.json`` keeps the choices under
+   ``"defaults"``;
+3. cut windows (``lookback`` rows in, the next ``horizon`` target values out);
+4. train a :class:`lstmkit.models.Forecaster`: each window is normalised by its own last value
+   (in logs when the series' changes grow with its level,
+   :func:`lstmkit.data.series.grows_with_level`), and the network predicts a correction on top of
+   an in-window baseline (seasonal naive, or the seasonal mean with drift when that is better on
+   validation, :func:`choose_baseline`), its head starting at zero: the untrained model is the
+   baseline. After training the correction is kept only when it beats that starting point on
+   validation;
+5. on the test origins, in the original units: MAE, RMSE and MASE (overall and per step ahead)
+   of the model, the naive, the seasonal-naive and the Holt-Winters forecast
+   (:mod:`lstmkit.baselines.series`; logged and skipped when it cannot be fitted), which wins,
+   and ``forecast.png``.
 
-Run directory: ``config.json`` (recipe, columns, scaler, season, split rows, warnings),
+Run directory: ``config.json`` (recipe, defaults, columns, season, split rows, warnings),
 ``model.safetensors``, ``metrics.json`` (validation, test vs baselines), ``forecast.png``,
 plus the Trainer's history, curves and checkpoints. ``lstmkit forecast RUN --data new.csv --out
 forecast.csv`` (:func:`forecast_file`) forecasts the ``horizon`` steps after the end of
-``new.csv``.
+``new.csv``; ``lstmkit forecast RUN --backtest`` re-runs the rolling evaluation
+(:func:`evaluate_forecast_run`, :func:`backtest_table`).
 """
 
 from __future__ import annotations
@@ -27,7 +40,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +51,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lstmkit.baselines.series import holt_winters_forecasts
 from lstmkit.config import Recipe, check_monitor
 from lstmkit.data.series import (
     Scaler,
@@ -45,6 +60,7 @@ from lstmkit.data.series import (
     chronological_split,
     detect_season,
     forecast_errors,
+    grows_with_level,
     make_windows,
     mase_scale,
     naive_forecast,
@@ -53,12 +69,14 @@ from lstmkit.data.series import (
     window_origins,
 )
 from lstmkit.data.text import DataFileError
+from lstmkit.errors import BaselineError, RunDirError
 from lstmkit.files import atomic_write_text
 from lstmkit.models import Forecaster, ForecasterConfig
 from lstmkit.objectives import Regression
 from lstmkit.plots import pyplot, save_png
 from lstmkit.runs import load_weights, read_run_config
 from lstmkit.tasks.base import QUICK_CLASSIFIER, Outcome, Record, Setup, took
+from lstmkit.tasks.defaults import Choice, apply_choices
 from lstmkit.train import Trainer
 
 logger = logging.getLogger(__name__)
@@ -94,7 +112,11 @@ def collate_windows(batch: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Tensor,
 
 @dataclass
 class PreparedSeries:
-    """Everything the forecast task needs, computed before anything is written."""
+    """Everything the forecast task needs, computed before anything is written.
+
+    ``datasets`` hold raw windows (the series' own units; the :class:`Forecaster` normalises
+    each window itself) with the targets in the forecaster's normalised units; ``truth`` the
+    targets in the series' units."""
 
     series: Series
     source: SeriesSource
@@ -105,13 +127,34 @@ class PreparedSeries:
     season_detected: bool
     scale: float
     origins: dict[str, np.ndarray]
-    datasets: dict[str, WindowDataset]
+    windows: dict[str, np.ndarray]
+    truth: dict[str, np.ndarray]
+    log: bool = False
+    datasets: dict[str, WindowDataset] = field(default_factory=dict)
+
+
+def read_and_split(source: SeriesSource) -> tuple[Series, int, int]:
+    """The series of ``source`` and its ``(train_end, valid_end)`` rows (see
+    :func:`lstmkit.data.series.chronological_split`)."""
+    s = source
+    series = read_series(s.train, s.target, s.features, s.time_column, encoding=s.encoding)
+    train_end, valid_end = chronological_split(
+        len(series.values), s.valid_fraction, s.test_fraction
+    )
+    return series, train_end, valid_end
+
+
+def season_of(source: SeriesSource, y_train: np.ndarray) -> tuple[int, bool]:
+    """``(season, detected)``: the recipe's season, or the one detected on the training rows."""
+    if source.season is None:
+        return detect_season(y_train), True
+    return source.season, False
 
 
 def prepare_series(source: SeriesSource) -> PreparedSeries:
-    """Read, check, split, scale and window the series of ``source`` (no file is written)."""
+    """Read, check, split and window the series of ``source`` (no file is written)."""
     s = source
-    series = read_series(s.train, s.target, s.features, s.time_column, encoding=s.encoding)
+    series, train_end, valid_end = read_and_split(s)
     n = len(series.values)
     need = s.lookback + s.horizon
     if n < need:
@@ -119,15 +162,14 @@ def prepare_series(source: SeriesSource) -> PreparedSeries:
             f"{s.train}: the series has {n} rows, shorter than lookback {s.lookback} + horizon "
             f"{s.horizon} = {need}; use a shorter --lookback / --horizon or more data"
         )
-    train_end, valid_end = chronological_split(n, s.valid_fraction, s.test_fraction)
     origins = {
         "train": window_origins(0, train_end, s.lookback, s.horizon, s.stride),
         "valid": window_origins(train_end, valid_end, s.lookback, s.horizon, s.stride),
-        "test": window_origins(valid_end, n, s.lookback, s.horizon, s.stride),
+        "test": window_origins(valid_end, n, s.lookback, s.horizon, 1),
     }
     rows = {"train": train_end, "valid": valid_end - train_end, "test": n - valid_end}
     for part in ("train", "valid", "test"):
-        if part != "train" and rows[part] == 0:
+        if part == "valid" and rows[part] == 0:
             continue  # a fraction of 0: no such part
         if len(origins[part]) == 0:
             raise DataFileError(
@@ -137,19 +179,13 @@ def prepare_series(source: SeriesSource) -> PreparedSeries:
                 f"{s.horizon if part != 'train' else need} rows); use a shorter --lookback / "
                 "--horizon, larger split fractions or more data"
             )
-    if rows["test"] == 0:
-        raise DataFileError(f"{s.train}: test_fraction 0 leaves no test rows to evaluate on")
     scaler = (
         Scaler.fit(series.values[:train_end], series.columns)
         if s.scale
         else Scaler(np.zeros(len(series.columns)), np.ones(len(series.columns)))
     )
-    scaled = scaler.transform(series.values)
     y_train = series.target[:train_end]
-    if s.season is None:
-        season, detected = detect_season(y_train), True
-    else:
-        season, detected = s.season, False
+    season, detected = season_of(s, y_train)
     if season >= train_end:
         raise DataFileError(
             f"{s.train}: season {season} is not shorter than the training part ({train_end} rows)"
@@ -158,22 +194,102 @@ def prepare_series(source: SeriesSource) -> PreparedSeries:
         scale = mase_scale(y_train, season)
     except ValueError as err:
         raise DataFileError(f"{s.train}: {err}") from None
-    datasets = {}
+    log = grows_with_level(y_train, season)
+    windows, truth = {}, {}
     for part, o in origins.items():
         if len(o):
-            x, y = make_windows(scaled, o, s.lookback, s.horizon)
-            datasets[part] = WindowDataset(x, y)
+            windows[part], truth[part] = make_windows(series.values, o, s.lookback, s.horizon)
     return PreparedSeries(
-        series, s, scaler, train_end, valid_end, season, detected, scale, origins, datasets
+        series,
+        s,
+        scaler,
+        train_end,
+        valid_end,
+        season,
+        detected,
+        scale,
+        origins,
+        windows,
+        truth,
+        log,
     )
 
 
-def forecaster_config(recipe: Recipe, input_size: int, horizon: int) -> ForecasterConfig:
-    """The recurrent part of the recipe's ``[model]`` table, sized for this series."""
+def working_scale(y_train: np.ndarray, season: int, log: bool) -> float:
+    """The mean absolute change over one season of the training target in the forecaster's
+    working units (``log y`` or ``y``): what a normalised window is divided by."""
+    z = np.log(y_train) if log else y_train
+    m = max(1, season)
+    scale = float(np.mean(np.abs(z[m:] - z[:-m])))
+    return scale if scale > 0 else 1.0
+
+
+# -- defaults chosen from the data ---------------------------------------------------------------
+MAX_LOOKBACK = 1000
+EVALUATE_EVERY = 100  # steps between validations when an epoch is longer
+
+
+def default_lookback(season: int, horizon: int, train_rows: int) -> tuple[int, str]:
+    """The lookback a series gets when none is given, and why: three seasons (at most ten
+    horizons, at least one season) with a season, else ``max(20, 4 horizons)``; never more than
+    half the training rows or 1000."""
+    if season > 1:
+        lookback = min(3 * season, max(season, 10 * horizon))
+        why = f"three seasons of {season} (at most 10 x horizon {horizon}, at least one season)"
+    else:
+        lookback = max(20, 4 * horizon)
+        why = f"no season: max(20, 4 x horizon {horizon})"
+    cap = max(2, min(MAX_LOOKBACK, train_rows // 2))
+    if lookback > cap:
+        lookback, why = cap, f"{why}, cut to half the {train_rows} training rows"
+    return lookback, why
+
+
+def choose_defaults(source: SeriesSource, given: frozenset[str]) -> list[Choice]:
+    """The settings a forecast run takes from its series when the user did not give them
+    (:mod:`lstmkit.tasks.defaults`): the lookback from the season, and training until the
+    validation MAE stops improving (best weights restored)."""
+    series, train_end, _ = read_and_split(source)
+    season, _ = season_of(source, series.target[:train_end])
+    h = source.horizon
+    lookback = source.lookback
+    choices = []
+    if "data.series.lookback" not in given:
+        lookback, why = default_lookback(season, h, train_end)
+        choices.append(Choice("data.series.lookback", lookback, why))
+    windows = max(1, train_end - lookback - h + 1)
+    batch = 32
+    steps_per_epoch = math.ceil(windows / batch)
+    every = 0 if steps_per_epoch <= EVALUATE_EVERY else EVALUATE_EVERY
+    choices += [
+        Choice("train.batch_size", batch, "small batches: a series gives few windows"),
+        Choice("train.lr", 3e-3, "Adam at 3e-3 for the small forecaster"),
+        Choice("model.hidden_size", 32, "32 units: the network only corrects its baseline"),
+        Choice("train.epochs", 200, "train until validation stops improving (early stopping)"),
+        Choice(
+            "train.evaluate_every",
+            every,
+            "validate once per epoch"
+            if every == 0
+            else f"validate every {every} steps (an epoch has {steps_per_epoch})",
+        ),
+        Choice("train.early_stopping", 10, "stop after 10 validations without a better MAE"),
+        Choice("train.monitor", "val_mae", "keep the weights of the best validation MAE"),
+    ]
+    return choices
+
+
+def forecaster_config(
+    recipe: Recipe, data: PreparedSeries, baseline: str = "seasonal_naive"
+) -> ForecasterConfig:
+    """The recurrent part of the recipe's ``[model]`` table, sized and normalised for this
+    series."""
     m = recipe.classifier
+    lookback = data.source.lookback
+    season = data.season if data.season <= lookback else 1
     return ForecasterConfig(
-        input_size=input_size,
-        horizon=horizon,
+        input_size=len(data.series.columns),
+        horizon=data.source.horizon,
         cell=m.cell,
         hidden_size=m.hidden_size,
         num_layers=m.num_layers,
@@ -182,49 +298,120 @@ def forecaster_config(recipe: Recipe, input_size: int, horizon: int) -> Forecast
         output_dropout=m.output_dropout,
         impl=m.impl,
         cell_options=dict(m.cell_options),
+        season=season,
+        baseline=baseline,  # type: ignore[arg-type]
+        log=data.log,
+        scale=working_scale(data.series.target[: data.train_end], season, data.log),
+        feature_mean=data.scaler.mean[1:].tolist(),
+        feature_std=data.scaler.std[1:].tolist(),
     )
 
 
 @torch.no_grad()
 def predict_windows(model: Forecaster, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Scaled forecasts (n, horizon) for scaled input windows (n, lookback, F)."""
+    """Forecasts (n, horizon) in the series' units for raw input windows (n, lookback, F)."""
     was = model.training
     model.eval()
     out = []
     device = next(model.parameters()).device
     for i in range(0, len(x), batch_size):
-        out.append(model(torch.from_numpy(x[i : i + batch_size]).to(device)).cpu().numpy())
+        out.append(model.predict(torch.from_numpy(x[i : i + batch_size]).to(device)).cpu().numpy())
     model.train(was)
     return np.concatenate(out).astype(np.float64)
 
 
-def evaluate_windows(model: Forecaster, data: PreparedSeries) -> dict[str, Any]:
-    """MAE / RMSE / MASE of the model, the naive and the seasonal-naive forecasts on the same
-    test windows (original units), per step ahead as well as overall."""
+def baseline_model(config: ForecasterConfig) -> Forecaster:
+    """A forecaster whose correction is zero: exactly its in-window baseline."""
+    return Forecaster(config.model_copy())
+
+
+def choose_baseline(recipe: Recipe, data: PreparedSeries) -> tuple[ForecasterConfig, str]:
+    """The forecaster's in-window baseline: ``seasonal_mean`` when the window holds two seasons
+    and it has the lower validation MAE, else ``seasonal_naive`` (the reason in words)."""
+    cfg = forecaster_config(recipe, data, "seasonal_naive")
+    if cfg.season < 2 or data.source.lookback < 2 * cfg.season or "valid" not in data.windows:
+        why = "seasonal naive" if cfg.season > 1 else "naive (no season in the window)"
+        return cfg, why
+    other = forecaster_config(recipe, data, "seasonal_mean")
+    x, truth = data.windows["valid"], data.truth["valid"]
+    errs = {
+        c.baseline: float(np.mean(np.abs(predict_windows(baseline_model(c), x) - truth)))
+        for c in (cfg, other)
+    }
+    best = min(errs, key=lambda k: errs[k])
+    why = ", ".join(f"{k} {v:.4g}" for k, v in errs.items())
+    return (other if best == "seasonal_mean" else cfg), f"{best} (validation MAE {why})"
+
+
+def _targets(model: Forecaster, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        t = model.normalise_target(torch.from_numpy(x), torch.from_numpy(y))
+    return t.numpy().astype(np.float32)
+
+
+# -- evaluation on the rolling origins ---------------------------------------------------------
+BASELINE_LABELS = {
+    "naive": "naive",
+    "seasonal_naive": "seasonal naive",
+    "holt_winters": "Holt-Winters",
+}
+
+
+def baseline_forecasts(data: PreparedSeries) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Naive, seasonal-naive (with a season) and Holt-Winters forecasts on the test origins;
+    the Holt-Winters details, or why it was skipped (logged)."""
     o = data.origins["test"]
     y = data.series.target
     h = data.source.horizon
-    ds = data.datasets["test"]
-    truth = data.scaler.inverse_target(ds.y.astype(np.float64))
-    preds = {
-        "model": data.scaler.inverse_target(predict_windows(model, ds.x)),
-        "naive": naive_forecast(y, o, h),
-    }
+    preds = {"naive": naive_forecast(y, o, h)}
     if data.season > 1:
         preds["seasonal_naive"] = seasonal_naive_forecast(y, o, h, data.season)
+    try:
+        preds["holt_winters"], info = holt_winters_forecasts(y, o, h, data.season, data.log)
+    except BaselineError as err:
+        logger.warning("the Holt-Winters baseline is skipped: %s", err)
+        info = {"skipped": str(err)}
+    return preds, info
+
+
+def evaluate_windows(
+    model: Forecaster, data: PreparedSeries, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """MAE / RMSE / MASE of the model, its in-window baseline, the naive, seasonal-naive and
+    Holt-Winters forecasts on the same test origins (the rolling protocol, original units),
+    per step ahead as well as overall; ``best_baseline`` and ``winner``."""
+    o = data.origins["test"]
+    truth = data.truth["test"].astype(np.float64)
+    preds = {"model": predict_windows(model, data.windows["test"])}
+    base, hw = baseline_forecasts(data)
+    preds.update(base)
     report: dict[str, Any] = {
+        "origins": [int(o[0]), int(o[-1])],
         "windows": len(o),
         "season": data.season,
         "season_detected": data.season_detected,
+        "log": data.log,
         "mase_scale": data.scale,
+        "model_baseline": model.config.baseline if model.config.season > 1 else "naive",
+        "holt_winters_model": hw,
+        **(extra or {}),
     }
     for name, p in preds.items():
         report[name] = forecast_errors(truth, p, data.scale)
-        report[name]["per_step_mae"] = np.mean(np.abs(p - truth), axis=0).tolist()
-    best = min((n for n in preds if n != "model"), key=lambda n: report[n]["mae"])
+        step = np.mean(np.abs(p - truth), axis=0)
+        report[name]["per_step_mae"] = step.tolist()
+        report[name]["per_step_mase"] = (step / data.scale).tolist()
+    others = [n for n in preds if n != "model"]
+    best = min(others, key=lambda n: report[n]["mae"])
     report["best_baseline"] = best
     report["mae_vs_best_baseline"] = report["model"]["mae"] / max(report[best]["mae"], 1e-300)
+    report["winner"] = min(preds, key=lambda n: report[n]["mae"])
+    report["_preds"] = preds  # for the plot; dropped before writing
     return report
+
+
+def _public(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if not k.startswith("_")}
 
 
 def _time_axis(series: Series) -> tuple[np.ndarray, str]:
@@ -243,16 +430,17 @@ def _time_axis(series: Series) -> tuple[np.ndarray, str]:
     return np.arange(n), "row"
 
 
-def plot_forecast(data: PreparedSeries, model: Forecaster, path: Path) -> None:
-    """PNG: the target series (train / validation / test shaded) and, over the test part, the
-    model's 1-step and H-step-ahead forecasts beside the (seasonal-)naive one."""
+def plot_forecast(data: PreparedSeries, report: dict[str, Any], path: Path) -> None:
+    """PNG: the target series (train / validation / test shaded) and, over the test origins,
+    the model's 1-step and H-step-ahead forecasts beside every baseline's 1-step one; the title
+    says which wins."""
     plt = pyplot()
 
     y = data.series.target
     n = len(y)
     o = data.origins["test"]
     h = data.source.horizon
-    pred = data.scaler.inverse_target(predict_windows(model, data.datasets["test"].x))
+    preds: dict[str, np.ndarray] = report["_preds"]
     fig, axes = plt.subplots(2, 1, figsize=(11, 7))
     t, xlabel = _time_axis(data.series)
     ax = axes[0]
@@ -261,11 +449,12 @@ def plot_forecast(data: PreparedSeries, model: Forecaster, path: Path) -> None:
         t[data.train_end], t[data.valid_end], color="tab:orange", alpha=0.12, label="validation"
     )
     ax.axvspan(t[data.valid_end], t[n - 1], color="tab:green", alpha=0.12, label="test")
-    ax.set_title("the series; the scaler and the model saw only the training part")
+    ax.set_title("the series; the model was fitted on the training part, stopped on validation")
     ax.legend(loc="upper left", fontsize=8)
     ax = axes[1]
     lo = max(0, data.valid_end - 2 * data.source.lookback)
     ax.plot(t[lo:], y[lo:], color="black", lw=1.0, label="actual")
+    pred = preds["model"]
     ax.plot(t[o], pred[:, 0], "-", color="tab:blue", lw=1.0, label="model, 1 step ahead")
     if h > 1:
         ax.plot(
@@ -276,13 +465,21 @@ def plot_forecast(data: PreparedSeries, model: Forecaster, path: Path) -> None:
             lw=1.0,
             label=f"model, {h} steps ahead",
         )
-    if data.season > 1:
-        base = seasonal_naive_forecast(y, o, h, data.season)
-        ax.plot(t[o], base[:, 0], ":", color="tab:red", label=f"seasonal naive (m={data.season})")
-    else:
-        ax.plot(t[o], naive_forecast(y, o, h)[:, 0], ":", color="tab:red", label="naive")
+    styles = {"naive": "tab:gray", "seasonal_naive": "tab:red", "holt_winters": "tab:olive"}
+    for name, p in preds.items():
+        if name != "model":
+            label = BASELINE_LABELS[name] + (f" (m={data.season})" if name != "naive" else "")
+            ax.plot(t[o], p[:, 0], ":", color=styles[name], label=f"{label}, 1 step")
     ax.axvline(t[data.valid_end], color="grey", lw=0.6)
-    ax.set_title("test part: forecasts vs actual")
+    maes = ", ".join(
+        f"{'model' if k == 'model' else BASELINE_LABELS[k]} {report[k]['mae']:.4g}" for k in preds
+    )
+    win = report["winner"]
+    ax.set_title(
+        f"test origins ({len(o)}), MAE over {h} steps: {maes}; best: "
+        f"{'model' if win == 'model' else BASELINE_LABELS[win]}",
+        fontsize=9,
+    )
     ax.set_xlabel(xlabel)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
@@ -290,6 +487,7 @@ def plot_forecast(data: PreparedSeries, model: Forecaster, path: Path) -> None:
 
 
 MONITORS = ("val_loss", "val_mae", "val_rmse")
+FORMAT = 2  # config.json["forecaster_format"]: raw windows in, each normalised by the model
 
 
 class ForecastTask:
@@ -305,7 +503,14 @@ class ForecastTask:
         check_monitor(recipe, MONITORS, "forecasting")
 
     def setup(self, recipe: Recipe, *, resume: bool, given: frozenset[str] | None = None) -> Setup:
-        """Read, split, scale and window the series; build the forecaster."""
+        """Choose the defaults the user did not give, read, split and window the series; build
+        the forecaster on its chosen in-window baseline."""
+        assert recipe.data.series is not None
+        applied: list[Choice] = []
+        if given is not None:
+            recipe, applied = apply_choices(
+                recipe, choose_defaults(recipe.data.series, given), given
+            )
         source = recipe.data.series
         assert source is not None
         data = prepare_series(source)
@@ -317,8 +522,18 @@ class ForecastTask:
             )
         for w in data.series.warnings + data.scaler.warnings:
             logger.warning("%s", w)
+        if data.season > source.lookback:
+            logger.warning(
+                "season %d is longer than the lookback %d: the model starts from the naive "
+                "forecast (give --lookback %d or more for a seasonal start)",
+                data.season,
+                source.lookback,
+                data.season,
+            )
+        cfg, why = choose_baseline(recipe, data)
         logger.info(
-            "series %s: %d rows (train %d, valid %d, test %d), %d/%d/%d windows, season %d%s",
+            "series %s: %d rows (train %d, valid %d, test %d), %d/%d/%d windows, season %d%s, "
+            "%s, in-window baseline %s",
             source.train,
             len(data.series.values),
             data.train_end,
@@ -327,16 +542,20 @@ class ForecastTask:
             *(len(data.origins[p]) for p in ("train", "valid", "test")),
             data.season,
             " (detected)" if data.season_detected else "",
+            "log scale" if data.log else "linear scale",
+            why,
         )
         torch.manual_seed(recipe.train.seed)
-        cfg = forecaster_config(recipe, len(data.series.columns), source.horizon)
         model = Forecaster(cfg)
+        for part, x in data.windows.items():
+            data.datasets[part] = WindowDataset(x, _targets(model, x, data.truth[part]))
         return Setup(
             model=model,
             train=data.datasets["train"],
             valid=data.datasets.get("valid"),
             trainer={"objective": Regression(), "collate": collate_windows, "bucketing": False},
             config={
+                "forecaster_format": FORMAT,
                 "model": cfg.to_dict(),
                 "columns": data.series.columns,
                 "time_column": source.time_column,
@@ -345,6 +564,8 @@ class ForecastTask:
                 "scaler": data.scaler.to_dict(),
                 "season": data.season,
                 "season_detected": data.season_detected,
+                "log": data.log,
+                "baseline_choice": why,
                 "mase_scale": data.scale,
                 "rows": {
                     "total": len(data.series.values),
@@ -355,39 +576,58 @@ class ForecastTask:
                 "warnings": data.series.warnings + data.scaler.warnings,
             },
             data=data,
+            recipe=recipe if applied else None,
+            choices=applied,
         )
 
     def evaluate(
         self, recipe: Recipe, setup: Setup, trainer: Trainer, history: list[dict[str, Any]]
     ) -> Outcome:
-        """MAE / RMSE / MASE of the model and of the naive forecasts on the test windows."""
+        """Keep the trained correction only when it beats the in-window baseline on validation
+        (else the model is its baseline); then MAE / RMSE / MASE of the model and of every
+        baseline on the test origins."""
         data: PreparedSeries = setup.data
         model: Forecaster = setup.model  # type: ignore[assignment]
+        kept = {"correction_kept": True}
+        if "valid" in data.windows:
+            x, truth = data.windows["valid"], data.truth["valid"]
+            trained = float(np.mean(np.abs(predict_windows(model, x) - truth)))
+            start = float(np.mean(np.abs(predict_windows(baseline_model(model.config), x) - truth)))
+            kept = {
+                "correction_kept": trained < start,
+                "valid_mae": {"model": trained, "start": start},
+            }
+            if trained >= start:
+                logger.info(
+                    "the trained correction does not beat its starting point on validation "
+                    "(MAE %.4g vs %.4g): the model is its in-window baseline",
+                    trained,
+                    start,
+                )
+                model.zero_correction()
         test_scaled = trainer.evaluate(data.datasets["test"], data.datasets["test"].lengths)
-        report = evaluate_windows(model, data)
+        report = evaluate_windows(model, data, kept)
+        names = ("model", "naive", "seasonal_naive", "holt_winters")
         extra = {
-            "test": {k: report[k] for k in ("model", "naive", "seasonal_naive") if k in report},
+            "test": {k: report[k] for k in names if k in report},
             "season": data.season,
+            "winner": report["winner"],
         }
         return Outcome(
-            {"test": report, "test_scaled": test_scaled},
+            {"test": _public(report), "test_scaled": test_scaled},
             Record("test_mase", report["model"]["mase"], extra),
-            lambda run_dir: plot_forecast(data, model, run_dir / "forecast.png"),
+            lambda run_dir: plot_forecast(data, report, run_dir / "forecast.png"),
         )
 
     def summary(self, name: str, metrics: dict[str, Any], out: Path) -> str:
-        """The test MAE of the model beside the naive ones, and the MASE."""
-        t = metrics["test"]
-        parts = [f"model {t['model']['mae']:.4g}", f"naive {t['naive']['mae']:.4g}"]
-        if "seasonal_naive" in t:
-            parts.append(f"seasonal naive (m={t['season']}) {t['seasonal_naive']['mae']:.4g}")
-        return (
-            f"{name}: test MAE {', '.join(parts)}; MASE {t['model']['mase']:.3f} "
-            f"{took(metrics, out)}; plot: {out / 'forecast.png'}"
+        """The test MAE of the model beside every baseline on the rolling origins, and which
+        wins."""
+        return f"{name}: {summary_line(metrics['test'])} {took(metrics, out)}; plot: " + str(
+            out / "forecast.png"
         )
 
     def evaluate_run(self, run_dir: Path) -> dict[str, Any]:
-        """Re-evaluate on the recipe's test windows (model vs baselines)."""
+        """Re-evaluate on the recipe's test origins (model vs baselines)."""
         return evaluate_forecast_run(run_dir)
 
     def quick_overrides(self, recipe: Recipe) -> list[str]:
@@ -395,23 +635,64 @@ class ForecastTask:
         return list(QUICK_CLASSIFIER)
 
 
+def _label(name: str, season: int) -> str:
+    if name == "model":
+        return "model"
+    return BASELINE_LABELS[name] + (f" (m={season})" if name == "seasonal_naive" else "")
+
+
+def summary_line(t: dict[str, Any]) -> str:
+    """``test MAE over 18 rolling origins: model 13.6, naive 81.8, ...; best: model; MASE``."""
+    names = [k for k in ("model", "naive", "seasonal_naive", "holt_winters") if k in t]
+    parts = [f"{_label(k, t['season'])} {t[k]['mae']:.4g}" for k in names]
+    skipped = t.get("holt_winters_model", {}).get("skipped")
+    tail = " (Holt-Winters skipped: see the log)" if skipped else ""
+    return (
+        f"test MAE over {t['windows']} rolling origins: {', '.join(parts)}{tail}; best: "
+        f"{_label(t['winner'], t['season'])}; MASE {t['model']['mase']:.3f}"
+    )
+
+
+def backtest_table(report: dict[str, Any]) -> str:
+    """Per-horizon MAE and MASE of the model and every baseline, as a Markdown table."""
+    names = [k for k in ("model", "naive", "seasonal_naive", "holt_winters") if k in report]
+    season = report["season"]
+    head = "| step | " + " | ".join(f"{_label(k, season)} MAE" for k in names)
+    head += " | " + " | ".join(f"{_label(k, season)} MASE" for k in names) + " |"
+    lines = [head, "|" + " ---: |" * (1 + 2 * len(names))]
+    steps = len(report["model"]["per_step_mae"])
+    for i in range(steps):
+        row = [f"{report[k]['per_step_mae'][i]:.4g}" for k in names]
+        row += [f"{report[k]['per_step_mase'][i]:.3f}" for k in names]
+        lines.append(f"| {i + 1} | " + " | ".join(row) + " |")
+    row = [f"{report[k]['mae']:.4g}" for k in names] + [f"{report[k]['mase']:.3f}" for k in names]
+    lines.append("| all | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def load_forecast_run(run_dir: Path) -> tuple[Forecaster, dict[str, Any], Scaler]:
     """Model (eval mode), config and scaler of a finished forecasting run."""
     how = " (train one with lstmkit train --task forecast)"
     config = read_run_config(run_dir, "forecast", how)
+    if config.get("forecaster_format") != FORMAT:
+        raise RunDirError(
+            f"{run_dir}: a forecasting run of an older lstmkit (scaled windows, no baseline); "
+            "train it again with lstmkit train --task forecast"
+        )
     model = Forecaster(ForecasterConfig.model_validate(config["model"]))
     load_weights(model, run_dir)
+    model.eval()
     return model, config, Scaler.from_dict(config["scaler"])
 
 
 def evaluate_forecast_run(run_dir: Path) -> dict[str, Any]:
-    """Re-evaluate a finished forecasting run on its recipe's test windows (model vs baselines)."""
+    """Re-evaluate a finished forecasting run on its recipe's test origins (the rolling
+    protocol: model vs naive, seasonal naive and Holt-Winters, per step ahead)."""
     model, config, _ = load_forecast_run(run_dir)
     recipe = Recipe.model_validate(config["recipe"])
     assert recipe.data.series is not None
     data = prepare_series(recipe.data.series)
-    data.scaler = Scaler.from_dict(config["scaler"])  # the run's own scaler
-    return evaluate_windows(model, data)
+    return _public(evaluate_windows(model, data))
 
 
 def _future_times(times: list[str], horizon: int) -> list[str] | None:
@@ -468,7 +749,7 @@ def forecast_file(
     """Forecast the ``horizon`` steps after the end of ``data_path`` (same columns as the run's
     training file; at least ``lookback`` rows) and write them to ``out_path`` as CSV
     (``step, [time,] forecast``), atomically. Returns the rows."""
-    model, config, scaler = load_forecast_run(run_dir)
+    model, config, _ = load_forecast_run(run_dir)
     columns: list[str] = config["columns"]
     time_column = config.get("time_column")
     lookback, horizon = int(config["lookback"]), int(config["horizon"])
@@ -480,8 +761,13 @@ def forecast_file(
             f"{data_path}: {len(series.values)} rows, but the model reads the last {lookback} "
             f"(its lookback); give at least {lookback} rows"
         )
-    window = scaler.transform(series.values[-lookback:])[None].astype(np.float32)
-    pred = scaler.inverse_target(predict_windows(model, window))[0]
+    window = series.values[-lookback:][None].astype(np.float32)
+    if model.config.log and float(window[..., 0].min()) <= 0.0:
+        raise DataFileError(
+            f"{data_path}: the model forecasts the logarithm of {columns[0]!r} (its training "
+            "series was positive), but the last rows hold a value <= 0"
+        )
+    pred = predict_windows(model, window)[0]
     times = _future_times(series.times, horizon) if series.times else None
     rows = []
     for k in range(horizon):
