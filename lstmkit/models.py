@@ -572,7 +572,8 @@ class ForecasterConfig(BaseModel):
         baseline: the in-window forecast the network corrects: ``seasonal_naive`` (the window's
             last season repeated; the last value when ``season`` is 1), ``seasonal_mean`` (the
             latest season's mean, plus the drift between the window's first and last season
-            means, plus the window's mean seasonal profile; needs two seasons in the window).
+            means, plus the window's mean seasonal profile around that trend line; exact for a
+            linear trend plus a fixed season; needs two seasons in the window).
         log: work on ``log(target)`` (a series whose changes grow with its level).
         scale: the target's typical change over one season, in the working units (log or not):
             what normalised values are divided by.
@@ -681,8 +682,10 @@ class Forecaster(nn.Module):
         k = length // m
         seasons = u[:, length - k * m :].reshape(n, k, m)  # (B, K, m), oldest first
         means = seasons.mean(2)  # (B, K)
-        profile = (seasons - means[:, :, None]).mean(1)  # (B, m)
         drift = (means[:, -1] - means[:, 0]) / ((k - 1) * m)  # per step
+        within = torch.arange(m, device=u.device, dtype=u.dtype) - (m - 1) / 2  # (m,)
+        # each phase's mean offset from its season's trend line
+        profile = (seasons - means[:, :, None] - drift[:, None, None] * within).mean(1)  # (B, m)
         steps = h[None, :].to(u.dtype) + (m + 1) / 2  # from the centre of the last season
         return means[:, -1:] + drift[:, None] * steps + profile[:, h % m]
 

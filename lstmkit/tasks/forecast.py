@@ -21,7 +21,7 @@ the rolling protocol, plot, backtest and forecasting new data.
    an in-window baseline (seasonal naive, or the seasonal mean with drift when that is better on
    validation, :func:`choose_baseline`), its head starting at zero: the untrained model is the
    baseline. After training the correction is kept only when it beats that starting point on
-   validation;
+   validation by at least 1% (``KEEP_MARGIN``);
 5. on the test origins, in the original units: MAE, RMSE and MASE (overall and per step ahead)
    of the model, the naive, the seasonal-naive and the Holt-Winters forecast
    (:mod:`lstmkit.baselines.series`; logged and skipped when it cannot be fitted), which wins,
@@ -487,6 +487,7 @@ def plot_forecast(data: PreparedSeries, report: dict[str, Any], path: Path) -> N
 
 
 MONITORS = ("val_loss", "val_mae", "val_rmse")
+KEEP_MARGIN = 0.01  # a correction must cut the validation MAE of its start by 1% to be kept
 FORMAT = 2  # config.json["forecaster_format"]: raw windows in, each normalised by the model
 
 
@@ -583,8 +584,8 @@ class ForecastTask:
     def evaluate(
         self, recipe: Recipe, setup: Setup, trainer: Trainer, history: list[dict[str, Any]]
     ) -> Outcome:
-        """Keep the trained correction only when it beats the in-window baseline on validation
-        (else the model is its baseline); then MAE / RMSE / MASE of the model and of every
+        """Keep the trained correction only when it cuts the validation MAE of the in-window
+        baseline by at least ``KEEP_MARGIN`` (1%; less is noise: the model is then its baseline); then MAE / RMSE / MASE of the model and of every
         baseline on the test origins."""
         data: PreparedSeries = setup.data
         model: Forecaster = setup.model  # type: ignore[assignment]
@@ -593,14 +594,16 @@ class ForecastTask:
             x, truth = data.windows["valid"], data.truth["valid"]
             trained = float(np.mean(np.abs(predict_windows(model, x) - truth)))
             start = float(np.mean(np.abs(predict_windows(baseline_model(model.config), x) - truth)))
+            keep = trained < (1.0 - KEEP_MARGIN) * start
             kept = {
-                "correction_kept": trained < start,
+                "correction_kept": keep,
                 "valid_mae": {"model": trained, "start": start},
             }
-            if trained >= start:
+            if not keep:
                 logger.info(
-                    "the trained correction does not beat its starting point on validation "
-                    "(MAE %.4g vs %.4g): the model is its in-window baseline",
+                    "the trained correction does not beat its starting point on validation by "
+                    "%d%% (MAE %.4g vs %.4g): the model is its in-window baseline",
+                    round(100 * KEEP_MARGIN),
                     trained,
                     start,
                 )

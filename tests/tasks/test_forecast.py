@@ -31,47 +31,129 @@ def _monthly(path: Path, n: int = 240, seed: int = 0) -> Path:
     return path
 
 
-def test_forecaster_shapes_and_identity_output() -> None:
+def test_the_untrained_forecaster_is_its_baseline() -> None:
     torch.manual_seed(0)
-    model = Forecaster(ForecasterConfig(input_size=3, horizon=5, cell="gru", hidden_size=7))
-    out = model(torch.randn(4, 12, 3))
-    assert out.shape == (4, 5)
-    assert (out < 0).any() and (out > 0).any()  # no squashing activation on the output
-    with pytest.raises(ValueError, match=r"expected inputs of shape \(B, lookback, 3\)"):
-        model(torch.randn(4, 12, 2))
+    t = torch.arange(24, dtype=torch.float32)
+    season = torch.tensor([0.0, 3.0, -1.0, 5.0])
+    y = 10.0 + 0.5 * t + season[(t % 4).long()]  # a linear trend plus a fixed season of 4
+    x = torch.stack([y, torch.randn(24)], -1)[None]  # (1, 24, 2): the target and a feature
+    cfg = ForecasterConfig(input_size=2, horizon=6, cell="gru", hidden_size=7, season=4)
+    naive = Forecaster(cfg).predict(x)[0]
+    # seasonal naive: the last season repeated
+    torch.testing.assert_close(naive, y[torch.tensor([20, 21, 22, 23, 20, 21])])
+    # the seasonal mean with drift is exact on a linear trend plus a fixed season
+    mean = Forecaster(cfg.model_copy(update={"baseline": "seasonal_mean"})).predict(x)[0]
+    t_next = torch.arange(24, 30, dtype=torch.float32)
+    torch.testing.assert_close(mean, 10.0 + 0.5 * t_next + season[(t_next % 4).long()])
+    # in logs: a multiplicative season, the same forecast of the seasonal-naive baseline
+    logged = Forecaster(cfg.model_copy(update={"log": True})).predict(x)[0]
+    torch.testing.assert_close(logged, naive)
+    # the level does not matter: a window shifted by 1000 gives the forecast shifted by 1000
+    model = Forecaster(cfg)
+    with torch.no_grad():
+        model.head.weight.normal_()
+    shifted = x.clone()
+    shifted[..., 0] += 1000.0
+    torch.testing.assert_close(model.predict(shifted), model.predict(x) + 1000.0)
+    target = y[None, :6] + 7.0
+    torch.testing.assert_close(model.denormalise(x, model.normalise_target(x, target)), target)
+    with pytest.raises(ValueError, match=r"expected inputs of shape \(B, lookback, 2\)"):
+        model(torch.randn(4, 12, 3))
+    with pytest.raises(ValueError, match="needs a lookback of at least 4, got 3"):
+        model(torch.randn(4, 3, 2))
+
+
+def test_holt_winters_filter_matches_statsmodels_and_refits() -> None:
+    import warnings
+
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    from lstmkit.baselines.series import _fit, holt_winters_forecasts, smoothing_filter
+
+    rng = np.random.default_rng(0)
+    t = np.arange(120)
+    y = (50 + 0.5 * t) * (1 + 0.2 * np.sin(2 * np.pi * t / 12)) + rng.normal(0, 1, t.size)
+    for season, mul in ((12, True), (12, False), (1, False)):
+        params = _fit(y[:100], season, mul)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = ExponentialSmoothing(
+                y[:100],
+                trend="add",
+                damped_trend=season == 1,
+                seasonal=None if season == 1 else ("mul" if mul else "add"),
+                seasonal_periods=season if season > 1 else None,
+            ).fit()
+        mine = smoothing_filter(y, params, np.array([100]), 15, mul)[0]
+        np.testing.assert_allclose(mine, ref.forecast(15), rtol=1e-9)
+    origins = np.arange(96, 109)
+    every, info = holt_winters_forecasts(y, origins, 12, 12, True)
+    assert info["refit_every"] == 1 and info["fits"] == 13
+    some, info = holt_winters_forecasts(y, origins, 12, 12, True, max_fits=5)
+    assert info["refit_every"] == 3 and info["fits"] == 5
+    np.testing.assert_allclose(some[::3], every[::3], rtol=1e-9)  # the refitted origins
+    assert np.abs(some - every).max() < 0.05 * np.abs(every).mean()
+
+
+def test_holt_winters_that_cannot_be_fitted_is_one_baseline_error() -> None:
+    from lstmkit.baselines.series import holt_winters_forecasts
+    from lstmkit.errors import BaselineError
+
+    y = np.linspace(1.0, 2.0, 40)
+    with pytest.raises(BaselineError, match="needs 34 rows before the first forecast origin"):
+        holt_winters_forecasts(y, np.arange(30, 35), 3, 12, False)
+    y[3] = -1.0
+    with pytest.raises(BaselineError, match="multiplicative season needs positive values"):
+        holt_winters_forecasts(y, np.arange(36, 38), 2, 12, True)
 
 
 def test_train_forecast_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _monthly(tmp_path / "sales.csv")
     run = tmp_path / "run"
     args = ["train", "--task", "forecast", "--train", str(data), "--target", "sales"]
-    args += ["--features", "driver", "--time-column", "month", "--lookback", "12", "--horizon", "3"]
-    args += ["--out", str(run), "--no-progress", "--set", "epochs=25", "--set", "lr=0.01"]
-    args += ["--set", "batch_size=32", "--set", "hidden_size=16"]
+    args += ["--features", "driver", "--time-column", "month", "--horizon", "3"]
+    args += ["--out", str(run), "--no-progress"]
     assert main(args) == 0
-    assert "test MAE model" in capsys.readouterr().out
+    assert "test MAE over 46 rolling origins: model " in capsys.readouterr().out
     metrics = json.loads((run / "metrics.json").read_text())
     test = metrics["test"]
     assert test["season"] == 12 and test["season_detected"] is True
-    assert test["windows"] == 36 - 3 + 1  # 15 % of 240 rows, horizon 3
-    for name in ("model", "naive", "seasonal_naive"):
-        assert set(test[name]) == {"mae", "rmse", "mase", "per_step_mae"}
+    assert test["windows"] == 48 - 3 + 1  # the last 20 % of 240 rows are the origins, horizon 3
+    assert test["origins"] == [192, 237]
+    for name in ("model", "naive", "seasonal_naive", "holt_winters"):
+        assert set(test[name]) == {"mae", "rmse", "mase", "per_step_mae", "per_step_mase"}
         assert len(test[name]["per_step_mae"]) == 3
         assert test[name]["mase"] == pytest.approx(test[name]["mae"] / test["mase_scale"])
-    # the driver leads the target: the model must beat both baselines on the same windows
+    # a noisy season: the model must beat both naive baselines on the same windows
     assert test["model"]["mae"] < 0.8 * test["naive"]["mae"], test
-    assert test["model"]["mae"] < test["seasonal_naive"]["mae"], test
+    assert test["model"]["mae"] < 0.95 * test["seasonal_naive"]["mae"], test
     assert (run / "forecast.png").read_bytes()[:4] == b"\x89PNG"
     config = json.loads((run / "config.json").read_text())
     values = np.loadtxt(data, delimiter=",", skiprows=1, usecols=(1, 2))
     train_end = config["rows"]["train_end"]
-    assert train_end == 168
+    assert train_end == 240 - 48 - 36  # test 20 %, validation 15 %
+    chosen = {d["key"]: d["value"] for d in config["defaults"]}
+    assert chosen["data.series.lookback"] == 30  # three seasons of 12, at most 10 horizons of 3
+    assert chosen["train.early_stopping"] > 0 and chosen["train.monitor"] == "val_mae"
+    assert "data.series.horizon" not in chosen  # given: never chosen
+    assert config["recipe"]["data"]["series"]["lookback"] == 30
     np.testing.assert_allclose(config["scaler"]["mean"], values[:train_end].mean(0), rtol=1e-12)
     assert config["scaler"]["mean"] != pytest.approx(values.mean(0).tolist())
     # re-evaluation gives the same numbers
     assert main(["evaluate", str(run)]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["model"]["mae"] == pytest.approx(test["model"]["mae"], rel=1e-6)
+    # --backtest: the rolling evaluation again, per step ahead, as a table and as JSON
+    back = tmp_path / "backtest.json"
+    assert main(["forecast", str(run), "--backtest", "--out", str(back)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| step | model MAE | naive MAE | seasonal naive (m=12) MAE |")
+    assert [line.split(" | ")[0] for line in table[2:6]] == ["| 1", "| 2", "| 3", "| all"]
+    written = json.loads(back.read_text())
+    assert written["model"]["per_step_mae"] == pytest.approx(test["model"]["per_step_mae"])
+    assert written["holt_winters"]["mae"] == pytest.approx(test["holt_winters"]["mae"])
+    assert main(["forecast", str(run), "--out", str(back)]) == 2
+    assert "needs --data FILE and --out FILE (or --backtest)" in capsys.readouterr().err
     # lstmkit forecast: the 3 months after the data's end
     out = tmp_path / "forecast.csv"
     assert main(["forecast", str(run), "--data", str(data), "--out", str(out)]) == 0
