@@ -697,7 +697,9 @@ class Forecaster(nn.Module):
         d = torch.zeros_like(u)
         if 1 < c.season < u.shape[1]:
             d[:, c.season :] = u[:, c.season :] - u[:, : -c.season]
-        feats = (x[..., 1:] - self.feature_mean) / self.feature_std  # (B, L, F-1)
+        mean, std = self.feature_mean, self.feature_std
+        assert isinstance(mean, Tensor) and isinstance(std, Tensor)
+        feats = (x[..., 1:] - mean) / std  # (B, L, F-1)
         inputs = torch.cat([u[..., None], d[..., None], feats], -1)  # (B, L, F+1)
         _, state = self.rnn(inputs, lengths=lengths)
         h_n = state[0] if isinstance(state, tuple) else state  # (L*dirs, B, H)

@@ -299,7 +299,7 @@ def forecaster_config(
         impl=m.impl,
         cell_options=dict(m.cell_options),
         season=season,
-        baseline=baseline,  # type: ignore[arg-type]
+        baseline=baseline,
         log=data.log,
         scale=working_scale(data.series.target[: data.train_end], season, data.log),
         feature_mean=data.scaler.mean[1:].tolist(),
@@ -589,7 +589,7 @@ class ForecastTask:
         baseline on the test origins."""
         data: PreparedSeries = setup.data
         model: Forecaster = setup.model  # type: ignore[assignment]
-        kept = {"correction_kept": True}
+        kept: dict[str, Any] = {"correction_kept": True}
         if "valid" in data.windows:
             x, truth = data.windows["valid"], data.truth["valid"]
             trained = float(np.mean(np.abs(predict_windows(model, x) - truth)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,12 @@ import pytest
 import torch
 
 from lstmkit.cli import main
-from lstmkit.data.series import SeriesSource
+from lstmkit.data.series import (
+    SeriesSource,
+    naive_forecast,
+    read_series,
+    seasonal_naive_forecast,
+)
 from lstmkit.models import Forecaster, ForecasterConfig
 from lstmkit.tasks.forecast import _future_times, prepare_series
 
@@ -166,6 +172,87 @@ def test_train_forecast_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
     # a classification-only command says what to use instead
     assert main(["predict", str(run), "hello"]) == 2
     assert "is a forecasting run; use lstmkit forecast" in capsys.readouterr().err
+
+
+def _trending(path: Path, n: int = 300, seed: int = 0) -> Path:
+    """A trending series with a multiplicative season of 12 that leaves the training range."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    y = (50 + 0.4 * t) * (1 + 0.15 * np.sin(2 * np.pi * t / 12)) + rng.normal(0, 1.5, n)
+    path.write_text("y\n" + "".join(f"{v:.4f}\n" for v in y), encoding="utf-8")
+    return path
+
+
+def test_defaults_beat_the_naive_forecasts_on_a_trending_seasonal_series(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _trending(tmp_path / "trend.csv")
+    run = tmp_path / "run"
+    args = ["train", "--task", "forecast", "--train", str(data), "--target", "y"]
+    assert main(args + ["--horizon", "6", "--out", str(run), "--no-progress"]) == 0
+    line = capsys.readouterr().out
+    assert "test MAE over 55 rolling origins: model " in line and "Holt-Winters" in line
+    test = json.loads((run / "metrics.json").read_text())["test"]
+    assert (test["season"], test["windows"]) == (12, 60 - 6 + 1)
+    mae = {k: test[k]["mae"] for k in ("model", "naive", "seasonal_naive", "holt_winters")}
+    # the level leaves the training range, the windows are normalised: no flat line below it
+    assert mae["model"] < 0.5 * mae["seasonal_naive"], mae
+    assert mae["model"] < 0.2 * mae["naive"], mae
+    # Holt-Winters is the right model of this series: the forecaster comes close to it
+    assert mae["model"] < 1.3 * mae["holt_winters"], mae
+    assert test["holt_winters_model"]["model"].startswith("additive trend, ")
+
+
+def test_the_rolling_protocol_reproduces_the_readme_anchors() -> None:
+    from lstmkit.data.series import rolling_origins
+
+    root = Path(os.environ.get("LSTMKIT_DATA", "")) / "series"
+    if not (root / "airpassengers.csv").exists():
+        pytest.skip("no series/ folder in LSTMKIT_DATA")
+    y = read_series(root / "airpassengers.csv", "passengers").target
+    o = rolling_origins(len(y), 12)
+    assert (o[0], o[-1], len(o)) == (115, 132, 18)
+    truth = y[o[:, None] + np.arange(12)]
+    assert np.abs(naive_forecast(y, o, 12) - truth).mean() == pytest.approx(81.77, abs=0.005)
+    sn = seasonal_naive_forecast(y, o, 12, 12)
+    assert np.abs(sn - truth).mean() == pytest.approx(46.77, abs=0.005)
+    # and the Holt-Winters anchor (multiplicative season, refitted at every origin): 16.87
+    from lstmkit.baselines.series import holt_winters_forecasts
+
+    hw, info = holt_winters_forecasts(y, o, 12, 12, True)
+    assert info["fits"] == 18
+    assert np.abs(hw - truth).mean() == pytest.approx(16.87, abs=0.005)
+    w = read_series(root / "wineind.csv", "litres").target
+    o = rolling_origins(len(w), 12)
+    truth = w[o[:, None] + np.arange(12)]
+    assert np.abs(naive_forecast(w, o, 12) - truth).mean() == pytest.approx(5636, abs=0.5)
+    sn = seasonal_naive_forecast(w, o, 12, 12)
+    assert np.abs(sn - truth).mean() == pytest.approx(1823, abs=0.5)
+
+
+def test_a_baseline_that_cannot_be_fitted_is_skipped_with_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    data = _monthly(tmp_path / "s.csv", n=80)
+    run = tmp_path / "run"
+    args = ["train", "--task", "forecast", "--train", str(data), "--target", "sales"]
+    args += ["--season", "30", "--horizon", "2", "--out", str(run), "--no-progress"]
+    with caplog.at_level("WARNING"):
+        assert main(args) == 0
+    assert "(Holt-Winters skipped: see the log)" in capsys.readouterr().out
+    skips = [
+        r.getMessage()
+        for r in caplog.records
+        if "Holt-Winters baseline is skipped" in r.getMessage()
+    ]
+    assert skips == [
+        "the Holt-Winters baseline is skipped: Holt-Winters (additive trend, additive season "
+        "(m=30)) needs 70 rows before the first forecast origin (two full seasons and ten "
+        "more), got 64"
+    ]
+    test = json.loads((run / "metrics.json").read_text())["test"]
+    assert "holt_winters" not in test and "skipped" in test["holt_winters_model"]
+    assert {"model", "naive", "seasonal_naive"} <= set(test)
 
 
 def test_future_times() -> None:
