@@ -365,6 +365,8 @@ def choose_text_defaults(
     n_train = len(train) if s.valid else int(round(len(train) * (1 - s.valid_fraction)))
     tokenizer = s.tokenizer if "data.text.tokenizer" in given else None
     choices = text_choices(profile, n_train, len(names), tokenizer)
+    if s.vectors:  # the user's own word vectors start the embedding: no word2vec as well
+        choices = [c for c in choices if c.key != "pretrain.method"]
     recipe, applied = apply_choices(recipe, choices, given)
     return recipe, applied, profile
 
