@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,17 +53,8 @@ class TextBaseline:
     tried: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (``evaluation.json``, ``metrics.json``)."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "C": self.C,
-            "features": self.features,
-            "valid": self.valid,
-            "test": self.test,
-            "seconds": self.seconds,
-            "tried": self.tried,
-        }
+        """JSON-ready (``evaluation.json``, ``metrics.json``). Every field, as it is."""
+        return asdict(self)
 
 
 def _scores(y: np.ndarray, proba: np.ndarray, classes: int) -> dict[str, float]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -83,18 +83,8 @@ class TextProfile:
     word_unknown_rate: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (the run's ``config.json``)."""
-        return {
-            "texts": self.texts,
-            "sampled": self.sampled,
-            "scripts": self.scripts,
-            "main_script": self.main_script,
-            "family": self.family,
-            "space_share": self.space_share,
-            "mean_chars": self.mean_chars,
-            "p95_chars": self.p95_chars,
-            "word_unknown_rate": self.word_unknown_rate,
-        }
+        """JSON-ready (the run's ``config.json``). Every field, as it is."""
+        return asdict(self)
 
     def describe(self) -> str:
         """One line for the log."""

@@ -418,7 +418,8 @@ def compare_with_baseline(
     if base is None:
         return None
     b_valid = float(base["valid"]["accuracy"])
-    b_split = float((base["test"] if split == "test" else base["valid"])["accuracy"])
+    on_split = base["test"] if split == "test" else base["valid"]
+    b_split = float(on_split["accuracy"])
     if valid["accuracy"] >= b_valid:
         verdict = (
             f"the model beats the baseline on validation ({valid['accuracy']:.4f} vs {b_valid:.4f})"
@@ -435,9 +436,7 @@ def compare_with_baseline(
         "C": base["C"],
         "valid_accuracy": b_valid,
         f"{split}_accuracy": b_split,
-        f"{split}_macro_f1": float(
-            (base["test"] if split == "test" else base["valid"])["macro_f1"]
-        ),
+        f"{split}_macro_f1": float(on_split["macro_f1"]),
         "model_valid_accuracy": float(valid["accuracy"]),
         "model_wins_on_validation": valid["accuracy"] >= b_valid,
         "verdict": verdict,
