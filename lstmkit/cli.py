@@ -306,6 +306,9 @@ _SERIES_FLAGS = {
     "horizon": "horizon",
     "stride": "stride",
     "season": "season",
+    "id_column": "id_column",
+    "quantiles": "quantiles",
+    "baseline": "baseline",
 }
 
 
@@ -357,10 +360,12 @@ def _add_own_data_arguments(train: argparse.ArgumentParser) -> None:
     )
     own.add_argument(
         "--baseline",
-        choices=("tfidf", "none"),
+        choices=("tfidf", "statsforecast", "none"),
         help=(
-            "text: the classic baseline measured beside the model (default tfidf: TF-IDF word + "
-            "char n-grams + logistic regression, scikit-learn)"
+            "the classic baselines measured beside the model; text: tfidf (default: TF-IDF word "
+            "+ char n-grams + logistic regression, scikit-learn); forecast of many series: "
+            "statsforecast (default: AutoETS, AutoTheta, SeasonalNaive, Naive per series); none: "
+            "skip them"
         ),
     )
     own.add_argument("--target", help="forecast: the column to forecast")
@@ -381,6 +386,17 @@ def _add_own_data_arguments(train: argparse.ArgumentParser) -> None:
     )
     own.add_argument(
         "--season", type=_positive_int, help="forecast: season length (default: detected; 1 = none)"
+    )
+    own.add_argument(
+        "--id-column",
+        help=(
+            "forecast: the column naming each series of a long-format file (one row per id and "
+            "time; default: unique_id when the file has it): one model for all of them"
+        ),
+    )
+    own.add_argument(
+        "--quantiles",
+        help="forecast of many series: the quantiles forecast, comma-separated (default 0.1,0.5,0.9)",
     )
 
 
@@ -407,6 +423,16 @@ def _task_recipe(args: argparse.Namespace) -> tuple[object, dict[str, object]]:
     options = {field: getattr(args, dest) for dest, field in mine.items()}
     if isinstance(options.get("features"), str):
         options["features"] = [f.strip() for f in str(options["features"]).split(",") if f.strip()]
+    if isinstance(options.get("quantiles"), str):
+        try:
+            options["quantiles"] = [
+                float(q) for q in str(options["quantiles"]).split(",") if q.strip()
+            ]
+        except ValueError:
+            raise ConfigError(
+                f"--quantiles {options['quantiles']}: give numbers in (0, 1), comma-separated, "
+                "holding 0.5 (e.g. 0.1,0.5,0.9)"
+            ) from None
     return recipe_for_task(
         args.task,
         options,
@@ -834,19 +860,31 @@ def _add_forecast_parser(commands: argparse._SubParsersAction[argparse.ArgumentP
 def _run_forecast(args: argparse.Namespace) -> int:
     from lstmkit.files import atomic_write_text
     from lstmkit.tasks.forecast import backtest_table, evaluate_forecast_run, forecast_file
+    from lstmkit.tasks.panel import (
+        evaluate_panel_run,
+        forecast_panel_file,
+        is_panel_run,
+        panel_summary_line,
+    )
 
+    panel = is_panel_run(args.run_dir)
     if args.backtest:
         if args.data is not None:
             raise ConfigError("--backtest evaluates the run's own series; drop --data")
-        report = evaluate_forecast_run(args.run_dir)
-        print(backtest_table(report))
+        if panel:
+            report = evaluate_panel_run(args.run_dir, "rolling")
+            print(panel_summary_line(report))
+        else:
+            report = evaluate_forecast_run(args.run_dir)
+            print(backtest_table(report))
         if args.out is not None:
             atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
             print(f"backtest written to {args.out}")
         return 0
     if args.data is None or args.out is None:
         raise ConfigError("lstmkit forecast needs --data FILE and --out FILE (or --backtest)")
-    rows = forecast_file(args.run_dir, args.data, args.out, encoding=args.encoding)
+    write = forecast_panel_file if panel else forecast_file
+    rows = write(args.run_dir, args.data, args.out, encoding=args.encoding)
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
     print(f"{len(rows)} forecast step(s) written to {args.out}")

@@ -673,21 +673,10 @@ class Forecaster(nn.Module):
         return self._working(x[:, -1:, 0])
 
     def baseline(self, u: Tensor) -> Tensor:
-        """The in-window forecast (B, H) of normalised windows ``u`` (B, L)."""
+        """The in-window forecast (B, H) of normalised windows ``u`` (B, L)
+        (:func:`in_window_baseline`)."""
         c = self.config
-        n, length = u.shape
-        m, h = c.season, torch.arange(c.horizon, device=u.device)
-        if c.baseline == "seasonal_naive" or m == 1:
-            return u[:, length + h - m * (h // m + 1)]  # (B, H)
-        k = length // m
-        seasons = u[:, length - k * m :].reshape(n, k, m)  # (B, K, m), oldest first
-        means = seasons.mean(2)  # (B, K)
-        drift = (means[:, -1] - means[:, 0]) / ((k - 1) * m)  # per step
-        within = torch.arange(m, device=u.device, dtype=u.dtype) - (m - 1) / 2  # (m,)
-        # each phase's mean offset from its season's trend line
-        profile = (seasons - means[:, :, None] - drift[:, None, None] * within).mean(1)  # (B, m)
-        steps = h[None, :].to(u.dtype) + (m + 1) / 2  # from the centre of the last season
-        return means[:, -1:] + drift[:, None] * steps + profile[:, h % m]
+        return in_window_baseline(u, c.season, c.horizon, c.baseline)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Normalised forecasts (B, horizon): ``(z_future - z_last) / scale``."""
@@ -725,3 +714,247 @@ class Forecaster(nn.Module):
         with torch.no_grad():
             self.head.weight.zero_()
             self.head.bias.zero_()
+
+
+class PanelForecasterConfig(BaseModel):
+    """Architecture of a :class:`PanelForecaster` (one global model for many series).
+
+    Attributes:
+        input_size: columns per step: the target, the features, the calendar columns and, with
+            ``num_series``, the series index last.
+        horizon: values forecast at once (direct multi-step).
+        quantiles: ascending, in (0, 1), holding 0.5 (the point forecast).
+        members: independently initialised networks trained side by side on the same batches;
+            the forecast is their mean (a deep ensemble: on small data the spread between seeds
+            is larger than the differences between settings).
+        cell, hidden_size, num_layers, dropout, impl: each member's recurrent stack.
+        season: the period of the in-window baseline (1 = none: naive). baseline: as
+            :class:`ForecasterConfig`.
+        log: work on ``log(target)``.
+        feature_mean, feature_std: standardisation of the columns 1 .. input_size - 1 (minus
+            the series index).
+        num_series, embedding_dim: a learned embedding of the series index (0 = none).
+        interval_scale: the outer quantiles' distance from the median is multiplied by this
+            factor at prediction; the model keeps it as a buffer saved with its weights (the
+            forecast task calibrates it on validation so that the interval covers what it
+            says).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_size: int = Field(1, ge=1, le=100_000)
+    horizon: int = Field(1, ge=1, le=100_000)
+    quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
+    members: int = Field(5, ge=1, le=64)
+    cell: Literal["lstm", "gru", "rnn"] = "lstm"
+    hidden_size: int = Field(32, ge=1, le=8192)
+    num_layers: int = Field(1, ge=1, le=16)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    impl: Literal["auto", "fused", "kernel", "loop"] = "auto"
+    season: int = Field(1, ge=1, le=100_000)
+    baseline: Literal["seasonal_naive", "seasonal_mean", "combined"] = "seasonal_naive"
+    log: bool = False
+    feature_mean: list[float] = Field(default_factory=list)
+    feature_std: list[float] = Field(default_factory=list)
+    num_series: int = Field(0, ge=0)
+    embedding_dim: int = Field(0, ge=0, le=1024)
+    interval_scale: float = Field(1.0, gt=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-safe)."""
+        return self.model_dump()
+
+
+def in_window_baseline(u: Tensor, season: int, horizon: int, kind: str) -> Tensor:
+    """The in-window forecast (B, H) of normalised windows ``u`` (B, L): ``seasonal_naive`` (the
+    last season repeated; the last value when ``season`` is 1) or ``seasonal_mean`` (the latest
+    season's mean, plus the drift between the window's first and last season means, plus the
+    window's mean seasonal profile around that trend line) or ``combined`` (the mean of the
+    two: a combination of forecasts is rarely worse than its better member, the M-competitions'
+    lesson)."""
+    n, length = u.shape
+    m, h = season, torch.arange(horizon, device=u.device)
+    if kind == "seasonal_naive" or m == 1:
+        return u[:, length + h - m * (h // m + 1)]
+    if kind == "combined":
+        return 0.5 * (
+            in_window_baseline(u, season, horizon, "seasonal_naive")
+            + in_window_baseline(u, season, horizon, "seasonal_mean")
+        )
+    k = length // m
+    seasons = u[:, length - k * m :].reshape(n, k, m)  # (B, K, m), oldest first
+    means = seasons.mean(2)
+    drift = (means[:, -1] - means[:, 0]) / ((k - 1) * m)
+    within = torch.arange(m, device=u.device, dtype=u.dtype) - (m - 1) / 2
+    profile = (seasons - means[:, :, None] - drift[:, None, None] * within).mean(1)
+    steps = h[None, :].to(u.dtype) + (m + 1) / 2
+    return means[:, -1:] + drift[:, None] * steps + profile[:, h % m]
+
+
+def window_level_scale(target: Tensor, season: int, log: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """``(z, level, scale)`` of raw target windows (B, L): ``z`` the working values (``log``
+    or not), ``level`` the last one (B, 1), ``scale`` (B, 1) the window's mean absolute change
+    over one season (one step without a season, or when the window holds no full season), kept
+    above 1e-3 of the window's mean magnitude (and 1e-8) so a flat window does not divide by
+    zero. Every window is then on the same footing whatever its series' level and spread."""
+    z = torch.log(target.clamp_min(1e-30)) if log else target
+    m = season if 1 < season < z.shape[1] else 1
+    if z.shape[1] > m:
+        scale = (z[:, m:] - z[:, :-m]).abs().mean(1, keepdim=True)
+    else:
+        scale = torch.zeros_like(z[:, :1])
+    floor = 1e-3 * z.abs().mean(1, keepdim=True) + 1e-8
+    return z, z[:, -1:], torch.maximum(scale, floor)
+
+
+class _Member(nn.Module):
+    def __init__(self, c: PanelForecasterConfig, inputs: int) -> None:
+        super().__init__()
+        self.rnn: Recurrent = CELLS[c.cell](
+            inputs, c.hidden_size, c.num_layers, dropout=c.dropout, impl=c.impl
+        )
+        self.head = nn.Linear(self.rnn.output_size, c.horizon * len(c.quantiles))
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+
+class PanelForecaster(nn.Module):
+    """``(B, lookback, input_size)`` raw windows of any series -> normalised quantile forecasts
+    ``(B, members, horizon, Q)``; :meth:`predict` gives them in the series' units.
+
+    Every window is normalised on its own (:func:`window_level_scale`: relative to its last
+    value, in units of its own seasonal change), so one network serves series of any level and
+    spread::
+
+        u = (z - level) / scale                                       # (B, L)
+        base = in_window_baseline(u)                                  # (B, H)
+        inputs = [u, u - u one season back, standardised features + calendar, embedding]
+        raw = head(rnn(inputs)[last])                                 # (B, H, Q) per member
+        median = base + raw[q=0.5];  upper q_j = q_{j-1} + softplus(raw_j); lower likewise
+
+    so the quantiles are ascending by construction and an untrained network (head zero) is its
+    baseline with a band set by the head's bias (:meth:`set_offsets`).
+    """
+
+    def __init__(self, config: PanelForecasterConfig) -> None:
+        super().__init__()
+        c = config
+        self.config = c
+        qs = c.quantiles
+        if not qs or sorted(set(qs)) != qs or 0.5 not in qs or not (qs[0] > 0 and qs[-1] < 1):
+            raise ValueError(f"quantiles must be ascending, in (0, 1) and hold 0.5, got {qs}")
+        self.median = qs.index(0.5)
+        extra = 1 if c.num_series else 0
+        f = c.input_size - 1 - extra
+        if f < 0:
+            raise ValueError("input_size must hold the target (and the series index)")
+        mean = c.feature_mean or [0.0] * f
+        std = c.feature_std or [1.0] * f
+        if len(mean) != f or len(std) != f:
+            raise ValueError(f"feature_mean / feature_std must have {f} values")
+        self.register_buffer("feature_mean", torch.tensor(mean, dtype=torch.float32), False)
+        self.register_buffer("feature_std", torch.tensor(std, dtype=torch.float32), False)
+        self.embedding = (
+            nn.Embedding(c.num_series, c.embedding_dim)
+            if c.num_series and c.embedding_dim
+            else None
+        )
+        width = 2 + f + (c.embedding_dim if self.embedding is not None else 0)
+        self.members = nn.ModuleList(_Member(c, width) for _ in range(c.members))
+        # calibrated after training (the forecast task): saved with the weights
+        self.register_buffer("interval_scale", torch.tensor(c.interval_scale))
+
+    def _members(self) -> list[_Member]:
+        return [m for m in self.members if isinstance(m, _Member)]
+
+    def _check(self, x: Tensor) -> None:
+        c = self.config
+        if x.dim() != 3 or x.shape[-1] != c.input_size:
+            raise ValueError(
+                f"expected inputs of shape (B, lookback, {c.input_size}), got {tuple(x.shape)}"
+            )
+        need = c.season if c.baseline == "seasonal_naive" else 2 * c.season
+        if x.shape[1] < need:
+            raise ValueError(
+                f"the {c.baseline} baseline of season {c.season} needs a lookback of at least "
+                f"{need}, got {x.shape[1]}"
+            )
+
+    def stats(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(z, level, scale)`` of raw windows (:func:`window_level_scale`)."""
+        return window_level_scale(x[..., 0], self.config.season, self.config.log)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Normalised quantile forecasts (B, members, horizon, Q)."""
+        self._check(x)
+        c = self.config
+        z, level, scale = self.stats(x)
+        u = (z - level) / scale
+        d = torch.zeros_like(u)
+        if 1 < c.season < u.shape[1]:
+            d[:, c.season :] = u[:, c.season :] - u[:, : -c.season]
+        extra = 1 if c.num_series else 0
+        mean, std = self.feature_mean, self.feature_std
+        assert isinstance(mean, Tensor) and isinstance(std, Tensor)
+        feats = (x[..., 1 : c.input_size - extra] - mean) / std
+        parts = [u[..., None], d[..., None], feats]
+        if self.embedding is not None:
+            ids = x[:, -1, -1].round().long().clamp(0, c.num_series - 1)
+            parts.append(self.embedding(ids)[:, None, :].expand(-1, x.shape[1], -1))
+        inputs = torch.cat(parts, -1)
+        base = in_window_baseline(u, c.season, c.horizon, c.baseline)  # (B, H)
+        outs = []
+        for member in self._members():
+            _, state = member.rnn(inputs, lengths=lengths)
+            h_n = state[0] if isinstance(state, tuple) else state
+            raw = member.head(h_n[-1]).view(len(x), c.horizon, len(c.quantiles))
+            outs.append(self._quantiles(base, raw))
+        return torch.stack(outs, 1)
+
+    def _quantiles(self, base: Tensor, raw: Tensor) -> Tensor:
+        k = self.median
+        med = base + raw[..., k]
+        cols = [med]
+        for j in range(k + 1, raw.shape[-1]):
+            cols.append(cols[-1] + F.softplus(raw[..., j]))
+        low = [med]
+        for j in range(k - 1, -1, -1):
+            low.append(low[-1] - F.softplus(raw[..., j]))
+        return torch.stack(low[:0:-1] + cols, -1)
+
+    def normalise_target(self, x: Tensor, y: Tensor) -> Tensor:
+        """Targets (B, H) in the series' units -> the units of :meth:`forward`."""
+        _, level, scale = self.stats(x)
+        z = torch.log(y.clamp_min(1e-30)) if self.config.log else y
+        return (z - level) / scale
+
+    def predict(self, x: Tensor) -> Tensor:
+        """Quantile forecasts (B, horizon, Q) in the series' units: the members' mean, the outer
+        quantiles widened or narrowed by ``interval_scale`` around the median."""
+        out = self.forward(x).mean(1)
+        med = out[..., self.median : self.median + 1]
+        scale_q = self.interval_scale
+        assert isinstance(scale_q, Tensor)
+        out = med + scale_q.to(out.dtype) * (out - med)
+        _, level, scale = self.stats(x)
+        z = level[..., None] + scale[..., None] * out
+        return torch.exp(z) if self.config.log else z
+
+    @torch.no_grad()
+    def set_offsets(self, offsets: Tensor) -> None:
+        """Start every member from its baseline with the band ``offsets`` (H, Q) (normalised
+        units, ascending per step, 0 at the median): the head's bias, weights zero."""
+        c = self.config
+        k = self.median
+        if offsets.shape != (c.horizon, len(c.quantiles)):
+            raise ValueError(f"offsets must be ({c.horizon}, {len(c.quantiles)})")
+        bias = torch.zeros_like(offsets)
+        gaps = offsets.diff(dim=-1).clamp_min(1e-4)  # (H, Q-1): q_{j+1} - q_j
+        inv = gaps + torch.log(-torch.expm1(-gaps))  # softplus^-1
+        for j in range(k + 1, offsets.shape[-1]):
+            bias[:, j] = inv[:, j - 1]
+        for j in range(k - 1, -1, -1):
+            bias[:, j] = inv[:, j]
+        for member in self._members():
+            member.head.weight.zero_()
+            member.head.bias.copy_(bias.reshape(-1))

@@ -16,6 +16,8 @@ Classification(C)      (B, 1) or (B, C) / (B,) int  loss, accuracy, macro_f1    
 LanguageModeling()     (B, T, V) / (B, T) int,      loss (nats/token), bits_per_token,    loss
                        IGNORE (-100) = no target    perplexity, accuracy
 Regression()           any shape / the same shape   loss (MSE), mae, rmse                 loss
+Pinball(quantiles)     (B, [K,] H, Q) / (B, H)      loss (mean pinball), mae (of the      loss
+                                                    median), coverage (outer quantiles)
 =====================  ===========================  ====================================  ==========
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -195,5 +198,72 @@ class Regression(Objective):
             "loss": mse,
             "mae": float(sums["abs"]) / count if count else float("nan"),
             "rmse": math.sqrt(mse) if count else float("nan"),
+            "examples": int(count),
+        }
+
+
+def pinball_loss(pred: Tensor, target: Tensor, quantiles: Tensor) -> Tensor:
+    """Elementwise pinball (quantile) loss ``max(q e, (q - 1) e)`` with ``e = target - pred``:
+    ``pred`` (..., Q), ``target`` broadcastable to ``pred[..., 0]``, ``quantiles`` (Q,) in (0, 1).
+    Its mean over a sample is minimised by the sample's q-quantile (Koenker & Bassett 1978; the
+    MQLoss of neuralforecast)."""
+    err = target.to(pred.dtype)[..., None] - pred
+    q = quantiles.to(pred.dtype)
+    return torch.maximum(q * err, (q - 1.0) * err)
+
+
+class Pinball(Objective):
+    """Quantile regression: outputs ``(B, H, Q)`` (or ``(B, K, H, Q)``: K ensemble members, each
+    trained on the same loss) for targets ``(B, H)``; the quantiles must be ascending and hold
+    0.5 (the point forecast). ``losses`` are the pinball losses of every member, step and
+    quantile; ``mae`` is that of the members' mean median, ``coverage`` the share of targets
+    between the outermost quantiles of the members' mean."""
+
+    monitor = "loss"
+
+    def __init__(self, quantiles: Sequence[float]) -> None:
+        qs = [float(q) for q in quantiles]
+        if not qs or any(not 0.0 < q < 1.0 for q in qs) or sorted(set(qs)) != qs or 0.5 not in qs:
+            raise ValueError(
+                f"quantiles must be ascending, distinct, in (0, 1) and hold 0.5, got {qs}"
+            )
+        self.quantiles = torch.tensor(qs, dtype=torch.float64)
+        self.median = qs.index(0.5)
+
+    def _mean(self, output: Tensor) -> Tensor:
+        return output.mean(1) if output.dim() == 4 else output
+
+    def losses(self, output: Tensor, target: Tensor) -> Tensor:
+        if output.dim() not in (3, 4) or output.shape[-1] != len(self.quantiles):
+            raise ValueError(
+                f"pinball output must be (B, [K,] H, {len(self.quantiles)}), got "
+                f"{tuple(output.shape)}"
+            )
+        t = target[:, None] if output.dim() == 4 else target
+        if t.shape[-1] != output.shape[-2]:
+            raise ValueError(
+                f"pinball target {tuple(target.shape)} does not match output {tuple(output.shape)}"
+            )
+        return pinball_loss(output, t, self.quantiles.to(output.device)).reshape(-1)
+
+    def sums(self, output: Tensor, target: Tensor, losses: Tensor) -> dict[str, Tensor]:
+        mean = self._mean(output.detach())
+        t = target.to(mean.dtype)
+        inside = (t >= mean[..., 0]) & (t <= mean[..., -1])
+        return {
+            "loss": losses.detach().double().sum().cpu(),
+            "loss_count": torch.tensor(float(losses.numel()), dtype=torch.float64),
+            "abs": (mean[..., self.median] - t).abs().double().sum().cpu(),
+            "inside": inside.double().sum().cpu(),
+            "count": torch.tensor(float(t.numel()), dtype=torch.float64),
+        }
+
+    def summarise(self, sums: dict[str, Tensor]) -> dict[str, float]:
+        count = float(sums.get("count", torch.zeros(())))
+        n_loss = float(sums.get("loss_count", torch.zeros(())))
+        return {
+            "loss": float(sums["loss"]) / n_loss if n_loss else float("nan"),
+            "mae": float(sums["abs"]) / count if count else float("nan"),
+            "coverage": float(sums["inside"]) / count if count else float("nan"),
             "examples": int(count),
         }

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -648,3 +648,51 @@ def forecast_errors(y_true: np.ndarray, y_pred: np.ndarray, scale: float) -> dic
     err = np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64)
     mae = float(np.mean(np.abs(err)))
     return {"mae": mae, "rmse": float(np.sqrt(np.mean(err**2))), "mase": mae / scale}
+
+
+def future_times(times: list[str], horizon: int) -> list[str] | None:
+    """The ``horizon`` times after ``times`` when their last (up to) four are evenly spaced
+    (numbers, fixed durations, or whole months); None otherwise or with fewer than three."""
+    if len(times) < 3:
+        return None
+    try:
+        nums = [float(t) for t in times]
+        step = nums[-1] - nums[-2]
+        if step > 0 and np.allclose(np.diff(nums[-4:]), step):
+            fmt = (lambda v: str(int(v))) if all(float(v).is_integer() for v in nums) else str
+            return [fmt(nums[-1] + step * k) for k in range(1, horizon + 1)]
+        return None
+    except ValueError:
+        pass
+    try:
+        stamps = [datetime.fromisoformat(t + "-01" if len(t) == 7 else t) for t in times[-4:]]
+    except ValueError:
+        return None
+    monthly = all(s.day == 1 and s.time() == stamps[0].time() for s in stamps)
+    months = [s.year * 12 + s.month for s in stamps]
+    if monthly and len(set(np.diff(months))) == 1 and months[-1] > months[-2]:
+        step_m = months[-1] - months[-2]
+        out = []
+        for k in range(1, horizon + 1):
+            m = months[-1] + step_m * k - 1
+            s = stamps[-1].replace(year=m // 12, month=m % 12 + 1)
+            if len(times[-1]) == 7:
+                out.append(s.strftime("%Y-%m"))
+            elif len(times[-1]) == 10:
+                out.append(s.date().isoformat())
+            else:
+                out.append(s.isoformat(sep=" " if " " in times[-1] else "T"))
+        return out
+    deltas = {b - a for a, b in zip(stamps, stamps[1:], strict=False)}
+    if len(deltas) == 1:
+        (delta,) = deltas
+        if delta > timedelta(0):
+            last = stamps[-1]
+            date_only = len(times[-1]) == 10
+            return [
+                (last + delta * k).date().isoformat()
+                if date_only
+                else (last + delta * k).isoformat()
+                for k in range(1, horizon + 1)
+            ]
+    return None

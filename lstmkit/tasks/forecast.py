@@ -42,7 +42,7 @@ import io
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +53,15 @@ from torch.utils.data import Dataset
 
 from lstmkit.baselines.series import holt_winters_forecasts
 from lstmkit.config import Recipe, check_monitor
+from lstmkit.data.panel import find_id_column, header_columns, string_columns
 from lstmkit.data.series import (
     Scaler,
     Series,
     SeriesSource,
     chronological_split,
-    detect_season,
+    choose_season,
     forecast_errors,
+    future_times,
     grows_with_level,
     make_windows,
     mase_scale,
@@ -77,6 +79,14 @@ from lstmkit.plots import pyplot, save_png
 from lstmkit.runs import load_weights, read_run_config
 from lstmkit.tasks.base import QUICK_CLASSIFIER, Outcome, Record, Setup, took
 from lstmkit.tasks.defaults import Choice, apply_choices
+from lstmkit.tasks.panel import (
+    PreparedPanel,
+    evaluate_panel_run,
+    evaluate_panel_task,
+    is_panel_run,
+    panel_summary,
+    setup_panel,
+)
 from lstmkit.train import Trainer
 
 logger = logging.getLogger(__name__)
@@ -130,6 +140,7 @@ class PreparedSeries:
     windows: dict[str, np.ndarray]
     truth: dict[str, np.ndarray]
     log: bool = False
+    season_reason: str = ""
     datasets: dict[str, WindowDataset] = field(default_factory=dict)
 
 
@@ -144,11 +155,15 @@ def read_and_split(source: SeriesSource) -> tuple[Series, int, int]:
     return series, train_end, valid_end
 
 
-def season_of(source: SeriesSource, y_train: np.ndarray) -> tuple[int, bool]:
-    """``(season, detected)``: the recipe's season, or the one detected on the training rows."""
+def season_of(
+    source: SeriesSource, y_train: np.ndarray, times: list[str] | None = None
+) -> tuple[int, bool, str]:
+    """``(season, detected, reason)``: the recipe's season, or the one the training rows (and
+    their times' calendar) give (:func:`lstmkit.data.series.choose_season`)."""
     if source.season is None:
-        return detect_season(y_train), True
-    return source.season, False
+        season, why = choose_season(y_train, times)
+        return season, True, why
+    return source.season, False, f"{source.season} (given)"
 
 
 def prepare_series(source: SeriesSource) -> PreparedSeries:
@@ -185,7 +200,8 @@ def prepare_series(source: SeriesSource) -> PreparedSeries:
         else Scaler(np.zeros(len(series.columns)), np.ones(len(series.columns)))
     )
     y_train = series.target[:train_end]
-    season, detected = season_of(s, y_train)
+    times = series.times[:train_end] if series.times else None
+    season, detected, season_reason = season_of(s, y_train, times)
     if season >= train_end:
         raise DataFileError(
             f"{s.train}: season {season} is not shorter than the training part ({train_end} rows)"
@@ -212,6 +228,7 @@ def prepare_series(source: SeriesSource) -> PreparedSeries:
         windows,
         truth,
         log,
+        season_reason,
     )
 
 
@@ -250,7 +267,8 @@ def choose_defaults(source: SeriesSource, given: frozenset[str]) -> list[Choice]
     (:mod:`lstmkit.tasks.defaults`): the lookback from the season, and training until the
     validation MAE stops improving (best weights restored)."""
     series, train_end, _ = read_and_split(source)
-    season, _ = season_of(source, series.target[:train_end])
+    times = series.times[:train_end] if series.times else None
+    season, _, _ = season_of(source, series.target[:train_end], times)
     h = source.horizon
     lookback = source.lookback
     choices = []
@@ -505,13 +523,43 @@ class ForecastTask:
 
     def setup(self, recipe: Recipe, *, resume: bool, given: frozenset[str] | None = None) -> Setup:
         """Choose the defaults the user did not give, read, split and window the series; build
-        the forecaster on its chosen in-window baseline."""
+        the forecaster on its chosen in-window baseline. A file of many series (an id column:
+        ``id_column``, or ``unique_id`` when the file has one) is a panel
+        (:func:`lstmkit.tasks.panel.setup_panel`)."""
         assert recipe.data.series is not None
+        src = recipe.data.series
+        id_column = find_id_column(src.train, src.id_column, src.encoding)
+        if id_column is not None:
+            if id_column != src.id_column:
+                logger.info("the file has a %r column: one model for all its series", id_column)
+                recipe = recipe.model_copy(
+                    update={
+                        "data": recipe.data.model_copy(
+                            update={"series": src.model_copy(update={"id_column": id_column})}
+                        )
+                    }
+                )
+            return setup_panel(recipe, given)
+        unused = string_columns(
+            src.train,
+            [
+                c
+                for c in header_columns(src.train, src.encoding)
+                if c not in (src.target, src.time_column, *src.features)
+            ],
+            src.encoding,
+        )
+        if unused:
+            logger.warning(
+                "%s: the text column(s) %s are not used; if they name several series (the long "
+                "format), pass --id-column %s",
+                src.train,
+                ", ".join(repr(c) for c in unused),
+                unused[0],
+            )
         applied: list[Choice] = []
         if given is not None:
-            recipe, applied = apply_choices(
-                recipe, choose_defaults(recipe.data.series, given), given
-            )
+            recipe, applied = apply_choices(recipe, choose_defaults(src, given), given)
         source = recipe.data.series
         assert source is not None
         data = prepare_series(source)
@@ -542,7 +590,7 @@ class ForecastTask:
             len(data.series.values) - data.valid_end,
             *(len(data.origins[p]) for p in ("train", "valid", "test")),
             data.season,
-            " (detected)" if data.season_detected else "",
+            f" ({data.season_reason})" if data.season_detected else "",
             "log scale" if data.log else "linear scale",
             why,
         )
@@ -565,6 +613,7 @@ class ForecastTask:
                 "scaler": data.scaler.to_dict(),
                 "season": data.season,
                 "season_detected": data.season_detected,
+                "season_reason": data.season_reason,
                 "log": data.log,
                 "baseline_choice": why,
                 "mase_scale": data.scale,
@@ -586,7 +635,9 @@ class ForecastTask:
     ) -> Outcome:
         """Keep the trained correction only when it cuts the validation MAE of the in-window
         baseline by at least ``KEEP_MARGIN`` (1%; less is noise: the model is then its baseline); then MAE / RMSE / MASE of the model and of every
-        baseline on the test origins."""
+        baseline on the test origins. A panel: :func:`lstmkit.tasks.panel.evaluate_panel_task`."""
+        if isinstance(setup.data, PreparedPanel):
+            return evaluate_panel_task(recipe, setup)
         data: PreparedSeries = setup.data
         model: Forecaster = setup.model  # type: ignore[assignment]
         kept: dict[str, Any] = {"correction_kept": True}
@@ -625,12 +676,16 @@ class ForecastTask:
     def summary(self, name: str, metrics: dict[str, Any], out: Path) -> str:
         """The test MAE of the model beside every baseline on the rolling origins, and which
         wins."""
+        if "series" in metrics["test"]:
+            return panel_summary(name, metrics, out)
         return f"{name}: {summary_line(metrics['test'])} {took(metrics, out)}; plot: " + str(
             out / "forecast.png"
         )
 
     def evaluate_run(self, run_dir: Path) -> dict[str, Any]:
         """Re-evaluate on the recipe's test origins (model vs baselines)."""
+        if is_panel_run(run_dir):
+            return evaluate_panel_run(run_dir)
         return evaluate_forecast_run(run_dir)
 
     def quick_overrides(self, recipe: Recipe) -> list[str]:
@@ -698,54 +753,6 @@ def evaluate_forecast_run(run_dir: Path) -> dict[str, Any]:
     return _public(evaluate_windows(model, data))
 
 
-def _future_times(times: list[str], horizon: int) -> list[str] | None:
-    """The ``horizon`` times after ``times`` when their last (up to) four are evenly spaced
-    (numbers, fixed durations, or whole months); None otherwise or with fewer than three."""
-    if len(times) < 3:
-        return None
-    try:
-        nums = [float(t) for t in times]
-        step = nums[-1] - nums[-2]
-        if step > 0 and np.allclose(np.diff(nums[-4:]), step):
-            fmt = (lambda v: str(int(v))) if all(float(v).is_integer() for v in nums) else str
-            return [fmt(nums[-1] + step * k) for k in range(1, horizon + 1)]
-        return None
-    except ValueError:
-        pass
-    try:
-        stamps = [datetime.fromisoformat(t + "-01" if len(t) == 7 else t) for t in times[-4:]]
-    except ValueError:
-        return None
-    monthly = all(s.day == 1 and s.time() == stamps[0].time() for s in stamps)
-    months = [s.year * 12 + s.month for s in stamps]
-    if monthly and len(set(np.diff(months))) == 1 and months[-1] > months[-2]:
-        step_m = months[-1] - months[-2]
-        out = []
-        for k in range(1, horizon + 1):
-            m = months[-1] + step_m * k - 1
-            s = stamps[-1].replace(year=m // 12, month=m % 12 + 1)
-            if len(times[-1]) == 7:
-                out.append(s.strftime("%Y-%m"))
-            elif len(times[-1]) == 10:
-                out.append(s.date().isoformat())
-            else:
-                out.append(s.isoformat(sep=" " if " " in times[-1] else "T"))
-        return out
-    deltas = {b - a for a, b in zip(stamps, stamps[1:], strict=False)}
-    if len(deltas) == 1:
-        (delta,) = deltas
-        if delta > timedelta(0):
-            last = stamps[-1]
-            date_only = len(times[-1]) == 10
-            return [
-                (last + delta * k).date().isoformat()
-                if date_only
-                else (last + delta * k).isoformat()
-                for k in range(1, horizon + 1)
-            ]
-    return None
-
-
 def forecast_file(
     run_dir: Path, data_path: Path, out_path: Path, *, encoding: str = "utf-8"
 ) -> list[dict[str, Any]]:
@@ -771,7 +778,7 @@ def forecast_file(
             "series was positive), but the last rows hold a value <= 0"
         )
     pred = predict_windows(model, window)[0]
-    times = _future_times(series.times, horizon) if series.times else None
+    times = future_times(series.times, horizon) if series.times else None
     rows = []
     for k in range(horizon):
         row: dict[str, Any] = {"step": k + 1}

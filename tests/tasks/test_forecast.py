@@ -15,12 +15,13 @@ import torch
 from lstmkit.cli import main
 from lstmkit.data.series import (
     SeriesSource,
+    future_times,
     naive_forecast,
     read_series,
     seasonal_naive_forecast,
 )
 from lstmkit.models import Forecaster, ForecasterConfig
-from lstmkit.tasks.forecast import _future_times, prepare_series
+from lstmkit.tasks.forecast import prepare_series
 
 
 def _monthly(path: Path, n: int = 240, seed: int = 0) -> Path:
@@ -255,15 +256,15 @@ def test_a_baseline_that_cannot_be_fitted_is_skipped_with_one_warning(
     assert {"model", "naive", "seasonal_naive"} <= set(test)
 
 
-def test_future_times() -> None:
-    assert _future_times(["2023-10", "2023-11", "2023-12"], 2) == ["2024-01", "2024-02"]
+def testfuture_times() -> None:
+    assert future_times(["2023-10", "2023-11", "2023-12"], 2) == ["2024-01", "2024-02"]
     days = ["2024-01-29", "2024-01-30", "2024-01-31"]
-    assert _future_times(days, 2) == ["2024-02-01", "2024-02-02"]
-    assert _future_times(["2024-01-31", "2024-02-29", "2024-03-31"], 1) is None  # month ends
-    assert _future_times(["2024-01-01", "2024-01-02"], 1) is None  # two times prove nothing
-    assert _future_times(["1998", "1999", "2000"], 2) == ["2001", "2002"]
+    assert future_times(days, 2) == ["2024-02-01", "2024-02-02"]
+    assert future_times(["2024-01-31", "2024-02-29", "2024-03-31"], 1) is None  # month ends
+    assert future_times(["2024-01-01", "2024-01-02"], 1) is None  # two times prove nothing
+    assert future_times(["1998", "1999", "2000"], 2) == ["2001", "2002"]
     hours = ["2024-01-01T00:00", "2024-01-01T06:00", "2024-01-01T12:00"]
-    assert _future_times(hours, 1) == ["2024-01-01T18:00:00"]
+    assert future_times(hours, 1) == ["2024-01-01T18:00:00"]
 
 
 def test_bad_series_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

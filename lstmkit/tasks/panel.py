@@ -1,0 +1,775 @@
+"""Many series, one model: the forecast task on a long-format file (``unique_id, ds, y``).
+
+``lstmkit train --task forecast --train panel.csv --target y --time-column ds --horizon 8``
+reads a file with an id column (``--id-column``; ``unique_id`` when the file has one) through
+this module; a file of one series keeps the single-series path of :mod:`lstmkit.tasks.forecast`.
+
+1. read the panel (:func:`lstmkit.data.panel.read_panel`) and cut every series by time
+   (:func:`lstmkit.data.panel.panel_split`; ``protocol = "m4"``: the last H points of each series
+   are the test, the validation before them; ``"rolling"``: the rolling-origin protocol per
+   series); a series too short is reported and left out;
+2. the season from the calendar (the time column's frequency proposes, the data of each series
+   confirm, :func:`lstmkit.data.series.choose_season`; the most common choice wins; ``--season``
+   overrides), calendar columns as known inputs (:func:`lstmkit.data.panel.calendar_columns`);
+3. one :class:`lstmkit.models.PanelForecaster` trained on the windows of all series: each window
+   normalised by its own last value and seasonal change, quantile heads (``quantiles``, default
+   0.1 / 0.5 / 0.9) trained with the pinball loss (:class:`lstmkit.objectives.Pinball`), a deep
+   ensemble of ``members`` networks; the in-window baseline (seasonal naive or seasonal mean with
+   drift) chosen on validation; the band starts at the training residuals' quantiles and is
+   calibrated on validation afterwards (the outer quantiles' distance from the median scaled so
+   the validation coverage is the nominal one: split-conformal calibration, as in conformalised
+   quantile regression, Romano et al. 2019);
+4. per series, on the same origins: statsforecast's AutoETS, AutoTheta, SeasonalNaive and Naive
+   (:mod:`lstmkit.baselines.panel`); the mean MASE over series (M4's convention: each series'
+   MAE over its in-sample seasonal-naive MAE), sMAPE, the interval's empirical coverage and which
+   method wins; ``forecast.png`` draws a few series with the band; ``forecasts.csv`` holds every
+   series' test forecasts.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lstmkit.baselines.panel import LABELS, coverage, m4_scores, panel_forecasts, seasonal_naive
+from lstmkit.config import Recipe
+from lstmkit.data.panel import (
+    Panel,
+    PanelSplit,
+    PanelWindows,
+    calendar_columns,
+    panel_split,
+    read_panel,
+)
+from lstmkit.data.series import SeriesSource, choose_season, future_times, infer_frequency
+from lstmkit.data.text import DataFileError
+from lstmkit.errors import BaselineError, RunDirError
+from lstmkit.files import atomic_write_text
+from lstmkit.models import PanelForecaster, PanelForecasterConfig, window_level_scale
+from lstmkit.objectives import Pinball
+from lstmkit.plots import pyplot, save_png
+from lstmkit.runs import load_weights, read_run_config
+from lstmkit.tasks.base import Outcome, Record, Setup, took
+from lstmkit.tasks.defaults import Choice, apply_choices
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1  # config.json["panel_format"]
+KEEP_MARGIN = 0.01
+ENSEMBLE_WINDOWS = 20_000  # below this many training windows the default is 5 members
+MIN_CALIBRATION = 20  # validation targets needed to calibrate the band
+
+
+@dataclass
+class PreparedPanel:
+    """The panel, its split, the calendar, the datasets and the baseline offsets."""
+
+    panel: Panel
+    source: SeriesSource
+    split: PanelSplit
+    season: int
+    season_reason: str
+    frequency: str
+    mase_season: int
+    calendar: list[str]
+    values: list[np.ndarray]  # per kept series: [target, features, calendar] (n_i, C)
+    feature_mean: list[float]
+    feature_std: list[float]
+    datasets: dict[str, PanelWindows] = field(default_factory=dict)
+    offsets: Tensor | None = None
+
+    @property
+    def kept_ids(self) -> list[str]:
+        """The ids of the series in the model's data."""
+        return [self.panel.ids[i] for i in self.split.kept]
+
+
+def panel_season(
+    panel: Panel, source: SeriesSource, train_rows: int | None = None
+) -> tuple[int, str]:
+    """``(season, reason)``: ``source.season``, else each series' calendar-confirmed season on
+    its first 65% of rows (:func:`choose_season`), the most common one (ties: the smaller)."""
+    if source.season is not None:
+        return source.season, f"{source.season} (given)"
+    votes: Counter[int] = Counter()
+    reasons: dict[int, str] = {}
+    for s in panel.series:
+        n = len(s.values)
+        cut = train_rows or max(8, int(0.65 * n))
+        m, why = choose_season(s.target[:cut], s.times[:cut] if s.times else None)
+        votes[m] += 1
+        reasons.setdefault(m, why)
+    best = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))[0]
+    return best, f"{reasons[best]}; {votes[best]} of {len(panel.series)} series agree"
+
+
+def default_panel_lookback(season: int, horizon: int, rows: int) -> tuple[int, str]:
+    """Three seasons (at least one, at most ten horizons), or ``max(8, 2 horizons)`` without a
+    season; at most a third of the median series' rows."""
+    if season > 1:
+        lookback = min(3 * season, max(season, 10 * horizon))
+        why = f"three seasons of {season}"
+    else:
+        lookback = max(8, 2 * horizon)
+        why = f"no season: max(8, 2 x horizon {horizon})"
+    cap = max(2, rows // 3)
+    if lookback > cap:
+        lookback, why = cap, f"{why}, cut to a third of the median series' {rows} rows"
+    return lookback, why
+
+
+def choose_panel_defaults(source: SeriesSource, given: frozenset[str]) -> list[Choice]:
+    """What a panel run takes from its data when the user did not set it."""
+    panel = _read(source)
+    season, _ = panel_season(panel, source)
+    rows = int(np.median([len(s.values) for s in panel.series]))
+    h = source.horizon
+    choices = []
+    lookback = source.lookback
+    if "data.series.lookback" not in given:
+        lookback, why = default_panel_lookback(season, h, rows)
+        choices.append(Choice("data.series.lookback", lookback, why))
+    windows = sum(max(0, len(s.values) - 2 * h - lookback) for s in panel.series)
+    members = 5 if windows < ENSEMBLE_WINDOWS else 1
+    batch = 32 if windows < 100_000 else 256
+    steps = max(1, math.ceil(windows / batch))
+    every = 0 if steps <= 100 else 100
+    choices += [
+        Choice(
+            "data.series.members",
+            members,
+            f"{members} networks averaged: {windows} training windows"
+            + (" (small data: seeds differ more than settings)" if members > 1 else ""),
+        ),
+        Choice("train.batch_size", batch, f"{batch} windows a batch"),
+        Choice("train.lr", 3e-3, "Adam at 3e-3"),
+        Choice("model.hidden_size", 32, "32 units: the network corrects its in-window baseline"),
+        Choice("train.epochs", 200, "until validation stops improving (early stopping)"),
+        Choice(
+            "train.evaluate_every",
+            every,
+            "validate once per epoch" if every == 0 else f"validate every {every} steps",
+        ),
+        Choice("train.early_stopping", 10, "stop after 10 validations without a lower MAE"),
+        Choice(
+            "train.monitor",
+            "val_mae",
+            "keep the weights of the best validation MAE of the median (the pinball loss of "
+            "a band that starts wide falls first by narrowing it, and stopped training early)",
+        ),
+    ]
+    return choices
+
+
+def _read(source: SeriesSource) -> Panel:
+    assert source.id_column is not None
+    return read_panel(
+        source.train,
+        source.target,
+        source.id_column,
+        source.features,
+        source.time_column,
+        encoding=source.encoding,
+    )
+
+
+def prepare_panel(source: SeriesSource) -> PreparedPanel:
+    """Read, split and window a panel (no file is written)."""
+    s = source
+    panel = _read(s)
+    season, why = panel_season(panel, s)
+    frequency = infer_frequency(panel.series[0].times)
+    freq = frequency.name
+    # M4's convention: MASE (and the baselines' season) follow the data's frequency
+    mase_season = (
+        s.season
+        if s.season is not None
+        else (frequency.candidates[0] if frequency.candidates else season)
+    )
+    split = panel_split(
+        panel,
+        s.lookback,
+        s.horizon,
+        protocol=s.protocol,
+        valid_fraction=s.valid_fraction,
+        test_fraction=s.test_fraction,
+        stride=s.stride,
+        min_season_rows=max(season, mase_season),
+    )
+    if split.skipped:
+        shown = "; ".join(f"{k}: {v}" for k, v in list(split.skipped.items())[:3])
+        more = f" (and {len(split.skipped) - 3} more)" if len(split.skipped) > 3 else ""
+        logger.warning(
+            "%d of %d series are left out: %s%s",
+            len(split.skipped),
+            len(panel.ids),
+            shown,
+            more,
+        )
+    if not split.kept:
+        raise DataFileError(
+            f"{s.train}: no series is long enough for lookback {s.lookback} + horizon "
+            f"{s.horizon} (with validation and test); use a shorter --lookback / --horizon"
+        )
+
+    values: list[np.ndarray] = []
+    names: list[str] = []
+    for i in split.kept:
+        ser = panel.series[i]
+        cal, names = calendar_columns(ser.times or [], freq)
+        values.append(np.concatenate([ser.values, cal], 1) if cal.shape[1] else ser.values)
+    n_feat = len(panel.columns) - 1
+    if n_feat:
+        rows = np.concatenate(
+            [v[:te, 1 : 1 + n_feat] for v, te in zip(values, split.train_end, strict=True)]
+        )
+        mean, std = rows.mean(0), rows.std(0)
+        std[std <= 1e-12] = 1.0
+    else:
+        mean, std = np.zeros(0), np.ones(0)
+    feature_mean = mean.tolist() + [0.0] * len(names)
+    feature_std = std.tolist() + [1.0] * len(names)
+    data = PreparedPanel(
+        panel, s, split, season, why, freq, mase_season, names, values, feature_mean, feature_std
+    )
+    index = list(range(len(values))) if s.embedding_dim else None
+    for part in ("train", "valid", "test"):
+        data.datasets[part] = PanelWindows(
+            values, split.origins[part], s.lookback, s.horizon, index
+        )
+    return data
+
+
+def collate_panel(
+    batch: list[tuple[np.ndarray, np.ndarray]], *, season: int, log: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(inputs (B, L, C), lengths (B,), targets (B, H) normalised by each window's own level
+    and scale)`` (:func:`lstmkit.models.window_level_scale`)."""
+    x = torch.from_numpy(np.stack([b[0] for b in batch]))
+    y = torch.from_numpy(np.stack([b[1] for b in batch]))
+    _, level, scale = window_level_scale(x[..., 0], season, log)
+    z = torch.log(y.clamp_min(1e-30)) if log else y
+    return x, torch.full((len(batch),), x.shape[1], dtype=torch.int64), (z - level) / scale
+
+
+def model_config(recipe: Recipe, data: PreparedPanel, baseline: str) -> PanelForecasterConfig:
+    """The forecaster for this panel."""
+    s = data.source
+    m = recipe.classifier
+    season = data.season if data.season <= s.lookback else 1
+    return PanelForecasterConfig(
+        input_size=data.values[0].shape[1] + (1 if s.embedding_dim else 0),
+        horizon=s.horizon,
+        quantiles=list(s.quantiles),
+        members=s.members,
+        cell=m.cell,
+        hidden_size=m.hidden_size,
+        num_layers=m.num_layers,
+        dropout=m.dropout,
+        impl=m.impl,
+        season=season,
+        baseline=baseline,
+        feature_mean=data.feature_mean,
+        feature_std=data.feature_std,
+        num_series=len(data.values) if s.embedding_dim else 0,
+        embedding_dim=s.embedding_dim,
+    )
+
+
+@torch.no_grad()
+def normalised_outputs(model: PanelForecaster, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+    """The members' mean forecast (n, H, Q) in normalised units."""
+    was = model.training
+    model.eval()
+    out = [
+        model(torch.from_numpy(x[i : i + batch_size])).mean(1).numpy()
+        for i in range(0, len(x), batch_size)
+    ]
+    model.train(was)
+    return np.concatenate(out) if out else np.zeros((0, model.config.horizon, 0))
+
+
+@torch.no_grad()
+def predict_quantiles(model: PanelForecaster, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+    """Quantile forecasts (n, H, Q) in the series' units."""
+    was = model.training
+    model.eval()
+    out = [
+        model.predict(torch.from_numpy(x[i : i + batch_size])).numpy().astype(np.float64)
+        for i in range(0, len(x), batch_size)
+    ]
+    model.train(was)
+    q = len(model.config.quantiles)
+    return np.concatenate(out) if out else np.zeros((0, model.config.horizon, q))
+
+
+def _normalised_targets(
+    data: PreparedPanel, part: str, config: PanelForecasterConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """All windows of ``part``: raw inputs (n, L, C) and targets in the model's normalised units
+    (n, H)."""
+    x, y = data.datasets[part].arrays()
+    _, level, scale = window_level_scale(torch.from_numpy(x[..., 0]), config.season, config.log)
+    z = torch.from_numpy(y)
+    z = torch.log(z.clamp_min(1e-30)) if config.log else z
+    return x, ((z - level) / scale).numpy()
+
+
+def residual_offsets(model: PanelForecaster, data: PreparedPanel) -> Tensor:
+    """(H, Q): the training windows' empirical quantiles of (target - baseline), centred on the
+    median: the band an untrained model starts from."""
+    x, t = _normalised_targets(data, "train", model.config)
+    base = normalised_outputs(model, x)[..., model.median]
+    r = torch.from_numpy(t - base)
+    q = torch.quantile(r, torch.tensor(model.config.quantiles, dtype=r.dtype), dim=0).T
+    return (q - q[:, model.median : model.median + 1]).float()
+
+
+def choose_baseline(recipe: Recipe, data: PreparedPanel) -> tuple[PanelForecasterConfig, str]:
+    """Of ``seasonal_naive``, ``seasonal_mean`` and their mean ``combined`` (the last two need
+    two seasons in the window), the one with the lowest validation MAE, untrained, in each
+    window's own units (:func:`lstmkit.models.in_window_baseline`)."""
+    cfg = model_config(recipe, data, "seasonal_naive")
+    if cfg.season < 2 or data.source.lookback < 2 * cfg.season or not len(data.datasets["valid"]):
+        return cfg, ("seasonal naive" if cfg.season > 1 else "naive (no season in the window)")
+    options = [cfg] + [model_config(recipe, data, b) for b in ("seasonal_mean", "combined")]
+    errs = {}
+    for c in options:
+        x, t = _normalised_targets(data, "valid", c)
+        start = PanelForecaster(c)
+        errs[c.baseline] = float(
+            np.mean(np.abs(normalised_outputs(start, x)[..., start.median] - t))
+        )
+    best = min(errs, key=lambda k: errs[k])
+    why = ", ".join(f"{k} {v:.4g}" for k, v in errs.items())
+    chosen = next(c for c in options if c.baseline == best)
+    return chosen, f"{best} (validation MAE {why})"
+
+
+def calibrate(model: PanelForecaster, data: PreparedPanel) -> dict[str, Any]:
+    """Scale the outer quantiles' distance from the median so that the validation coverage of
+    the outermost interval is its nominal level (``q_hi - q_lo``); the factor is the model's
+    ``interval_scale`` buffer (saved with its weights). Needs ``MIN_CALIBRATION`` validation targets (else the factor stays 1)."""
+    qs = model.config.quantiles
+    nominal = qs[-1] - qs[0]
+    x, t = _normalised_targets(data, "valid", model.config)
+    if t.size < MIN_CALIBRATION:
+        return {"interval_scale": 1.0, "nominal": nominal, "reason": f"{t.size} validation values"}
+    out = normalised_outputs(model, x)
+    k = model.median
+    med = out[..., k]
+    lo, hi = med - out[..., 0], out[..., -1] - med
+
+    def cov(c: float) -> float:
+        return float(np.mean((t >= med - c * lo) & (t <= med + c * hi)))
+
+    grid = np.exp(np.linspace(np.log(0.25), np.log(8.0), 241))
+    before = cov(1.0)
+    best = min(grid, key=lambda c: (abs(cov(float(c)) - nominal), abs(math.log(c))))
+    model.config.interval_scale = float(best)
+    model.interval_scale.fill_(float(best))  # type: ignore[operator]
+    return {
+        "interval_scale": float(best),
+        "nominal": nominal,
+        "valid_coverage_before": before,
+        "valid_coverage_after": cov(float(best)),
+        "valid_values": int(t.size),
+    }
+
+
+def setup_panel(recipe: Recipe, given: frozenset[str] | None) -> Setup:
+    """The forecast task's setup for a panel (see the module docstring)."""
+    assert recipe.data.series is not None
+    applied: list[Choice] = []
+    if given is not None:
+        recipe, applied = apply_choices(
+            recipe, choose_panel_defaults(recipe.data.series, given), given
+        )
+    source = recipe.data.series
+    assert source is not None
+    data = prepare_panel(source)
+    for w in data.panel.warnings:
+        logger.warning("%s", w)
+    cfg, why = choose_baseline(recipe, data)
+    torch.manual_seed(recipe.train.seed)
+    model = PanelForecaster(cfg)
+    data.offsets = residual_offsets(model, data)
+    model.set_offsets(data.offsets)
+    counts = {p: len(d) for p, d in data.datasets.items()}
+    logger.info(
+        "panel %s: %d series (%d left out), %d rows, %s, season %s, %d/%d/%d windows, "
+        "in-window baseline %s, %d member(s)",
+        source.train,
+        len(data.values),
+        len(data.split.skipped),
+        data.panel.rows,
+        data.frequency,
+        data.season_reason,
+        counts["train"],
+        counts["valid"],
+        counts["test"],
+        why,
+        cfg.members,
+    )
+    if not counts["valid"]:
+        raise DataFileError(f"{source.train}: no validation window in any series")
+    return Setup(
+        model=model,
+        train=data.datasets["train"],
+        valid=data.datasets["valid"],
+        trainer={
+            "objective": Pinball(cfg.quantiles),
+            "collate": functools.partial(collate_panel, season=cfg.season, log=cfg.log),
+            "bucketing": False,
+        },
+        config={
+            "panel_format": FORMAT,
+            "model": cfg.to_dict(),
+            "columns": data.panel.columns,
+            "id_column": data.panel.id_column,
+            "time_column": source.time_column,
+            "lookback": source.lookback,
+            "horizon": source.horizon,
+            "frequency": data.frequency,
+            "calendar": data.calendar,
+            "season": data.season,
+            "season_reason": data.season_reason,
+            "mase_season": data.mase_season,
+            "baseline_choice": why,
+            "ids": data.kept_ids,
+            "skipped": data.split.skipped,
+            "protocol": data.split.protocol,
+            "windows": counts,
+            "warnings": data.panel.warnings,
+        },
+        data=data,
+        recipe=recipe if applied else None,
+        choices=applied,
+    )
+
+
+# -- evaluation --------------------------------------------------------------------------------
+def test_forecasts(model: PanelForecaster, data: PreparedPanel) -> list[np.ndarray]:
+    """Per kept series, the model's quantile forecasts (origins, H, Q) on its test origins."""
+    x, _ = data.datasets["test"].arrays()
+    q = predict_quantiles(model, x)
+    counts = [len(o) for o in data.split.origins["test"]]
+    return list(np.split(q, np.cumsum(counts)[:-1]))
+
+
+def evaluate_panel(
+    model: PanelForecaster, data: PreparedPanel, baseline: str = "statsforecast"
+) -> dict[str, Any]:
+    """Mean MASE / sMAPE over series of the model and every baseline on the test origins, the
+    interval's empirical coverage, per-series scores and the winner."""
+    split, h, m = data.split, data.source.horizon, data.mase_season
+    ys = [data.values[k][:, 0] for k in range(len(data.values))]
+    origins = split.origins["test"]
+    truth = [np.stack([y[t : t + h] for t in o]) for y, o in zip(ys, origins, strict=True)]
+    insample = [y[:ve] for y, ve in zip(ys, split.valid_end, strict=True)]
+    quant = test_forecasts(model, data)
+    med = model.median
+    preds: dict[str, list[np.ndarray]] = {"model": [q[..., med] for q in quant]}
+    info: dict[str, Any] = {}
+    if baseline == "statsforecast":
+        base, info = panel_forecasts(ys, origins, h, m)
+        preds.update(base)
+    else:
+        preds["seasonal_naive"] = [
+            seasonal_naive(y, o, h, m) for y, o in zip(ys, origins, strict=True)
+        ]
+        preds["naive"] = [seasonal_naive(y, o, h, 1) for y, o in zip(ys, origins, strict=True)]
+    ids = data.kept_ids
+    scores = {k: m4_scores(truth, p, insample, m, ids) for k, p in preds.items()}
+    cov = coverage(truth, [q[..., 0] for q in quant], [q[..., -1] for q in quant])
+    qs = model.config.quantiles
+    winner = min(scores, key=lambda k: scores[k]["mase"])
+    others = [k for k in scores if k != "model"]
+    best = min(others, key=lambda k: scores[k]["mase"])
+    return {
+        "protocol": split.protocol,
+        "series": len(ids),
+        "skipped": len(split.skipped),
+        "windows": int(sum(len(o) for o in origins)),
+        "season": data.season,
+        "mase_season": m,
+        "horizon": h,
+        **{k: {"mase": v["mase"], "smape": v["smape"]} for k, v in scores.items()},
+        "per_series": {
+            "ids": ids,
+            **{k: {"mase": v["mase_per_series"]} for k, v in scores.items()},
+        },
+        "coverage": cov,
+        "nominal": qs[-1] - qs[0],
+        "quantiles": qs,
+        "best_baseline": best,
+        "winner": winner,
+        "mase_vs_best_baseline": scores["model"]["mase"] / max(scores[best]["mase"], 1e-300),
+        "baseline_info": {k: v for k, v in info.items() if k != "labels"},
+        "_quantiles": quant,
+        "_preds": preds,
+        "_truth": truth,
+    }
+
+
+def _label(name: str) -> str:
+    return "model" if name == "model" else LABELS.get(name, name)
+
+
+def panel_summary_line(t: dict[str, Any]) -> str:
+    """``test mean MASE over 20 series (m4, H=8): model 1.02, AutoETS 1.156, ...; best:
+    model; 80% interval covers 83%``."""
+    names = [k for k in ("model", "auto_ets", "auto_theta", "seasonal_naive", "naive") if k in t]
+    parts = ", ".join(f"{_label(k)} {t[k]['mase']:.3f}" for k in names)
+    skipped = f", {t['skipped']} left out" if t.get("skipped") else ""
+    return (
+        f"test mean MASE over {t['series']} series ({t['protocol']}, H={t['horizon']}{skipped}): "
+        f"{parts}; best: {_label(t['winner'])}; sMAPE {t['model']['smape']:.2f}; "
+        f"{round(100 * t['nominal'])}% interval covers {100 * t['coverage']:.0f}%"
+    )
+
+
+def write_forecasts(data: PreparedPanel, report: dict[str, Any], path: Path) -> None:
+    """``forecasts.csv``: for every series and test origin, each step's time (or row), truth,
+    the model's quantiles and every baseline's forecast."""
+    quant: list[np.ndarray] = report["_quantiles"]
+    preds: dict[str, list[np.ndarray]] = report["_preds"]
+    qs = report["quantiles"]
+    idc = data.panel.id_column
+    tcol = data.source.time_column or "row"
+    names = [k for k in preds if k != "model"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([idc, "origin", tcol, "y", *[f"q{q:g}" for q in qs], *names])
+    for k, i in enumerate(data.split.kept):
+        ser = data.panel.series[i]
+        for j, t in enumerate(data.split.origins["test"][k]):
+            for step in range(data.source.horizon):
+                r = int(t) + step
+                when = ser.times[r] if ser.times else str(r)
+                w.writerow(
+                    [
+                        data.panel.ids[i],
+                        int(t),
+                        when,
+                        f"{report['_truth'][k][j, step]:.10g}",
+                        *[f"{v:.10g}" for v in quant[k][j, step]],
+                        *[f"{preds[n][k][j, step]:.10g}" for n in names],
+                    ]
+                )
+    atomic_write_text(path, buf.getvalue())
+
+
+def plot_panel(data: PreparedPanel, report: dict[str, Any], path: Path, most: int = 6) -> None:
+    """PNG: up to ``most`` series (the first ones), each with its history, the test truth, the
+    model's median and band at the first test origin, and AutoETS' forecast."""
+    plt = pyplot()
+    k_show = min(most, len(data.values))
+    cols = 2 if k_show > 1 else 1
+    rows = math.ceil(k_show / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 2.6 * rows), squeeze=False)
+    h = data.source.horizon
+    qs = report["quantiles"]
+    for k in range(k_show):
+        ax = axes[k // cols][k % cols]
+        y = data.values[k][:, 0]
+        t0 = int(data.split.origins["test"][k][0])
+        x = np.arange(len(y))
+        ax.plot(x, y, color="black", lw=0.9, label="actual")
+        q = report["_quantiles"][k][0]
+        steps = np.arange(t0, t0 + h)
+        ax.fill_between(
+            steps,
+            q[:, 0],
+            q[:, -1],
+            color="tab:blue",
+            alpha=0.25,
+            label=f"model {round(100 * (qs[-1] - qs[0]))}% interval",
+        )
+        ax.plot(
+            steps,
+            q[:, report["quantiles"].index(0.5)],
+            color="tab:blue",
+            lw=1.2,
+            label="model median",
+        )
+        for name, color in (("auto_ets", "tab:olive"), ("seasonal_naive", "tab:red")):
+            if name in report["_preds"]:
+                ax.plot(steps, report["_preds"][name][k][0], ":", color=color, label=_label(name))
+        ax.axvline(t0 - 0.5, color="grey", lw=0.6)
+        ax.set_title(data.kept_ids[k], fontsize=9)
+        ax.set_ylabel(data.panel.columns[0], fontsize=8)
+        if k == 0:
+            ax.legend(fontsize=7, loc="upper left")
+    for k in range(k_show, rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.suptitle(panel_summary_line(_public(report)), fontsize=8)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def _public(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if not k.startswith("_")}
+
+
+def evaluate_panel_task(recipe: Recipe, setup: Setup) -> Outcome:
+    """Keep the trained correction when it beats its start on validation by 1%; calibrate the
+    band on validation; score the test origins against the baselines."""
+    data: PreparedPanel = setup.data
+    model: PanelForecaster = setup.model  # type: ignore[assignment]
+    x, t = _normalised_targets(data, "valid", model.config)
+    trained = float(np.mean(np.abs(normalised_outputs(model, x)[..., model.median] - t)))
+    start_model = PanelForecaster(model.config.model_copy())
+    assert data.offsets is not None
+    start_model.set_offsets(data.offsets)
+    start = float(np.mean(np.abs(normalised_outputs(start_model, x)[..., model.median] - t)))
+    keep = trained < (1.0 - KEEP_MARGIN) * start
+    if not keep:
+        logger.info(
+            "the trained model does not beat its in-window baseline on validation by %d%% "
+            "(MAE %.4g vs %.4g): the model is its baseline with the training residuals' band",
+            round(100 * KEEP_MARGIN),
+            trained,
+            start,
+        )
+        model.load_state_dict(start_model.state_dict())
+    cal = calibrate(model, data)
+    logger.info(
+        "interval calibrated on validation: x%.3g (coverage %s -> %s, nominal %.0f%%)",
+        cal["interval_scale"],
+        f"{cal.get('valid_coverage_before', float('nan')):.0%}",
+        f"{cal.get('valid_coverage_after', float('nan')):.0%}",
+        100 * cal["nominal"],
+    )
+    report = evaluate_panel(model, data, data.source.baseline)
+    report["correction_kept"] = keep
+    report["valid_mae"] = {"model": trained, "start": start}
+    report["calibration"] = cal
+    public = _public(report)
+    names = ("model", "auto_ets", "auto_theta", "seasonal_naive", "naive")
+    extra = {
+        "test": {k: public[k] for k in names if k in public},
+        "coverage": public["coverage"],
+        "season": data.season,
+        "series": public["series"],
+        "winner": public["winner"],
+    }
+
+    def reports(run_dir: Path) -> None:
+        write_forecasts(data, report, run_dir / "forecasts.csv")
+        plot_panel(data, report, run_dir / "forecast.png")
+
+    return Outcome({"test": public}, Record("test_mase", public["model"]["mase"], extra), reports)
+
+
+def panel_summary(name: str, metrics: dict[str, Any], out: Path) -> str:
+    """The summary line of a panel run."""
+    return f"{name}: {panel_summary_line(metrics['test'])} {took(metrics, out)}; plot: " + str(
+        out / "forecast.png"
+    )
+
+
+# -- a finished run ----------------------------------------------------------------------------
+def is_panel_run(run_dir: Path) -> bool:
+    """Whether a forecasting run directory holds a panel model."""
+    config = read_run_config(run_dir, "forecast", " (train one with lstmkit train --task forecast)")
+    return "panel_format" in config
+
+
+def load_panel_run(run_dir: Path) -> tuple[PanelForecaster, dict[str, Any]]:
+    """Model (eval mode) and config of a finished panel run."""
+    config = read_run_config(run_dir, "forecast", " (train one with lstmkit train --task forecast)")
+    if config.get("panel_format") != FORMAT:
+        raise RunDirError(f"{run_dir}: not a panel forecasting run of this lstmkit")
+    model = PanelForecaster(PanelForecasterConfig.model_validate(config["model"]))
+    load_weights(model, run_dir)
+    model.eval()
+    return model, config
+
+
+def evaluate_panel_run(run_dir: Path, protocol: str | None = None) -> dict[str, Any]:
+    """Re-evaluate a finished panel run on its recipe's file (``protocol``: ``m4`` or
+    ``rolling``; default the run's own)."""
+    model, config = load_panel_run(run_dir)
+    recipe = Recipe.model_validate(config["recipe"])
+    assert recipe.data.series is not None
+    source = recipe.data.series
+    if protocol is not None:
+        source = source.model_copy(update={"protocol": protocol})
+    data = prepare_panel(source)
+    return _public(evaluate_panel(model, data, source.baseline))
+
+
+def forecast_panel_file(
+    run_dir: Path, data_path: Path, out_path: Path, *, encoding: str = "utf-8"
+) -> list[dict[str, Any]]:
+    """Forecast the ``horizon`` steps after the end of every series of ``data_path`` (a
+    long-format file with the run's columns) and write ``id, [time,] step, q0.1, q0.5, q0.9``
+    rows to ``out_path`` (CSV, atomically). A series shorter than the lookback is left out
+    with a warning; with a series embedding, an id the model was not trained on is refused."""
+    model, config = load_panel_run(run_dir)
+    columns: list[str] = config["columns"]
+    idc: str = config["id_column"]
+    tcol = config.get("time_column")
+    lookback, horizon = int(config["lookback"]), int(config["horizon"])
+    panel = read_panel(data_path, columns[0], idc, columns[1:], tcol, encoding=encoding)
+    known = {sid: k for k, sid in enumerate(config.get("ids", []))}
+    qs = model.config.quantiles
+    rows: list[dict[str, Any]] = []
+    short = []
+    for sid, ser in zip(panel.ids, panel.series, strict=True):
+        if len(ser.values) < lookback:
+            short.append(sid)
+            continue
+        cal, _ = calendar_columns(ser.times or [], config.get("frequency", "rows"))
+        vals = np.concatenate([ser.values, cal], 1) if cal.shape[1] else ser.values
+        if model.config.num_series:
+            if sid not in known:
+                raise DataFileError(
+                    f"{data_path}: series {sid!r} is not one the model was trained on (it has a "
+                    "series embedding); give one of its ids"
+                )
+            vals = np.concatenate([vals, np.full((len(vals), 1), known[sid])], 1)
+        window = vals[-lookback:][None].astype(np.float32)
+        q = predict_quantiles(model, window)[0]
+        times = future_times(ser.times, horizon) if ser.times else None
+        for k in range(horizon):
+            row: dict[str, Any] = {idc: sid, "step": k + 1}
+            if tcol and times is not None:
+                row[tcol] = times[k]
+            for j, qv in enumerate(qs):
+                row[f"q{qv:g}"] = float(q[k, j])
+            rows.append(row)
+    if short:
+        logger.warning(
+            "%d series shorter than the lookback %d are left out: %s",
+            len(short),
+            lookback,
+            ", ".join(short[:5]),
+        )
+    if not rows:
+        raise DataFileError(f"{data_path}: no series has the lookback's {lookback} rows")
+    buf = io.StringIO()
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    writer = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out_path, buf.getvalue())
+    return rows
+
+
+def check_baseline_name(value: str) -> None:
+    """A panel run's ``baseline``: ``statsforecast`` or ``none``."""
+    if value not in ("statsforecast", "none"):
+        raise BaselineError(f"baseline must be 'statsforecast' or 'none', got {value!r}")
