@@ -558,11 +558,20 @@ class ForecastTask:
                 unused[0],
             )
         applied: list[Choice] = []
-        if given is not None:
-            recipe, applied = apply_choices(recipe, choose_defaults(src, given), given)
-        source = recipe.data.series
-        assert source is not None
-        data = prepare_series(source)
+        try:
+            if given is not None:
+                recipe, applied = apply_choices(recipe, choose_defaults(src, given), given)
+            source = recipe.data.series
+            assert source is not None
+            data = prepare_series(source)
+        except DataFileError as err:
+            if unused and "twice" in str(err):
+                raise DataFileError(
+                    f"{err}. The file's text column {unused[0]!r} changes while the time repeats: "
+                    f"if it names the series of a long-format file, pass --id-column {unused[0]} "
+                    "(one model for all of them)"
+                ) from None
+            raise
         if recipe.data.limit is not None:
             # a series is cut by time, not by examples; reading and windowing it is cheap anyway
             logger.warning(
