@@ -144,22 +144,37 @@ def _check(
 
 
 def _one_series(
-    model: Any, y: np.ndarray, origins: np.ndarray, horizon: int, every: int
-) -> np.ndarray:
-    """(len(origins), horizon) forecasts of one model on one series (raises what it raises)."""
+    model: Any,
+    y: np.ndarray,
+    origins: np.ndarray,
+    horizon: int,
+    every: int,
+    level: int | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(len(origins), horizon) forecasts of one model on one series, and with ``level`` its
+    prediction interval (len(origins), horizon, 2) when the model gives one (raises what it
+    raises)."""
     out = np.empty((len(origins), horizon))
+    band: np.ndarray | None = np.empty((len(origins), horizon, 2)) if level else None
+    extra = {"level": [level]} if level else {}
     for j, t in enumerate(origins):
         history = y[: int(t)]
         if every == 1:
-            res = model.forecast(y=history, h=horizon)
+            res = model.forecast(y=history, h=horizon, **extra)
         else:
             if j % every == 0:
                 model = model.fit(y=history)
-            res = model.forward(y=history, h=horizon)
+            res = model.forward(y=history, h=horizon, **extra)
         out[j] = np.asarray(res["mean"], dtype=np.float64)
         if not np.isfinite(out[j]).all():
             raise ValueError(f"non-finite forecast from origin {int(t)}")
-    return out
+        if band is not None:
+            if f"lo-{level}" in res:
+                band[j, :, 0] = res[f"lo-{level}"]
+                band[j, :, 1] = res[f"hi-{level}"]
+            else:
+                band = None
+    return out, band
 
 
 def panel_forecasts(
@@ -170,6 +185,7 @@ def panel_forecasts(
     methods: Sequence[str] = PANEL_METHODS,
     *,
     refit_every: int | None = None,
+    level: int | None = None,
 ) -> tuple[dict[str, list[np.ndarray]], dict[str, Any]]:
     """Each method's forecasts from every origin of every series (see the module docstring).
 
@@ -179,6 +195,9 @@ def panel_forecasts(
     ``forecasts[method][i]`` of shape ``(len(origins[i]), horizon)``, and ``info`` with
     ``seconds`` (wall time), ``refit_every`` (``k``), ``failed`` (``{method: {series index:
     reason}}``, the series whose forecasts are the seasonal-naive fallback) and ``labels``.
+    With ``level`` (e.g. 80), ``info["intervals"][method]`` holds each series' prediction
+    interval ``(origins, horizon, 2)`` (low, high) for the methods that give one on every
+    series (statsforecast's own intervals).
     Raises BaselineError for bad input, MissingDependencyError without statsforecast.
     """
     start = time.perf_counter()
@@ -194,14 +213,22 @@ def panel_forecasts(
     make = _factories(methods, season)
     forecasts: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     failed: dict[str, dict[int, str]] = {m: {} for m in methods}
+    bands: dict[str, list[np.ndarray] | None] = {m: [] for m in methods}
     for i, (y, o) in enumerate(zip(ys_, origins_, strict=True)):
         for name in methods:
+            band: np.ndarray | None = None
             try:
-                f = _one_series(make[name](), y, o, horizon, every)
+                f, band = _one_series(make[name](), y, o, horizon, every, level)
             except Exception as err:  # any model error: the one documented fallback
                 failed[name][i] = f"{type(err).__name__}: {err}"
                 f = seasonal_naive(y, o, horizon, season)
             forecasts[name].append(f)
+            kept = bands[name]
+            if kept is not None:
+                if band is None:
+                    bands[name] = None
+                else:
+                    kept.append(band)
     for name, bad in failed.items():
         if bad:
             shown = "; ".join(f"series {i}: {why}" for i, why in list(bad.items())[:3])
@@ -220,6 +247,8 @@ def panel_forecasts(
         "failed": {m: bad for m, bad in failed.items() if bad},
         "labels": {m: LABELS[m] for m in methods},
     }
+    if level:
+        info["intervals"] = {m: b for m, b in bands.items() if b is not None}
     return forecasts, info
 
 

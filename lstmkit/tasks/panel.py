@@ -482,9 +482,17 @@ def evaluate_panel(
     med = model.median
     preds: dict[str, list[np.ndarray]] = {"model": [q[..., med] for q in quant]}
     info: dict[str, Any] = {}
+    qs = model.config.quantiles
+    level = round(100 * (qs[-1] - qs[0]))
+    baseline_coverage: dict[str, float] = {}
     if baseline == "statsforecast":
-        base, info = panel_forecasts(ys, origins, h, m)
+        base, info = panel_forecasts(ys, origins, h, m, level=level)
         preds.update(base)
+        for name, bands in info.pop("intervals", {}).items():
+            if name not in info.get("failed", {}):
+                baseline_coverage[name] = coverage(
+                    truth, [b[..., 0] for b in bands], [b[..., 1] for b in bands]
+                )
     else:
         preds["seasonal_naive"] = [
             seasonal_naive(y, o, h, m) for y, o in zip(ys, origins, strict=True)
@@ -493,7 +501,6 @@ def evaluate_panel(
     ids = data.kept_ids
     scores = {k: m4_scores(truth, p, insample, m, ids) for k, p in preds.items()}
     cov = coverage(truth, [q[..., 0] for q in quant], [q[..., -1] for q in quant])
-    qs = model.config.quantiles
     winner = min(scores, key=lambda k: scores[k]["mase"])
     others = [k for k in scores if k != "model"]
     best = min(others, key=lambda k: scores[k]["mase"])
@@ -512,6 +519,7 @@ def evaluate_panel(
         },
         "coverage": cov,
         "nominal": qs[-1] - qs[0],
+        "baseline_coverage": baseline_coverage,
         "quantiles": qs,
         "best_baseline": best,
         "winner": winner,
@@ -533,10 +541,12 @@ def panel_summary_line(t: dict[str, Any]) -> str:
     names = [k for k in ("model", "auto_ets", "auto_theta", "seasonal_naive", "naive") if k in t]
     parts = ", ".join(f"{_label(k)} {t[k]['mase']:.3f}" for k in names)
     skipped = f", {t['skipped']} left out" if t.get("skipped") else ""
+    ets = t.get("baseline_coverage", {}).get("auto_ets")
+    beside = f" (AutoETS' {100 * ets:.0f}%)" if ets is not None else ""
     return (
         f"test mean MASE over {t['series']} series ({t['protocol']}, H={t['horizon']}{skipped}): "
         f"{parts}; best: {_label(t['winner'])}; sMAPE {t['model']['smape']:.2f}; "
-        f"{round(100 * t['nominal'])}% interval covers {100 * t['coverage']:.0f}%"
+        f"{round(100 * t['nominal'])}% interval covers {100 * t['coverage']:.0f}%{beside}"
     )
 
 
