@@ -11,8 +11,15 @@ line) for the README table (``lstmkit report``)::
 Series cases (``"metric": "mae"``) add ``seasonal_naive`` and ``naive``; their figures are on the
 rolling protocol of ``shared/data/README.md``, as the forecast task's test windows are.
 
+Panel cases (``panel-visnights``, ``panel-prison``, ``panel-accommodation``: the long-format files
+of ``series/panels/``, one global model over all their series) are ``"metric": "mase"``: the mean
+over series of the M4 MASE (the last H = 8 quarters of every series), ``baseline`` statsforecast's
+AutoETS fitted per series in the same run, beside ``auto_theta``, ``seasonal_naive``, ``naive``,
+the model's ``smape`` and ``coverage_80`` (the empirical coverage of its 80% interval).
+
 Cases: ``korean-reviews`` (100k / 20k Korean movie reviews), ``imdb-csv`` (the 25k / 25k IMDB
-reviews of ``aclImdb_v1_text.tar.gz`` written as CSV files), and the series of ``series/``.
+reviews of ``aclImdb_v1_text.tar.gz`` written as CSV files), the series of ``series/`` and the
+panels of ``series/panels/``.
 Data come from ``LSTMKIT_DATA``. Usage::
 
     python benchmarks/own_data.py [--cases korean-reviews,imdb-csv,...] [--out results/bench-own_data.jsonl]
@@ -47,7 +54,12 @@ SERIES = {
     "wineind": ("series/wineind.csv", "litres", "month", 12),
     "taylor": ("series/taylor.csv", "demand_mw", "half_hour", 48),
     "msft": ("series/msft.csv", "Close", "Date", 5),
+    # panels (long format unique_id, ds, y): one global model over all the series of a file
+    "panel-visnights": ("series/panels/visnights.csv", "y", "ds", 8),
+    "panel-prison": ("series/panels/prison.csv", "y", "ds", 8),
+    "panel-accommodation": ("series/panels/accommodation.csv", "y", "ds", 8),
 }
+PANEL_GOAL = "mean MASE <= AutoETS's (fitted per series in the same run); 80% interval covers ~80%"
 
 
 def text_case(case: str, data: Path, work: Path) -> tuple[list[str], Path]:
@@ -103,6 +115,25 @@ def record(case: str, run: Path, command: str, minutes: float) -> dict[str, Any]
             "baseline_valid_accuracy": base.get("valid_accuracy"),
             "goal": GOALS.get(case),
         }
+    elif "auto_ets" in metrics["test"]:  # a panel forecast run (M4 protocol, statsforecast)
+        t = metrics["test"]
+        row |= {
+            "metric": "mase",
+            "ours": t["model"]["mase"],
+            "baseline": t["auto_ets"]["mase"],
+            "baseline_name": "AutoETS",
+            "auto_theta": t.get("auto_theta", {}).get("mase"),
+            "seasonal_naive": t.get("seasonal_naive", {}).get("mase"),
+            "naive": t.get("naive", {}).get("mase"),
+            "smape": t["model"]["smape"],
+            "baseline_smape": t["auto_ets"]["smape"],
+            "coverage_80": t["coverage"],
+            "baseline_coverage_80": t.get("baseline_coverage", {}).get("auto_ets"),
+            "series": t["series"],
+            "protocol": t.get("protocol"),
+            "horizon": t.get("horizon"),
+            "goal": PANEL_GOAL,
+        }
     else:  # a forecast run
         t = metrics["test"]
         names = [k for k in ("ets", "holt_winters") if k in t]
@@ -117,6 +148,7 @@ def record(case: str, run: Path, command: str, minutes: float) -> dict[str, Any]
             "(naive for msft)",
         }
     row["minutes"] = round(minutes, 2)
+    row["seconds"] = round(minutes * 60, 1)
     row["steps"] = metrics.get("steps")
     return row
 
