@@ -189,7 +189,8 @@ def prepare_panel(source: SeriesSource) -> PreparedPanel:
     s = source
     panel = _read(s)
     season, why = panel_season(panel, s)
-    frequency = infer_frequency(panel.series[0].times)
+    # the longest series: a short first one (a new product of one row) proves no frequency
+    frequency = infer_frequency(max(panel.series, key=lambda ser: len(ser.values)).times)
     freq = frequency.name
     # M4's convention: MASE (and the baselines' season) follow the data's frequency
     mase_season = (
@@ -755,9 +756,10 @@ def forecast_panel_file(
         q = predict_quantiles(model, window)[0]
         times = future_times(ser.times, horizon) if ser.times else None
         for k in range(horizon):
-            row: dict[str, Any] = {idc: sid, "step": k + 1}
+            row: dict[str, Any] = {idc: sid}
             if tcol and times is not None:
                 row[tcol] = times[k]
+            row["step"] = k + 1
             for j, qv in enumerate(qs):
                 row[f"q{qv:g}"] = float(q[k, j])
             rows.append(row)
