@@ -244,6 +244,21 @@ def _add_train_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument(
+        "--seeds",
+        type=_positive_int,
+        metavar="N",
+        help=(
+            "repeat the run with N seeds (train.seed, +1, ...) into OUT/seed-<s>/ and report the "
+            "figure's mean ± std, min and max (with --record: all of them in results/)"
+        ),
+    )
+    train.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        help="with --seeds: runs at once, in separate processes sharing the cores (default 1)",
+    )
+    train.add_argument(
         "--max-minutes",
         type=_positive_float,
         help=(
@@ -472,6 +487,27 @@ def _run_train(args: argparse.Namespace) -> int:
                 ["lstmkit", "train", str(args.recipe), *(f"--set {o}" for o in args.overrides)]
             )
         )
+        if args.seeds is not None:
+            from lstmkit.repeat import repeat_recipe, summary_line
+
+            if args.resume or args.quick:
+                raise ConfigError("--seeds starts fresh runs: drop --resume / --quick")
+            if args.seeds > 1:
+                repeated = repeat_recipe(
+                    recipe,
+                    raw,
+                    out,
+                    args.seeds,
+                    jobs=args.jobs,
+                    record=args.record,
+                    progress=not args.no_progress,
+                    command=command,
+                )
+                finished = True
+                print(summary_line(repeated, out))
+                return 0
+        elif args.jobs != 1:
+            raise ConfigError("--jobs runs seeds in parallel: give --seeds N as well")
         metrics = run_recipe(
             recipe,
             raw,

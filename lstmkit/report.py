@@ -165,8 +165,11 @@ def results_table(results: Path) -> str:
             continue
         seed = data.get("seed_figure")
         seed_txt = "" if seed is None else f"{seed:.4g}"
+        value = f"{data['value']:.4f}"
+        if "std" in data and "seeds" in data:  # a repeated run (lstmkit train --seeds N)
+            value = f"{data['mean']:.4f} ± {data['std']:.4f} ({len(data['seeds'])} seeds)"
         rows.append(
-            f"| {data['recipe']} | {data['metric']} | {seed_txt} | {data['value']:.4f} | "
+            f"| {data['recipe']} | {data['metric']} | {seed_txt} | {value} | "
             f"{data['seconds'] / 60:.1f} | `{str(data.get('commit', ''))[:8]}` |"
         )
     if not rows:
