@@ -3,7 +3,8 @@ a time, supervised by one background thread.
 
 A run is started as ``python -m lstmkit train RECIPE --set k=v ... --out HOME/runs/<id>
 --no-progress`` (``--resume`` to continue from the last checkpoint; on an uploaded file
-``--task text --train FILE --text-column C --label-column L`` instead of the recipe): the CLI's own code path,
+``--task text --train FILE --text-column C --label-column L``, or ``--task forecast --train FILE
+--target T ...``, instead of the recipe): the CLI's own code path,
 no second training loop. Its stdout and stderr go to ``HOME/runs/<id>/train.log``. While it runs,
 the thread tails ``history.jsonl`` (complete lines only) into the store, so the live view and a
 restarted studio see the same rows.

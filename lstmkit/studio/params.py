@@ -6,6 +6,12 @@ are the studio's, tighter than the recipe schema's, so that a client cannot ask 
 run the machine cannot hold (10^9 hidden units). After the field checks the overrides are
 validated exactly as the CLI does (:func:`lstmkit.config.load_recipe`), so a run that is queued
 has a valid recipe.
+
+An uploaded file (dataset ``upload``) runs without a recipe file: task ``text`` (the default) as
+``lstmkit train --task text --train FILE --text-column C --label-column L`` with the recipe's
+model and training as ``--set`` values; task ``forecast`` as ``lstmkit train --task forecast
+--train FILE --target T [--time-column C] [--id-column I] [--horizon H]`` with only the fields
+the request sets (the data chooses the rest, as on the command line).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ DATASET_LABELS = {
     "upload": "your own CSV / TSV / JSONL file",
 }
 UPLOAD = "upload"
+MAX_HORIZON = 1000  # steps forecast at once (the recipe schema allows 10^4)
 RECIPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 
 
@@ -65,10 +72,24 @@ class RunRequest(BaseModel):
     embedding_dim: int | None = Field(None, ge=1, le=1024)
     validation_split: float | None = Field(None, ge=0.0, le=0.9)
     max_steps: int | None = Field(None, ge=1, le=10_000_000)
-    # own data (dataset 'upload')
+    # own data (dataset 'upload'): classify its texts (task 'text', the default) or forecast
+    # a numeric column (task 'forecast'; many series when it has an id column)
     upload_id: str | None = Field(None, pattern=r"^[0-9a-f]{12}$")
+    task: Literal["text", "forecast"] | None = Field(
+        None, description="what to do with an uploaded file (None: 'text')"
+    )
     text_column: str | None = Field(None, max_length=200)
     label_column: str | None = Field(None, max_length=200)
+    target_column: str | None = Field(None, max_length=200, description="forecast: --target")
+    time_column: str | None = Field(
+        None, max_length=200, description="forecast: --time-column (None: file order)"
+    )
+    id_column: str | None = Field(
+        None, max_length=200, description="forecast: --id-column (None: one series)"
+    )
+    horizon: int | None = Field(
+        None, ge=1, le=MAX_HORIZON, description="forecast: --horizon (None: the CLI's 1)"
+    )
 
 
 def _model(name: str, convert: Any = None) -> Any:
@@ -120,6 +141,15 @@ NOT_APPLICABLE: dict[str, tuple[str, ...]] = {
 }
 # on an uploaded file (lstmkit train --task text) these fields set the [data.text] table
 TEXT_KEYS = {"vocab_size": "data.text.vocab_size", "validation_split": "data.text.valid_fraction"}
+# on an uploaded file forecast (lstmkit train --task forecast) the data chooses the rest: these
+# fields do not apply (no words, and the forecaster reads forward), and the validation share is
+# [data.series]'s
+FORECAST_NOT_APPLICABLE = ("max_sentence_length", "vocab_size", "embedding_dim", "bidirectional")
+FORECAST_KEYS = {"validation_split": "data.series.valid_fraction"}
+TEXT_FIELDS = ("text_column", "label_column")
+FORECAST_FIELDS = ("target_column", "time_column", "id_column", "horizon")
+# the id column lstmkit reads as the series' ids when the file has it and none is named
+DEFAULT_ID_COLUMN = "unique_id"
 # model fields the own-data pipeline sets from the data, never from the base recipe
 _DATA_MODEL_FIELDS = {"num_classes", "vocab_size", "input_size"}
 # where a recipe error about a table field belongs on the form
@@ -144,6 +174,11 @@ _ERROR_FIELDS = {
     "data.text.valid_fraction": "validation_split",
     "data.text.text_column": "text_column",
     "data.text.label_column": "label_column",
+    "data.series.target": "target_column",
+    "data.series.time_column": "time_column",
+    "data.series.id_column": "id_column",
+    "data.series.horizon": "horizon",
+    "data.series.valid_fraction": "validation_split",
     "train.max_steps": "max_steps",
     "data.dataset": "dataset",
     "data": "dataset",  # last: an error about the [data] table as a whole
@@ -237,15 +272,17 @@ def _toml(value: Any) -> str:
 
 
 def to_overrides(request: RunRequest, recipe: Recipe) -> list[str]:
-    """``key=value`` overrides (``--set``) for every field the request sets."""
+    """``key=value`` overrides (``--set``) for every field the request sets (on an uploaded
+    file, the keys of its task's table: [data.text] or [data.series])."""
     out = []
     upload = request.dataset == UPLOAD
     if not upload and request.dataset != recipe.data.dataset:
         out.append(f"data.dataset={_toml(request.dataset)}")
+    own = (FORECAST_KEYS if request.task == "forecast" else TEXT_KEYS) if upload else {}
     for field, (key, _) in FIELD_KEYS.items():
         value = getattr(request, field)
         if value is not None:
-            out.append(f"{TEXT_KEYS.get(field, key) if upload else key}={_toml(value)}")
+            out.append(f"{own.get(field, key)}={_toml(value)}")
     return out
 
 
@@ -272,7 +309,7 @@ class Plan:
 
     recipe: RecipeInfo
     overrides: list[str]
-    task_args: list[str] | None  # ['--task', 'text', '--train', FILE, ...] for an upload
+    task_args: list[str] | None  # ['--task', 'text' | 'forecast', '--train', FILE, ...]: an upload
 
 
 def _error_field(message: str) -> str:
@@ -291,7 +328,8 @@ def validate_request(
 ) -> Plan:
     """How to run a valid request; raises :class:`FieldError` naming the field otherwise.
     ``upload``, ``upload_file``: the metadata and the stored file of ``request.upload_id``
-    (an uploaded file trains through ``lstmkit train --task text``)."""
+    (an uploaded file trains through ``lstmkit train --task text`` or, with ``task =
+    'forecast'``, ``--task forecast``)."""
     info = catalog.get(request.recipe)
     if info is None:
         valid = ", ".join(n for n, i in catalog.items() if i.recipe is not None) or "none"
@@ -302,6 +340,10 @@ def validate_request(
     if request.dataset not in known:
         raise FieldError(
             "dataset", f"unknown dataset {request.dataset!r}; choose one of: {', '.join(known)}"
+        )
+    if request.task is not None and request.dataset != UPLOAD:
+        raise FieldError(
+            "task", f"a task is chosen for an uploaded file; the dataset is {request.dataset!r}"
         )
     for field in NOT_APPLICABLE.get(request.dataset, ()):
         if getattr(request, field) is not None:
@@ -317,6 +359,11 @@ def validate_request(
             raise FieldError(_error_field(message), message) from None
         return Plan(info, overrides, None)
 
+    if request.task == "forecast":
+        return _forecast_plan(request, info, upload, upload_file, overrides)
+    for field in FORECAST_FIELDS:
+        if getattr(request, field) is not None:
+            raise FieldError(field, f"{field} is for a forecast; choose the task 'forecast'")
     for field in ("upload_id", "text_column", "label_column"):
         if not getattr(request, field):
             raise FieldError(field, f"{field} is required when the dataset is 'upload'")
@@ -361,5 +408,79 @@ def validate_request(
         )
     except ConfigError as err:
         message = str(err).removeprefix("--task text: ")
+        raise FieldError(_error_field(message), message) from None
+    return Plan(info, overrides, task_args)
+
+
+def _upload_of(
+    request: RunRequest, upload: dict[str, Any] | None, upload_file: Path | None
+) -> tuple[dict[str, Any], Path]:
+    if not request.upload_id:
+        raise FieldError("upload_id", "upload_id is required when the dataset is 'upload'")
+    if upload is None or upload_file is None:
+        raise FieldError("upload_id", f"no upload {request.upload_id!r}; upload the file first")
+    return upload, upload_file
+
+
+def _forecast_plan(
+    request: RunRequest,
+    info: RecipeInfo,
+    upload: dict[str, Any] | None,
+    upload_file: Path | None,
+    overrides: list[str],
+) -> Plan:
+    """``lstmkit train --task forecast --train FILE --target T [--time-column C] [--id-column
+    I] [--horizon H]`` with only the fields the request sets as ``--set``: the data chooses the
+    rest (lookback, season, model size, steps; :mod:`lstmkit.tasks.defaults`), so the recipe's
+    values are not carried over (it names the run only)."""
+    upload, upload_file = _upload_of(request, upload, upload_file)
+    for field in TEXT_FIELDS:
+        if getattr(request, field) is not None:
+            raise FieldError(field, f"{field} is for text classification; a forecast has none")
+    for field in FORECAST_NOT_APPLICABLE:
+        if getattr(request, field) is not None:
+            raise FieldError(field, f"{field} does not apply to a forecast; leave it empty")
+    if not request.target_column:
+        raise FieldError("target_column", "target_column is required for a forecast")
+    columns = upload["columns"]
+    chosen: dict[str, str] = {}
+    for field in ("target_column", "time_column", "id_column"):
+        column = getattr(request, field)
+        if column is None:
+            continue
+        if column not in columns:
+            raise FieldError(
+                field,
+                f"{upload['filename']!r} has no column {column!r}; its columns are "
+                + ", ".join(columns),
+            )
+        same = next((f for f, c in chosen.items() if c == column), None)
+        if same is not None:
+            raise FieldError(field, f"column {column!r} is already the {same}; choose another")
+        chosen[field] = column
+    if request.id_column is None and DEFAULT_ID_COLUMN in columns:
+        # lstmkit reads unique_id as the ids whenever the file has it (find_id_column)
+        raise FieldError(
+            "id_column",
+            f"{upload['filename']!r} has a {DEFAULT_ID_COLUMN!r} column, which lstmkit reads as "
+            f"the series' ids; choose it as the id column (or upload the file without it for "
+            "one series)",
+        )
+    task_args = ["--task", "forecast", "--train", str(upload_file)]
+    options: dict[str, Any] = {"train": str(upload_file)}
+    for field, flag, key in (
+        ("target_column", "--target", "target"),
+        ("time_column", "--time-column", "time_column"),
+        ("id_column", "--id-column", "id_column"),
+        ("horizon", "--horizon", "horizon"),
+    ):
+        value = getattr(request, field)
+        if value is not None:
+            task_args += [flag, str(value)]
+            options[key] = value
+    try:
+        recipe_for_task("forecast", options, overrides=overrides)
+    except ConfigError as err:
+        message = str(err).removeprefix("--task forecast: ")
         raise FieldError(_error_field(message), message) from None
     return Plan(info, overrides, task_args)

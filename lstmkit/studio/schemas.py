@@ -150,3 +150,20 @@ class Health(BaseModel):
     running: int
     queued: int
     max_concurrent: int
+
+
+class SeriesForecastOut(BaseModel):
+    """``GET /api/runs/<id>/forecasts``: one series' test forecasts (rows of forecasts.csv)."""
+
+    run_id: str
+    series: str = Field(description="the id whose rows these are")
+    id_column: str
+    time_column: str = Field(description="the run's time column ('row' without one)")
+    quantiles: list[str] = Field(description="the quantile columns, ascending (q0.1, q0.5, ...)")
+    baselines: list[str] = Field(description="the baselines' columns (auto_ets, ...)")
+    ids: list[str] = Field(description="every series id of the run, in file order")
+    ids_truncated: bool
+    rows: list[dict[str, Any]] = Field(
+        description="origin, time, y, the quantiles and baselines per test step"
+    )
+    rows_truncated: bool

@@ -1,10 +1,14 @@
 """Shared by the studio tests (a module name of its own: every test folder has a conftest): the
 tiny Reuters-layout data set and recipes, a test client of a studio, a finished run written into
-the store, waiting for a run's status, reading an SSE stream."""
+the store, waiting for a run's status, reading an SSE stream, a tiny long-format panel."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import math
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -155,3 +159,18 @@ def read_events(text: str) -> list[tuple[str, Any]]:
         if data:
             out.append((event, json.loads("\n".join(data))))
     return out
+
+
+def panel_csv(series: int = 4, points: int = 40, seed: int = 0) -> bytes:
+    """A long-format panel (``unique_id, ds, y``): ``series`` quarterly series S0, S1, ... of
+    ``points`` values each (level, trend, a season of 4 and noise)."""
+    rng = random.Random(seed)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["unique_id", "ds", "y"])
+    for k in range(series):
+        for t in range(points):
+            season = 2 * math.sin(2 * math.pi * t / 4 + k)
+            y = 10 + k + 0.05 * t + season + rng.gauss(0, 0.3)
+            writer.writerow([f"S{k}", f"{2000 + t // 4}-{3 * (t % 4) + 1:02d}-01", f"{y:.4f}"])
+    return out.getvalue().encode()

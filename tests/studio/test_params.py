@@ -100,3 +100,88 @@ def test_errors_land_on_their_field() -> None:
     )
     assert plan.overrides == ['data.dataset="mnist"', "hidden_size=16"]
     assert plan.task_args is None
+
+
+UPLOAD_META = {"filename": "panel.csv", "columns": ["unique_id", "ds", "y", "note"]}
+
+
+def forecast_request(**fields: Any) -> RunRequest:
+    base = {
+        "recipe": "imdb-seed003",
+        "dataset": "upload",
+        "task": "forecast",
+        "upload_id": "0123456789ab",
+        "target_column": "y",
+        "id_column": "unique_id",
+    }
+    return RunRequest(**{**base, **fields})
+
+
+def test_a_forecast_upload_runs_task_forecast_with_only_the_chosen_values() -> None:
+    catalog = recipe_catalog(RECIPES)
+    stored = Path("/home/uploads/0123456789ab.csv")
+    plan = validate_request(
+        forecast_request(time_column="ds", horizon=8), catalog, UPLOAD_META, stored
+    )
+    assert plan.task_args == [
+        "--task", "forecast", "--train", str(stored), "--target", "y",
+        "--time-column", "ds", "--id-column", "unique_id", "--horizon", "8",
+    ]  # fmt: skip
+    assert plan.overrides == []  # the data chooses the rest: no recipe values as --set
+    # a field that is set becomes --set (the validation share: [data.series]); blank = none
+    plan = validate_request(
+        forecast_request(hidden_size=16, validation_split=0.2, max_steps=10),
+        catalog,
+        UPLOAD_META,
+        stored,
+    )
+    assert plan.task_args == [
+        "--task", "forecast", "--train", str(stored), "--target", "y", "--id-column", "unique_id",
+    ]  # fmt: skip
+    assert plan.overrides == [
+        "hidden_size=16",
+        "data.series.valid_fraction=0.2",
+        "train.max_steps=10",
+    ]
+    recipe, raw = recipe_for_task(
+        "forecast", {"train": str(stored), "target": "y"}, overrides=plan.overrides
+    )
+    assert recipe.data.series is not None and recipe.data.series.valid_fraction == 0.2
+    assert "epochs" not in raw.get("train", {})  # the recipe's own epochs did not come along
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "words"),
+    [
+        ({"target_column": "sales"}, "target_column", "no column 'sales'; its columns are"),
+        ({"target_column": None}, "target_column", "target_column is required"),
+        ({"time_column": "y"}, "time_column", "'y' is already the target_column"),
+        ({"id_column": None}, "id_column", "has a 'unique_id' column"),
+        ({"id_column": "ds", "time_column": "ds"}, "id_column", "already the time_column"),
+        ({"text_column": "note"}, "text_column", "is for text classification"),
+        ({"vocab_size": 100}, "vocab_size", "does not apply to a forecast"),
+        ({"upload_id": None}, "upload_id", "upload_id is required"),
+    ],
+)
+def test_forecast_field_errors(fields: dict[str, Any], field: str, words: str) -> None:
+    with pytest.raises(FieldError) as err:
+        validate_request(
+            forecast_request(**fields), recipe_catalog(RECIPES), UPLOAD_META, Path("/x.csv")
+        )
+    assert err.value.field == field and words in err.value.message
+
+
+def test_forecast_fields_belong_to_the_forecast_task() -> None:
+    catalog = recipe_catalog(RECIPES)
+    with pytest.raises(FieldError) as err:
+        validate_request(forecast_request(task="text", text_column="note", label_column="ds"),
+                         catalog, UPLOAD_META, Path("/x.csv"))  # fmt: skip
+    assert err.value.field == "target_column" and "choose the task 'forecast'" in err.value.message
+    with pytest.raises(FieldError) as err:
+        validate_request(
+            RunRequest(recipe="imdb-seed003", dataset="mnist", task="forecast"), catalog
+        )
+    assert err.value.field == "task"
+    for horizon in (0, 1001):
+        with pytest.raises(ValueError, match="horizon"):
+            forecast_request(horizon=horizon)

@@ -4,6 +4,7 @@
 :mod:`.options`         ``GET /api/options``: what the new-run form offers
 :mod:`.runs`            ``/api/runs``: list, queue, read, metrics, log, cancel, resume
 :mod:`.events`          ``GET /api/runs/<id>/events``: a run's live stream (SSE)
+:mod:`.forecasts`       ``GET /api/runs/<id>/forecasts``, ``.../forecast.png``: forecast results
 :mod:`.bundles`         ``POST /api/runs/<id>/bundle``: "Use this model"
 :mod:`.compare`         ``GET /api/compare``: runs side by side
 :mod:`.uploads`         ``/api/uploads``: data files for the own-data path
@@ -20,7 +21,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from lstmkit.studio.deps import require_token
-from lstmkit.studio.routes import bundles, compare, events, options, pages, runs, uploads
+from lstmkit.studio.routes import (
+    bundles,
+    compare,
+    events,
+    forecasts,
+    options,
+    pages,
+    runs,
+    uploads,
+)
 
 __all__ = ["api_router", "pages"]
 
@@ -36,6 +46,6 @@ def api_router() -> APIRouter:
             403: {"description": "a cross-site request (its Origin is another site)"},
         },
     )
-    for module in (options, runs, events, bundles, compare, uploads):
+    for module in (options, runs, events, forecasts, bundles, compare, uploads):
         api.include_router(module.router)
     return api

@@ -216,6 +216,8 @@ function buildForm() {
   $("reset").addEventListener("click", () => fillRecipe());
   $("f-file").addEventListener("change", onFileChosen);
   $("f-upload_id").addEventListener("change", fillColumns);
+  $("f-task").addEventListener("change", onTaskChange);
+  $("forecast-series").addEventListener("change", () => showSeries(state.runId, $("forecast-series").value));
   $("run-form").addEventListener("submit", onSubmit);
   onDatasetChange();
 }
@@ -233,22 +235,39 @@ function onDatasetChange() {
   select.replaceChildren(...list.map((r) => new Option(r.name + (r.dataset === id ? "" : " (" + r.dataset + " recipe)"), r.name)));
   $("upload-box").hidden = id !== "upload";
   if (id === "upload") loadUploads();
+  onTaskChange();
+}
+
+// an uploaded file is classified (text) or forecast: each shows its own column choices
+function forecasting() {
+  return $("f-dataset").value === "upload" && $("f-task").value === "forecast";
+}
+
+function onTaskChange() {
+  const forecast = forecasting();
+  for (const el of document.querySelectorAll(".task-text")) el.hidden = forecast;
+  for (const el of document.querySelectorAll(".task-forecast")) el.hidden = !forecast;
   fillRecipe();
 }
 
 function fillRecipe() {
   const recipe = state.options.recipes.find((r) => r.name === $("f-recipe").value);
   if (!recipe) return;
-  state.recipeValues = recipe.values;
-  $("recipe-description").textContent =
-    (recipe.description || "") + (recipe.seed_figure ? " — the seed reports " + (100 * recipe.seed_figure).toFixed(1) + "%" : "");
-  const unused = state.options.not_applicable[$("f-dataset").value] || [];
+  // a forecast of an uploaded file takes its settings from the data, not from the recipe:
+  // the fields start empty and only what is filled in is sent
+  const forecast = forecasting();
+  state.recipeValues = forecast ? {} : recipe.values;
+  $("recipe-description").textContent = forecast
+    ? "The recipe only names the run: a forecast's settings come from the data."
+    : (recipe.description || "") + (recipe.seed_figure ? " — the seed reports " + (100 * recipe.seed_figure).toFixed(1) + "%" : "");
+  const unused = state.options.not_applicable[forecast ? "upload:forecast" : $("f-dataset").value] || [];
   for (const [name] of ALL_FIELDS) {
     const input = $("f-" + name);
-    const v = recipe.values[name];
+    const v = state.recipeValues[name];
     input.value = v === null || v === undefined ? "" : String(v);
     input.disabled = unused.includes(name); // e.g. MNIST rows have no words
-    input.title = input.disabled ? "not used by this dataset" : "";
+    input.title = input.disabled ? (forecast ? "not used by a forecast" : "not used by this dataset") : "";
+    if (input.tagName === "INPUT") input.placeholder = forecast && !input.disabled ? "from the data" : "";
   }
   clearFieldErrors();
 }
@@ -285,7 +304,11 @@ async function onSubmit(event) {
     if (v !== undefined && v !== recipeValue) body[field] = v; // only what differs from the recipe
   }
   if (body.dataset === "upload") {
-    for (const f of ["upload_id", "text_column", "label_column"]) if ($("f-" + f).value) body[f] = $("f-" + f).value;
+    body.task = $("f-task").value;
+    const own = body.task === "forecast" ? ["upload_id", "target_column", "time_column", "id_column"] : ["upload_id", "text_column", "label_column"];
+    for (const f of own) if ($("f-" + f).value) body[f] = $("f-" + f).value; // "" = none
+    const horizon = $("f-horizon").value.trim();
+    if (body.task === "forecast" && horizon !== "") body.horizon = Number.isFinite(Number(horizon)) ? Number(horizon) : horizon;
   }
   $("start").disabled = true;
   $("form-status").textContent = "checking…";
@@ -328,8 +351,15 @@ async function loadUploads() {
 function fillColumns() {
   const upload = state.uploads.find((u) => u.id === $("f-upload_id").value);
   const columns = upload ? upload.columns : [];
-  for (const f of ["text_column", "label_column"]) $("f-" + f).replaceChildren(...columns.map((c) => new Option(c, c)));
+  for (const f of ["text_column", "label_column", "target_column"]) $("f-" + f).replaceChildren(...columns.map((c) => new Option(c, c)));
   if (columns.length > 1) $("f-label_column").value = columns[columns.length - 1];
+  // a forecast: the long format's names (unique_id, ds, y) when the file has them
+  $("f-time_column").replaceChildren(new Option("none (the file's order)", ""), ...columns.map((c) => new Option(c, c)));
+  $("f-id_column").replaceChildren(new Option("none (one series)", ""), ...columns.map((c) => new Option(c, c)));
+  if (columns.includes("y")) $("f-target_column").value = "y";
+  else if (columns.length) $("f-target_column").value = columns[columns.length - 1];
+  $("f-time_column").value = columns.includes("ds") ? "ds" : "";
+  $("f-id_column").value = columns.includes("unique_id") ? "unique_id" : "";
 }
 
 async function onFileChosen() {
@@ -421,6 +451,8 @@ async function showRun(id) {
   state.rows = new Map();
   state.runValues = null;
   state.lastStatus = null;
+  state.forecastShown = null;
+  hideForecast();
   $("run-log").textContent = "";
   const run = await api("GET", "api/runs/" + id);
   for (const row of run.rows) state.rows.set(row.step + "/" + row.split, row);
@@ -486,11 +518,19 @@ function renderRun(run) {
   $("run-error").hidden = !run.error;
   $("cancel").hidden = !["queued", "running"].includes(run.status);
   $("resume").hidden = !run.resumable;
-  $("use-model").hidden = run.status !== "finished";
+  // the prediction page classifies texts: a forecaster has none (lstmkit forecast RUN_DIR)
+  $("use-model").hidden = run.status !== "finished" || forecastMetrics(run) !== null;
   const final = finalMetrics(run);
-  $("test-metrics").textContent = final
-    ? final.split + " accuracy " + fmtPct(final.accuracy) + (typeof final.loss === "number" ? ", loss " + fmtLoss(final.loss) : "")
-    : "";
+  const forecast = forecastMetrics(run);
+  $("test-metrics").textContent = forecast
+    ? "test MASE of the model " + fmtNum(forecast.model.mase) + (forecast.winner ? "; best: " + forecastName(forecast.winner) : "")
+    : final
+      ? final.split + " accuracy " + fmtPct(final.accuracy) + (typeof final.loss === "number" ? ", loss " + fmtLoss(final.loss) : "")
+      : "";
+  if (forecast && run.status === "finished" && state.forecastShown !== run.id) {
+    state.forecastShown = run.id;
+    renderForecast(run, forecast);
+  }
   // own texts: the classic baseline the run measured beside its model, and which one won
   const base = run.metrics && run.metrics.evaluation ? run.metrics.evaluation.baseline : null;
   const baseLine = $("baseline-line");
@@ -525,7 +565,9 @@ function renderParams(run) {
     const v = field in values ? values[field] : set[field];
     if (v !== undefined && v !== null) rows.push([field, v, field in set]);
   }
-  for (const k of ["upload_id", "text_column", "label_column"]) if (k in set) rows.push([k, set[k], true]);
+  for (const k of ["upload_id", "task", "text_column", "label_column", "target_column", "time_column", "id_column", "horizon"]) {
+    if (k in set) rows.push([k, set[k], true]);
+  }
   for (const [k, v, changed] of rows) {
     const tr = table.insertRow();
     tr.insertCell().textContent = k;
@@ -554,6 +596,181 @@ function renderCharts() {
   }
   [xs, ys] = series(rows, [train((r) => r.tokens_per_s)]);
   plot("chart-tps", ["tokens/s"], xs, ys);
+}
+
+// -- a forecast run's results: the baselines table, the coverage, one series' test window ----
+const FORECAST_NAMES = {
+  model: "model",
+  auto_ets: "AutoETS",
+  auto_theta: "AutoTheta",
+  seasonal_naive: "SeasonalNaive",
+  naive: "Naive",
+  holt_winters: "Holt-Winters",
+};
+const PANEL_ROWS = ["model", "auto_ets", "auto_theta", "seasonal_naive", "naive"];
+const SINGLE_ROWS = ["model", "naive", "seasonal_naive", "holt_winters"];
+
+function forecastName(key) {
+  return FORECAST_NAMES[key] || key;
+}
+
+function fmtNum(v, digits = 3) {
+  return typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "";
+}
+
+// the test metrics of a forecast run (a model scored by MASE), else null
+function forecastMetrics(run) {
+  const t = run.metrics && run.metrics.test;
+  return t && t.model && typeof t.model.mase === "number" ? t : null;
+}
+
+function hideForecast() {
+  $("forecast-results").hidden = true;
+  $("forecast-panel").hidden = true;
+  $("forecast-table").replaceChildren();
+  $("forecast-series").replaceChildren();
+  $("forecast-coverage").textContent = "";
+  $("forecast-caption").textContent = "";
+  const img = $("forecast-image");
+  if (img.src) URL.revokeObjectURL(img.src);
+  img.removeAttribute("src");
+  img.hidden = true;
+}
+
+// a table of methods (rows, <th scope="row">) by metrics (columns); the winner named in words
+function forecastTable(caption, keys, metrics, columns, winner) {
+  const table = $("forecast-table");
+  table.replaceChildren();
+  table.createCaption().textContent = caption;
+  const head = table.createTHead().insertRow();
+  for (const [label, , num] of [["forecast"], ...columns.map((c) => [c[0], c[1], true])]) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = label;
+    if (num) th.className = "num";
+    head.appendChild(th);
+  }
+  const body = table.createTBody();
+  for (const key of keys) {
+    const m = metrics[key];
+    if (!m) continue;
+    const tr = body.insertRow();
+    tr.dataset.key = key;
+    const th = document.createElement("th");
+    th.scope = "row";
+    th.textContent = forecastName(key) + (key === winner ? " (winner: lowest MASE)" : "");
+    tr.appendChild(th);
+    if (key === winner) tr.className = "winner";
+    for (const [, field] of columns) {
+      const td = tr.insertCell();
+      td.className = "num";
+      td.textContent = fmtNum(m[field]);
+    }
+  }
+}
+
+function renderForecast(run, t) {
+  $("forecast-results").hidden = false;
+  if (t.per_series || t.auto_ets) {
+    forecastTable(
+      "Test mean over " + t.series + " series (protocol " + t.protocol + ", horizon " + t.horizon + ", MASE season " + (t.mase_season || t.season) + ")",
+      PANEL_ROWS, t, [["mean MASE", "mase"], ["sMAPE (%)", "smape"]], t.winner,
+    );
+    const qs = t.quantiles || [];
+    $("forecast-coverage").textContent = typeof t.coverage === "number"
+      ? "Interval coverage: the model's " + fmtPct(t.nominal) + " interval (quantiles " + qs[0] + " to " + qs[qs.length - 1] + ") holds " +
+        fmtPct(t.coverage) + " of the test values (nominal " + fmtPct(t.nominal) + ")."
+      : "";
+    $("forecast-panel").hidden = false;
+    showSeries(run.id, null);
+  } else {
+    forecastTable(
+      "Test errors over " + (t.windows || "the") + " test windows (season " + t.season + ")",
+      SINGLE_ROWS, t, [["MAE", "mae"], ["RMSE", "rmse"], ["MASE", "mase"]], t.winner,
+    );
+    $("forecast-coverage").textContent = "";
+    showPlotImage(run.id, t);
+  }
+}
+
+// forecast.png through fetch (the bearer token goes in a header; an <img src> cannot send it)
+async function showPlotImage(id, t) {
+  try {
+    const response = await fetch("api/runs/" + id + "/forecast.png", { headers: headers(false) });
+    if (!response.ok || state.runId !== id) return;
+    const img = $("forecast-image");
+    img.src = URL.createObjectURL(await response.blob());
+    img.alt = "Forecast plot of the test window: the model against the truth; test MAE of the model " +
+      fmtNum(t.model.mae) + ", best " + forecastName(t.winner) + ".";
+    img.hidden = false;
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+async function showSeries(id, series) {
+  let answer;
+  try {
+    answer = await api("GET", "api/runs/" + id + "/forecasts" + (series ? "?series=" + encodeURIComponent(series) : ""));
+  } catch (err) {
+    showError(err.message);
+    return;
+  }
+  if (state.runId !== id) return;
+  const select = $("forecast-series");
+  if (select.options.length === 0) select.replaceChildren(...answer.ids.map((s) => new Option(s, s)));
+  select.value = answer.series;
+  plotForecast(answer);
+}
+
+function plotForecast(answer) {
+  const origins = [...new Set(answer.rows.map((r) => r.origin))];
+  const origin = origins[origins.length - 1];
+  const rows = answer.rows.filter((r) => r.origin === origin);
+  const qs = answer.quantiles;
+  const lo = qs[0];
+  const hi = qs[qs.length - 1];
+  const mid = qs.includes("q0.5") ? "q0.5" : qs[Math.floor(qs.length / 2)];
+  const ets = answer.baselines.includes("auto_ets") ? "auto_ets" : null;
+  const times = rows.map((r) => r.time);
+  const xs = rows.map((_, i) => i);
+  const col = (k) => rows.map((r) => r[k]);
+  const lines = [["truth", "y", "#1d2330"], ["model median", mid, COLORS[0]], [lo, lo, "#9aaae6"], [hi, hi, "#9aaae6"]];
+  if (ets) lines.push(["AutoETS", ets, COLORS[1]]);
+  const el = $("chart-forecast");
+  const old = state.charts["chart-forecast"];
+  if (old) old.plot.destroy();
+  el.replaceChildren();
+  const opts = {
+    width: Math.max(300, el.clientWidth || 600),
+    height: 260,
+    padding: [null, 40, null, null], // room for the last time label
+    scales: { x: { time: false } },
+    axes: [
+      { label: answer.time_column, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], values: (u, ticks) => ticks.map((v) => (Number.isInteger(v) && times[v] !== undefined ? times[v] : "")) },
+      { size: 60 },
+    ],
+    series: [{ label: answer.time_column, value: (u, v) => (v === null || times[v] === undefined ? "" : times[v]) },
+      ...lines.map(([label, , color], i) => ({ label, stroke: color, width: i >= 2 && i <= 3 ? 1 : 2, dash: i === 4 ? [6, 4] : undefined, points: { show: true } }))],
+    bands: [{ series: [4, 3], fill: "rgba(55, 88, 201, 0.15)" }],
+  };
+  const plotted = new uPlot(opts, [xs, ...lines.map(([, key]) => col(key))], el);
+  state.charts["chart-forecast"] = { plot: plotted, key: answer.series };
+  el.dataset.series = answer.series;
+  el.dataset.points = String(xs.length);
+  // the chart in words: the series, its window and the errors of the model and AutoETS
+  const mae = (key) => {
+    const pairs = rows.filter((r) => r.y !== null && r[key] !== null);
+    return pairs.length ? pairs.reduce((s, r) => s + Math.abs(r.y - r[key]), 0) / pairs.length : null;
+  };
+  const inside = rows.filter((r) => r.y !== null && r[lo] !== null && r[hi] !== null && r.y >= r[lo] && r.y <= r[hi]).length;
+  const truth = col("y").filter((v) => v !== null);
+  $("forecast-caption").textContent =
+    "Series " + answer.series + ": " + rows.length + " test steps, " + times[0] + " to " + times[times.length - 1] +
+    (origins.length > 1 ? " (the last of " + origins.length + " forecast origins)" : "") +
+    "; truth from " + fmtNum(Math.min(...truth)) + " to " + fmtNum(Math.max(...truth)) +
+    ". Model median MAE " + fmtNum(mae(mid)) + (ets ? ", AutoETS MAE " + fmtNum(mae(ets)) : "") +
+    "; the band " + lo + " to " + hi + " holds " + inside + " of " + rows.length + " true values.";
 }
 
 async function onCancel() {
