@@ -719,6 +719,21 @@ def evaluate_panel_run(run_dir: Path, protocol: str | None = None) -> dict[str, 
     if protocol is not None:
         source = source.model_copy(update={"protocol": protocol})
     data = prepare_panel(source)
+    if model.config.num_series:
+        # the embedding's index is the series' place among the run's own series: another
+        # protocol that leaves out more series must not move the others up
+        known = {sid: k for k, sid in enumerate(config.get("ids", []))}
+        new = [sid for sid in data.kept_ids if sid not in known]
+        if new:
+            raise DataFileError(
+                f"{source.train}: series {new[0]!r} is not one the model was trained on (it has "
+                "a series embedding)"
+            )
+        index = [known[sid] for sid in data.kept_ids]
+        for part in list(data.datasets):
+            data.datasets[part] = PanelWindows(
+                data.values, data.split.origins[part], source.lookback, source.horizon, index
+            )
     return _public(evaluate_panel(model, data, source.baseline))
 
 
