@@ -658,7 +658,7 @@ function forecastTable(caption, keys, metrics, columns, winner) {
     tr.dataset.key = key;
     const th = document.createElement("th");
     th.scope = "row";
-    th.textContent = forecastName(key) + (key === winner ? " (winner: lowest MASE)" : "");
+    th.textContent = forecastName(key) + (key === winner ? " (winner)" : "");
     tr.appendChild(th);
     if (key === winner) tr.className = "winner";
     for (const [, field] of columns) {
