@@ -84,7 +84,10 @@ def _fraction_table(head: dict[str, Any], rows: list[dict[str, Any]], name: str)
 
 def _own_data_table(head: dict[str, Any], rows: list[dict[str, Any]], name: str) -> str:
     """The default CLI on your own data beside the classic baseline measured in the same run
-    (benchmarks/own_data.py): text accuracy, series MAE on the rolling protocol."""
+    (benchmarks/own_data.py): text accuracy, series MAE on the rolling protocol; the panels
+    (``"metric": "mase"``) in a second table: mean MASE beside statsforecast, sMAPE, coverage."""
+    panels = [r for r in rows if r.get("metric") == "mase"]
+    rows = [r for r in rows if r.get("metric") != "mase"]
     lines = [
         f"`python benchmarks/own_data.py` — {head.get('machine', '?')}; each case at the commit "
         f"in its line ({name})\n",
@@ -116,7 +119,43 @@ def _own_data_table(head: dict[str, Any], rows: list[dict[str, Any]], name: str)
             f"{num(r.get('naive'))} | {r['minutes']:.1f} | {wins} | `{r['command']}` "
             f"({str(r.get('commit', '?'))[:7]}) |"
         )
+    if panels:
+        lines += _panel_rows(panels)
     return "\n".join(lines) + "\n"
+
+
+def _panel_rows(rows: list[dict[str, Any]]) -> list[str]:
+    """The panel cases: one global model over all the series of a long-format file, M4 protocol
+    (the last H of every series), mean MASE over series beside statsforecast fitted per series."""
+
+    def num(v: Any, fmt: str = ".3f") -> str:
+        return "—" if v is None else format(v, fmt)
+
+    def pct(v: Any) -> str:
+        return "—" if v is None else f"{v:.0%}"
+
+    lines = [
+        "",
+        "Panels (long format, one global model over all the series; test = the last H of every "
+        "series; MASE = mean over series, lower is better; statsforecast fitted per series in the "
+        "same run):\n",
+        "| case | series | MASE lstmkit | AutoETS | AutoTheta | SeasonalNaive | Naive | "
+        "sMAPE lstmkit / AutoETS | 80% interval covers (lstmkit / AutoETS) | minutes | "
+        "beats AutoETS | command |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for r in rows:
+        base = r.get("baseline")
+        wins = "—" if base is None else ("yes" if r["ours"] <= base else "no")
+        lines.append(
+            f"| {r['case']} | {r.get('series', '—')} | {num(r['ours'])} | {num(base)} | "
+            f"{num(r.get('auto_theta'))} | {num(r.get('seasonal_naive'))} | "
+            f"{num(r.get('naive'))} | {num(r.get('smape'), '.2f')} / "
+            f"{num(r.get('baseline_smape'), '.2f')} | {pct(r.get('coverage_80'))} / "
+            f"{pct(r.get('baseline_coverage_80'))} | {r['minutes']:.1f} | {wins} | "
+            f"`{r['command']}` ({str(r.get('commit', '?'))[:7]}) |"
+        )
+    return lines
 
 
 def benchmark_table(results: Path) -> str:

@@ -110,3 +110,80 @@ def test_a_pipeline_is_shown_as_a_fraction_of_its_training(tmp_path: Path) -> No
     table = benchmark_table(tmp_path)
     assert "| word-cold | 4.80 s | 60.0 s | 8.0% | yes (<= 10%) |" in table
     assert "| bpe-cold | 10.60 s | 76.0 s | 13.9% | no (<= 10%) |" in table
+
+
+def test_panel_rows_are_mase_beside_autoets_with_coverage(tmp_path: Path) -> None:
+    """own_data's panel cases ("metric": "mase") get their own table: MASE to 3 decimals (not a
+    percentage), lower wins, sMAPE and the 80% interval's coverage beside AutoETS'; the text and
+    series cases keep theirs."""
+    from lstmkit.report import benchmark_table
+
+    rows = [
+        {"bench": "own_data-run", "machine": "x86_64, 2 cores"},
+        {
+            "bench": "own_data",
+            "case": "airpassengers",
+            "metric": "mae",
+            "ours": 12.404,
+            "baseline": 16.875,
+            "baseline_name": "holt_winters",
+            "seasonal_naive": 46.77,
+            "naive": 81.77,
+            "minutes": 0.28,
+            "command": "lstmkit train --task forecast --train series/airpassengers.csv",
+            "commit": "2e23e2f53eb7",
+        },
+        {
+            "bench": "own_data",
+            "case": "panel-visnights",
+            "metric": "mase",
+            "ours": 0.98024,
+            "baseline": 1.15584,
+            "baseline_name": "AutoETS",
+            "auto_theta": 1.17616,
+            "seasonal_naive": 1.12732,
+            "naive": 1.70321,
+            "smape": 11.374,
+            "baseline_smape": 13.8194,
+            "coverage_80": 0.94375,
+            "baseline_coverage_80": 0.64375,
+            "series": 20,
+            "minutes": 0.35,
+            "command": "lstmkit train --task forecast --train series/panels/visnights.csv",
+            "commit": "5a1827831b7a",
+        },
+        {
+            "bench": "own_data",
+            "case": "panel-accommodation",
+            "metric": "mase",
+            "ours": 2.64246,
+            "baseline": 2.11221,
+            "baseline_name": "AutoETS",
+            "auto_theta": 2.03106,
+            "seasonal_naive": 2.80677,
+            "naive": 4.52809,
+            "smape": 12.0919,
+            "coverage_80": 0.234375,
+            "series": 8,
+            "minutes": 0.2,
+            "command": "lstmkit train --task forecast --train series/panels/accommodation.csv",
+            "commit": "5a1827831b7a",
+        },
+    ]
+    (tmp_path / "bench-own_data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = benchmark_table(tmp_path)
+    assert (
+        "| airpassengers | mae | 12.4 | 16.88 holt_winters | 46.77 | 81.77 | 0.3 | yes | "
+        "`lstmkit train --task forecast --train series/airpassengers.csv` (2e23e2f) |" in table
+    )
+    assert (
+        "| panel-visnights | 20 | 0.980 | 1.156 | 1.176 | 1.127 | 1.703 | 11.37 / 13.82 | "
+        "94% / 64% | 0.3 | yes | `lstmkit train --task forecast --train "
+        "series/panels/visnights.csv` (5a18278) |" in table
+    )
+    assert (
+        "| panel-accommodation | 8 | 2.642 | 2.112 | 2.031 | 2.807 | 4.528 | 12.09 / — | "
+        "23% / — | 0.2 | no |" in table
+    )
+    assert "98.02%" not in table  # a MASE is not an accuracy
+    assert table.index("| airpassengers |") < table.index("| panel-visnights |")
