@@ -223,6 +223,8 @@ class PretrainConfig(BaseModel):
         passes (word2vec's epochs), window, negative, sample, min_count: word2vec's settings.
         init_std: standard deviation the vectors are scaled to (the rows of ids word2vec did not
             keep are drawn at random with it; the padding row stays 0).
+        freeze: keep the pretrained vectors fixed (the embedding is not trained: seed 000's
+            TF1 model is fed precomputed vectors); also after ``--resume``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -235,6 +237,7 @@ class PretrainConfig(BaseModel):
     sample: float = Field(1e-4, ge=0.0, lt=1.0)
     min_count: int = Field(3, ge=1)
     init_std: float = Field(0.1, gt=0.0, le=10.0)
+    freeze: bool = False
 
 
 Task = Literal["classify", "text", "forecast", "language_model"]

@@ -164,3 +164,50 @@ def test_imdb_run_pretrains_on_unlabelled_reviews(
     assert facts["unlabelled_reviews"] == 40
     assert facts["sentences"] == 30 + 40  # the 30 training reviews, not the 10 validation ones
     assert facts["kept_ids"] > 1000
+
+
+@pytest.mark.skipif(
+    not (MIRROR / "imdb.npz").is_file() or not (MIRROR / "aclImdb_v1_text.tar.gz").is_file(),
+    reason="the IMDB files are not in the data mirror",
+)
+def test_seed000_frozen_vectors_stay_frozen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """imdb-seed000 (the note's run): word2vec vectors copied in and kept fixed by training --
+    the LSTM and head change, the embedding does not -- and still fixed after --resume."""
+    from lstmkit.tasks import get_task
+    from lstmkit.train import Trainer
+
+    monkeypatch.setenv(ENV_VAR, str(MIRROR))
+    recipe, _ = load_recipe(
+        RECIPES / "imdb-seed000.toml",
+        [
+            "data.limit=60",
+            "pretrain.passes=1",
+            "pretrain.min_count=1",
+            "train.max_steps=3",
+            "train.batch_size=16",
+            "train.evaluate_every=0",
+            "train.num_threads=1",
+        ],
+    )
+    assert recipe.pretrain.freeze and recipe.pretrain.unlabelled
+    task = get_task("classify")
+    setup = task.setup(recipe, resume=False)
+    model = setup.model
+    assert not model.embedding.weight.requires_grad
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    assert float(before["embedding.weight"][1:].abs().sum()) > 0  # the vectors are in
+    trainer = Trainer(
+        model, recipe.train, run_dir=tmp_path / "run", progress=False, **setup.trainer
+    )
+    trainer.fit(setup.train, setup.train.lengths, setup.valid, setup.valid.lengths)
+    after = model.state_dict()
+    assert torch.equal(after["embedding.weight"], before["embedding.weight"])
+    changed = [
+        k for k in before if k != "embedding.weight" and not torch.equal(after[k], before[k])
+    ]
+    assert any(k.startswith("rnn") or "layers" in k for k in changed), changed
+    assert any(k.startswith("head") for k in changed), changed
+    resumed = task.setup(recipe, resume=True)
+    assert not resumed.model.embedding.weight.requires_grad

@@ -137,6 +137,8 @@ def pretrain(
     (and ``unlabelled``, IMDB's unlabelled reviews, when already loaded), into the model's
     embedding; None when the recipe asks for none."""
     if recipe.pretrain.method == "none":
+        if recipe.pretrain.freeze:
+            raise ConfigError("pretrain.freeze keeps pretrained vectors fixed: set pretrain.method")
         return None
     if model.embedding is None:
         raise ConfigError(
@@ -146,6 +148,13 @@ def pretrain(
     return pretrain_embedding(
         model.embedding, recipe, [train[i][0] for i in range(len(train))], unlabelled
     )
+
+
+def freeze_pretrained(model: SequenceClassifier, recipe: Recipe) -> None:
+    """With ``pretrain.freeze``, the embedding's weights take no gradient (the optimizer skips
+    them): called on every setup, a resumed run included."""
+    if recipe.pretrain.freeze and model.embedding is not None:
+        model.embedding.weight.requires_grad_(False)
 
 
 def vat_texts(
@@ -232,6 +241,7 @@ class ClassifyTask:
         if not resume:  # a resumed run restores these from its checkpoint
             pretrained = pretrain(model, recipe, data.train, unlabelled)
             fit_ngram_ratios(model, data.train)
+        freeze_pretrained(model, recipe)
         vocab = data.vocab
 
         def save_inputs(run_dir: Path) -> None:

@@ -55,7 +55,12 @@ from lstmkit.models import ClassifierConfig, SequenceClassifier
 from lstmkit.plots import pyplot, save_png
 from lstmkit.runs import load_run, write_json
 from lstmkit.tasks.base import QUICK_CLASSIFIER, Outcome, Record, Setup, took
-from lstmkit.tasks.classify import classifier_trainer_args, fit_ngram_ratios, pretrain
+from lstmkit.tasks.classify import (
+    classifier_trainer_args,
+    fit_ngram_ratios,
+    freeze_pretrained,
+    pretrain,
+)
 from lstmkit.tasks.defaults import Choice, apply_choices
 from lstmkit.tasks.text_defaults import text_choices
 from lstmkit.train import Trainer
@@ -496,6 +501,7 @@ class TextTask:
         if not resume:  # a resumed run restores these from its checkpoint
             pretrained = pretrain(model, recipe, data.train)
             fit_ngram_ratios(model, data.train)
+        freeze_pretrained(model, recipe)
         tokenizer = data.tokenizer
         return Setup(
             model=model,
