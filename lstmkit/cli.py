@@ -406,7 +406,8 @@ def _add_own_data_arguments(train: argparse.ArgumentParser) -> None:
         "--id-column",
         help=(
             "forecast: the column naming each series of a long-format file (one row per id and "
-            "time; default: unique_id when the file has it): one model for all of them"
+            "time; default: unique_id when the file has it; none: the file is one series): one "
+            "model for all of them"
         ),
     )
     own.add_argument(

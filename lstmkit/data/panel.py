@@ -65,8 +65,11 @@ def header_columns(path: str | Path, encoding: str = "utf-8") -> list[str]:
 
 
 def find_id_column(path: str | Path, id_column: str | None, encoding: str = "utf-8") -> str | None:
-    """The id column a file's series are keyed by: ``id_column`` when given (it must exist),
-    else ``unique_id`` when the file has that column, else None (one series)."""
+    """The id column a file's series are keyed by: ``id_column`` when given (it must exist;
+    ``"none"``: the file is one series whatever its columns), else ``unique_id`` when the file
+    has that column, else None (one series)."""
+    if id_column == "none":
+        return None
     names = header_columns(path, encoding)
     if id_column is not None:
         if id_column not in names:
