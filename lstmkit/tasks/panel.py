@@ -69,6 +69,7 @@ FORMAT = 1  # config.json["panel_format"]
 KEEP_MARGIN = 0.01
 ENSEMBLE_WINDOWS = 20_000  # below this many training windows the default is 5 members
 MIN_CALIBRATION = 20  # validation targets needed to calibrate the band
+SEASON_VOTERS = 1000  # series whose own season choice votes (evenly spaced over the file)
 
 
 @dataclass
@@ -104,14 +105,18 @@ def panel_season(
         return source.season, f"{source.season} (given)"
     votes: Counter[int] = Counter()
     reasons: dict[int, str] = {}
-    for s in panel.series:
+    series = panel.series
+    if len(series) > SEASON_VOTERS:  # evenly spaced through the file: enough for a vote
+        step = len(series) / SEASON_VOTERS
+        series = [series[int(k * step)] for k in range(SEASON_VOTERS)]
+    for s in series:
         n = len(s.values)
         cut = train_rows or max(8, int(0.65 * n))
         m, why = choose_season(s.target[:cut], s.times[:cut] if s.times else None)
         votes[m] += 1
         reasons.setdefault(m, why)
     best = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))[0]
-    return best, f"{reasons[best]}; {votes[best]} of {len(panel.series)} series agree"
+    return best, f"{reasons[best]}; {votes[best]} of {len(series)} series agree"
 
 
 def default_panel_lookback(season: int, horizon: int, rows: int) -> tuple[int, str]:
@@ -129,9 +134,12 @@ def default_panel_lookback(season: int, horizon: int, rows: int) -> tuple[int, s
     return lookback, why
 
 
-def choose_panel_defaults(source: SeriesSource, given: frozenset[str]) -> list[Choice]:
-    """What a panel run takes from its data when the user did not set it."""
-    panel = _read(source)
+def choose_panel_defaults(
+    source: SeriesSource, given: frozenset[str], panel: Panel | None = None
+) -> list[Choice]:
+    """What a panel run takes from its data when the user did not set it (``panel``: the file
+    already read)."""
+    panel = panel if panel is not None else _read(source)
     season, _ = panel_season(panel, source)
     rows = int(np.median([len(s.values) for s in panel.series]))
     h = source.horizon
@@ -184,10 +192,10 @@ def _read(source: SeriesSource) -> Panel:
     )
 
 
-def prepare_panel(source: SeriesSource) -> PreparedPanel:
+def prepare_panel(source: SeriesSource, panel: Panel | None = None) -> PreparedPanel:
     """Read, split and window a panel (no file is written)."""
     s = source
-    panel = _read(s)
+    panel = panel if panel is not None else _read(s)
     season, why = panel_season(panel, s)
     # the longest series: a short first one (a new product of one row) proves no frequency
     frequency = infer_frequency(max(panel.series, key=lambda ser: len(ser.values)).times)
@@ -392,14 +400,15 @@ def calibrate(model: PanelForecaster, data: PreparedPanel) -> dict[str, Any]:
 def setup_panel(recipe: Recipe, given: frozenset[str] | None) -> Setup:
     """The forecast task's setup for a panel (see the module docstring)."""
     assert recipe.data.series is not None
+    panel = _read(recipe.data.series)  # once: the defaults change nothing the reading uses
     applied: list[Choice] = []
     if given is not None:
         recipe, applied = apply_choices(
-            recipe, choose_panel_defaults(recipe.data.series, given), given
+            recipe, choose_panel_defaults(recipe.data.series, given, panel), given
         )
     source = recipe.data.series
     assert source is not None
-    data = prepare_panel(source)
+    data = prepare_panel(source, panel)
     for w in data.panel.warnings:
         logger.warning("%s", w)
     cfg, why = choose_baseline(recipe, data)
