@@ -494,6 +494,11 @@ def _run_train(args: argparse.Namespace) -> int:
             if args.resume or args.quick:
                 raise ConfigError("--seeds starts fresh runs: drop --resume / --quick")
             if args.seeds > 1:
+                if not args.task:
+                    jobs = f" --jobs {args.jobs}" if args.jobs > 1 else ""
+                    command = command.replace(
+                        f"train {args.recipe}", f"train {args.recipe} --seeds {args.seeds}{jobs}", 1
+                    )
                 repeated = repeat_recipe(
                     recipe,
                     raw,
