@@ -295,3 +295,25 @@ def test_the_readme_anchors_of_the_panels(name: str) -> None:
         s = m4_scores([y[-8:] for y in ys], [a[0] for a in f[method]], [y[:-8] for y in ys], 4)
         assert s["mase"] == pytest.approx(mase, abs=0.0005), method
         assert s["smape"] == pytest.approx(smape, abs=0.005), method
+
+
+def test_a_panel_run_without_statsforecast_fails_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lstmkit.cli import main
+
+    rows = ["unique_id,ds,y"]
+    for sid in ("a", "b"):
+        rows += [
+            f"{sid},{2000 + i // 4}-{3 * (i % 4) + 1:02d}-01,{10 + i % 4 + 0.1 * i}"
+            for i in range(40)
+        ]
+    path = tmp_path / "p.csv"
+    path.write_text("\n".join(rows) + "\n")
+    monkeypatch.setitem(sys.modules, "statsforecast", None)
+    out = tmp_path / "run"
+    args = ["train", "--task", "forecast", "--train", str(path), "--target", "y"]
+    assert main([*args, "--time-column", "ds", "--horizon", "4", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "need statsforecast" in err and "--baseline none" in err and "Traceback" not in err
+    assert not (out / "model.safetensors").exists()

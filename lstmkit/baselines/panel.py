@@ -78,6 +78,11 @@ def _factories(methods: Sequence[str], season: int) -> dict[str, Any]:
     return {name: build[name] for name in methods}
 
 
+def check_available() -> None:
+    """MissingDependencyError now (before a run trains) when statsforecast is not installed."""
+    _factories(PANEL_METHODS, 1)
+
+
 def seasonal_naive(y: np.ndarray, origins: np.ndarray, horizon: int, season: int) -> np.ndarray:
     """(len(origins), horizon): from each origin ``t`` the last season ``y[t-season:t]``
     repeated (``season`` 1: the last value); every origin must be at least ``season``."""

@@ -42,7 +42,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lstmkit.baselines.panel import LABELS, coverage, m4_scores, panel_forecasts, seasonal_naive
+from lstmkit.baselines.panel import (
+    LABELS,
+    check_available,
+    coverage,
+    m4_scores,
+    panel_forecasts,
+    seasonal_naive,
+)
 from lstmkit.config import Recipe
 from lstmkit.data.panel import (
     Panel,
@@ -54,7 +61,7 @@ from lstmkit.data.panel import (
 )
 from lstmkit.data.series import SeriesSource, choose_season, future_times, infer_frequency
 from lstmkit.data.text import DataFileError
-from lstmkit.errors import BaselineError, RunDirError
+from lstmkit.errors import RunDirError
 from lstmkit.files import atomic_write_text
 from lstmkit.models import PanelForecaster, PanelForecasterConfig, window_level_scale
 from lstmkit.objectives import Pinball
@@ -408,6 +415,8 @@ def setup_panel(recipe: Recipe, given: frozenset[str] | None) -> Setup:
         )
     source = recipe.data.series
     assert source is not None
+    if source.baseline == "statsforecast":
+        check_available()  # fails before training, not after it
     data = prepare_panel(source, panel)
     for w in data.panel.warnings:
         logger.warning("%s", w)
@@ -803,9 +812,3 @@ def forecast_panel_file(
     writer.writerows(rows)
     atomic_write_text(out_path, buf.getvalue())
     return rows
-
-
-def check_baseline_name(value: str) -> None:
-    """A panel run's ``baseline``: ``statsforecast`` or ``none``."""
-    if value not in ("statsforecast", "none"):
-        raise BaselineError(f"baseline must be 'statsforecast' or 'none', got {value!r}")
