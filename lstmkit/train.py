@@ -56,6 +56,7 @@ from lstmkit.checkpoint import (
     load_checkpoint,
     load_model_state,
     model_state,
+    newest_verified_checkpoint,
     rng_state,
     save_checkpoint,
     save_tensors,
@@ -809,11 +810,11 @@ class Trainer:
     def _resume(self) -> None:
         if self.run_dir is None:
             raise ValueError("resume needs a run directory")
-        path = latest_checkpoint(self.run_dir)
+        # the newest checkpoint that verifies: a corrupt or incomplete newer one is named in one
+        # warning line and skipped (kill -9 mid-write, a truncated copy, a full disk)
+        path = newest_verified_checkpoint(self.run_dir, report=self.dist.is_main)
         if path is None:
-            raise RunDirError(
-                f"nothing to resume: {self.run_dir}/checkpoints/latest does not exist"
-            )
+            raise RunDirError(f"nothing to resume: {self.run_dir}/checkpoints holds no checkpoint")
         state = load_checkpoint(path, self.model, self.optimizer)
         if state["world_size"] != self.dist.world_size:
             raise ConfigError(

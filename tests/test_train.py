@@ -162,7 +162,12 @@ def test_language_model_resume_continues_the_streams(tmp_path: Path) -> None:
     assert {k: tuple(v.shape) for k, v in carry.items()} == {"h": (1, 2, 4, 10), "c": (1, 2, 4, 10)}
     assert torch.equal(carry["h"][0], part.carry[0]) and torch.equal(carry["c"][0], part.carry[1])
     shutil.copytree(tmp_path / "part", tmp_path / "no-carry")
+    # as a checkpoint written without the file: gone, and gone from its manifest
     (tmp_path / "no-carry" / "checkpoints" / ckpt.name / CARRY_FILE).unlink()
+    manifest = tmp_path / "no-carry" / "checkpoints" / ckpt.name / "manifest.json"
+    entries = json.loads(manifest.read_text())
+    del entries["files"][CARRY_FILE]
+    manifest.write_text(json.dumps(entries))
 
     resumed = make_lm_trainer(small_lm(seed=123, **opts), tmp_path / "part", evaluate_every=3)
     resumed.fit(train, train.lengths, valid, valid.lengths, resume=True)
@@ -190,6 +195,7 @@ def test_checkpoints_are_atomic_and_pruned(tmp_path: Path) -> None:
     latest = latest_checkpoint(tmp_path)
     assert latest is not None and latest.name == "step-000000018"
     assert sorted(p.name for p in latest.iterdir()) == [
+        "manifest.json",
         "model.safetensors",
         "optimizer.safetensors",
         "trainer.json",
