@@ -564,10 +564,10 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from lstmkit.report import render, update_readme
+    from lstmkit.report import read_text, render, update_readme
 
     if args.check:
-        current = args.readme.read_text()
+        current = read_text(args.readme)
         if render(current, args.results) != current:
             print(
                 f"{args.readme} is out of date with {args.results}/: run lstmkit report",

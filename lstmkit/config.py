@@ -533,18 +533,26 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
     return out
 
 
+def read_recipe_toml(path: Path) -> dict[str, Any]:
+    """The TOML table of recipe file ``path``; ConfigError naming it when it is missing,
+    unreadable, not UTF-8 or not TOML."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"recipe {path} does not exist") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 text (byte {err.start})") from None
+    except OSError as err:  # a directory, no permission
+        raise ConfigError(f"cannot read recipe {path}: {err.strerror or err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+
+
 def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> tuple[Recipe, dict[str, Any]]:
     """Load and validate a TOML recipe with overrides. Returns the recipe and the raw dict (with
     overrides) for the run record."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"recipe {path} does not exist") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    raw = read_recipe_toml(path)
     raw = apply_overrides(raw, overrides)
     raw.setdefault("name", path.stem)
     return recipe_from_dict(raw, str(path)), raw
@@ -586,12 +594,7 @@ def recipe_for_task(
     raw: dict[str, Any] = {}
     source = "--task " + task
     if recipe_path is not None:
-        try:
-            raw = tomllib.loads(Path(recipe_path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"recipe {recipe_path} does not exist") from None
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{recipe_path}: not valid TOML: {err}") from None
+        raw = read_recipe_toml(Path(recipe_path))
         source = str(recipe_path)
         raw.setdefault("name", Path(recipe_path).stem)
     data = dict(raw.get("data") or {})

@@ -28,9 +28,26 @@ MARKER = re.compile(
 )
 
 
+def read_text(path: Path) -> str:
+    """A README or results file as UTF-8 text; :class:`DataError` naming it when it cannot be."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror or err}") from None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+
+
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    for i, line in enumerate(read_text(path).splitlines(), 1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
@@ -199,7 +216,7 @@ def results_table(results: Path) -> str:
     """Markdown table of every ``results/<recipe>.json`` (accuracy runs)."""
     rows = []
     for path in sorted(results.glob("*.json")):
-        data = json.loads(path.read_text())
+        data = _read_json(path)
         if not isinstance(data, dict) or "recipe" not in data:
             continue
         seed = data.get("seed_figure")
@@ -226,7 +243,7 @@ def forecast_table(results: Path) -> str:
     and seasonal-naive baselines on the same test windows."""
     rows = []
     for path in sorted(results.glob("*.json")):
-        data = json.loads(path.read_text())
+        data = _read_json(path)
         test = data.get("test") if isinstance(data, dict) else None
         if not isinstance(test, dict) or "model" not in test or "naive" not in test:
             continue
@@ -266,7 +283,7 @@ def render(text: str, results: Path) -> str:
 
 def update_readme(readme: Path, results: Path) -> bool:
     """Rewrite the generated sections of ``readme`` in place (atomically). True if it changed."""
-    old = readme.read_text()
+    old = read_text(readme)
     new = render(old, results)
     if new == old:
         return False
