@@ -278,6 +278,11 @@ def to_overrides(request: RunRequest, recipe: Recipe) -> list[str]:
     upload = request.dataset == UPLOAD
     if not upload and request.dataset != recipe.data.dataset:
         out.append(f"data.dataset={_toml(request.dataset)}")
+        if recipe.pretrain.unlabelled and request.dataset != "imdb":
+            # the recipe's word vectors read IMDB's unlabelled reviews, which only IMDB has:
+            # on another data set they are trained on its training texts alone (the run's
+            # config.json keeps this override)
+            out.append("pretrain.unlabelled=false")
     own = (FORECAST_KEYS if request.task == "forecast" else TEXT_KEYS) if upload else {}
     for field, (key, _) in FIELD_KEYS.items():
         value = getattr(request, field)

@@ -58,6 +58,7 @@ def test_overrides_of_the_seed_parameters() -> None:
     overrides = to_overrides(request, recipe)
     assert overrides == [
         'data.dataset="reuters"',
+        "pretrain.unlabelled=false",
         "hidden_size=64",
         "dropout_keep_prob=0.8",
         "learn_rate=0.002",
@@ -72,6 +73,8 @@ def test_overrides_of_the_seed_parameters() -> None:
     assert changed.train.lr == 0.002 and changed.model.cell == "gru"
     assert changed.model.bidirectional and changed.data.num_words == 5000
     assert changed.model.num_layers == 2 and changed.train.batch_size == 1000  # the recipe's
+    assert changed.pretrain.method == "word2vec" and changed.pretrain.freeze  # still the note's
+    assert not changed.pretrain.unlabelled  # reuters has no unlabelled reviews
 
 
 def test_an_own_data_run_keeps_the_recipes_model_and_training(tmp_path: Path) -> None:
