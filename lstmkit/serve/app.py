@@ -12,52 +12,27 @@ other origins cannot call the API.
 from __future__ import annotations
 
 import gc
-import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import torch
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi.exceptions import RequestValidationError
 
 from lstmkit.bundle import Predictor, load
 from lstmkit.errors import ConfigError, UnsupportedModelError
 from lstmkit.serve.batcher import MicroBatcher
+from lstmkit.serve.bodylimit import BodyLimit
 from lstmkit.serve.routes import V1_AUTH, Serving, router, v1
+from lstmkit.serve.validation import invalid_request
 from lstmkit.version import __version__
 
 
-class _BodyLimit:
-    """Answer 413 before reading a body whose Content-Length is over ``max_bytes``."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                body = json.dumps(
-                    {
-                        "detail": f"request body too large: {int(length)} bytes, at most "
-                        f"{self.max_bytes}"
-                    }
-                ).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 413,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
+def max_body_bytes(max_texts: int, max_chars: int) -> int:
+    """The largest request body the API reads: ``max_chars`` characters in ``max_texts`` texts,
+    each character escaped in JSON (at most 6 bytes), plus the syntax around them."""
+    return 6 * max_chars + 16 * max_texts + 4096
 
 
 def create_app(
@@ -78,7 +53,9 @@ def create_app(
     ``predictor`` to reuse one already loaded), into ``app.state.serving``
     (:class:`~lstmkit.serve.routes.Serving`). With ``token``, every ``/v1`` route wants
     ``Authorization: Bearer <token>``. A request with more than ``max_texts`` texts or
-    ``max_chars`` characters (all texts together) gets 413. With ``micro_batch``, concurrent
+    ``max_chars`` characters (all texts together) gets 413, and so does a body of more than
+    :func:`max_body_bytes` bytes, counted as it arrives (chunked or not; the rest is never
+    read). With ``micro_batch``, concurrent
     /v1/predict requests are batched into one model call (waiting at most ``max_wait_ms`` for
     company; :mod:`lstmkit.serve.batcher`). With ``torch_threads``, the lifespan sets torch's
     intra-op threads of the serving process (``torch.set_num_threads``: one setting per process,
@@ -139,6 +116,8 @@ def create_app(
     # for nothing; the OpenAPI schema then lists no security
     app.include_router(v1, dependencies=V1_AUTH if token is not None else None)
     app.include_router(router)
-    # JSON escapes make at most 6 bytes of a character ("\u00e9"); the rest is syntax
-    app.add_middleware(_BodyLimit, max_bytes=6 * max_chars + 16 * max_texts + 4096)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    # JSON escapes make at most 6 bytes of a character ("\u00e9"); the rest is syntax. Counted
+    # as the body arrives, chunked or not (lstmkit.serve.bodylimit)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes(max_texts, max_chars))
     return app

@@ -28,9 +28,12 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lstmkit.errors import ConfigError
+from lstmkit.serve.bodylimit import BodyLimit
+from lstmkit.serve.validation import invalid_request
 from lstmkit.studio.deps import Studio
 from lstmkit.studio.jobs import JobQueue, Launcher, default_launcher
 from lstmkit.studio.mounts import ModelMounts
@@ -39,6 +42,10 @@ from lstmkit.studio.store import DB_NAME, Store
 from lstmkit.version import __version__
 
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# the JSON API's bodies (a run's parameters) are small; counted as they arrive, chunked or not.
+# The upload route streams its file into HOME/uploads under its own limit (max_upload_bytes)
+MAX_JSON_BODY_BYTES = 1024 * 1024
+UPLOAD_PATH = "/api/uploads"
 
 
 def _host_name(netloc: str) -> str:
@@ -122,7 +129,8 @@ def create_studio_app(
         token: when given, every ``/api`` and ``/models/<id>/v1`` route wants
             ``Authorization: Bearer <token>``.
         max_concurrent: most runs training at once; the others wait in the queue.
-        max_upload_bytes: larger uploads are refused (413).
+        max_upload_bytes: larger uploads are refused (413). Every other request body is
+            bounded by ``MAX_JSON_BODY_BYTES`` (413 as soon as it is passed, chunked or not).
         grace_s: seconds a cancelled or interrupted run gets to checkpoint after SIGINT.
         poll_s, python, env, launcher: see :class:`lstmkit.studio.jobs.JobQueue`.
         allowed_hosts: refuse requests whose ``Host`` is not one of these (None: any host).
@@ -202,6 +210,8 @@ def create_studio_app(
     app.state.closing = closing
     app.include_router(api_router())
     app.include_router(pages.router)
-    app.mount("/models", mounts)
+    app.add_exception_handler(RequestValidationError, invalid_request)  # 422 for any body
+    app.mount("/models", mounts)  # each serving app bounds its bodies itself, more tightly
+    app.add_middleware(BodyLimit, max_bytes=MAX_JSON_BODY_BYTES, exempt=(UPLOAD_PATH,))
     app.add_middleware(_SameSite, allowed_hosts=allowed_hosts)
     return app
