@@ -159,7 +159,10 @@ def choose_panel_defaults(
     members = 5 if windows < ENSEMBLE_WINDOWS else 1
     batch = 32 if windows < 100_000 else 256
     steps = max(1, math.ceil(windows / batch))
-    every = 0 if steps <= 100 else 100
+    # validate once per epoch on small data, else about ten times per epoch (at least 100 steps
+    # apart): the validation windows grow with the series, so a fixed interval would make the
+    # validations' cost grow with the square of the data
+    every = 0 if steps <= 100 else max(100, math.ceil(steps / 10))
     choices += [
         Choice(
             "data.series.members",
@@ -174,7 +177,9 @@ def choose_panel_defaults(
         Choice(
             "train.evaluate_every",
             every,
-            "validate once per epoch" if every == 0 else f"validate every {every} steps",
+            "validate once per epoch"
+            if every == 0
+            else f"validate every {every} steps (about ten times in an epoch of {steps})",
         ),
         Choice("train.early_stopping", 10, "stop after 10 validations without a lower MAE"),
         Choice(
