@@ -155,7 +155,12 @@ def choose_panel_defaults(
     if "data.series.lookback" not in given:
         lookback, why = default_panel_lookback(season, h, rows)
         choices.append(Choice("data.series.lookback", lookback, why))
-    windows = sum(max(0, len(s.values) - 2 * h - lookback) for s in panel.series)
+    vf = source.valid_fraction
+    # the m4 split's training origins per series (panel_split): n - H test - V valid - H - L + 1
+    windows = sum(
+        max(0, len(s.values) - 2 * h - max(h, round(vf * len(s.values))) - lookback + 1)
+        for s in panel.series
+    )
     members = 5 if windows < ENSEMBLE_WINDOWS else 1
     batch = 32 if windows < 100_000 else 256
     steps = max(1, math.ceil(windows / batch))
