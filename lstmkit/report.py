@@ -175,6 +175,23 @@ def _panel_rows(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _panel_scale_table(rows: list[dict[str, Any]], name: str) -> str:
+    """The panel forecast path at scale (``benchmarks/panel_scale.py``): one row per run."""
+    out = [
+        f"`python benchmarks/panel_scale.py` — one epoch through the default CLI ({name})\n",
+        "| series x points | rows | training windows | peak RSS | read + windows | one epoch "
+        "| total | test MASE | commit |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['series']:,} x {r['points']} | {r['rows']:,} | {r['windows']:,} | "
+            f"{r['peak_rss_gb']:.2f} GB | {r['read_seconds']:.0f} s | {r['epoch_seconds']:.0f} s "
+            f"| {r['total_seconds']:.0f} s | {r['test_mase']:.3f} | `{str(r['commit'])[:8]}` |"
+        )
+    return "\n".join(out) + "\n"
+
+
 def benchmark_table(results: Path) -> str:
     """Markdown table(s) of every ``results/bench-*.jsonl`` file, one section per file."""
     parts = []
@@ -185,6 +202,10 @@ def benchmark_table(results: Path) -> str:
         own = list({r["case"]: r for r in rows if r.get("bench") == "own_data"}.values())
         if own:  # the newest line of each case
             parts.append(_own_data_table(headers[-1] if headers else {}, own, path.name))
+            continue
+        scale = [r for r in rows if r.get("bench") == "panel_scale"]
+        if scale:
+            parts.append(_panel_scale_table(scale, path.name))
             continue
         if not cases:
             served = [r for r in rows if r.get("bench") == "serve"]

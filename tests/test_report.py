@@ -187,3 +187,19 @@ def test_panel_rows_are_mase_beside_autoets_with_coverage(tmp_path: Path) -> Non
     )
     assert "98.02%" not in table  # a MASE is not an accuracy
     assert table.index("| airpassengers |") < table.index("| panel-visnights |")
+
+
+def test_panel_scale_rows_are_a_table(tmp_path: Path) -> None:
+    from lstmkit.report import benchmark_table
+
+    row = {
+        "bench": "panel_scale", "series": 100000, "points": 100, "rows": 10000000,
+        "windows": 5800000, "peak_rss_gb": 7.56, "read_seconds": 107.4, "epoch_seconds": 155.7,
+        "total_seconds": 299.7, "test_mase": 0.83435, "commit": "ea49fc0123",
+    }  # fmt: skip
+    (tmp_path / "bench-panel_scale.jsonl").write_text(json.dumps(row) + "\n")
+    table = benchmark_table(tmp_path)
+    assert (
+        "| 100,000 x 100 | 10,000,000 | 5,800,000 | 7.56 GB | 107 s | 156 s | 300 s | 0.834 |"
+        in (table)
+    )
