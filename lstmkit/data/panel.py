@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from lstmkit.data.series import Series, _number, parse_time, test_rows
+from lstmkit.data.series import Series, _number, test_rows, time_key
 from lstmkit.data.text import DataFileError, file_format, iter_records
 
 DEFAULT_ID_COLUMN = "unique_id"
@@ -158,14 +158,8 @@ def read_panel(
         rows[k].append([_number(path, where, line, c, rec[c]) for c in columns])
         lines[k].append(line)
         if time_column:
-            text = "" if rec[time_column] is None else str(rec[time_column]).strip()
-            try:
-                keys[k].append(parse_time(text))
-            except ValueError:
-                raise DataFileError(
-                    f"{path}: {where} {line}, column {time_column!r}: {text!r} is not a time; "
-                    "use ISO dates such as 2024-03-01, 2024-03 or 2024-03-01T12:00, or numbers"
-                ) from None
+            stamp, text = time_key(path, where, line, time_column, rec[time_column])
+            keys[k].append(stamp)
             times[k].append(text)
     if not ids:
         raise DataFileError(f"{path} has no rows")

@@ -160,6 +160,19 @@ def _number(path: Path, where: str, line: int, column: str, value: Any) -> float
     return x
 
 
+def time_key(path: Path, where: str, line: int, column: str, raw: Any) -> tuple[float, str]:
+    """``(sortable key, stripped text)`` of one time cell (:func:`parse_time`); a cell that is
+    not a time is one DataFileError naming the file, line and column."""
+    text = "" if raw is None else str(raw)
+    try:
+        return parse_time(text), text.strip()
+    except ValueError:
+        raise DataFileError(
+            f"{path}: {where} {line}, column {column!r}: {text!r} is not a time; "
+            "use ISO dates such as 2024-03-01, 2024-03 or 2024-03-01T12:00, or numbers"
+        ) from None
+
+
 def read_series(
     path: str | Path,
     target: str,
@@ -191,16 +204,9 @@ def read_series(
         rows.append([_number(path, where, line, c, rec[c]) for c in columns])
         lines.append(line)
         if time_column:
-            raw = rec[time_column]
-            text = "" if raw is None else str(raw)
-            try:
-                keys.append(parse_time(text))
-            except ValueError:
-                raise DataFileError(
-                    f"{path}: {where} {line}, column {time_column!r}: {text!r} is not a time; "
-                    "use ISO dates such as 2024-03-01, 2024-03 or 2024-03-01T12:00, or numbers"
-                ) from None
-            times.append(text.strip())
+            stamp, text = time_key(path, where, line, time_column, rec[time_column])
+            keys.append(stamp)
+            times.append(text)
     if not rows:
         raise DataFileError(f"{path} has no rows")
     values = np.asarray(rows, dtype=np.float64)
