@@ -6,7 +6,6 @@ larger limit."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from browser_support import free_port
+from http_support import HUGE, huge_predict_body, rss_kib, send_chunked
 from studio_support import make_client
 from test_api import make_bundle
 from test_routes_uploads import topic_csv
@@ -27,18 +27,7 @@ from test_routes_uploads import topic_csv
 from lstmkit.serve.app import max_body_bytes
 from lstmkit.studio.app import MAX_JSON_BODY_BYTES
 
-# the raw chunked client and the RSS reader of tests/serve/test_body_limits.py (a module of the
-# same base name: loaded by its path, not through sys.path)
-_spec = importlib.util.spec_from_file_location(
-    "serve_body_limits", Path(__file__).parents[1] / "serve" / "test_body_limits.py"
-)
-assert _spec is not None and _spec.loader is not None
-serve_limits = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(serve_limits)
-HUGE = serve_limits.HUGE
-huge_predict_body = serve_limits.huge_predict_body
-rss_kib = serve_limits.rss_kib
-send_chunked = serve_limits.send_chunked
+send_chunked = send_chunked
 
 MODEL = "0123abcd"  # a run id whose bundle sits in HOME/bundles (no run in the store needed)
 
