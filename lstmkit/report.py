@@ -179,15 +179,22 @@ def _panel_scale_table(rows: list[dict[str, Any]], name: str) -> str:
     """The panel forecast path at scale (``benchmarks/panel_scale.py``): one row per run."""
     out = [
         f"`python benchmarks/panel_scale.py` — one epoch through the default CLI ({name})\n",
-        "| series x points | rows | training windows | peak RSS | read + windows | one epoch "
-        "| total | test MASE | commit |",
+        "| series x points | rows | training windows | peak RSS | read + windows | training "
+        "(steps, validations) | total | test MASE | commit |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
+        steps = r.get("steps")
+        full = steps is not None and steps * r.get("batch_size", 0) >= r["windows"]
+        part = "" if steps is None else f" ({steps:,} steps{'' if full else ', stopped early'}"
+        part += (
+            f", {r['validations']} validations)" if "validations" in r else (")" if part else "")
+        )
         out.append(
             f"| {r['series']:,} x {r['points']} | {r['rows']:,} | {r['windows']:,} | "
-            f"{r['peak_rss_gb']:.2f} GB | {r['read_seconds']:.0f} s | {r['epoch_seconds']:.0f} s "
-            f"| {r['total_seconds']:.0f} s | {r['test_mase']:.3f} | `{str(r['commit'])[:8]}` |"
+            f"{r['peak_rss_gb']:.2f} GB | {r['read_seconds']:.0f} s | {r['epoch_seconds']:.0f} s"
+            f"{part} | {r['total_seconds']:.0f} s | {r['test_mase']:.3f} | "
+            f"`{str(r['commit'])[:8]}` |"
         )
     return "\n".join(out) + "\n"
 
@@ -286,7 +293,42 @@ def forecast_table(results: Path) -> str:
     return "\n".join(head + rows) + "\n"
 
 
-GENERATORS = {"benchmarks": benchmark_table, "results": results_table, "forecasts": forecast_table}
+def reliability_table(results: Path) -> str:
+    """The fault-injection benchmark (benchmarks/faults.py, ``results/bench-faults.jsonl``): one
+    row per case (its newest line): what was injected, how many times, what was lost (0 is the
+    goal; a case that could not run here says why in its detail)."""
+    path = results / "bench-faults.jsonl"
+    if not path.exists():
+        return "_No fault-injection results recorded yet._\n"
+    rows = list({r["case"]: r for r in _read_jsonl(path) if r.get("bench") == "faults"}.values())
+    if not rows:
+        return "_No fault-injection results recorded yet._\n"
+
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    machine = rows[-1].get("machine", "?")
+    lines = [
+        f"`python benchmarks/faults.py` — {machine}; each case at the commit in its line "
+        f"({path.name})\n",
+        "| case | injected | times | lost | detail |",
+        "| --- | --- | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        lost = "not run" if r.get("lost") is None else str(r["lost"])
+        lines.append(
+            f"| {cell(r['case'])} | {cell(r.get('injected', ''))} | {r.get('times', 0)} | {lost} | "
+            f"{cell(r.get('detail', ''))} ({str(r.get('commit', '?'))[:7]}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+GENERATORS = {
+    "benchmarks": benchmark_table,
+    "results": results_table,
+    "forecasts": forecast_table,
+    "reliability": reliability_table,
+}
 
 
 def render(text: str, results: Path) -> str:

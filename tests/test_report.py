@@ -195,11 +195,13 @@ def test_panel_scale_rows_are_a_table(tmp_path: Path) -> None:
     row = {
         "bench": "panel_scale", "series": 100000, "points": 100, "rows": 10000000,
         "windows": 5800000, "peak_rss_gb": 7.56, "read_seconds": 107.4, "epoch_seconds": 155.7,
-        "total_seconds": 299.7, "test_mase": 0.83435, "commit": "ea49fc0123",
+        "total_seconds": 299.7, "test_mase": 0.83435, "commit": "ea49fc0123", "steps": 22657,
+        "batch_size": 256, "validations": 9,
     }  # fmt: skip
     (tmp_path / "bench-panel_scale.jsonl").write_text(json.dumps(row) + "\n")
     table = benchmark_table(tmp_path)
-    assert (
-        "| 100,000 x 100 | 10,000,000 | 5,800,000 | 7.56 GB | 107 s | 156 s | 300 s | 0.834 |"
-        in (table)
-    )
+    want = "| 100,000 x 100 | 10,000,000 | 5,800,000 | 7.56 GB | 107 s | 156 s (22,657 steps, 9 "
+    assert want + "validations) | 300 s | 0.834 |" in table
+    row["steps"] = 4600
+    (tmp_path / "bench-panel_scale.jsonl").write_text(json.dumps(row) + "\n")
+    assert "156 s (4,600 steps, stopped early, 9 validations)" in benchmark_table(tmp_path)
