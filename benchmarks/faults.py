@@ -1,0 +1,633 @@
+"""Fault injection: what a real ``lstmkit train`` loses when it is killed or its disk fails.
+
+Every case drives the real CLI as a child process (``.venv/bin/lstmkit train``, one thread,
+``OMP_NUM_THREADS=1``) on a generated text-classification CSV (2,000 short reviews whose label is
+carried by a few sentiment words; seed fixed), checkpointing every 5 steps
+(``train.evaluate_every=5``; a checkpoint is written at every validation), and appends one JSON
+line per case to ``--out``::
+
+    {"bench": "faults", "case": "train-kill9", "injected": "SIGKILL at 20 seeded random moments",
+     "times": 20, "lost": 0, "detail": "...", "seconds": 312.4, "commit": "...",
+     "command": "lstmkit train ..."}
+
+``lost`` must be 0. Cases (``--part``):
+
+- ``training``: an uninterrupted reference run, then the same command killed with SIGKILL at
+  ``--kills`` seeded moments: most at a uniform random delay over the reference's wall time, every
+  third one at the first ``checkpoints/step-*.tmp`` seen after a random delay (inside a checkpoint
+  write). After each kill the run goes on with ``--resume`` (a fresh start while the run has no
+  ``checkpoints/`` yet); a run that finishes is compared with the reference (max abs difference of
+  ``model.safetensors`` <= 1e-6) and the next kills go to a new run. ``lost`` = kills after which
+  resume failed, plus the kills of a finished run whose weights differ.
+- ``serve``: ``lstmkit serve`` of the reference run (benchmarks/serve_load.py's ``Server`` and
+  raw keep-alive client), ``--clients`` loops for ``--serve-seconds``, first clean, then with 10%
+  of the requests hostile (malformed JSON, a ~400 KB body with its Content-Length, a slow body
+  sent 10 bytes per 0.1 s), each on its own connection: 0 5xx, 0 valid requests dropped; valid
+  p99 beside the clean run's (goal <= 2x).
+- ``storage``: a tmpfs mounted by the benchmark (needs root / CAP_SYS_ADMIN): (1) read-only
+  (``mount -o remount,ro``; chmod does not stop root) with a checkpoint in it: ``--resume`` and a
+  fresh run must exit 2 with one ``error:`` line and no traceback, the checkpoint unchanged (sha256)
+  and, remounted read-write, resumable to the reference's weights; (2) full: training on it while
+  a filler file takes the free space after the first checkpoint: exit 2, one error line, no
+  traceback, the newest checkpoint verifies, and with the filler removed ``--resume`` reaches the
+  reference's weights.
+
+Usage::
+
+    python benchmarks/faults.py [--part training storage serve] [--kills 20] [--seed 0]
+        [--work DIR] [--out results/bench-faults.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import hashlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load_file
+
+from lstmkit.checkpoint import checkpoint_dirs, verify_checkpoint
+from lstmkit.runs import git_commit
+
+ROOT = Path(__file__).resolve().parents[1]
+LSTMKIT = str(Path(sys.executable).with_name("lstmkit"))
+TOLERANCE = 1e-6
+OVERRIDES = [
+    "train.epochs=4",
+    "train.evaluate_every=5",
+    "train.num_threads=1",
+    "train.batch_size=32",
+    "train.seed=0",
+]
+
+
+def write_texts(path: Path, n: int = 2000, seed: int = 0) -> None:
+    """Short 'reviews': 12 filler words with two sentiment words of the label inserted."""
+    rng = np.random.default_rng(seed)
+    pos = ["good", "great", "fine", "nice", "superb", "lovely"]
+    neg = ["bad", "awful", "poor", "nasty", "dull", "weak"]
+    filler = ["the", "a", "movie", "film", "plot", "actor", "scene", "it", "was", "and", "of"]
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        for _ in range(n):
+            label = int(rng.integers(2))
+            words = [str(x) for x in rng.choice(filler, 12)]
+            for _ in range(2):
+                words.insert(int(rng.integers(len(words))), str(rng.choice(pos if label else neg)))
+            w.writerow([" ".join(words), "pos" if label else "neg"])
+
+
+def train_argv(data: Path, out: Path, resume: bool) -> list[str]:
+    argv = [LSTMKIT, "train", "--task", "text", "--train", str(data), "--text-column", "text"]
+    argv += ["--label-column", "label", "--baseline", "none", "--no-progress", "--out", str(out)]
+    for o in OVERRIDES:
+        argv += ["--set", o]
+    return argv + (["--resume"] if resume else [])
+
+
+def shown(argv: list[str]) -> str:
+    return " ".join(["lstmkit", *argv[1:]]).replace(str(Path(tempfile.gettempdir())), "/tmp")
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, env=env(), capture_output=True, text=True, check=False)
+
+
+def max_diff(a: Path, b: Path) -> float:
+    """Max abs difference over every tensor of two safetensors files (inf: keys differ)."""
+    ta, tb = load_file(str(a)), load_file(str(b))
+    if ta.keys() != tb.keys():
+        return float("inf")
+    return max(
+        (
+            float(np.max(np.abs(ta[k].astype(np.float64) - tb[k].astype(np.float64)), initial=0.0))
+            for k in ta
+        ),
+        default=0.0,
+    )
+
+
+def tmp_dirs(run_dir: Path) -> list[Path]:
+    root = run_dir / "checkpoints"
+    return sorted(root.glob("step-*.tmp")) if root.exists() else []
+
+
+def tmp_ids(run_dir: Path) -> set[tuple[str, int, int]]:
+    """The ``*.tmp`` checkpoint directories as (name, inode, mtime): a write that starts anew
+    (``save_checkpoint`` removes a leftover ``.tmp`` and makes it again) is a new id."""
+    out = set()
+    for p in tmp_dirs(run_dir):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue
+        out.add((p.name, st.st_ino, st.st_mtime_ns))
+    return out
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return (run_dir / "checkpoints").exists() and bool(checkpoint_dirs(run_dir))
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ": error: " in line]
+
+
+# -- training: kill -9 at random moments ------------------------------------------------------
+def segment(argv: list[str], run_dir: Path, mode: str, delay: float) -> dict[str, Any]:
+    """Run ``argv``; SIGKILL it ``delay`` seconds in (``mode="time"``) or at the first
+    ``step-*.tmp`` seen after ``delay`` (``mode="tmp"``). Returns what happened."""
+    before = tmp_ids(run_dir)  # leftovers of the last kill: not a write of this process
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    killed, inside = False, False
+    while proc.poll() is None:
+        t = time.perf_counter() - start
+        if t >= delay and (mode == "time" or tmp_ids(run_dir) - before):
+            proc.send_signal(signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.002)
+    _, err = proc.communicate()
+    if killed:
+        inside = bool(tmp_ids(run_dir) - before)  # this process's checkpoint write was cut
+    return {
+        "killed": killed,
+        "rc": proc.returncode,
+        "at": round(time.perf_counter() - start, 2),
+        "inside_write": inside,
+        "stderr": err,
+    }
+
+
+def training_case(work: Path, data: Path, kills: int, seed: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    ref = work / "reference"
+    shutil.rmtree(ref, ignore_errors=True)
+    start = time.perf_counter()
+    done = run(train_argv(data, ref, resume=False))
+    ref_seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"reference run failed:\n{done.stderr}")
+    again = work / "reference-again"  # is an uninterrupted run itself reproducible?
+    shutil.rmtree(again, ignore_errors=True)
+    if run(train_argv(data, again, resume=False)).returncode != 0:
+        raise SystemExit("second reference run failed")
+    rerun_diff = max_diff(ref / "model.safetensors", again / "model.safetensors")
+    print(f"two uninterrupted runs: max abs diff {rerun_diff:g}", file=sys.stderr, flush=True)
+    rng = np.random.default_rng(seed)
+
+    def moment(i: int) -> tuple[str, float]:
+        # a "tmp" kill waits for a checkpoint write after its delay: the delay stays well
+        # before the last one (the run's final 30% may hold no write after it)
+        if i % 3 == 2:
+            return "tmp", float(rng.uniform(0.3, 0.7 * ref_seconds))
+        return "time", float(rng.uniform(0.3, ref_seconds))
+
+    plan = [moment(i) for i in range(kills)]
+    redrawn = 0
+    runs: list[dict[str, Any]] = []
+    lost, inside, failed_resumes, fresh_restarts = 0, 0, [], 0
+    k = 0
+    while k < len(plan) or (runs and not runs[-1].get("finished")):
+        if not runs or runs[-1].get("finished"):
+            run_dir = work / f"killed-{len(runs)}"
+            shutil.rmtree(run_dir, ignore_errors=True)
+            runs.append({"dir": run_dir, "kills": 0, "finished": False})
+        cur = runs[-1]
+        run_dir = cur["dir"]
+        resume = (run_dir / "checkpoints").exists()
+        if not resume and cur["kills"]:
+            fresh_restarts += 1
+        mode, delay = plan[k] if k < len(plan) else ("none", float("inf"))
+        seg = segment(train_argv(data, run_dir, resume), run_dir, mode, delay)
+        if seg["killed"]:
+            k += 1
+            cur["kills"] += 1
+            inside += seg["inside_write"]
+            print(
+                f"kill {k}: {mode} at {seg['at']} s, inside a checkpoint write: "
+                f"{seg['inside_write']} ({run_dir.name})",
+                file=sys.stderr,
+                flush=True,
+            )
+            continue
+        if k < len(plan):  # the run ended before this kill's moment: draw it again
+            plan[k] = moment(k)
+            redrawn += 1
+        if seg["rc"] != 0:  # resume (or the fresh start) failed after our last kill
+            lost += 1
+            failed_resumes.append(seg["stderr"].strip().splitlines()[-1:] or [f"rc {seg['rc']}"])
+            print(f"failed: rc {seg['rc']}: {seg['stderr'][-400:]}", file=sys.stderr, flush=True)
+            cur["finished"], cur["diff"] = True, None
+            continue
+        cur["finished"] = True
+        cur["diff"] = max_diff(ref / "model.safetensors", run_dir / "model.safetensors")
+        if cur["diff"] > TOLERANCE:
+            lost += cur["kills"]
+        print(
+            f"{run_dir.name} finished after {cur['kills']} kills: max abs diff {cur['diff']}",
+            file=sys.stderr,
+            flush=True,
+        )
+    diffs = [r["diff"] for r in runs if r.get("diff") is not None]
+    clean = [r["diff"] for r in runs if r.get("diff") is not None and r["kills"] == 0]
+    clean_note = (
+        f", {len(clean)} runs never killed (their kill moment fell after their end) differ by "
+        f"up to {max(clean):g}"
+        if clean
+        else ""
+    )
+    worst = max(diffs) if diffs else float("nan")
+    detail = (
+        f"{len(runs)} runs resumed to the end, {inside} kills inside a checkpoint write, "
+        f"{fresh_restarts} before the first checkpoint (fresh start), {redrawn} moments "
+        f"redrawn (after the run had finished); final model.safetensors vs "
+        f"an uninterrupted run ({ref_seconds:.0f} s): max abs diff {worst:g} (<= {TOLERANCE:g}; "
+        f"a second uninterrupted run differs by {rerun_diff:g}{clean_note}: plain runs are not "
+        f"bit-for-bit reproducible at 1e-7); train.num_threads=1"
+    )
+    if failed_resumes:
+        detail += f"; failed: {failed_resumes}"
+    return {
+        "case": "train-kill9",
+        "injected": f"SIGKILL at {kills} seeded random moments (seed {seed}), "
+        f"every third at a checkpoint write",
+        "times": kills,
+        "lost": lost,
+        "max_abs_diff": worst,
+        "rerun_max_abs_diff": rerun_diff,
+        "kills_inside_write": inside,
+        "detail": detail,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "command": shown(train_argv(data, Path("RUN"), resume=False)) + " [--resume]",
+    }
+
+
+# -- storage: read-only and full filesystems ---------------------------------------------------
+def mount_tmpfs(path: Path, size: str) -> str | None:
+    """Mount a tmpfs at ``path``; None, or why it cannot be."""
+    path.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return None if r.returncode == 0 else (r.stderr.strip() or f"mount exit {r.returncode}")
+
+
+def umount(path: Path) -> None:
+    subprocess.run(["umount", str(path)], capture_output=True, check=False)
+
+
+def remount(path: Path, mode: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True)
+
+
+def sha_tree(path: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+def partial_run(data: Path, run_dir: Path) -> None:
+    """Train until the run has a finished checkpoint, then SIGKILL it."""
+    proc = subprocess.Popen(
+        train_argv(data, run_dir, resume=False),
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while proc.poll() is None and not has_checkpoint(run_dir):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def check_error(p: subprocess.CompletedProcess[str]) -> tuple[bool, str]:
+    """Exit 2, exactly one ``error:`` line, no traceback: (ok, the line or what went wrong)."""
+    lines = error_lines(p.stderr)
+    ok = p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr
+    if ok:
+        return True, lines[0]
+    frames = [
+        ln.strip().replace(str(ROOT) + "/", "")
+        for ln in p.stderr.splitlines()
+        if ln.strip().startswith("File ") and "/lstmkit/" in ln and "site-packages" not in ln
+    ]
+    last = (p.stderr.strip().splitlines() or [""])[-1]
+    where = f" raised in {frames[-1]}" if frames else ""
+    return False, f"rc {p.returncode}, a traceback ({len(lines)} error lines){where}: {last}"
+
+
+def resume_matches(data: Path, run_dir: Path, ref: Path) -> tuple[bool, str]:
+    p = run(train_argv(data, run_dir, resume=True))
+    if p.returncode != 0:
+        return False, f"resume failed rc {p.returncode}: {p.stderr.strip()[-200:]!r}"
+    d = max_diff(ref / "model.safetensors", run_dir / "model.safetensors")
+    return d <= TOLERANCE, f"resumed to the end: max abs diff {d:g} vs the uninterrupted run"
+
+
+def readonly_case(work: Path, data: Path, ref: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    mnt = work / "ro-mnt"
+    why = mount_tmpfs(mnt, "256M")
+    row: dict[str, Any] = {
+        "case": "storage-readonly",
+        "injected": "run directory on a read-only filesystem (tmpfs remounted ro): --resume "
+        "of a run with a checkpoint, and a fresh run",
+        "times": 2,
+    }
+    if why:
+        return {**row, "times": 0, "lost": None, "detail": f"not run: cannot mount a tmpfs ({why})"}
+    try:
+        run_dir = mnt / "run"
+        partial_run(data, run_dir)
+        before = sha_tree(run_dir / "checkpoints")
+        remount(mnt, "ro")
+        lost, notes = 0, []
+        ok, line = check_error(run(train_argv(data, run_dir, resume=True)))
+        lost += not ok
+        notes.append(f"--resume: {line}")
+        ok, line = check_error(run(train_argv(data, mnt / "fresh", resume=False)))
+        lost += not ok
+        notes.append(f"fresh run: {line}")
+        remount(mnt, "rw")
+        intact = sha_tree(run_dir / "checkpoints") == before
+        ok, note = resume_matches(data, run_dir, ref)
+        if not (intact and ok):
+            lost += 1
+        notes.append(f"checkpoints unchanged (sha256): {intact}; remounted rw, {note}")
+        return {
+            **row,
+            "lost": lost,
+            "detail": "; ".join(notes),
+            "seconds": round(time.perf_counter() - t0, 1),
+            "command": shown(train_argv(data, Path("RO/run"), resume=True)),
+        }
+    finally:
+        umount(mnt)
+
+
+def full_case(work: Path, data: Path, ref: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    mnt = work / "full-mnt"
+    why = mount_tmpfs(mnt, "256M")
+    row: dict[str, Any] = {
+        "case": "storage-full",
+        "injected": "filesystem filled (tmpfs 256 MB, a filler file takes the free space) "
+        "after the first checkpoint, while training",
+        "times": 1,
+    }
+    if why:
+        return {**row, "times": 0, "lost": None, "detail": f"not run: cannot mount a tmpfs ({why})"}
+    try:
+        run_dir = mnt / "run"
+        argv = train_argv(data, run_dir, resume=False)
+        proc = subprocess.Popen(
+            argv, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        while proc.poll() is None and not has_checkpoint(run_dir):
+            time.sleep(0.01)
+        filler = mnt / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:  # take every free byte (1 MB writes, then 4 KB ones)
+            for size in (1 << 20, 4096):
+                block = b"\0" * size
+                try:
+                    while os.write(fd, block):
+                        pass
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+        _, err = proc.communicate()
+        p = subprocess.CompletedProcess(argv, proc.returncode, "", err)
+        lost, notes = 0, []
+        ok, line = check_error(p)
+        lost += not ok
+        notes.append(f"training: {line}")
+        ckpts = checkpoint_dirs(run_dir)
+        faults = [verify_checkpoint(c) for c in ckpts]
+        good = bool(ckpts) and faults[0] is None
+        leftovers = [t.name for t in tmp_dirs(run_dir)]
+        notes.append(
+            f"newest checkpoint {ckpts[0].name if ckpts else None} verifies: {good}; "
+            f"*.tmp left: {len(leftovers)}"
+        )
+        filler.unlink()
+        ok2, note = resume_matches(data, run_dir, ref)
+        if not (good and ok2):
+            lost += 1
+        notes.append(f"filler removed, {note}")
+        return {
+            **row,
+            "lost": lost,
+            "detail": "; ".join(notes),
+            "seconds": round(time.perf_counter() - t0, 1),
+            "command": shown(train_argv(data, Path("FULL/run"), resume=False)),
+        }
+    finally:
+        umount(mnt)
+
+
+# -- serve under faults ---------------------------------------------------------------------------
+async def hostile(port: int, kind: str) -> int | None:
+    """One hostile request on its own connection: its status, or None when the server closed the
+    connection without an answer (a refused slow or oversized body may end so)."""
+    host = "127.0.0.1"
+    reader, writer = await asyncio.open_connection(host, port)
+    head = f"POST /v1/predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+    try:
+        if kind == "malformed":
+            body = b'{"texts": ["unclosed'
+            writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        elif kind == "oversized":
+            body = json.dumps({"texts": ["x" * 400_000]}).encode()  # ~3x the body limit
+            writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode())
+            for i in range(0, len(body), 65536):
+                writer.write(body[i : i + 65536])
+                await writer.drain()
+        else:  # slow: a valid body, 10 bytes every 0.1 s for ~1 s (a bounded slowloris)
+            body = json.dumps({"texts": ["the film was good"]}).encode()
+            writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode())
+            for i in range(0, len(body), 10):
+                writer.write(body[i : i + 10])
+                await writer.drain()
+                await asyncio.sleep(0.1)
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readuntil(b"\r\n"), timeout=30)
+        return int(line.split()[1])
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, IndexError, ValueError):
+        return None
+    finally:
+        writer.close()
+
+
+async def drive_mixed(
+    port: int, texts: list[str], clients: int, seconds: float, fault: float, seed: int
+) -> dict[str, Any]:
+    """``clients`` loops for ``seconds``; each request is hostile with probability ``fault``
+    (malformed, oversized, slow in turn), else a valid one on the client's keep-alive connection."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from serve_load import RawConnection
+
+    rng = np.random.default_rng(seed)
+    valid: list[float] = []
+    dropped: list[str] = []
+    faults: dict[str, dict[str, int]] = {}
+    kinds = ["malformed", "oversized", "slow"]
+    stop = time.perf_counter() + seconds
+
+    async def loop(c: int) -> None:
+        conn = RawConnection(port, "/v1/predict")
+        i, n = c, 0
+        try:
+            while time.perf_counter() < stop:
+                if rng.random() < fault:
+                    kind = kinds[(c + n) % 3]
+                    n += 1
+                    code = await hostile(port, kind)
+                    key = "no answer" if code is None else str(code)
+                    faults.setdefault(kind, {}).setdefault(key, 0)
+                    faults[kind][key] += 1
+                    continue
+                body = json.dumps({"texts": [texts[i % len(texts)]]}).encode()
+                i += 7919
+                t = time.perf_counter()
+                try:
+                    code, answer = await conn.post(body)
+                except (OSError, asyncio.IncompleteReadError, ValueError) as err:
+                    dropped.append(repr(err))
+                    continue
+                if code == 200:
+                    valid.append(time.perf_counter() - t)
+                else:
+                    dropped.append(f"{code}: {answer[:200]!r}")
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(loop(c) for c in range(clients)))
+    return {"valid": valid, "dropped": dropped, "faults": faults}
+
+
+def serve_case(work: Path, data: Path, ref: Path, seconds: float, clients: int) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from serve_load import Server, free_port, percentile
+
+    t0 = time.perf_counter()
+    with open(data, encoding="utf-8") as fh:
+        texts = [row["text"] for row in csv.DictReader(fh)]
+    out: dict[str, Any] = {}
+    port = free_port()
+    with Server(ref, port, work / "serve.log", ["--no-access-log"]) as server:
+        server.wait_ready()
+        for name, fault in (("clean", 0.0), ("faults", 0.1)):
+            out[name] = asyncio.run(drive_mixed(port, texts, clients, seconds, fault, 0))
+        alive = server.proc is not None and server.proc.poll() is None
+    p99 = {k: 1000 * percentile(v["valid"], 99) for k, v in out.items() if v["valid"]}
+    hostile_codes = out["faults"]["faults"]
+    five = sum(
+        n
+        for kinds in (*hostile_codes.values(),)
+        for code, n in kinds.items()
+        if code.startswith("5")
+    )
+    dropped = len(out["faults"]["dropped"]) + len(out["clean"]["dropped"])
+    sent = sum(sum(k.values()) for k in hostile_codes.values())
+    ratio = p99["faults"] / p99["clean"] if len(p99) == 2 else float("nan")
+    detail = (
+        f"{clients} clients x {seconds:.0f} s: {len(out['faults']['valid'])} valid answered "
+        f"beside {sent} hostile ({hostile_codes}); 5xx: {five}; valid dropped: {dropped}; "
+        f"valid p99 {p99.get('faults', float('nan')):.1f} ms vs clean {p99.get('clean', float('nan')):.1f} ms "
+        f"({ratio:.2f}x, goal <= 2x); server alive after: {alive}"
+    )
+    if out["faults"]["dropped"]:
+        detail += f"; first dropped: {out['faults']['dropped'][0]}"
+    return {
+        "case": "serve-hostile",
+        "injected": "10% of requests malformed JSON / oversized body (~400 KB, Content-Length) / "
+        "slow body (10 bytes per 0.1 s), mixed into valid /v1/predict traffic",
+        "times": sent,
+        "lost": five + dropped + (not alive),
+        "p99_valid_ms": round(p99.get("faults", float("nan")), 1),
+        "p99_clean_ms": round(p99.get("clean", float("nan")), 1),
+        "detail": detail,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "command": "lstmkit serve RUN --no-access-log (benchmarks/serve_load.py's Server, "
+        "RawConnection)",
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--part",
+        nargs="+",
+        default=["training", "storage"],
+        choices=["training", "storage", "serve"],
+    )
+    ap.add_argument("--serve-seconds", type=float, default=15.0)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=None, help="append the rows to this JSONL file")
+    args = ap.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="lstmkit-faults-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "texts.csv"
+    write_texts(data)
+    common = {
+        "bench": "faults",
+        "commit": git_commit(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
+    }
+    rows = []
+    if "training" in args.part:
+        rows.append(training_case(work, data, args.kills, args.seed))
+    ref = work / "reference"
+    if ("storage" in args.part or "serve" in args.part) and not (
+        ref / "model.safetensors"
+    ).exists():
+        shutil.rmtree(ref, ignore_errors=True)
+        if run(train_argv(data, ref, resume=False)).returncode != 0:
+            raise SystemExit("reference run failed")
+    if "storage" in args.part:
+        rows.append(readonly_case(work, data, ref))
+        rows.append(full_case(work, data, ref))
+    if "serve" in args.part:
+        rows.append(serve_case(work, data, ref, args.serve_seconds, args.clients))
+    for r in rows:
+        line = json.dumps({**common, **r, "command": r.get("command", "")})
+        print(line, flush=True)
+        if args.out:
+            with open(args.out, "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
