@@ -264,8 +264,7 @@ def training_case(work: Path, data: Path, kills: int, seed: int) -> dict[str, An
         f"{fresh_restarts} before the first checkpoint (fresh start), {redrawn} moments "
         f"redrawn (after the run had finished); final model.safetensors vs "
         f"an uninterrupted run ({ref_seconds:.0f} s): max abs diff {worst:g} (<= {TOLERANCE:g}; "
-        f"a second uninterrupted run differs by {rerun_diff:g}{clean_note}: plain runs are not "
-        f"bit-for-bit reproducible at 1e-7); train.num_threads=1"
+        f"a second uninterrupted run differs by {rerun_diff:g}{clean_note}); train.num_threads=1"
     )
     if failed_resumes:
         detail += f"; failed: {failed_resumes}"
