@@ -46,7 +46,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save, save_file
 from torch import Tensor, nn
 
-from lstmkit.errors import CheckpointError
+from lstmkit.errors import CheckpointError, StorageError
 from lstmkit.files import atomic_write_text, fsync_dir
 
 logger = logging.getLogger(__name__)
@@ -63,8 +63,15 @@ _STEP_DIR = re.compile(r"step-(\d+)")
 
 
 def save_tensors(tensors: dict[str, Tensor], path: Path) -> None:
-    """safetensors file of contiguous CPU copies, fsync'ed."""
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path))
+    """safetensors file of contiguous CPU copies, fsync'ed. A write the disk refuses (full,
+    read-only) is a StorageError naming the file."""
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path))
+    except SafetensorError as err:  # safetensors' own error type for an I/O failure
+        raise StorageError(
+            f"{path}: cannot write the tensors ({err}); free some space or choose another --out "
+            "and run again with --resume: the checkpoints before it are intact"
+        ) from None
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
 

@@ -24,6 +24,7 @@ as commands are added.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -933,6 +934,22 @@ def _run_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+STORAGE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
+)
+
+
+def storage_message(err: OSError) -> str:
+    """``FILE: No space left on device (...)``: a refused write in words, with what to do."""
+    where = err.filename or "a file"
+    hint = {
+        errno.ENOSPC: "free some space (or choose another --out) and run again with --resume",
+        errno.EDQUOT: "free some space (or choose another --out) and run again with --resume",
+        errno.EROFS: "the folder is read-only: choose another --out or make it writable",
+    }.get(err.errno or 0, "check the folder's permissions or choose another --out")
+    return f"{where}: {err.strerror or err}; {hint}; what was saved before is intact"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``lstmkit`` argument parser with every command registered."""
     parser = argparse.ArgumentParser(
@@ -965,6 +982,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except LstmkitError as err:  # every error lstmkit raises on purpose: its message, no traceback
         print(f"lstmkit {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        # the machine refused a write (full disk, read-only folder, no permission): one line
+        # naming the file; every write is temp + rename, so what was saved before is intact
+        if err.errno not in STORAGE_ERRNOS:
+            raise
+        print(f"lstmkit {args.command}: error: {storage_message(err)}", file=sys.stderr)
         return 2
 
 

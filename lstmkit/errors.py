@@ -113,3 +113,8 @@ class MissingDependencyError(LstmkitError, ImportError):
 class BaselineError(LstmkitError, ValueError):
     """A classic baseline measured beside the model cannot be fitted on these data (says why and
     how to skip it)."""
+
+
+class StorageError(LstmkitError, OSError):
+    """A file could not be written or created: the disk is full, the folder is read-only, no
+    permission. The message names the file and what to do; what was saved before is intact."""
