@@ -33,6 +33,7 @@ BUILTIN = {
     "InputError": ValueError,
     "MissingDependencyError": ImportError,
     "BaselineError": ValueError,
+    "StorageError": OSError,
 }
 
 
