@@ -807,6 +807,15 @@ def window_level_scale(target: Tensor, season: int, log: bool) -> tuple[Tensor, 
     return z, z[:, -1:], torch.maximum(scale, floor)
 
 
+def normalise_window_target(target: Tensor, y: Tensor, season: int, log: bool) -> Tensor:
+    """Targets ``y`` (B, H) of raw target windows (B, L) in the windows' own units:
+    ``(z(y) - level) / scale`` (:func:`window_level_scale`) -- what a
+    :class:`PanelForecaster` is trained to output."""
+    _, level, scale = window_level_scale(target, season, log)
+    z = torch.log(y.clamp_min(1e-30)) if log else y
+    return (z - level) / scale
+
+
 class _Member(nn.Module):
     def __init__(self, c: PanelForecasterConfig, inputs: int) -> None:
         super().__init__()
@@ -924,9 +933,7 @@ class PanelForecaster(nn.Module):
 
     def normalise_target(self, x: Tensor, y: Tensor) -> Tensor:
         """Targets (B, H) in the series' units -> the units of :meth:`forward`."""
-        _, level, scale = self.stats(x)
-        z = torch.log(y.clamp_min(1e-30)) if self.config.log else y
-        return (z - level) / scale
+        return normalise_window_target(x[..., 0], y, self.config.season, self.config.log)
 
     def predict(self, x: Tensor) -> Tensor:
         """Quantile forecasts (B, horizon, Q) in the series' units: the members' mean, the outer

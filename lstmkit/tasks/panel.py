@@ -63,7 +63,7 @@ from lstmkit.data.series import SeriesSource, choose_season, future_times, infer
 from lstmkit.data.text import DataFileError
 from lstmkit.errors import RunDirError
 from lstmkit.files import atomic_write_text
-from lstmkit.models import PanelForecaster, PanelForecasterConfig, window_level_scale
+from lstmkit.models import PanelForecaster, PanelForecasterConfig, normalise_window_target
 from lstmkit.objectives import Pinball
 from lstmkit.plots import pyplot, save_png
 from lstmkit.runs import load_weights, read_run_config
@@ -103,9 +103,7 @@ class PreparedPanel:
         return [self.panel.ids[i] for i in self.split.kept]
 
 
-def panel_season(
-    panel: Panel, source: SeriesSource, train_rows: int | None = None
-) -> tuple[int, str]:
+def panel_season(panel: Panel, source: SeriesSource) -> tuple[int, str]:
     """``(season, reason)``: ``source.season``, else each series' calendar-confirmed season on
     its first 65% of rows (:func:`choose_season`), the most common one (ties: the smaller)."""
     if source.season is not None:
@@ -118,7 +116,7 @@ def panel_season(
         series = [series[int(k * step)] for k in range(SEASON_VOTERS)]
     for s in series:
         n = len(s.values)
-        cut = train_rows or max(8, int(0.65 * n))
+        cut = max(8, int(0.65 * n))
         m, why = choose_season(s.target[:cut], s.times[:cut] if s.times else None)
         votes[m] += 1
         reasons.setdefault(m, why)
@@ -142,18 +140,21 @@ def default_panel_lookback(season: int, horizon: int, rows: int) -> tuple[int, s
 
 
 def choose_panel_defaults(
-    source: SeriesSource, given: frozenset[str], panel: Panel | None = None
+    source: SeriesSource,
+    given: frozenset[str],
+    panel: Panel | None = None,
+    season: tuple[int, str] | None = None,
 ) -> list[Choice]:
     """What a panel run takes from its data when the user did not set it (``panel``: the file
-    already read)."""
+    already read; ``season``: its :func:`panel_season`, already voted)."""
     panel = panel if panel is not None else _read(source)
-    season, _ = panel_season(panel, source)
+    m, _ = season if season is not None else panel_season(panel, source)
     rows = int(np.median([len(s.values) for s in panel.series]))
     h = source.horizon
     choices = []
     lookback = source.lookback
     if "data.series.lookback" not in given:
-        lookback, why = default_panel_lookback(season, h, rows)
+        lookback, why = default_panel_lookback(m, h, rows)
         choices.append(Choice("data.series.lookback", lookback, why))
     vf = source.valid_fraction
     # the m4 split's training origins per series (panel_split): n - H test - V valid - H - L + 1
@@ -209,11 +210,14 @@ def _read(source: SeriesSource) -> Panel:
     )
 
 
-def prepare_panel(source: SeriesSource, panel: Panel | None = None) -> PreparedPanel:
-    """Read, split and window a panel (no file is written)."""
+def prepare_panel(
+    source: SeriesSource, panel: Panel | None = None, voted: tuple[int, str] | None = None
+) -> PreparedPanel:
+    """Read, split and window a panel (no file is written; ``panel`` and ``voted``, its
+    :func:`panel_season`: when already read and voted)."""
     s = source
     panel = panel if panel is not None else _read(s)
-    season, why = panel_season(panel, s)
+    season, why = voted if voted is not None else panel_season(panel, s)
     # the longest series: a short first one (a new product of one row) proves no frequency
     frequency = infer_frequency(max(panel.series, key=lambda ser: len(ser.values)).times)
     freq = frequency.name
@@ -281,12 +285,11 @@ def collate_panel(
     batch: list[tuple[np.ndarray, np.ndarray]], *, season: int, log: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(inputs (B, L, C), lengths (B,), targets (B, H) normalised by each window's own level
-    and scale)`` (:func:`lstmkit.models.window_level_scale`)."""
+    and scale)`` (:func:`lstmkit.models.normalise_window_target`)."""
     x = torch.from_numpy(np.stack([b[0] for b in batch]))
     y = torch.from_numpy(np.stack([b[1] for b in batch]))
-    _, level, scale = window_level_scale(x[..., 0], season, log)
-    z = torch.log(y.clamp_min(1e-30)) if log else y
-    return x, torch.full((len(batch),), x.shape[1], dtype=torch.int64), (z - level) / scale
+    lengths = torch.full((len(batch),), x.shape[1], dtype=torch.int64)
+    return x, lengths, normalise_window_target(x[..., 0], y, season, log)
 
 
 def model_config(recipe: Recipe, data: PreparedPanel, baseline: str) -> PanelForecasterConfig:
@@ -314,30 +317,29 @@ def model_config(recipe: Recipe, data: PreparedPanel, baseline: str) -> PanelFor
 
 
 @torch.no_grad()
-def normalised_outputs(model: PanelForecaster, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+def _batched(
+    model: PanelForecaster, x: np.ndarray, run: Any, dtype: Any, batch_size: int = 2048
+) -> np.ndarray:
+    """``run(model, batch)`` over ``x`` in batches, in eval mode: (n, H, Q) of ``dtype``."""
+    was = model.training
+    model.eval()
+    out = [
+        run(model, torch.from_numpy(x[i : i + batch_size])).numpy().astype(dtype)
+        for i in range(0, len(x), batch_size)
+    ]
+    model.train(was)
+    shape = (0, model.config.horizon, len(model.config.quantiles))
+    return np.concatenate(out) if out else np.zeros(shape, dtype=dtype)
+
+
+def normalised_outputs(model: PanelForecaster, x: np.ndarray) -> np.ndarray:
     """The members' mean forecast (n, H, Q) in normalised units."""
-    was = model.training
-    model.eval()
-    out = [
-        model(torch.from_numpy(x[i : i + batch_size])).mean(1).numpy()
-        for i in range(0, len(x), batch_size)
-    ]
-    model.train(was)
-    return np.concatenate(out) if out else np.zeros((0, model.config.horizon, 0))
+    return _batched(model, x, lambda m, b: m(b).mean(1), np.float32)
 
 
-@torch.no_grad()
-def predict_quantiles(model: PanelForecaster, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+def predict_quantiles(model: PanelForecaster, x: np.ndarray) -> np.ndarray:
     """Quantile forecasts (n, H, Q) in the series' units."""
-    was = model.training
-    model.eval()
-    out = [
-        model.predict(torch.from_numpy(x[i : i + batch_size])).numpy().astype(np.float64)
-        for i in range(0, len(x), batch_size)
-    ]
-    model.train(was)
-    q = len(model.config.quantiles)
-    return np.concatenate(out) if out else np.zeros((0, model.config.horizon, q))
+    return _batched(model, x, lambda m, b: m.predict(b), np.float64)
 
 
 def _normalised_targets(
@@ -346,10 +348,10 @@ def _normalised_targets(
     """All windows of ``part``: raw inputs (n, L, C) and targets in the model's normalised units
     (n, H)."""
     x, y = data.datasets[part].arrays()
-    _, level, scale = window_level_scale(torch.from_numpy(x[..., 0]), config.season, config.log)
-    z = torch.from_numpy(y)
-    z = torch.log(z.clamp_min(1e-30)) if config.log else z
-    return x, ((z - level) / scale).numpy()
+    t = normalise_window_target(
+        torch.from_numpy(x[..., 0]), torch.from_numpy(y), config.season, config.log
+    )
+    return x, t.numpy()
 
 
 def residual_offsets(model: PanelForecaster, data: PreparedPanel) -> Tensor:
@@ -383,13 +385,14 @@ def choose_baseline(recipe: Recipe, data: PreparedPanel) -> tuple[PanelForecaste
     return chosen, f"{best} (validation MAE {why})"
 
 
-def calibrate(model: PanelForecaster, data: PreparedPanel) -> dict[str, Any]:
+def calibrate(model: PanelForecaster, x: np.ndarray, t: np.ndarray) -> dict[str, Any]:
     """Scale the outer quantiles' distance from the median so that the validation coverage of
     the outermost interval is its nominal level (``q_hi - q_lo``); the factor is the model's
-    ``interval_scale`` buffer (saved with its weights). Needs ``MIN_CALIBRATION`` validation targets (else the factor stays 1)."""
+    ``interval_scale`` buffer (saved with its weights). ``x``, ``t``: the validation windows
+    and their normalised targets (:func:`_normalised_targets`). Needs ``MIN_CALIBRATION``
+    validation targets (else the factor stays 1)."""
     qs = model.config.quantiles
     nominal = qs[-1] - qs[0]
-    x, t = _normalised_targets(data, "valid", model.config)
     if t.size < MIN_CALIBRATION:
         return {"interval_scale": 1.0, "nominal": nominal, "reason": f"{t.size} validation values"}
     out = normalised_outputs(model, x)
@@ -417,17 +420,19 @@ def calibrate(model: PanelForecaster, data: PreparedPanel) -> dict[str, Any]:
 def setup_panel(recipe: Recipe, given: frozenset[str] | None) -> Setup:
     """The forecast task's setup for a panel (see the module docstring)."""
     assert recipe.data.series is not None
-    panel = _read(recipe.data.series)  # once: the defaults change nothing the reading uses
+    # read and vote the season once: the defaults change nothing either of them uses
+    panel = _read(recipe.data.series)
+    season = panel_season(panel, recipe.data.series)
     applied: list[Choice] = []
     if given is not None:
         recipe, applied = apply_choices(
-            recipe, choose_panel_defaults(recipe.data.series, given, panel), given
+            recipe, choose_panel_defaults(recipe.data.series, given, panel, season), given
         )
     source = recipe.data.series
     assert source is not None
     if source.baseline == "statsforecast":
         check_available()  # fails before training, not after it
-    data = prepare_panel(source, panel)
+    data = prepare_panel(source, panel, season)
     for w in data.panel.warnings:
         logger.warning("%s", w)
     cfg, why = choose_baseline(recipe, data)
@@ -683,7 +688,7 @@ def evaluate_panel_task(recipe: Recipe, setup: Setup) -> Outcome:
             start,
         )
         model.load_state_dict(start_model.state_dict())
-    cal = calibrate(model, data)
+    cal = calibrate(model, x, t)
     logger.info(
         "interval calibrated on validation: x%.3g (coverage %s -> %s, nominal %.0f%%)",
         cal["interval_scale"],
