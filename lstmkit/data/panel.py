@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -198,12 +200,41 @@ def read_panel(
     return Panel(path, id_column, ids, out, warnings)
 
 
+def head_records(path: str | Path, limit: int, encoding: str = "utf-8") -> list[dict[str, Any]]:
+    """The first ``limit`` records of a CSV / TSV / JSONL / Parquet file, reading no more of it
+    than that (a look at a file's columns, not a reader: :func:`read_panel` checks every row)."""
+    path = Path(path)
+    fmt = file_format(path)
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            batch = next(pq.ParquetFile(path).iter_batches(batch_size=limit), None)
+            return [] if batch is None else batch.to_pylist()
+        with open(path, encoding=encoding, errors="replace", newline="") as f:
+            if fmt == "jsonl":
+                out = []
+                for line in itertools.islice(f, limit):
+                    rec = json.loads(line) if line.strip() else None
+                    if isinstance(rec, dict):
+                        out.append(rec)
+                return out
+            reader = csv.DictReader(
+                (line.lstrip("\ufeff") for line in f), delimiter="," if fmt == "csv" else "\t"
+            )
+            return list(itertools.islice(reader, limit))
+    except (OSError, ValueError, csv.Error) as err:
+        raise DataFileError(f"{path}: cannot read its first rows: {err}") from None
+
+
 def string_columns(path: str | Path, names: Sequence[str], encoding: str = "utf-8") -> list[str]:
     """Those of ``names`` whose first 200 values include one that is not a number: the
-    candidates for an id column (a time column is excluded by the caller)."""
-    where, records = iter_records(Path(path), list(names), encoding)
+    candidates for an id column (a time column is excluded by the caller). Reads only those
+    rows."""
+    if not names:
+        return []
     seen: dict[str, bool] = dict.fromkeys(names, False)
-    for n, (_, rec) in enumerate(records):
+    for rec in head_records(path, 201, encoding):
         for c in names:
             v = rec.get(c)
             if v is not None and not seen[c]:
@@ -211,8 +242,6 @@ def string_columns(path: str | Path, names: Sequence[str], encoding: str = "utf-
                     float(v)
                 except (TypeError, ValueError):
                     seen[c] = True
-        if n >= 200:
-            break
     return [c for c, s in seen.items() if s]
 
 
