@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 import select
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 HUGE = 200 * 1024 * 1024  # the chunked body sent "far over the limit"
 CHUNK = 64 * 1024
@@ -88,3 +92,28 @@ def huge_predict_body(total: int = HUGE) -> Iterator[bytes]:
     filler = b"x" * CHUNK
     for _ in range(total // CHUNK):
         yield filler
+
+
+@contextmanager
+def running_process(
+    command: list[str], env: dict[str, str], port: int, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process (output to ``log``), wait up to 60 s for its ``/health`` on
+    127.0.0.1:``port``, yield it; stop it afterwards and check its log holds no traceback."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "Traceback" not in log.read_text(), log.read_text()

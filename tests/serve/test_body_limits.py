@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,14 @@ import pytest
 from browser_support import free_port
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
-from http_support import HUGE, huge_predict_body, read_response, rss_kib, send_chunked
+from http_support import (
+    HUGE,
+    huge_predict_body,
+    read_response,
+    rss_kib,
+    running_process,
+    send_chunked,
+)
 from test_api import make_bundle
 
 from lstmkit.serve.app import max_body_bytes
@@ -37,29 +43,10 @@ def server(
     root = tmp_path_factory.mktemp("bodylimit")
     bundle = make_bundle(root)
     port = free_port()
-    log = root / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "lstmkit", "serve", str(bundle), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    command = [sys.executable, "-m", "lstmkit", "serve", str(bundle), "--port", str(port)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with running_process(command, env, port, root / "server.log") as proc:
         yield port, proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    assert "Traceback" not in log.read_text(), log.read_text()
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmRSS from /proc")

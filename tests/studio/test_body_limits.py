@@ -12,14 +12,20 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from browser_support import free_port
-from http_support import HUGE, huge_predict_body, read_response, rss_kib, send_chunked
+from http_support import (
+    HUGE,
+    huge_predict_body,
+    read_response,
+    rss_kib,
+    running_process,
+    send_chunked,
+)
 from studio_support import make_client
 from test_api import make_bundle
 from test_routes_uploads import topic_csv
@@ -40,30 +46,10 @@ def studio(
     home = root / "home"
     shutil.copytree(make_bundle(root), home / "bundles" / MODEL)
     port = free_port()
-    log = root / "studio.log"
     cmd = [sys.executable, "-m", "lstmkit", "studio", "--home", str(home)]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [*cmd, "--recipes", str(recipes), "--port", str(port)],
-            env={**os.environ, **run_env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    command = [*cmd, "--recipes", str(recipes), "--port", str(port)]
+    with running_process(command, {**os.environ, **run_env}, port, root / "studio.log") as proc:
         yield port, proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    assert "Traceback" not in log.read_text(), log.read_text()
 
 
 def _huge_run_body() -> Iterator[bytes]:
