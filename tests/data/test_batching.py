@@ -95,12 +95,18 @@ def test_same_seed_and_epoch_same_batches() -> None:
     b = BucketBatchSampler(lengths, 32, seed=7)
     a.set_epoch(3)
     b.set_epoch(3)
-    assert list(a) == list(b)
-    assert list(a) == list(a)  # iterating twice gives the same epoch
-    # Unaffected by the global RNGs.
+    first = list(a)
+    assert first == list(b)
+    assert sorted(flat(first)) == list(range(2000)) and first != sorted(first)
+    second = list(a)  # iterating again gives the same epoch: the sampler keeps no RNG state
+    assert second == first
+    # Unaffected by the global RNGs: the same batches after reseeding them, and after drawing.
     np.random.seed(123)
     torch.manual_seed(123)
-    assert list(a) == list(b)
+    assert list(a) == first
+    np.random.random(10)
+    torch.rand(10)
+    assert list(b) == first
 
 
 def test_different_epoch_or_seed_changes_order() -> None:

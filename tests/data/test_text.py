@@ -21,6 +21,7 @@ from lstmkit.data.text import (
     read_labelled_texts,
     stratified_split,
 )
+from lstmkit.errors import ConfigError
 
 ROWS = [
     ("정말 재미있는 영화였어요", "pos"),
@@ -178,6 +179,40 @@ def test_stratified_split_keeps_each_class_share() -> None:
     tr2, va2 = stratified_split(labels, 0.2, seed=7)
     assert va.tolist() == va2.tolist()  # seeded
     assert va.tolist() != stratified_split(labels, 0.2, seed=8)[1].tolist()
+
+
+@pytest.mark.parametrize(
+    ("fraction", "sizes", "held"),
+    [
+        # round(2 * 0.2) = 0 -> at least one; 3 and 4 round to one; 8 rounds to two
+        (0.2, [1, 2, 3, 4, 8], [0, 1, 1, 1, 2]),
+        # round(2 * 0.8) = 2 -> at most n - 1, so one stays in training; 4 * 0.8 rounds to 3
+        (0.8, [1, 2, 3, 4, 5], [0, 1, 2, 3, 4]),
+        # round(10 * 0.05) = round(0.5) = 0 (to even) -> one
+        (0.05, [2, 10, 30], [1, 1, 2]),
+    ],
+)
+def test_stratified_split_holds_out_one_and_keeps_one_of_every_small_class(
+    fraction: float, sizes: list[int], held: list[int]
+) -> None:
+    """The clamp: every class of two or more records has at least one record on each side."""
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    np.random.default_rng(0).shuffle(labels)
+    tr, va = stratified_split(labels, fraction, seed=3)
+    assert np.bincount(labels[va], minlength=len(sizes)).tolist() == held
+    assert np.bincount(labels[tr], minlength=len(sizes)).tolist() == [
+        n - h for n, h in zip(sizes, held, strict=True)
+    ]
+    assert tr.tolist() == sorted(tr.tolist()) and va.tolist() == sorted(va.tolist())
+    assert sorted([*tr.tolist(), *va.tolist()]) == list(range(len(labels)))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
+def test_stratified_split_fraction_outside_0_1_is_an_error(fraction: float) -> None:
+    with pytest.raises(
+        ConfigError, match=f"validation fraction must be in \\(0, 1\\), got {fraction}"
+    ):
+        stratified_split(np.array([0, 0, 1, 1]), fraction, seed=0)
 
 
 def test_class_balance_counts_and_notes() -> None:

@@ -154,6 +154,22 @@ def _workers(pid: int) -> list[int]:
     return out
 
 
+def _start_time(pid: int) -> int:
+    """When process ``pid`` started (clock ticks since boot, /proc/PID/stat field 22): tells the
+    process apart from a later one given the same pid."""
+    return int((Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split())[19])
+
+
+def _running(pid: int, start: int) -> bool:
+    """Process ``pid`` that started at ``start`` still exists and has not exited (a zombie, dead
+    but not yet reaped, counts as exited)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return int(fields[19]) == start and fields[0] != "Z"
+
+
 def _sockets(pid: int) -> int:
     """Open sockets of process ``pid`` (Linux /proc)."""
     fds = Path(f"/proc/{pid}/fd")
@@ -200,11 +216,14 @@ def test_two_real_workers_answer_and_stop_together(bundle: Path, tmp_path: Path)
         finally:
             for client in clients:
                 client.close()
-        # a worker that dies stops the server: the other worker goes too, and the exit says why
+        # a worker that dies stops the server: the other worker goes too (the server stops and
+        # joins it before it exits, so it is gone the moment the server is), and the exit says why
+        other = (workers[1], _start_time(workers[1]))
+        assert _running(*other)
         os.kill(workers[0], signal.SIGKILL)
         assert proc.wait(timeout=60) == 2
+        assert not _running(*other), f"worker {other[0]} outlived the server"
         assert "exited; the server was stopped" in log.read_text()
-        assert not Path(f"/proc/{workers[1]}").exists() or _workers(proc.pid) == []
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)

@@ -105,6 +105,25 @@ def test_pages_of_other_sites_cannot_act(client: TestClient) -> None:
     assert client.get("/api/runs").headers.get("access-control-allow-origin") is None
 
 
+def test_another_port_of_the_same_host_is_another_site(
+    tmp_path: Path, recipes: Path, run_env: dict[str, str]
+) -> None:
+    """An origin is scheme, host and port: a page served on 127.0.0.1:8001 (another local app)
+    may not act on the studio at 127.0.0.1:8000, nor one on the studio's port of another host."""
+    a = "0000beef"
+    app = create_studio_app(tmp_path, recipes_dir=recipes, env=run_env)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        add_finished_run(app.state.studio.store, a, "reuters")
+        for origin in ("http://127.0.0.1:8001", "http://127.0.0.1", "http://localhost:8000"):
+            r = c.post(f"/api/runs/{a}/cancel", headers={"Origin": origin})
+            assert r.status_code == 403, origin
+            assert detail(r) == (
+                f"cross-site request refused: origin {origin!r} is not this studio"
+            )
+        r = c.post(f"/api/runs/{a}/cancel", headers={"Origin": "http://127.0.0.1:8000"})
+        assert r.status_code == 409  # its own origin reached the route: the run is finished
+
+
 def test_a_loopback_studio_refuses_other_host_names(
     tmp_path: Path, recipes: Path, run_env: dict[str, str]
 ) -> None:
