@@ -3,6 +3,7 @@ post-padded batches, with batch sizes and lengths other than the export example'
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,6 @@ from lstmkit.data.batching import collate_tokens  # noqa: E402
 from lstmkit.export import ExportError, export_onnx, export_run_onnx  # noqa: E402
 from lstmkit.models import ClassifierConfig, SequenceClassifier  # noqa: E402
 
-RUN = Path(__file__).resolve().parent.parent / "runs" / "imdb-seed003"
 TOL = 1e-4
 
 
@@ -137,13 +137,27 @@ REVIEWS = [
 ]
 
 
-@pytest.mark.skipif(not (RUN / "model.safetensors").exists(), reason="runs/imdb-seed003 missing")
-def test_real_run_seed003(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def seed003_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run directory of the imdb-seed003 recipe (its 10,000-word vocabulary, Embedding(32)
+    -> LSTM(32)), trained in quick mode (two steps, about 15 s): what ``lstmkit export`` reads."""
+    from lstmkit.cli import main
+    from lstmkit.data.resolve import ENV_VAR
+
+    if not (Path(os.environ.get(ENV_VAR, "/nonexistent")) / "imdb.npz").exists():
+        pytest.skip(f"{ENV_VAR} does not point at a directory with imdb.npz")
+    run = tmp_path_factory.mktemp("seed003") / "run"
+    assert main(["train", "imdb-seed003", "--quick", "--out", str(run), "--no-progress"]) == 0
+    return run
+
+
+def test_real_run_seed003(seed003_run: Path, tmp_path: Path) -> None:
     from lstmkit.runs import load_run
 
-    model, _, vocab = load_run(RUN)
+    model, _, vocab = load_run(seed003_run)
+    assert model.config.vocab_size == 10000 and model.config.hidden_size == 32
     assert vocab is not None
-    path = export_run_onnx(RUN, tmp_path / "imdb.onnx")
+    path = export_run_onnx(seed003_run, tmp_path / "imdb.onnx")
     sess = _session(path)
     rng = random.Random(3)
     texts = [" ".join([t] * rng.randint(1, 8)) for t in REVIEWS]  # 1 to ~200 words
