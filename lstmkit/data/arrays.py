@@ -65,9 +65,21 @@ class Arrays:
     std: np.ndarray | None
 
 
+# The files of the documented examples, by name: the command that makes each and where it writes
+# by default. A recipe that reads one (stacked-seed004) says so when the file is not there yet.
+EXAMPLE_FILES = {"digits-ge5.npz": ("python examples/make_digit_arrays.py", "data/digits-ge5.npz")}
+
+
 def _load(path_text: str, key: str, what: str) -> np.ndarray:
     path = Path(path_text).expanduser()
     if not path.is_file():
+        if path.name in EXAMPLE_FILES:
+            make, default = EXAMPLE_FILES[path.name]
+            out = "" if path == Path(default) else f" --out {path}"
+            raise ArraysError(
+                f"{what} file {path} does not exist: it is the example's data, make it first with "
+                f"`{make}{out}` (or set [data.arrays] {what} to your own (N, T, F) file)"
+            )
         raise ArraysError(f"{what} file {path} does not exist")
     try:
         if path.suffix == ".npz":

@@ -140,3 +140,27 @@ def test_validation_tail_of_a_label_sorted_file_holds_both_classes(tmp_path: Pat
     data = load_arrays(ArraysSource(x=str(tmp_path / "sorted.npz")), seed=0)
     tail = data.y_train[-len(data.y_train) // 5 :]
     assert 0.2 < tail.mean() < 0.8
+
+
+def test_the_stacked_recipe_without_its_example_file_says_how_to_make_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``lstmkit train stacked-seed004`` before ``examples/make_digit_arrays.py`` was run: exit 2
+    and one line naming the file and the command that makes it, no traceback."""
+    from lstmkit.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no data/digits-ge5.npz here
+    assert main(["train", "stacked-seed004", "--quick", "--out", "run", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "lstmkit train: error: x file data/digits-ge5.npz does not exist: it is the example's "
+        "data, make it first with `python examples/make_digit_arrays.py` (or set [data.arrays] x "
+        "to your own (N, T, F) file)\n"
+    )
+    elsewhere = tmp_path / "mine" / "digits-ge5.npz"
+    setting = f'data.arrays.x="{elsewhere}"'
+    args = ["train", "stacked-seed004", "--quick", "--out", "run", "--set", setting]
+    assert main(args) == 2
+    assert f"`python examples/make_digit_arrays.py --out {elsewhere}`" in capsys.readouterr().err
+    with pytest.raises(ArraysError, match=r"^x file .*other\.npz does not exist$"):
+        load_arrays(ArraysSource(x=str(tmp_path / "other.npz")))
