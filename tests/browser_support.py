@@ -51,3 +51,53 @@ def running_server(app: Any, what: str = "the server", timeout: float = 30.0) ->
 def launch_chromium(playwright: Any) -> Any:
     """Debian's chromium, headless, no sandbox (a test tool's own browser download fails here)."""
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+# -- accessibility: axe-core (WCAG 2.0 / 2.1 / 2.2, levels A and AA) and the page's width --------
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+DESKTOP = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
+SIZES = {"desktop": DESKTOP, "phone": PHONE}
+
+
+def settle(page: Any) -> None:
+    """Wait two animation frames: layout, resize observers and what they redraw have run."""
+    page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's violations of the WCAG A/AA rules on the page as it is now (axe-core from
+    axe-playwright-python, injected once per document)."""
+    from axe_playwright_python.base import AXE_SCRIPT
+
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE_SCRIPT)
+    options = {"runOnly": {"type": "tag", "values": AXE_TAGS}, "resultTypes": ["violations"]}
+    result = page.evaluate("options => axe.run(document, options)", options)
+    return list(result["violations"])
+
+
+def sideways_overflow(page: Any) -> int:
+    """How many CSS pixels the page is wider than its window (0: no horizontal page scroll)."""
+    return int(
+        page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    )
+
+
+def check_accessible(page: Any, what: str, minor_ok: frozenset[str] = frozenset()) -> None:
+    """At 1366x768 and at 390x844: no axe violation of impact serious or critical, no minor or
+    moderate one outside ``minor_ok`` (each listed with why where it is passed), and at the
+    phone size no sideways page scroll. Leaves the page at the desktop size."""
+    problems = []
+    for size_name, size in (("phone", PHONE), ("desktop", DESKTOP)):
+        page.set_viewport_size(size)
+        settle(page)
+        for v in axe_violations(page):
+            if v["impact"] in ("serious", "critical") or v["id"] not in minor_ok:
+                nodes = "; ".join(" ".join(map(str, n["target"])) for n in v["nodes"][:5])
+                problems.append(f"{what} at {size_name}: {v['id']} ({v['impact']}): {nodes}")
+        if size is PHONE:
+            over = sideways_overflow(page)
+            if over > 0:
+                problems.append(f"{what} at {size_name}: the page scrolls sideways by {over} px")
+    assert not problems, "\n".join(problems)

@@ -35,6 +35,7 @@ STATIC_FILES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 
 
@@ -160,6 +161,12 @@ async def index() -> FileResponse:
     """The web page: a text box, the prediction and a per-token heatmap (no token needed; the
     page asks for one when the API wants it)."""
     return _static("index.html")
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> FileResponse:
+    """The page's icon (an SVG; browsers that ask for /favicon.ico get it rather than a 404)."""
+    return _static("favicon.svg")
 
 
 @router.get("/static/{name}", include_in_schema=False)

@@ -136,3 +136,14 @@ def test_static_files_are_package_data() -> None:
     assert {p.name for p in STATIC.iterdir()} >= {"index.html", "app.js", "style.css"}
     pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
     assert '"lstmkit.serve" = ["static/*"]' in pyproject
+
+
+def test_favicon_is_served(client: TestClient) -> None:
+    # a browser asks for /favicon.ico unless the page names its icon; both answer the SVG
+    for path in ("/favicon.ico", "/static/favicon.svg"):
+        r = client.get(path)
+        assert r.status_code == 200, path
+        assert r.headers["content-type"].startswith("image/svg+xml")
+        assert r.text.startswith("<svg")
+    assert 'rel="icon" href="static/favicon.svg"' in client.get("/").text
+    assert {p.name for p in STATIC.iterdir()} >= {"favicon.svg"}

@@ -2,7 +2,7 @@
 // at / under lstmkit serve and under /models/<run>/ in lstmkit studio; no external resources).
 "use strict";
 
-const state = { needsToken: false, maxTokens: 200 };
+const state = { needsToken: false, maxTokens: 200, maxlen: null, maxTexts: 64, maxChars: 20000, busy: false };
 const $ = (id) => document.getElementById(id);
 
 function headers() {
@@ -44,14 +44,53 @@ function showError(message) {
   const el = $("error");
   el.textContent = message || "";
   el.hidden = !message;
+  $("text").setAttribute("aria-invalid", message ? "true" : "false");
+}
+
+const CELLS = { lstm: "LSTM", gru: "GRU", rnn: "simple RNN" };
+
+// the architecture in words, from /v1/model's ClassifierConfig (not just "LSTM model")
+function describeModel(m) {
+  const parts = [];
+  if (m.vocab_size) parts.push("embedding " + m.embedding_dim);
+  if (m.conv_filters) parts.push("Conv1D (" + m.conv_filters + " filters, width " + m.conv_kernel + ") + max-pool " + m.pool_size);
+  const sizes = m.layer_sizes && m.layer_sizes.length ? m.layer_sizes : Array(m.num_layers || 1).fill(m.hidden_size);
+  const cell = CELLS[m.cell] || String(m.cell).toUpperCase();
+  parts.push((m.bidirectional ? "bidirectional " : "") + (sizes.length > 1 ? sizes.length + "-layer " : "") + cell + " (" + sizes.join(", ") + " units)");
+  if (m.pooling && m.pooling !== "last") parts.push(m.pooling + " pooling");
+  if (m.dense_sizes && m.dense_sizes.length) parts.push("dense " + m.dense_sizes.join(", "));
+  let text = parts.join(" \u2192 ");
+  if (m.ngrams) text += ", with a 1..." + m.ngrams + "-gram branch";
+  return text;
+}
+
+// under lstmkit studio (/models/<run id>/): the run's own name and a way back to the studio
+async function loadStudioRun() {
+  const match = location.pathname.match(/\/models\/([0-9a-f]{8})\/$/);
+  if (!match) return null;
+  try {
+    const run = await api("GET", "../../api/runs/" + match[1]);
+    $("studio-link").href = "../../#/run/" + match[1];
+    $("studio-link").textContent = "Back to the studio (run \u201c" + run.name + "\u201d)";
+    $("studio-nav").hidden = false;
+    return run;
+  } catch (err) {
+    return null; // not a studio after all, or its token is not given yet
+  }
 }
 
 async function loadModel() {
   try {
-    const info = await api("GET", "v1/model");
-    const name = info.name ? info.name + ": " : "";
-    $("model-info").textContent =
-      name + info.model.cell.toUpperCase() + " model, labels " + info.labels.join(", ");
+    const [info, run] = await Promise.all([api("GET", "v1/model"), loadStudioRun()]);
+    state.maxlen = info.maxlen;
+    state.maxTexts = info.max_texts;
+    state.maxChars = info.max_chars;
+    const name = run ? "Run \u201c" + run.name + "\u201d (recipe " + (info.name || run.recipe) + ")" : info.name;
+    $("model-info").textContent = (name ? name + ": " : "") + describeModel(info.model) + "; labels " + info.labels.join(", ");
+    if (run) {
+      $("page-title").textContent = "lstmkit: " + run.name;
+      document.title = run.name + ": lstmkit";
+    }
   } catch (err) {
     $("model-info").textContent =
       err.status === 401 ? "Enter the server's token to use the model." : String(err.message);
@@ -70,6 +109,7 @@ function renderPrediction(pred) {
     name.textContent = label;
     const bar = document.createElement("div");
     bar.className = "bar";
+    bar.setAttribute("aria-hidden", "true"); // the number beside it says the same
     const fill = document.createElement("div");
     fill.style.width = (100 * p).toFixed(1) + "%";
     bar.appendChild(fill);
@@ -79,6 +119,27 @@ function renderPrediction(pred) {
     bars.appendChild(row);
   }
   $("result").hidden = false;
+}
+
+// -- colours: what they mean is in the legends; the text on them keeps 4.5:1 -------------------
+function rgbOf(color) {
+  const m = color.match(/[\d.]+/g).map(Number);
+  const a = m.length > 3 ? m[3] : 1; // over the white card
+  return [0, 1, 2].map((k) => Math.round(255 + a * (m[k] - 255)));
+}
+
+function luminance(rgb) {
+  const lin = rgb.map((c) => {
+    const s = c / 255;
+    return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2];
+}
+
+// black or white, whichever stands out more (either reaches at least 4.58:1 on any colour)
+function textOn(color) {
+  const l = luminance(rgbOf(color));
+  return (l + 0.05) / 0.05 >= 1.05 / (l + 0.05) ? "#000" : "#fff";
 }
 
 // red: supports the predicted label, blue: speaks against it
@@ -97,6 +158,12 @@ function gateColor(v) {
   return `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
 }
 
+// a contribution with its sign and ``digits`` significant digits (they can be tiny: 0.0012)
+function signed(v, digits) {
+  if (v === 0) return "0";
+  return (v > 0 ? "+" : "\u2212") + String(Number(Math.abs(v).toPrecision(digits)));
+}
+
 function renderWords(result, n) {
   const words = $("words");
   words.replaceChildren();
@@ -104,9 +171,18 @@ function renderWords(result, n) {
   const bound = Math.max(1e-9, ...contrib.map(Math.abs));
   for (let t = 0; t < n; t++) {
     const span = document.createElement("span");
-    span.textContent = result.words[t];
-    span.style.background = contributionColor(contrib[t], bound);
-    span.title = `${result.tokens[t]}: ${contrib[t] >= 0 ? "+" : ""}${contrib[t].toFixed(4)}`;
+    span.className = "word";
+    const color = contributionColor(contrib[t], bound);
+    span.style.background = color;
+    span.style.color = textOn(color);
+    span.title = `${result.tokens[t]}: ${signed(contrib[t], 3)}`;
+    const word = document.createElement("span");
+    word.textContent = result.words[t];
+    // the value is text: a screen reader reads it; "Show the numbers" shows it on screen too
+    const value = document.createElement("span");
+    value.className = "value";
+    value.textContent = " " + signed(contrib[t], 2);
+    span.append(word, value);
     words.appendChild(span);
     words.appendChild(document.createTextNode(" "));
   }
@@ -116,16 +192,12 @@ function heatmapRows(result, n) {
   const rows = [];
   const contrib = result.contributions.slice(0, n);
   const bound = Math.max(1e-9, ...contrib.map(Math.abs));
-  rows.push({
-    name: "contribution",
-    values: contrib,
-    color: (v) => contributionColor(v, bound),
-  });
+  rows.push({ name: "contribution", values: contrib, color: (v) => contributionColor(v, bound), digits: 3 });
   const bidir = result.layers.some((l) => l.direction === "backward");
   for (const layer of result.layers) {
     const tag = "L" + layer.layer + (bidir ? (layer.direction === "backward" ? " bwd" : " fwd") : "");
     for (const [gate, values] of Object.entries(layer.gates)) {
-      rows.push({ name: tag + " " + gate, values: values.slice(0, n), color: gateColor });
+      rows.push({ name: tag + " " + gate, values: values.slice(0, n), color: gateColor, digits: 2 });
     }
     const norm = layer.cell_norm || layer.hidden_norm;
     const top = Math.max(1e-12, ...norm.slice(0, n));
@@ -133,6 +205,7 @@ function heatmapRows(result, n) {
       name: tag + (layer.cell_norm ? " |c|" : " |h|"),
       values: norm.slice(0, n),
       color: (v) => gateColor(v / top),
+      digits: 2,
     });
   }
   return rows;
@@ -141,11 +214,19 @@ function heatmapRows(result, n) {
 function renderHeatmap(result, n) {
   const table = $("heatmap");
   table.replaceChildren();
+  const caption = table.createCaption();
+  caption.className = "visually-hidden";
+  caption.textContent = "Rows: the contribution, each gate and the state norm; columns: the words.";
   const head = document.createElement("thead");
   const headRow = document.createElement("tr");
-  headRow.appendChild(document.createElement("th"));
+  const corner = document.createElement("th");
+  corner.scope = "col";
+  corner.className = "corner";
+  corner.textContent = "word";
+  headRow.appendChild(corner);
   for (let t = 0; t < n; t++) {
     const th = document.createElement("th");
+    th.scope = "col";
     th.textContent = result.words[t];
     headRow.appendChild(th);
   }
@@ -154,12 +235,19 @@ function renderHeatmap(result, n) {
   for (const row of heatmapRows(result, n)) {
     const tr = document.createElement("tr");
     const th = document.createElement("th");
+    th.scope = "row";
     th.textContent = row.name;
     tr.appendChild(th);
     row.values.forEach((v, t) => {
       const td = document.createElement("td");
-      td.style.background = row.color(v);
+      const color = row.color(v);
+      td.style.background = color;
+      td.style.color = textOn(color);
       td.title = `${row.name} at "${result.words[t]}": ${v.toFixed(4)}`;
+      const value = document.createElement("span");
+      value.className = "value";
+      value.textContent = row.digits === 3 ? signed(v, 2) : v.toFixed(2);
+      td.appendChild(value);
       tr.appendChild(td);
     });
     body.appendChild(tr);
@@ -167,39 +255,138 @@ function renderHeatmap(result, n) {
   table.append(head, body);
 }
 
-function renderInspection(result) {
+// the cue that the heatmap scrolls sideways, only when it does
+function updateScrollCue() {
+  const box = $("heatmap-box");
+  $("scroll-cue").hidden = $("gates-part").hidden || box.scrollWidth <= box.clientWidth + 1;
+}
+
+function renderInspection(result, note) {
   const n = Math.min(result.tokens.length, state.maxTokens);
+  $("inspect-note").textContent = note || "";
+  $("inspect-note").hidden = !note;
   $("method").textContent =
-    "Occlusion: how much the probability of \u201c" + result.label +
-    "\u201d drops when a word is replaced by the unknown-word token (red: for, blue: against)." +
+    (result.contribution_method === "leave-one-out"
+      ? "Leaving each word out: how much the probability of \u201c" + result.label + "\u201d drops without the word"
+      : "Occlusion: how much the probability of \u201c" + result.label +
+        "\u201d drops when a word is replaced by the unknown-word token") +
+    " (red: for, blue: against; the stronger the colour, the larger the effect)." +
     (n < result.tokens.length ? ` First ${n} of ${result.tokens.length} tokens.` : "");
   renderWords(result, n);
-  renderHeatmap(result, n);
+  const gates = result.layers.length > 0;
+  $("gates-part").hidden = !gates;
+  if (gates) renderHeatmap(result, n);
+  else $("heatmap").replaceChildren();
   $("inspect").hidden = false;
+  updateScrollCue();
+}
+
+// where the server cannot look inside the model (a Conv1D front: its recurrent steps are not
+// words), each word's effect measured through v1/predict: the text without that word
+async function leaveOneOut(text, label) {
+  const keep = Math.min(state.maxTokens, state.maxlen || state.maxTokens);
+  const words = text.split(/\s+/).filter(Boolean).slice(-keep); // the model reads the end
+  if (words.length < 2) return null;
+  const texts = [words.join(" "), ...words.map((_, i) => words.filter((_, j) => j !== i).join(" "))];
+  const scores = [];
+  let batch = [];
+  let chars = 0;
+  const flush = async () => {
+    const answer = await api("POST", "v1/predict", { texts: batch });
+    scores.push(...answer.predictions.map((p) => p.scores));
+    batch = [];
+    chars = 0;
+  };
+  for (const t of texts) {
+    if (batch.length && (batch.length >= state.maxTexts || chars + t.length > state.maxChars)) await flush();
+    batch.push(t);
+    chars += t.length;
+  }
+  if (batch.length) await flush();
+  const base = scores[0][label];
+  return {
+    label,
+    contribution_method: "leave-one-out",
+    tokens: words,
+    words,
+    contributions: scores.slice(1).map((s) => base - s[label]),
+    layers: [],
+  };
+}
+
+function calmNote(message) {
+  if (/conv1d/i.test(message)) {
+    return "This model has a Conv1D front, so its recurrent steps are not words and the gates per word cannot be shown; the word contributions below come from leaving each word out.";
+  }
+  return "The gates per word cannot be shown for this model (" + message + "); the word contributions below come from leaving each word out.";
 }
 
 async function run(event) {
   if (event) event.preventDefault();
+  if (state.busy) return; // the button stays enabled (a disabled button drops the focus)
   const text = $("text").value;
   if (!text.trim()) {
     showError("Type some text first.");
+    $("text").focus();
     return;
   }
   showError("");
-  $("predict").disabled = true;
+  state.busy = true;
+  $("predict").setAttribute("aria-disabled", "true");
+  $("announce").textContent = "Predicting\u2026";
   try {
-    const [pred, inspection] = await Promise.all([
+    // the prediction shows whatever the inspection answers
+    const [pred, inspection] = await Promise.allSettled([
       api("POST", "v1/predict", { texts: [text] }),
       api("POST", "v1/inspect", { text }),
     ]);
-    renderPrediction(pred.predictions[0]);
-    renderInspection(inspection);
+    if (pred.status === "rejected") {
+      $("announce").textContent = "";
+      showError(pred.reason.message);
+      return;
+    }
+    const p = pred.value.predictions[0];
+    renderPrediction(p);
+    $("announce").textContent = "Prediction: " + p.label + ", " + (100 * p.scores[p.label]).toFixed(1) + " %.";
+    if (inspection.status === "fulfilled") {
+      renderInspection(inspection.value, "");
+    } else if (inspection.reason.status === 422) {
+      let occluded = null;
+      try {
+        occluded = await leaveOneOut(text, p.label);
+      } catch (err) {
+        occluded = null;
+      }
+      if (occluded) renderInspection(occluded, calmNote(inspection.reason.message));
+      else showInspectNote(calmNote(inspection.reason.message).replace(/; the word contributions.*$/, "."));
+    } else {
+      showInspectNote("The look inside the model is not available for this text: " + inspection.reason.message);
+    }
     if (state.needsToken) loadModel();
   } catch (err) {
     showError(err.message);
   } finally {
-    $("predict").disabled = false;
+    state.busy = false;
+    $("predict").removeAttribute("aria-disabled");
   }
+}
+
+function showInspectNote(note) {
+  $("inspect-note").textContent = note;
+  $("inspect-note").hidden = false;
+  $("method").textContent = "";
+  $("words").replaceChildren();
+  $("gates-part").hidden = true;
+  $("inspect").hidden = false;
+}
+
+function toggleNumbers() {
+  const button = $("show-numbers");
+  const on = button.getAttribute("aria-pressed") !== "true";
+  button.setAttribute("aria-pressed", String(on));
+  button.textContent = on ? "Hide the numbers" : "Show the numbers";
+  $("inspect").classList.toggle("numbers", on);
+  updateScrollCue();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -210,5 +397,7 @@ document.addEventListener("DOMContentLoaded", () => {
       run();
     });
   }
+  $("show-numbers").addEventListener("click", toggleNumbers);
+  window.addEventListener("resize", updateScrollCue);
   loadModel();
 });
