@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-memory test lint bench clean
+.PHONY: demo demo-memory test test-wheel docs lint bench clean
 
-$(STAMP): pyproject.toml
+# constraints.txt pins what our runs install (torch's CPU wheel); lstmkit asks only lower bounds
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 # data: $LSTMKIT_DATA if set, else ../shared/data when it exists, else the user cache / download
@@ -30,6 +31,15 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	OMP_NUM_THREADS=1 KERAS_BACKEND=torch $(BIN)/python -m pytest -n 2 -q
+
+# the wheel as users get it: built, installed core-only and then with [all] into fresh venvs
+# outside the checkout, and run from an empty folder (tests/wheel_check.py)
+test-wheel: $(STAMP)
+	$(BIN)/python tests/wheel_check.py --constraints constraints.txt
+
+# the documentation site (mkdocs.yml): any warning is an error
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/site
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/recurrent.py --quick

@@ -6,9 +6,10 @@ Commands (argparse subparsers; each ``_add_*_parser`` function registers one com
 
 - ``demo memory``: SimpleRNN vs GRU vs LSTM on a long-range memory task, no download
   (:mod:`lstmkit.demos.memory`).
-- ``train RECIPE.toml [--set k=v ...] [--out RUN] [--resume] [--record]``, ``evaluate RUN``
+- ``train RECIPE [--set k=v ...] [--out RUN] [--resume] [--record]``, ``evaluate RUN``
   (:mod:`lstmkit.experiment`, the tasks of :mod:`lstmkit.tasks`), ``predict RUN "text" ...
   [--file F]`` (:mod:`lstmkit.bundle`).
+- ``recipes``: the packaged recipes (:mod:`lstmkit.recipes`) with their seed figures.
 - ``report [--check]``: README tables from ``results/`` (:mod:`lstmkit.report`).
 - ``train --task text|forecast --train FILE ...`` (no recipe needed): your own texts or series
   (:mod:`lstmkit.tasks.text`, :mod:`lstmkit.tasks.forecast`); ``forecast RUN --data F --out
@@ -32,7 +33,9 @@ from pathlib import Path
 
 from lstmkit.config import load_recipe, recipe_for_task
 from lstmkit.demos.memory import TASK_DEFAULTS, TASKS, MemoryConfig, run_memory_demo
-from lstmkit.errors import ConfigError, DataError, LstmkitError, MissingDependencyError
+from lstmkit.errors import ConfigError, DataError, LstmkitError
+from lstmkit.extras import needs
+from lstmkit.recipes import resolve as resolve_recipe
 from lstmkit.version import __version__
 
 Handler = Callable[[argparse.Namespace], int]
@@ -163,6 +166,10 @@ def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
 def _run_demo_imdb(args: argparse.Namespace) -> int:
     from lstmkit.demos.imdb import ImdbDemoConfig, run_imdb_demo
 
+    if not getattr(args, "no_serve", False):  # before training, not after it
+        with needs("serve", "lstmkit demo (it serves the model; --no-serve does not)"):
+            import lstmkit.serve.server  # noqa: F401
+
     config = ImdbDemoConfig(
         epochs=getattr(args, "epochs", 4),
         host=getattr(args, "host", "127.0.0.1"),
@@ -204,9 +211,9 @@ def _add_train_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "train",
         help="train a recipe (TOML) on its data set, or on your own data (--task)",
         description=(
-            "Train the model of RECIPE.toml, evaluate it on the test set and write the run "
+            "Train the model of RECIPE (a packaged recipe's name or a .toml file), evaluate it on the test set and write the run "
             "directory (config, vocabulary, weights, metrics, history, curves, checkpoints). "
-            "Multi-process: torchrun --nproc_per_node=N -m lstmkit train RECIPE.toml ... "
+            "Multi-process: torchrun --nproc_per_node=N -m lstmkit train RECIPE ... "
             "Your own data, no recipe needed: "
             "`lstmkit train --task text --train train.csv [--valid v.csv] [--test t.csv] "
             "--text-column review --label-column label [--tokenizer word|char|bpe|unigram]` "
@@ -219,9 +226,11 @@ def _add_train_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     train.add_argument(
         "recipe",
-        type=Path,
         nargs="?",
-        help="recipe file, e.g. recipes/imdb-seed003.toml (optional with --task)",
+        help=(
+            "a packaged recipe's name (imdb-seed003; lstmkit recipes lists them) or a recipe "
+            "file (my-recipe.toml); optional with --task"
+        ),
     )
     train.add_argument(
         "--set",
@@ -429,7 +438,8 @@ def _task_recipe(args: argparse.Namespace) -> tuple[object, dict[str, object]]:
             )
         if args.recipe is None:
             raise ConfigError(
-                "give a recipe (e.g. recipes/imdb-seed003.toml) or --task text|forecast"
+                "give a recipe (a name such as imdb-seed003: lstmkit recipes lists them; or a "
+                ".toml file) or --task text|forecast"
             )
         return load_recipe(args.recipe, args.overrides)
     mine = _TEXT_FLAGS if args.task == "text" else _SERIES_FLAGS
@@ -586,8 +596,8 @@ def _add_sample_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "sample",
         help="generate text with a trained character language model",
         description=(
-            "Prime a language-model run (task = 'language_model', e.g. recipes/"
-            "shakespeare-char.toml) with some characters and sample what follows."
+            "Prime a language-model run (task = 'language_model', e.g. of the recipe "
+            "shakespeare-char) with some characters and sample what follows."
         ),
     )
     sample.add_argument("run_dir", type=Path, help="a finished language-model run directory")
@@ -633,11 +643,13 @@ def _add_compare_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
             "Train RECIPE once per cell type (--cells) into OUT/<cell>/, then write "
             "OUT/comparison.json, .md (a table: test accuracy, loss, parameters, seconds per "
             "epoch) and .png (validation curves overlaid). Seed 003's comparison: "
-            "lstmkit compare recipes/imdb-seed003.toml --record --figure "
+            "lstmkit compare imdb-seed003 --record --figure "
             "docs/figures/compare-cells.png --markdown docs/compare-cells.md"
         ),
     )
-    compare.add_argument("recipe", type=Path, help="a classification recipe")
+    compare.add_argument(
+        "recipe", help="a classification recipe: a packaged recipe's name or a .toml file"
+    )
     compare.add_argument(
         "--cells", nargs="+", default=["rnn", "lstm", "gru"], help="default: rnn lstm gru"
     )
@@ -662,9 +674,10 @@ def _add_compare_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
 def _run_compare(args: argparse.Namespace) -> int:
     from lstmkit.compare import compare_cells
 
-    name = args.recipe.stem
+    path = resolve_recipe(args.recipe)
+    name = path.stem
     result = compare_cells(
-        args.recipe,
+        path,
         list(args.cells),
         args.out or Path("runs") / f"compare-{name}",
         overrides=list(args.overrides),
@@ -762,10 +775,8 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    try:
+    with needs("serve", "lstmkit serve"):
         from lstmkit.serve.server import serve
-    except ImportError as err:
-        raise MissingDependencyError(f"{err}; install fastapi and uvicorn") from None
     if not 0 <= args.max_wait_ms <= 1000:
         raise ConfigError(f"--max-wait-ms must be in [0, 1000], got {args.max_wait_ms}")
     if args.workers < 1:
@@ -822,7 +833,8 @@ def _add_studio_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "studio",
         help="the training studio: set parameters in a web page, train, watch live, use the model",
         description=(
-            "A web page (http://HOST:PORT/) to start runs of the recipes with the seed's "
+            "A web page (http://HOST:PORT/) to start runs of the packaged recipes (and those "
+            "of --recipes DIR) with the seed's "
             "parameters, watch loss, accuracy, learning rate, gradient norms and ETA live, "
             "compare runs and open a finished run's prediction page. Runs are `lstmkit train` "
             "subprocesses in a queue; runs, metrics and uploads live in --home (SQLite)."
@@ -839,8 +851,11 @@ def _add_studio_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     studio.add_argument(
         "--recipes",
         type=Path,
-        default=Path("recipes"),
-        help="folder of *.toml recipes to start from (default: %(default)s)",
+        metavar="DIR",
+        help=(
+            "a folder of *.toml recipes of your own, offered beside lstmkit's packaged recipes "
+            "(a recipe of yours with a packaged recipe's name takes its place)"
+        ),
     )
     studio.add_argument(
         "--token", help="require 'Authorization: Bearer TOKEN' on the API (default: none)"
@@ -856,16 +871,15 @@ def _add_studio_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _run_studio(args: argparse.Namespace) -> int:
-    try:  # fastapi and uvicorn: imported only when the studio runs
+    with needs("studio", "lstmkit studio"):  # fastapi and uvicorn: only when the studio runs
         from lstmkit.studio.server import serve_studio
-    except ImportError as err:
-        raise MissingDependencyError(f"{err}; install fastapi and uvicorn") from None
     try:
         serve_studio(
             args.home,
             host=args.host,
             port=args.port,
             recipes_dir=args.recipes,
+            packaged_recipes=True,
             token=args.token,
             max_concurrent=args.max_concurrent,
         )
@@ -934,6 +948,40 @@ def _run_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_recipes_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    recipes = commands.add_parser(
+        "recipes",
+        help="list the packaged recipes (lstmkit train NAME runs one)",
+        description=(
+            "The recipes that ship with lstmkit: name, task, data set, the figure the seed's "
+            "lecture note reports (when it reports one) and the description. `lstmkit train "
+            "NAME` runs one; `--path` prints the files (copy one to start a recipe of your own)."
+        ),
+    )
+    recipes.add_argument("--path", action="store_true", help="print each recipe's file instead")
+    recipes.set_defaults(handler=_run_recipes)
+
+
+def _run_recipes(args: argparse.Namespace) -> int:
+    from lstmkit.recipes import folder, names
+
+    rows = []
+    for name in names():
+        path = folder() / f"{name}.toml"
+        if args.path:
+            print(path)
+            continue
+        recipe, _ = load_recipe(path)
+        figure = "-" if recipe.seed_figure is None else f"{recipe.seed_figure:.2%}"
+        rows.append((name, recipe.task, recipe.data.dataset, figure, recipe.description))
+    if rows:
+        head = ("name", "task", "data", "seed figure", "description")
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+        for row in [head, *rows]:
+            print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)), row[4])
+    return 0
+
+
 STORAGE_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
 )
@@ -966,6 +1014,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inspect_parser(commands)
     _add_forecast_parser(commands)
     _add_studio_parser(commands)
+    _add_recipes_parser(commands)
     return parser
 
 

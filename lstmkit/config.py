@@ -27,6 +27,7 @@ Validation is pydantic's: an unknown key or a bad value is one error naming the 
 from __future__ import annotations
 
 import copy
+import os
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -42,6 +43,7 @@ from pydantic import (
     model_validator,
 )
 
+from lstmkit import recipes as packaged
 from lstmkit.data.arrays import ArraysSource
 from lstmkit.data.series import SeriesSource
 from lstmkit.data.text import TextSource
@@ -548,10 +550,13 @@ def read_recipe_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
 
 
-def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> tuple[Recipe, dict[str, Any]]:
-    """Load and validate a TOML recipe with overrides. Returns the recipe and the raw dict (with
-    overrides) for the run record."""
-    path = Path(path)
+def load_recipe(
+    recipe: str | os.PathLike[str], overrides: Iterable[str] = ()
+) -> tuple[Recipe, dict[str, Any]]:
+    """Load and validate a TOML recipe with overrides: ``recipe`` is a packaged recipe's name
+    (``imdb-seed003``) or a path to a file (:func:`lstmkit.recipes.resolve`). Returns the recipe
+    and the raw dict (with overrides) for the run record."""
+    path = packaged.resolve(recipe)
     raw = read_recipe_toml(path)
     raw = apply_overrides(raw, overrides)
     raw.setdefault("name", path.stem)
@@ -576,7 +581,7 @@ def recipe_for_task(
     task: str,
     data_options: dict[str, Any],
     *,
-    recipe_path: Path | None = None,
+    recipe_path: str | os.PathLike[str] | None = None,
     data_top: dict[str, Any] | None = None,
     overrides: list[str] | tuple[str, ...] = (),
 ) -> tuple[Recipe, dict[str, Any]]:
@@ -585,7 +590,7 @@ def recipe_for_task(
     ``data_options`` (flags that were given, None values dropped) fill ``[data.text]`` (task
     'text') or ``[data.series]`` (task 'forecast'); ``data_top`` fills ``[data]`` itself (e.g.
     ``maxlen``). A ``recipe_path`` TOML is the base (its ``[data.*]`` values are overridden by
-    the flags); ``overrides`` (``--set``) apply last. The name defaults to
+    the flags; a packaged recipe's name or a path); ``overrides`` (``--set``) apply last. The name defaults to
     ``text-<train stem>`` / ``forecast-<train stem>``. Raises ConfigError.
     """
     if task not in TASK_DATASETS:
@@ -594,9 +599,10 @@ def recipe_for_task(
     raw: dict[str, Any] = {}
     source = "--task " + task
     if recipe_path is not None:
-        raw = read_recipe_toml(Path(recipe_path))
+        path = packaged.resolve(recipe_path)
+        raw = read_recipe_toml(path)
         source = str(recipe_path)
-        raw.setdefault("name", Path(recipe_path).stem)
+        raw.setdefault("name", path.stem)
     data = dict(raw.get("data") or {})
     if data.get("dataset", dataset) != dataset:
         raise ConfigError(

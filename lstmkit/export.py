@@ -42,7 +42,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lstmkit.errors import ExportError, MissingDependencyError
+from lstmkit.errors import ExportError
+from lstmkit.extras import needs
 from lstmkit.models import PaddedClassifier, SequenceClassifier
 from lstmkit.models import padded_blockers as export_blockers
 from lstmkit.runs import load_run
@@ -94,12 +95,8 @@ def export_onnx(
             (see :func:`export_blockers`).
     """
     check_exportable(model)
-    try:
+    with needs("export", "the ONNX export"):
         import onnx  # optional dependency: pip install 'lstmkit[export]'
-    except ImportError as err:
-        raise MissingDependencyError(
-            f"{err}; install the export extra: pip install 'lstmkit[export]'"
-        ) from None
 
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ import torch
 from lstmkit.config import PretrainConfig, Recipe
 from lstmkit.data.imdb_texts import load_imdb_unlabelled
 from lstmkit.errors import ConfigError, DataError
+from lstmkit.extras import needs
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ def word2vec_matrix(
     (the others are random with the same standard deviation, ``cfg.init_std``; row 0, padding,
     is 0); facts: tokens, kept ids, seconds.
     """
-    from gensim.models import Word2Vec  # a heavy import, needed only here
+    with needs("text", 'word2vec pretraining ([pretrain] method = "word2vec")'):
+        from gensim.models import Word2Vec  # a heavy import, needed only here
 
     if dim < 1 or vocab_size < 2:
         raise ValueError(f"need dim >= 1 and vocab_size >= 2, got {dim}, {vocab_size}")

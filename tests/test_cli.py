@@ -103,3 +103,13 @@ def test_serve_flags_are_checked_before_loading(
     assert "--max-wait-ms must be in [0, 1000], got 5000.0" in capsys.readouterr().err
     assert main(["serve", str(tmp_path / "nope"), "--no-micro-batch"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_the_version_is_the_package_metadata_s(capsys: pytest.CaptureFixture[str]) -> None:
+    import tomllib
+    from importlib.metadata import version
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    assert __version__ == version("lstmkit") == project["version"]
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"lstmkit {project['version']}"

@@ -12,7 +12,7 @@ from lstmkit.cli import main
 from lstmkit.compare import comparison_markdown
 from lstmkit.data.resolve import ENV_VAR
 
-RECIPE = Path(__file__).parents[1] / "recipes" / "reuters-seed002.toml"
+RECIPE = Path(__file__).parents[1] / "lstmkit" / "recipes" / "reuters-seed002.toml"
 
 
 @pytest.mark.skipif(

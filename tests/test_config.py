@@ -14,7 +14,7 @@ from lstmkit.config import (
     recipe_from_dict,
 )
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[1] / "lstmkit" / "recipes"
 
 
 def test_every_shipped_recipe_loads() -> None:

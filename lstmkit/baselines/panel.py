@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from lstmkit.errors import BaselineError, MissingDependencyError
+from lstmkit.errors import BaselineError
+from lstmkit.extras import needs
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +62,14 @@ _SKIP = "pass --baseline none to skip the baseline"
 
 def _factories(methods: Sequence[str], season: int) -> dict[str, Any]:
     """A maker of a fresh statsforecast model per method (imported here, not at import time)."""
-    try:
+    with needs(
+        "forecast",
+        "the panel baselines (AutoETS, AutoTheta, SeasonalNaive, Naive)",
+        hint=f"or {_SKIP}",
+        verb="need",
+    ):
         import statsforecast  # noqa: F401  (a missing package fails here, not in a submodule)
         from statsforecast.models import AutoETS, AutoTheta, Naive, SeasonalNaive
-    except ImportError:
-        raise MissingDependencyError(
-            "the panel baselines (AutoETS, AutoTheta, SeasonalNaive, Naive) need statsforecast: "
-            f"pip install 'statsforecast>=2.0', or {_SKIP}"
-        ) from None
     build = {
         "auto_ets": lambda: AutoETS(season_length=season),
         "auto_theta": lambda: AutoTheta(season_length=season),

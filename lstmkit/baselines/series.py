@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from lstmkit.errors import BaselineError, MissingDependencyError
+from lstmkit.errors import BaselineError
+from lstmkit.extras import needs
 
 NAME = "holt_winters"
 MAX_FITS = 30
@@ -58,12 +59,8 @@ def describe(season: int, multiplicative: bool) -> str:
 
 
 def _fit(y: np.ndarray, season: int, multiplicative: bool) -> HoltWintersParams:
-    try:
+    with needs("forecast", "the Holt-Winters baseline"):
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
-    except ImportError:  # pragma: no cover - a dependency
-        raise MissingDependencyError(
-            "the Holt-Winters baseline needs statsmodels: pip install 'statsmodels>=0.14'"
-        ) from None
     seasonal = None if season <= 1 else ("mul" if multiplicative else "add")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter; a failed fit raises below

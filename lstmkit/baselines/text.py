@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from lstmkit.errors import BaselineError, MissingDependencyError
+from lstmkit.errors import BaselineError
+from lstmkit.extras import needs
 
 NAME = "tfidf-logreg"
 DESCRIPTION = "TF-IDF word 1-2-grams + char 1-3-grams, logistic regression (scikit-learn)"
@@ -93,15 +94,10 @@ def tfidf_logistic(
 ) -> TextBaseline:
     """Fit the baseline on ``train`` (texts, label ids), choose C on ``valid``, score ``valid``
     and ``test``. Raises BaselineError when it cannot be fitted."""
-    try:
+    with needs("text", "the TF-IDF baseline", hint="or skip it with --baseline none"):
         from scipy.sparse import hstack
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
-    except ImportError as err:
-        raise MissingDependencyError(
-            f"the TF-IDF baseline needs scikit-learn ({err}); pip install scikit-learn, "
-            "or skip it with --baseline none"
-        ) from None
     start = time.perf_counter()
     texts, y = list(train[0]), np.asarray(train[1], dtype=np.int64)
     if len(np.unique(y)) < 2:

@@ -232,9 +232,12 @@ def _arrow_csv_columns(
     the line numbers, a field over the csv module's field size limit is an error there, a header
     naming a column twice or lacking one of ``columns`` is an error there: those files go to it
     too. Every field is read as a string, so that pyarrow checks all of them for valid UTF-8 and
-    types nothing (``01`` stays ``01``)."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
+    types nothing (``01`` stays ``01``). None too when pyarrow (the text extra) is not installed."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+    except ImportError:  # pip install 'lstmkit[text]': the same records, about 3x faster
+        return None
 
     if not raw or raw.find(b"\x00") >= 0:
         return None

@@ -59,6 +59,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lstmkit.errors import EmptyEncodingError
+from lstmkit.extras import needs
 from lstmkit.files import atomic_write_text
 
 TokenizerKind = Literal["word", "char", "bpe", "unigram"]
@@ -92,9 +93,12 @@ def parallelism(threads: int) -> Iterator[None]:
 
 def library_versions() -> dict[str, str]:
     """The versions of the libraries that train and apply the tokenizers (they key the cache)."""
-    import sentencepiece
     import tokenizers
 
+    try:
+        import sentencepiece
+    except ImportError:  # the text extra: only the unigram tokenizer's training needs it
+        return {"tokenizers": tokenizers.__version__, "sentencepiece": "not installed"}
     return {"tokenizers": tokenizers.__version__, "sentencepiece": sentencepiece.__version__}
 
 
@@ -254,8 +258,10 @@ def _train_unigram(
     threads: int,
     character_coverage: float | None,
 ) -> Any:
-    import sentencepiece as spm
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    with needs("text", "the unigram tokenizer"):
+        import sentencepiece as spm
 
     normalizer = _normalizer(lowercase)
     sentences = [_training_sentence(t, normalizer, lowercase) for t in texts]

@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lstmkit.errors import ConfigError
+from lstmkit.recipes import folder as packaged_folder
 from lstmkit.serve.bodylimit import BodyLimit
 from lstmkit.serve.validation import invalid_request
 from lstmkit.studio.deps import Studio
@@ -109,10 +110,20 @@ async def _refuse(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _recipe_file(recipe_dirs: tuple[Path, ...], name: str) -> Path:
+    """The file of recipe ``name``: the last folder's that has one (as the catalogue lists it)."""
+    for folder in reversed(recipe_dirs):
+        if (folder / f"{name}.toml").is_file():
+            return folder / f"{name}.toml"
+    # removed since it was queued: the run's train.log names the missing file
+    return (recipe_dirs[-1] if recipe_dirs else Path.cwd()) / f"{name}.toml"
+
+
 def create_studio_app(
     home: str | os.PathLike[str],
     *,
-    recipes_dir: str | os.PathLike[str] = "recipes",
+    recipes_dir: str | os.PathLike[str] | None = None,
+    packaged_recipes: bool | None = None,
     token: str | None = None,
     max_concurrent: int = 1,
     max_upload_bytes: int = 50 * 1024 * 1024,
@@ -123,9 +134,14 @@ def create_studio_app(
     launcher: Launcher = default_launcher,
     allowed_hosts: tuple[str, ...] | None = None,
 ) -> FastAPI:
-    """The studio for ``home`` (created if missing) with the recipes of ``recipes_dir``.
+    """The studio for ``home`` (created if missing).
 
     Args:
+        recipes_dir: a folder of ``*.toml`` recipes of one's own (read at every listing: a
+            recipe added while the studio runs shows up).
+        packaged_recipes: also offer lstmkit's packaged recipes (:mod:`lstmkit.recipes`); by
+            default only when no ``recipes_dir`` is given (``lstmkit studio`` offers both). A
+            recipe of ``recipes_dir`` with a packaged recipe's name takes its place.
         token: when given, every ``/api`` and ``/models/<id>/v1`` route wants
             ``Authorization: Bearer <token>``.
         max_concurrent: most runs training at once; the others wait in the queue.
@@ -143,12 +159,18 @@ def create_studio_app(
     server stops: the live streams end.
     """
     home_path = Path(home).expanduser().resolve()
-    recipes = Path(recipes_dir).expanduser().resolve()
-    if not recipes.is_dir():
-        raise ConfigError(
-            f"recipe folder {recipes} does not exist; pass --recipes DIR (a folder of *.toml "
-            "recipes, e.g. lstmkit's recipes/)"
-        )
+    folders: list[Path] = []
+    if packaged_recipes or (packaged_recipes is None and recipes_dir is None):
+        folders.append(packaged_folder())
+    if recipes_dir is not None:
+        own = Path(recipes_dir).expanduser().resolve()
+        if not own.is_dir():
+            raise ConfigError(
+                f"recipe folder {own} does not exist; pass --recipes DIR (a folder of *.toml "
+                "recipes of your own) or leave it out for the packaged recipes"
+            )
+        folders.append(own)
+    recipe_dirs = tuple(folders)
     if token is not None and not token:
         raise ConfigError("token must not be empty (give None for no token)")
     if max_upload_bytes < 1:
@@ -167,7 +189,7 @@ def create_studio_app(
         queue = JobQueue(
             store,
             home_path,
-            lambda run: recipes / f"{run['recipe']}.toml",
+            lambda run: _recipe_file(recipe_dirs, run["recipe"]),
             max_concurrent=max_concurrent,
             grace_s=grace_s,
             poll_s=poll_s,
@@ -177,7 +199,7 @@ def create_studio_app(
         )
         return Studio(
             home=home_path,
-            recipes_dir=recipes,
+            recipe_dirs=recipe_dirs,
             store=store,
             queue=queue,
             mounts=mounts,

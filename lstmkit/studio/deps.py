@@ -40,7 +40,7 @@ class Studio:
     """
 
     home: Path
-    recipes_dir: Path
+    recipe_dirs: tuple[Path, ...]
     store: Store
     queue: JobQueue
     mounts: ModelMounts
@@ -65,8 +65,9 @@ class Studio:
         return self.home / "uploads"
 
     def catalog(self) -> dict[str, RecipeInfo]:
-        """The recipes, read now (a recipe added while the studio runs shows up)."""
-        return recipe_catalog(self.recipes_dir)
+        """The recipes of every folder, read now (a recipe added while the studio runs shows
+        up; a later folder's recipe takes the place of an earlier one of the same name)."""
+        return recipe_catalog(*self.recipe_dirs)
 
 
 # async dependencies: a plain def would cost a worker-thread hop per request

@@ -225,11 +225,13 @@ def recipe_values(recipe: Recipe) -> dict[str, Any]:
     }
 
 
-def recipe_catalog(recipes_dir: Path) -> dict[str, RecipeInfo]:
-    """Every ``*.toml`` in ``recipes_dir``, read now (recipes added while the studio runs show up;
-    one that does not load is listed with its error)."""
+def recipe_catalog(*recipe_dirs: Path) -> dict[str, RecipeInfo]:
+    """Every ``*.toml`` in ``recipe_dirs``, read now (recipes added while the studio runs show up;
+    one that does not load is listed with its error; a later folder's recipe takes the place of
+    an earlier one's of the same name), sorted by name."""
     out: dict[str, RecipeInfo] = {}
-    for path in sorted(recipes_dir.glob("*.toml")):
+    paths = {p.stem: p for d in recipe_dirs for p in sorted(d.glob("*.toml"))}
+    for path in (paths[name] for name in sorted(paths)):
         if not RECIPE_NAME.match(path.stem):
             continue
         try:

@@ -19,7 +19,7 @@ from lstmkit.studio.params import (
     validate_request,
 )
 
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "lstmkit" / "recipes"
 
 
 @pytest.mark.parametrize(

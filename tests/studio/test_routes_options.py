@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from studio_support import make_client
 
-REPO_RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+REPO_RECIPES = Path(__file__).resolve().parents[2] / "lstmkit" / "recipes"
 
 
 def detail(response: Any) -> Any:

@@ -16,7 +16,7 @@ from lstmkit.cli import main
 from lstmkit.data.resolve import ENV_VAR
 
 ROOT = Path(__file__).resolve().parents[2]
-REUTERS = str(ROOT / "recipes" / "reuters-seed002.toml")
+REUTERS = str(ROOT / "lstmkit" / "recipes" / "reuters-seed002.toml")
 TINY = [
     "--set",
     "max_steps=6",
