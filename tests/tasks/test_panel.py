@@ -264,7 +264,7 @@ def test_panel_cli_end_to_end_with_statsforecast(
     assert config["calendar"] == ["quarter_of_year_sin", "quarter_of_year_cos"]
     assert config["ids"] == [f"S{k}" for k in range(12)] and config["skipped"] == {}
     chosen = {d["key"]: d["value"] for d in config["defaults"]}
-    assert chosen["data.series.lookback"] == 12  # three seasons of 4
+    assert chosen["data.series.lookback"] == 20  # five seasons of 4
     assert chosen["data.series.members"] == 5 and chosen["train.monitor"] == "val_mae"
     assert config["model"]["members"] == 5 and config["model"]["input_size"] == 3
     # lstmkit evaluate: the same numbers again (the calibrated band comes back with the weights)
@@ -283,8 +283,8 @@ def test_panel_cli_without_baselines_forecast_backtest_and_a_short_series(
         assert main(_train_args(data, run, "--baseline", "none")) == 0
     warned = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
     assert warned == [
-        "1 of 13 series are left out: new: 1 rows: too short for lookback 12 + horizon 4 "
-        "training rows, 4 validation and 4 test rows (needs 24)"
+        "1 of 13 series are left out: new: 1 rows: too short for lookback 20 + horizon 4 "
+        "training rows, 4 validation and 4 test rows (needs 32)"
     ]
     line = capsys.readouterr().out
     assert "test mean MASE over 12 series (m4, H=4, 1 left out): model " in line
@@ -307,7 +307,7 @@ def test_panel_cli_without_baselines_forecast_backtest_and_a_short_series(
     with caplog.at_level(logging.WARNING):
         assert main(["forecast", str(run), "--data", str(data), "--out", str(out)]) == 0
     assert any(
-        "1 series shorter than the lookback 12 are left out: new" in r.getMessage()
+        "1 series shorter than the lookback 20 are left out: new" in r.getMessage()
         for r in caplog.records
     )
     header, rows = _read_csv(out)
@@ -325,11 +325,11 @@ def test_panel_cli_without_baselines_forecast_backtest_and_a_short_series(
         assert [r["step"] for r in mine] == ["1", "2", "3", "4"]
         q = np.array([[float(r[c]) for c in ("q0.1", "q0.5", "q0.9")] for r in mine])
         assert bool((np.diff(q, axis=1) >= 0).all())
-        # the model's own forecast of the last 12 rows (target and quarter sin / cos)
+        # the model's own forecast of the last 20 rows (target and quarter sin / cos)
         times, ys = truth[f"S{k}"]
-        pos = np.arange(len(ys))[-12:] % 4
+        pos = np.arange(len(ys))[-20:] % 4
         window = np.stack(
-            [ys[-12:], np.sin(2 * np.pi * pos / 4), np.cos(2 * np.pi * pos / 4)], 1
+            [ys[-20:], np.sin(2 * np.pi * pos / 4), np.cos(2 * np.pi * pos / 4)], 1
         ).astype(np.float32)
         with torch.no_grad():
             want = model.predict(torch.from_numpy(window)[None])[0].numpy()
@@ -442,3 +442,52 @@ def test_a_series_embedding_keeps_each_series_index_in_the_backtest(
     assert main(["forecast", str(run), "--data", str(other), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "series 'S9' is not one the model was trained on" in err and "Traceback" not in err
+
+
+def test_the_baseline_only_band_is_the_quantiles_of_all_its_training_and_validation_errors(
+    tmp_path: Path,
+) -> None:
+    """An in-window baseline fits nothing, so its errors on the training and the validation
+    windows are all out of sample: its band is their per-step quantiles, and so its interval
+    covers its nominal 80% of those windows' targets (per step, up to the quantiles'
+    interpolation), more than the training windows' band alone covers of the validation ones
+    when the validation period is wilder."""
+    from lstmkit.config import recipe_for_task
+    from lstmkit.tasks.panel import (
+        _coverage,
+        _normalised_targets,
+        model_config,
+        normalised_outputs,
+        prepare_panel,
+        residual_offsets,
+    )
+
+    data_file = _panel(tmp_path / "panel.csv", series=6, n=60)
+    options = {"train": str(data_file), "target": "y", "time_column": "ds", "horizon": 4}
+    options |= {"id_column": "unique_id", "lookback": 12, "baseline": "none"}
+    recipe, _ = recipe_for_task("forecast", options)
+    assert recipe.data.series is not None
+    data = prepare_panel(recipe.data.series)
+    model = PanelForecaster(model_config(recipe, data, "seasonal_naive"))
+    pooled = residual_offsets(model, data, ("train", "valid"))
+    # by hand: the errors of the last-season forecast, per step, in each window's units
+    pairs = [_normalised_targets(data, p, model.config) for p in ("train", "valid")]
+    x = np.concatenate([p[0] for p in pairs])
+    t = np.concatenate([p[1] for p in pairs])
+    err = t - normalised_outputs(model, x)[..., model.median]
+    want = np.quantile(err, [0.1, 0.5, 0.9], axis=0).T  # (H, Q)
+    assert float(np.abs(want[:, 1]).max()) > 0.05  # the errors lean one way: a trend it lags
+    want[:, 1] = 0.0  # the point forecast stays the baseline, the band is its error quantiles
+    assert (want[:, 0] < 0).all() and (want[:, 2] > 0).all()
+    torch.testing.assert_close(pooled, torch.from_numpy(want).float(), rtol=1e-4, atol=1e-5)
+    train_only = residual_offsets(model, data)
+    assert float((pooled - train_only).abs().max()) > 1e-3  # the validation windows count
+    model.set_offsets(pooled)
+    out = normalised_outputs(model, x)
+    inside = ((t >= out[..., 0]) & (t <= out[..., 2])).mean(0)  # per step
+    np.testing.assert_allclose(inside, 0.8, atol=2.5 / len(t))  # up to interpolation ties
+    assert _coverage(model, x, t, 1.0) == pytest.approx(float(inside.mean()), abs=1e-12)
+    # the old band, centred on the errors' median, covers less of these lagged windows
+    centred = torch.from_numpy(np.quantile(err, [0.1, 0.5, 0.9], axis=0).T).float()
+    model.set_offsets(centred - centred[:, 1:2])
+    assert _coverage(model, x, t, 1.0) < 0.75
