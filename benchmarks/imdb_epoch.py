@@ -5,7 +5,7 @@ batch 128, on IMDB (num_words 10000) padded 'pre' to 500 words, holding out the 
 training set (``validation_split=0.2``). Three contenders train that model on the same first 80 %
 (20,000 reviews) in the same run, one after the other, with 2 threads each:
 
-1. **lstmkit**: the real recipe path, ``recipes/imdb-seed003.toml`` through ``load_recipe`` +
+1. **lstmkit**: the real recipe path, the packaged ``imdb-seed003`` through ``load_recipe`` +
    ``prepare`` + ``build_model`` + ``Trainer.fit`` (length bucketing on, no validation);
 2. **keras3-tensorflow**: the seed's code, Keras 3 on TensorFlow in a subprocess run by
    ``benchmarks/.venv-keras-tf/bin/python`` (``bash benchmarks/setup_keras_tf.sh`` makes it), on
@@ -74,7 +74,7 @@ from lstmkit.tasks.classify import Prepared, build_model, prepare
 from lstmkit.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPE = ROOT / "recipes" / "imdb-seed003.toml"
+RECIPE = ROOT / "lstmkit" / "recipes" / "imdb-seed003.toml"
 KERAS_PYTHON = ROOT / "benchmarks" / ".venv-keras-tf" / "bin" / "python"
 KERAS_SCRIPT = ROOT / "benchmarks" / "_keras_tf_epoch.py"
 SETUP_HINT = "bash benchmarks/setup_keras_tf.sh"

@@ -1,5 +1,5 @@
 """Seed 003's Keras code over several seeds: the peer figure beside ``lstmkit train
-recipes/imdb-seed003.toml --seeds 5 --record``.
+imdb-seed003 --seeds 5 --record``.
 
 The lecture note's model exactly (``benchmarks/_keras_tf_epoch.py``: Embedding(10000, 32) ->
 LSTM(32) -> Dense(1, sigmoid), rmsprop, binary cross-entropy, 10 epochs, batch 128), Keras 3 on

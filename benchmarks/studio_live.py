@@ -74,7 +74,7 @@ def main() -> None:
     values = dict(v.split("=", 1) for v in (args.values or ["num_epochs=1", "evaluate_every=5"]))
     body = {"recipe": args.recipe, **{k: _value(v) for k, v in values.items()}}
     home = Path(tempfile.mkdtemp(prefix="studio-live-"))
-    app = create_studio_app(home, recipes_dir=ROOT / "recipes", env={"OMP_NUM_THREADS": "1"})
+    app = create_studio_app(home, env={"OMP_NUM_THREADS": "1"})
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -131,7 +131,7 @@ def main() -> None:
 
     # the same command, run directly
     direct = home / "direct"
-    argv = [sys.executable, "-m", "lstmkit", "train", str(ROOT / "recipes" / f"{args.recipe}.toml")]
+    argv = [sys.executable, "-m", "lstmkit", "train", args.recipe]
     for item in final["overrides"]:
         argv += ["--set", item]
     t1 = time.monotonic()

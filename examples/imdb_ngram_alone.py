@@ -1,4 +1,4 @@
-"""The wide branch of ``recipes/imdb-best.toml`` alone, as a baseline for the recipe.
+"""The wide branch of the packaged recipe ``imdb-best`` alone, as a baseline for the recipe.
 
 NB-weighted, binarised, hashed uni+bigram logistic regression (NBSVM's features, Wang & Manning
 2012; :class:`lstmkit.ngrams.NgramBranch` plus a bias), trained with Adam on the recipe's 90%
@@ -35,7 +35,7 @@ def batches(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--recipe", default="recipes/imdb-best.toml")
+    parser.add_argument("--recipe", default="imdb-best")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--l2", type=float, default=0.0, help="penalty on the branch weights")

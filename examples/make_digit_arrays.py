@@ -5,7 +5,7 @@ more and 0 otherwise (a real signal in real data, balanced: 49% / 51%).
     python examples/make_digit_arrays.py --out data/digits-ge5.npz [--n 20000]
 
 The file holds ``x`` (N, 28, 28) uint8 pixels and ``y`` (N,) int64 labels -- the layout
-``[data.arrays]`` reads (see recipes/stacked-seed004.toml). The images are the first N of
+``[data.arrays]`` reads (see the packaged recipe stacked-seed004: lstmkit recipes --path). The images are the first N of
 MNIST's training set (``lstmkit.data.load_mnist``, data resolved as everywhere).
 """
 
