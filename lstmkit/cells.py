@@ -294,7 +294,8 @@ class GRUCell(RecurrentCell):
     Args:
         reset_after: True applies the reset gate after the recurrent matmul (torch, Keras
             default, cuDNN); False is the original Cho et al. (2014) "reset before".
-        Other options as :class:`LSTMCell`.
+
+    Other options as :class:`LSTMCell`.
     """
 
     num_gates = 3

@@ -712,7 +712,9 @@ class LSTM(Recurrent):
     :func:`lstmkit.functional.lstm_step` and ``docs/design.md``.
 
     Args:
-        input_size: D. hidden_size: H. num_layers: L.
+        input_size: D.
+        hidden_size: H.
+        num_layers: L.
         bidirectional: add a reverse direction; outputs are concatenated (forward first).
         dropout: dropout on the outputs of each layer except the last (training only).
         return_sequences: output every step (B, T, dirs*H_out), else the last (B, dirs*H_out).
@@ -720,9 +722,10 @@ class LSTM(Recurrent):
         padding: 'post' or 'pre', where padded steps sit when ``lengths``/``mask`` is given.
         impl: 'auto' | 'fused' | 'kernel' | 'loop' (see the module docstring).
         varlen: 'auto' | 'split' | 'packed': how the fused op runs variable-length batches.
-        forget_bias: constant on the forget gate, default 1.0 (TF1). torch.nn.LSTM uses 0.
-        peephole, activation, recurrent_activation, layer_norm, proj_size, recurrent_dropout,
-        zoneout, weight_drop, bias: see :class:`lstmkit.cells.LSTMCell`.
+        **cell_options: the cell's options, see :class:`lstmkit.cells.LSTMCell`: ``forget_bias``
+            (constant on the forget gate, default 1.0 as in TF1; torch.nn.LSTM uses 0),
+            ``peephole``, ``activation``, ``recurrent_activation``, ``layer_norm``,
+            ``proj_size``, ``recurrent_dropout``, ``zoneout``, ``weight_drop``, ``bias``.
     """
 
     cell_class = LSTMCell

@@ -158,9 +158,11 @@ class Trainer:
         num_classes: C (2 = sigmoid head), for the default classification objective.
         run_dir: where history, plots and checkpoints go (None: nothing is written).
         collate: ``list[item] -> (inputs, lengths, targets)``.
-        bucketing, bucket_chunk: see BucketBatchSampler. A dataset with a ``batch_sampler(
-            batch_size, *, num_replicas, rank)`` method (e.g. a language model's consecutive
-            chunks) chooses its own batches instead.
+        bucketing: batch sequences of similar length together (see
+            :class:`lstmkit.data.batching.BucketBatchSampler`). A dataset with a
+            ``batch_sampler(batch_size, *, num_replicas, rank)`` method (e.g. a language model's
+            consecutive chunks) chooses its own batches instead.
+        bucket_chunk: a bucket holds this many batches, sorted by length.
         progress: show a rich progress bar (rank 0 only).
         dist_info: position in a distributed job (default: from the environment).
 
