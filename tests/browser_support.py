@@ -3,6 +3,7 @@ server in a thread on 127.0.0.1, and Debian's chromium launched through Playwrig
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -65,14 +66,14 @@ def settle(page: Any) -> None:
     page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
-def axe_violations(page: Any) -> list[dict[str, Any]]:
-    """axe-core's violations of the WCAG A/AA rules on the page as it is now (axe-core from
-    axe-playwright-python, injected once per document)."""
+def axe_violations(page: Any, tags: list[str] = AXE_TAGS) -> list[dict[str, Any]]:
+    """axe-core's violations of the rules with ``tags`` (default: WCAG A/AA) on the page as it
+    is now (axe-core from axe-playwright-python, injected once per document)."""
     from axe_playwright_python.base import AXE_SCRIPT
 
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.evaluate(AXE_SCRIPT)
-    options = {"runOnly": {"type": "tag", "values": AXE_TAGS}, "resultTypes": ["violations"]}
+    options = {"runOnly": {"type": "tag", "values": tags}, "resultTypes": ["violations"]}
     result = page.evaluate("options => axe.run(document, options)", options)
     return list(result["violations"])
 
@@ -92,6 +93,13 @@ def check_accessible(page: Any, what: str, minor_ok: frozenset[str] = frozenset(
     for size_name, size in (("phone", PHONE), ("desktop", DESKTOP)):
         page.set_viewport_size(size)
         settle(page)
+        shots = os.environ.get("LSTMKIT_A11Y_SHOTS")  # a folder: a screenshot of each check
+        if shots:
+            name = "".join(c if c.isalnum() else "-" for c in what)
+            page.screenshot(path=f"{shots}/{name}-{size_name}.png", full_page=True)
+        if os.environ.get("LSTMKIT_AXE_BEST_PRACTICE"):  # axe's other rules, printed only
+            for v in axe_violations(page, ["best-practice"]):
+                print(f"best-practice: {what} at {size_name}: {v['id']} ({v['impact']})")
         for v in axe_violations(page):
             if v["impact"] in ("serious", "critical") or v["id"] not in minor_ok:
                 nodes = "; ".join(" ".join(map(str, n["target"])) for n in v["nodes"][:5])

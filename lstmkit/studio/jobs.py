@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -266,7 +267,7 @@ class JobQueue:
         # runs side by side share the cores (more threads than cores slows every run down);
         # an OMP_NUM_THREADS of the caller or a recipe's train.num_threads still decides
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.max_concurrent)))
-        header = f"$ {' '.join(argv[1:])}\n"
+        header = f"$ {shlex.join(argv)}\n"  # as a shell would run it, the interpreter first
         with open(run_dir / LOG_NAME, "a", encoding="utf-8") as log:
             log.write(header)
         try:

@@ -57,3 +57,13 @@ def test_health_needs_no_token(client: TestClient) -> None:
 def test_static_files_are_package_data() -> None:
     pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
     assert '"lstmkit.studio" = ["static/*", "static/vendor/*"]' in pyproject
+
+
+def test_favicon_is_served(client: TestClient) -> None:
+    # a browser asks for /favicon.ico unless the page names its icon; both answer the SVG
+    for path in ("/favicon.ico", "/static/favicon.svg"):
+        r = client.get(path)
+        assert r.status_code == 200, path
+        assert r.headers["content-type"].startswith("image/svg+xml")
+        assert r.text.startswith("<svg")
+    assert 'rel="icon" href="static/favicon.svg"' in client.get("/").text

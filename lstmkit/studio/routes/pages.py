@@ -18,6 +18,7 @@ STATIC_FILES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
     "vendor/uPlot.iife.min.js": "text/javascript; charset=utf-8",
     "vendor/uPlot.min.css": "text/css; charset=utf-8",
     "vendor/uPlot.LICENSE": "text/plain; charset=utf-8",
@@ -47,6 +48,12 @@ def _static(name: str) -> FileResponse:
 async def index() -> FileResponse:
     """The studio page (no token needed; it asks for one when the API wants it)."""
     return _static("index.html")
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> FileResponse:
+    """The page's icon (an SVG; browsers that ask for /favicon.ico get it rather than a 404)."""
+    return _static("favicon.svg")
 
 
 @router.get("/static/{name:path}", include_in_schema=False)

@@ -105,12 +105,61 @@ async function stream(path, onEvent, controller) {
 }
 
 // -- charts (uPlot) ---------------------------------------------------------------------------
+// Each chart is a role="img" whose aria-label says its latest values; its legend shows them too
+// (not "--" until the pointer is over it); its y axis has a title; "Show as table" opens its
+// numbers. Charts take their container's width and follow it (a ResizeObserver).
 const COLORS = ["#3758c9", "#e4572e", "#12a150", "#a23b72", "#f29e4c", "#2e86ab", "#6c757d", "#8338ec"];
+const CHART_HEIGHT = 220;
+const TABLE_ROWS = 50; // the newest steps a chart's table lists
+
+function fmtValue(v) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return "";
+  const a = Math.abs(v);
+  if (a >= 1000) return Math.round(v).toLocaleString("en");
+  if (a === 0) return "0";
+  return String(Number(v.toPrecision(a >= 1 ? 4 : 3)));
+}
+
+function lastIndex(values) {
+  for (let i = values.length - 1; i >= 0; i--) if (values[i] !== null && values[i] !== undefined) return i;
+  return -1;
+}
+
+// the legend's value: at the pointer, else the series' latest (uPlot passes idx null then)
+function legendValue(u, v, si, idx) {
+  if (idx === null || idx === undefined) {
+    const i = lastIndex(u.data[si]);
+    return i < 0 ? "" : fmtValue(u.data[si][i]);
+  }
+  return fmtValue(v);
+}
+
+function chartWidth(el) {
+  return Math.max(200, Math.floor(el.clientWidth || 360));
+}
+
+// the chart in words: its title, the points it has and each series' latest value
+function describeChart(id) {
+  const entry = state.charts[id];
+  const el = $(id);
+  const title = ($(id + "-title") || {}).textContent || id;
+  if (!entry || !entry.xs.length) {
+    el.setAttribute("aria-label", title + " chart: no points yet.");
+    return;
+  }
+  const { xs, ys, labels } = entry;
+  const last = xs[xs.length - 1];
+  const parts = labels.map((label, k) => {
+    const i = lastIndex(ys[k]);
+    if (i < 0) return null;
+    return label + " " + fmtValue(ys[k][i]) + (xs[i] !== last ? " (at step " + xs[i] + ")" : "");
+  }).filter(Boolean);
+  el.setAttribute("aria-label", title + " chart, " + xs.length + " steps; latest, at step " + last + ": " + (parts.join(", ") || "no values") + ".");
+}
 
 function plot(id, labels, xs, ys, opts = {}) {
   const el = $(id);
   const key = labels.join("|");
-  const width = Math.max(300, el.clientWidth || 360);
   const data = [xs, ...ys];
   let entry = state.charts[id];
   if (entry && entry.key !== key) {
@@ -120,33 +169,114 @@ function plot(id, labels, xs, ys, opts = {}) {
   if (!entry) {
     el.replaceChildren();
     const plotOpts = {
-      width,
-      height: 220,
+      width: chartWidth(el),
+      height: CHART_HEIGHT,
       scales: { x: { time: false }, y: opts.log ? { distr: 3 } : {} },
-      axes: [{ label: "step" }, { size: 60 }],
+      axes: [{ label: "step" }, { label: el.dataset.y || "", size: 60 }],
       series: [
-        { label: "step" },
+        { label: "step", value: legendValue },
         ...labels.map((label, i) => ({
           label,
           stroke: COLORS[i % COLORS.length],
           width: 2,
           spanGaps: true,
           points: { show: xs.length < 60 },
+          value: legendValue,
         })),
       ],
     };
     entry = { plot: new uPlot(plotOpts, data, el), key };
     state.charts[id] = entry;
-    el.dataset.points = String(xs.length);
+    resizer.observe(el);
   } else {
     entry.plot.setData(data);
-    el.dataset.points = String(xs.length);
+  }
+  Object.assign(entry, { labels, xs, ys });
+  el.dataset.points = String(xs.length);
+  describeChart(id);
+  if (!$(id + "-table").hidden) renderChartTable(id);
+}
+
+// a chart's width follows its container (a phone, a window made narrower)
+const resizer = new ResizeObserver((entries) => {
+  for (const { target } of entries) {
+    const entry = state.charts[target.id];
+    if (!entry) continue;
+    const width = chartWidth(target);
+    if (Math.abs(width - entry.plot.width) > 1) entry.plot.setSize({ width, height: entry.plot.height });
+  }
+});
+
+// under each chart: "Show as table" and the table it opens (the newest steps, every series)
+function addChartTables() {
+  for (const el of document.querySelectorAll(".plot[data-y]")) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "secondary table-toggle";
+    button.id = el.id + "-toggle";
+    button.textContent = "Show as table";
+    button.setAttribute("aria-expanded", "false");
+    button.setAttribute("aria-controls", el.id + "-table");
+    const box = document.createElement("div");
+    box.id = el.id + "-table";
+    box.className = "scroll chart-table";
+    box.tabIndex = 0;
+    box.setAttribute("role", "region");
+    box.setAttribute("aria-label", (($(el.id + "-title") || {}).textContent || "chart") + " as a table");
+    box.hidden = true;
+    button.addEventListener("click", () => {
+      const open = box.hidden;
+      box.hidden = !open;
+      button.setAttribute("aria-expanded", String(open));
+      button.textContent = open ? "Hide the table" : "Show as table";
+      if (open) renderChartTable(el.id);
+    });
+    el.after(button, box);
   }
 }
 
+function renderChartTable(id) {
+  const box = $(id + "-table");
+  const entry = state.charts[id];
+  const table = document.createElement("table");
+  const title = ($(id + "-title") || {}).textContent || id;
+  if (!entry || !entry.xs.length) {
+    box.replaceChildren(Object.assign(document.createElement("p"), { textContent: "No points yet.", className: "muted small" }));
+    return;
+  }
+  const { xs, ys, labels } = entry;
+  const first = Math.max(0, xs.length - TABLE_ROWS);
+  table.createCaption().textContent = title + (first > 0 ? " (the newest " + TABLE_ROWS + " of " + xs.length + " steps)" : "");
+  const head = table.createTHead().insertRow();
+  for (const label of ["step", ...labels]) {
+    head.appendChild(Object.assign(document.createElement("th"), { textContent: label, scope: "col", className: "num" }));
+  }
+  const body = table.createTBody();
+  for (let i = xs.length - 1; i >= first; i--) {
+    const tr = body.insertRow();
+    tr.appendChild(Object.assign(document.createElement("th"), { textContent: String(xs[i]), scope: "row", className: "num" }));
+    for (const values of ys) Object.assign(tr.insertCell(), { textContent: fmtValue(values[i]), className: "num" });
+  }
+  box.replaceChildren(table);
+}
+
 function clearCharts() {
-  for (const entry of Object.values(state.charts)) entry.plot.destroy();
+  for (const [id, entry] of Object.entries(state.charts)) {
+    entry.plot.destroy();
+    resizer.unobserve($(id));
+    const table = $(id + "-table");
+    if (table) table.replaceChildren();
+    describeNothing(id);
+  }
   state.charts = {};
+}
+
+function describeNothing(id) {
+  const el = $(id);
+  if (el && el.getAttribute("role") === "img" && el.dataset.y !== undefined) {
+    el.setAttribute("aria-label", (($(id + "-title") || {}).textContent || id) + " chart: no points yet.");
+    el.dataset.points = "0";
+  }
 }
 
 // rows -> aligned arrays: xs (sorted steps), one array per (split, getter)
@@ -166,14 +296,18 @@ function series(rows, specs) {
 
 // -- new-run form -----------------------------------------------------------------------------
 function fieldInput(name, label, kind, hint) {
-  const wrap = document.createElement("label");
-  wrap.textContent = label + " ";
+  const wrap = document.createElement("div");
+  wrap.className = "field";
+  const text = document.createElement("label");
+  text.htmlFor = "f-" + name;
+  text.textContent = label + " ";
   if (hint) {
     const h = document.createElement("span");
     h.className = "hint";
     h.textContent = "(" + hint + ")";
-    wrap.appendChild(h);
+    text.appendChild(h);
   }
+  wrap.appendChild(text);
   let input;
   if (kind.startsWith("choice:")) {
     input = document.createElement("select");
@@ -197,6 +331,7 @@ function fieldInput(name, label, kind, hint) {
   wrap.appendChild(input);
   const err = document.createElement("small");
   err.className = "field-error";
+  err.id = "f-" + name + "-error";
   err.dataset.for = name;
   wrap.appendChild(err);
   return wrap;
@@ -207,9 +342,11 @@ function buildForm() {
   $("our-fields").replaceChildren(...OUR_FIELDS.map((f) => fieldInput(...f)));
   const ds = $("f-dataset");
   ds.replaceChildren();
-  for (const d of state.options.datasets) {
-    const option = new Option(d.label + " (" + d.id + ")", d.id);
-    ds.add(option);
+  for (const d of state.options.datasets) ds.add(new Option(d.label, d.id));
+  // each field's error slot describes it (a screen reader reads the reason with the field)
+  for (const slot of document.querySelectorAll(".field-error[data-for]")) {
+    const input = $("f-" + slot.dataset.for);
+    if (input) input.setAttribute("aria-describedby", slot.id);
   }
   ds.addEventListener("change", onDatasetChange);
   $("f-recipe").addEventListener("change", () => fillRecipe());
@@ -274,7 +411,23 @@ function fillRecipe() {
 
 function clearFieldErrors() {
   for (const el of document.querySelectorAll(".field-error")) el.textContent = "";
-  for (const el of document.querySelectorAll(".invalid")) el.classList.remove("invalid");
+  for (const el of document.querySelectorAll(".invalid")) {
+    el.classList.remove("invalid");
+    el.removeAttribute("aria-invalid");
+  }
+}
+
+// the reason next to the field; the field marked invalid (it is described by the reason)
+function setFieldError(field, message) {
+  const slot = document.querySelector('.field-error[data-for="' + field + '"]');
+  if (!slot) return false;
+  slot.textContent = message;
+  const input = $("f-" + field);
+  if (input) {
+    input.classList.add("invalid");
+    input.setAttribute("aria-invalid", "true");
+  }
+  return true;
 }
 
 function readValue(name) {
@@ -310,7 +463,9 @@ async function onSubmit(event) {
     const horizon = $("f-horizon").value.trim();
     if (body.task === "forecast" && horizon !== "") body.horizon = Number.isFinite(Number(horizon)) ? Number(horizon) : horizon;
   }
-  $("start").disabled = true;
+  if (state.starting) return;
+  state.starting = true;
+  $("start").setAttribute("aria-disabled", "true");
   $("form-status").textContent = "checking…";
   try {
     const run = await api("POST", "api/runs", body);
@@ -319,18 +474,21 @@ async function onSubmit(event) {
   } catch (err) {
     $("form-status").textContent = "";
     if (err.status === 422 && Array.isArray(err.detail)) {
+      const fields = [];
       for (const d of err.detail) {
         const field = d.loc && d.loc.length > 1 ? d.loc[1] : null;
-        const slot = field && document.querySelector('.field-error[data-for="' + field + '"]');
-        if (slot) {
-          slot.textContent = d.msg;
-          const input = $("f-" + field);
-          if (input) input.classList.add("invalid");
-        } else showError(describe([d]));
+        if (field && setFieldError(field, d.msg)) fields.push(field);
+        else showError(describe([d]));
+      }
+      if (fields.length) {
+        $("form-status").textContent = fields.length + (fields.length === 1 ? " field needs" : " fields need") + " a change: " + fields.join(", ") + ".";
+        const first = $("f-" + fields[0]);
+        if (first && !first.disabled) first.focus(); // the keyboard goes where the fix is
       }
     } else showError(err.message);
   } finally {
-    $("start").disabled = false;
+    state.starting = false;
+    $("start").removeAttribute("aria-disabled");
   }
 }
 
@@ -374,8 +532,7 @@ async function onFileChosen() {
     $("upload-info").textContent = meta.filename + ": " + meta.rows + " rows, columns " + meta.columns.join(", ");
   } catch (err) {
     $("upload-info").textContent = "";
-    const slot = document.querySelector('.field-error[data-for="upload_id"]');
-    slot.textContent = err.message;
+    setFieldError("upload_id", err.message);
   }
 }
 
@@ -403,39 +560,64 @@ function bestVal(run) {
   return null;
 }
 
+// the Runs table is updated in place: one row per run id, kept across the refreshes (a focused
+// checkbox or link keeps its focus, a tick stays ticked); only changed text is written
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+function runRow(run) {
+  const tr = document.createElement("tr");
+  tr.dataset.id = run.id;
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.value = run.id;
+  box.id = "pick-" + run.id;
+  tr.insertCell().appendChild(box);
+  const link = document.createElement("a");
+  link.href = "#/run/" + run.id;
+  tr.insertCell().appendChild(link);
+  const st = document.createElement("span");
+  tr.insertCell().appendChild(st);
+  for (let k = 0; k < 3; k++) tr.insertCell();
+  for (let k = 0; k < 3; k++) tr.insertCell().className = "num";
+  return tr;
+}
+
+function updateRunRow(tr, run) {
+  const [pick, name, status, recipe, dataset, started, step, val, test] = tr.cells;
+  const box = pick.firstChild;
+  const label = "compare " + run.name;
+  if (box.getAttribute("aria-label") !== label) box.setAttribute("aria-label", label);
+  setText(name.firstChild, run.name);
+  const st = status.firstChild;
+  if (st.className !== "status " + run.status) st.className = "status " + run.status;
+  setText(st, run.status);
+  setText(recipe, run.recipe);
+  setText(dataset, run.dataset);
+  setText(started, run.started ? new Date(run.started * 1000).toLocaleString() : "");
+  setText(step, run.metrics ? String(run.metrics.steps) : "");
+  setText(val, fmtPct(bestVal(run)));
+  const final = finalMetrics(run);
+  setText(test, final ? fmtPct(final.accuracy) : "");
+}
+
 async function showRuns() {
   const runs = await api("GET", "api/runs");
   const body = $("runs-table").tBodies[0];
-  body.replaceChildren();
-  for (const run of runs.slice().reverse()) {
-    const tr = body.insertRow();
-    tr.dataset.id = run.id;
-    const box = document.createElement("input");
-    box.type = "checkbox";
-    box.value = run.id;
-    tr.insertCell().appendChild(box);
-    const link = document.createElement("a");
-    link.href = "#/run/" + run.id;
-    link.textContent = run.name;
-    tr.insertCell().appendChild(link);
-    const st = document.createElement("span");
-    st.className = "status " + run.status;
-    st.textContent = run.status;
-    tr.insertCell().appendChild(st);
-    tr.insertCell().textContent = run.recipe;
-    tr.insertCell().textContent = run.dataset;
-    tr.insertCell().textContent = run.started ? new Date(run.started * 1000).toLocaleString() : "";
-    const step = tr.insertCell();
-    step.className = "num";
-    step.textContent = run.metrics ? run.metrics.steps : "";
-    const val = tr.insertCell();
-    val.className = "num";
-    val.textContent = fmtPct(bestVal(run));
-    const test = tr.insertCell();
-    test.className = "num";
-    const final = finalMetrics(run);
-    test.textContent = final ? fmtPct(final.accuracy) : "";
+  const existing = new Map([...body.rows].map((tr) => [tr.dataset.id, tr]));
+  const wanted = runs.slice().reverse(); // newest first
+  const keep = new Set(wanted.map((r) => r.id));
+  for (const [id, tr] of existing) if (!keep.has(id)) tr.remove();
+  let next = body.firstElementChild;
+  for (const run of wanted) {
+    let tr = existing.get(run.id);
+    if (!tr) tr = runRow(run);
+    updateRunRow(tr, run);
+    if (tr === next) next = next.nextElementSibling;
+    else body.insertBefore(tr, next); // a new row (an old one moves only if the order changed)
   }
+  $("runs-table").dataset.refreshed = String(Number($("runs-table").dataset.refreshed || 0) + 1);
 }
 
 // -- one run, live ----------------------------------------------------------------------------
@@ -454,6 +636,13 @@ async function showRun(id) {
   state.forecastShown = null;
   hideForecast();
   $("run-log").textContent = "";
+  // nothing of the run shown before stays on screen while this one loads
+  $("run-title").textContent = "";
+  $("run-status").textContent = "";
+  $("run-status").className = "status";
+  $("run-progress").textContent = "";
+  $("test-metrics").textContent = "";
+  $("run-announce").textContent = "";
   const run = await api("GET", "api/runs/" + id);
   for (const row of run.rows) state.rows.set(row.step + "/" + row.split, row);
   renderRun(run);
@@ -549,6 +738,11 @@ function renderRun(run) {
   if (run.values !== undefined) state.runValues = run.values;
   renderParams(run);
   if (run.status !== state.lastStatus) {
+    // a status that changes while the page is open is announced (not the one it opened with)
+    if (state.lastStatus !== null) {
+      const what = $("test-metrics").textContent;
+      $("run-announce").textContent = "Run " + run.name + " is " + run.status + (what && run.status === "finished" ? ": " + what : "") + ".";
+    }
     state.lastStatus = run.status;
     refreshQueue();
   }
@@ -742,20 +936,21 @@ function plotForecast(answer) {
   if (old) old.plot.destroy();
   el.replaceChildren();
   const opts = {
-    width: Math.max(300, el.clientWidth || 600),
+    width: chartWidth(el),
     height: 260,
     padding: [null, 40, null, null], // room for the last time label
     scales: { x: { time: false } },
     axes: [
       { label: answer.time_column, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], values: (u, ticks) => ticks.map((v) => (Number.isInteger(v) && times[v] !== undefined ? times[v] : "")) },
-      { size: 60 },
+      { size: 60, label: "value" },
     ],
     series: [{ label: answer.time_column, value: (u, v) => (v === null || times[v] === undefined ? "" : times[v]) },
       ...lines.map(([label, , color], i) => ({ label, stroke: color, width: i >= 2 && i <= 3 ? 1 : 2, dash: i === 4 ? [6, 4] : undefined, points: { show: true } }))],
     bands: [{ series: [4, 3], fill: "rgba(55, 88, 201, 0.15)" }],
   };
   const plotted = new uPlot(opts, [xs, ...lines.map(([, key]) => col(key))], el);
-  state.charts["chart-forecast"] = { plot: plotted, key: answer.series };
+  state.charts["chart-forecast"] = { plot: plotted, key: answer.series, xs, ys: [], labels: [] };
+  resizer.observe(el);
   el.dataset.series = answer.series;
   el.dataset.points = String(xs.length);
   // the chart in words: the series, its window and the errors of the model and AutoETS
@@ -779,12 +974,14 @@ async function onCancel() {
   } catch (err) {
     showError(err.message);
   }
+  if ($("cancel").hidden) $("run-heading").focus(); // the button is gone: not to <body>
 }
 
 async function onResume() {
   try {
     await api("POST", "api/runs/" + state.runId + "/resume");
-    showRun(state.runId);
+    await showRun(state.runId);
+    $("run-heading").focus(); // the button is gone: not to <body>
   } catch (err) {
     showError(err.message);
   }
@@ -805,8 +1002,13 @@ async function onUseModel() {
 // -- compare ----------------------------------------------------------------------------------
 async function showCompare(ids) {
   clearCharts();
-  if (ids.length === 0) {
-    $("compare-hint").textContent = "Choose runs on the Runs page.";
+  $("cmp-table").replaceChildren();
+  $("cmp-charts").hidden = ids.length < 2;
+  $("cmp-box").hidden = ids.length < 2;
+  if (ids.length < 2) {
+    $("compare-hint").textContent = ids.length === 0
+      ? "Choose two or more runs on the Runs page."
+      : "Compare needs two or more runs; tick another on the Runs page.";
     return;
   }
   const answer = await api("GET", "api/compare?" + ids.map((i) => "ids=" + encodeURIComponent(i)).join("&"));
@@ -820,12 +1022,13 @@ async function showCompare(ids) {
   }
   const table = $("cmp-table");
   table.replaceChildren();
+  table.createCaption().textContent = "The runs side by side";
   const head = table.createTHead().insertRow();
-  for (const h of ["", ...labels]) head.appendChild(Object.assign(document.createElement("th"), { textContent: h }));
+  for (const h of ["setting", ...labels]) head.appendChild(Object.assign(document.createElement("th"), { textContent: h, scope: "col" }));
   const body = table.createTBody();
   const line = (name, values) => {
     const tr = body.insertRow();
-    tr.insertCell().textContent = name;
+    tr.appendChild(Object.assign(document.createElement("th"), { textContent: name, scope: "row" }));
     for (const v of values) {
       const td = tr.insertCell();
       td.className = "num";
@@ -844,7 +1047,10 @@ async function showCompare(ids) {
 }
 
 // -- routing ----------------------------------------------------------------------------------
-async function route() {
+const HEADINGS = { runs: "runs-heading", run: "run-heading", compare: "compare-heading", new: "new-heading" };
+
+// navigate = the user went there (a link, Start training): the focus moves to the view's heading
+async function route(navigate) {
   showError("");
   stopStream();
   clearInterval(state.runsTimer);
@@ -858,13 +1064,11 @@ async function route() {
       await showRuns();
       // statuses change while the list is open: refresh it, keeping the ticks
       state.runsTimer = setInterval(async () => {
-        const ticked = new Set([...document.querySelectorAll("#runs-table input:checked")].map((b) => b.value));
         try {
-          await showRuns();
+          await showRuns(); // in place: the ticks and the focus stay where they are
         } catch (err) {
           return;
         }
-        for (const box of document.querySelectorAll("#runs-table input")) box.checked = ticked.has(box.value);
       }, 2000);
     } else if (view === "run" && arg) {
       $("view-run").hidden = false;
@@ -877,6 +1081,11 @@ async function route() {
     }
   } catch (err) {
     showError(err.message);
+  }
+  if (navigate) {
+    const heading = $(HEADINGS[view === "run" && arg ? "run" : view in HEADINGS ? view : "new"]);
+    // a focused element inside the view (the form's first invalid field) keeps the focus
+    if (heading && !heading.closest(".view").contains(document.activeElement)) heading.focus();
   }
   refreshQueue();
 }
@@ -898,23 +1107,31 @@ async function start() {
     return;
   }
   buildForm();
-  route();
+  addChartTables();
+  route(false);
 }
 
 $("token-ok").addEventListener("click", () => {
   state.token = $("token").value.trim();
   $("auth").hidden = true;
   if (!state.options) start();
-  else route();
+  else route(false);
 });
 $("compare-selected").addEventListener("click", () => {
   const ids = [...document.querySelectorAll("#runs-table input:checked")].map((b) => b.value);
+  if (ids.length < 2) {
+    $("compare-help").textContent = "Compare needs two or more runs: " + (ids.length ? "one is" : "none is") + " ticked.";
+    $("compare-help").classList.add("error");
+    return;
+  }
+  $("compare-help").textContent = "Tick two or more runs.";
+  $("compare-help").classList.remove("error");
   location.hash = "#/compare/" + ids.join(",");
 });
 $("cancel").addEventListener("click", onCancel);
 $("resume").addEventListener("click", onResume);
 $("use-model").addEventListener("click", onUseModel);
 window.addEventListener("hashchange", () => {
-  if (state.options) route();
+  if (state.options) route(true);
 });
 start();
