@@ -578,12 +578,17 @@ class ForecasterConfig(BaseModel):
         scale: the target's typical change over one season, in the working units (log or not):
             what normalised values are divided by.
         feature_mean, feature_std: standardisation of the feature columns (1..F-1).
+        quantiles: the band's quantiles (ascending, in (0, 1), holding 0.5: the point
+            forecast); empty: point forecasts only (runs of lstmkit before the band). The band
+            itself is the ``band`` buffer (horizon, Q), saved with the weights
+            (:meth:`Forecaster.set_band`).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     input_size: int = Field(1, ge=1, le=100_000)
     horizon: int = Field(1, ge=1, le=100_000)
+    quantiles: list[float] = Field(default_factory=list)
     cell: Literal["lstm", "gru", "rnn"] = "lstm"
     hidden_size: int = Field(32, ge=1, le=8192)
     num_layers: int = Field(1, ge=1, le=16)
@@ -651,6 +656,12 @@ class Forecaster(nn.Module):
         std = c.feature_std or [1.0] * f
         self.register_buffer("feature_mean", torch.tensor(mean, dtype=torch.float32), False)
         self.register_buffer("feature_std", torch.tensor(std, dtype=torch.float32), False)
+        qs = c.quantiles
+        if qs and (sorted(set(qs)) != qs or 0.5 not in qs or not (qs[0] > 0 and qs[-1] < 1)):
+            raise ValueError(f"quantiles must be ascending, in (0, 1) and hold 0.5, got {qs}")
+        self.median = qs.index(0.5) if qs else 0
+        if qs:  # (H, Q) in normalised units around the point forecast: zero until set_band
+            self.register_buffer("band", torch.zeros(c.horizon, len(qs)))
 
     def _check(self, x: Tensor) -> None:
         c = self.config
@@ -708,6 +719,29 @@ class Forecaster(nn.Module):
     def predict(self, x: Tensor) -> Tensor:
         """Forecasts (B, horizon) in the series' units."""
         return self.denormalise(x, self.forward(x))
+
+    def predict_quantiles(self, x: Tensor) -> Tensor:
+        """Quantile forecasts (B, horizon, Q) in the series' units: the point forecast plus the
+        band (:meth:`set_band`); the median is :meth:`predict`'s forecast."""
+        band = getattr(self, "band", None)
+        if not isinstance(band, Tensor):
+            raise ValueError("this forecaster has no band (config.quantiles is empty)")
+        out = self.forward(x)[..., None] + band.to(x.dtype)
+        z = self.level(x)[..., None] + self.config.scale * out
+        return torch.exp(z) if self.config.log else z
+
+    @torch.no_grad()
+    def set_band(self, band: Tensor) -> None:
+        """The band (horizon, Q), normalised units, 0 at the median, ascending per step
+        (:func:`empirical_band`)."""
+        c = self.config
+        if band.shape != (c.horizon, len(c.quantiles)):
+            raise ValueError(f"band must be ({c.horizon}, {len(c.quantiles)})")
+        if bool((band.diff(dim=-1) < 0).any()) or bool(band[:, self.median].abs().max() > 0):
+            raise ValueError("band must be ascending per step and 0 at the median")
+        buf = self.band
+        assert isinstance(buf, Tensor)
+        buf.copy_(band)
 
     def zero_correction(self) -> None:
         """Make the model its baseline again (the head back to zero)."""
@@ -789,6 +823,21 @@ def in_window_baseline(u: Tensor, season: int, horizon: int, kind: str) -> Tenso
     profile = (seasons - means[:, :, None] - drift[:, None, None] * within).mean(1)
     steps = h[None, :].to(u.dtype) + (m + 1) / 2
     return means[:, -1:] + drift[:, None] * steps + profile[:, h % m]
+
+
+def empirical_band(errors: Tensor, quantiles: list[float]) -> Tensor:
+    """(H, Q): per step, the ``quantiles`` of ``errors`` (n, H) -- target minus point forecast,
+    in any units -- with the median's set to 0 (the point forecast stays as it is) and the
+    others kept on their side of it. The point forecast plus this band is an empirical
+    prediction interval (Williams & Goodman 1971): on out-of-sample errors it covers its
+    nominal share even where they lean one way (a trend the forecast lags), which a band
+    centred on the errors' median would not."""
+    k = quantiles.index(0.5)
+    q = torch.quantile(errors, torch.tensor(quantiles, dtype=errors.dtype), dim=0).T
+    q[:, :k] = q[:, :k].clamp_max(0.0)
+    q[:, k] = 0.0
+    q[:, k + 1 :] = q[:, k + 1 :].clamp_min(0.0)
+    return q.float()
 
 
 def window_level_scale(target: Tensor, season: int, log: bool) -> tuple[Tensor, Tensor, Tensor]:

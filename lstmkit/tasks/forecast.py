@@ -73,7 +73,7 @@ from lstmkit.data.series import (
 from lstmkit.data.text import DataFileError
 from lstmkit.errors import BaselineError, RunDirError
 from lstmkit.files import atomic_write_text
-from lstmkit.models import Forecaster, ForecasterConfig
+from lstmkit.models import Forecaster, ForecasterConfig, empirical_band
 from lstmkit.objectives import Regression
 from lstmkit.plots import pyplot, save_png
 from lstmkit.runs import load_weights, read_run_config
@@ -308,6 +308,7 @@ def forecaster_config(
     return ForecasterConfig(
         input_size=len(data.series.columns),
         horizon=data.source.horizon,
+        quantiles=list(data.source.quantiles),
         cell=m.cell,
         hidden_size=m.hidden_size,
         num_layers=m.num_layers,
@@ -334,6 +335,22 @@ def predict_windows(model: Forecaster, x: np.ndarray, batch_size: int = 512) -> 
     device = next(model.parameters()).device
     for i in range(0, len(x), batch_size):
         out.append(model.predict(torch.from_numpy(x[i : i + batch_size]).to(device)).cpu().numpy())
+    model.train(was)
+    return np.concatenate(out).astype(np.float64)
+
+
+def predict_quantile_windows(model: Forecaster, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Quantile forecasts (n, horizon, Q) in the series' units for raw windows (n, lookback, F)."""
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        out = [
+            model.predict_quantiles(torch.from_numpy(x[i : i + batch_size]).to(device))
+            .cpu()
+            .numpy()
+            for i in range(0, len(x), batch_size)
+        ]
     model.train(was)
     return np.concatenate(out).astype(np.float64)
 
@@ -365,6 +382,56 @@ def _targets(model: Forecaster, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         t = model.normalise_target(torch.from_numpy(x), torch.from_numpy(y))
     return t.numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def normalised_errors(model: Forecaster, x: np.ndarray, y: np.ndarray) -> Tensor:
+    """Targets minus point forecasts (n, H) in the model's normalised units, for raw windows
+    ``x`` and their targets ``y`` in the series' units."""
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(x), 512):
+        xb = torch.from_numpy(x[i : i + 512]).to(device)
+        yb = torch.from_numpy(np.asarray(y[i : i + 512], dtype=np.float32)).to(device)
+        out.append((model.normalise_target(xb, yb) - model(xb)).double().cpu())
+    model.train(was)
+    return torch.cat(out)
+
+
+def fit_band(model: Forecaster, data: PreparedSeries, kept: bool) -> dict[str, Any]:
+    """Set the model's band (:meth:`lstmkit.models.Forecaster.set_band`): per step, the
+    quantiles of its out-of-sample errors (:func:`lstmkit.models.empirical_band`). The
+    validation windows' errors are out of sample for a trained correction; a model that is its
+    in-window baseline fits nothing, so its training windows' errors are out of sample too and
+    join them (many periods, not one). A trained correction with fewer than
+    ``MIN_BAND_WINDOWS`` validation windows takes the training windows as well (said in the
+    reason: their errors are in sample, the band may be narrow)."""
+    qs = model.config.quantiles
+    valid = len(data.windows.get("valid", ()))
+    parts = ["valid"] if valid else []
+    if not kept:
+        why = "its errors on the training and validation windows (the baseline fits nothing)"
+        parts = ["train", *parts]
+    elif valid < MIN_BAND_WINDOWS:
+        why = (
+            f"its errors on the training and validation windows (only {valid} validation "
+            f"windows, fewer than {MIN_BAND_WINDOWS}; the training errors are in sample)"
+        )
+        parts = ["train", *parts]
+    else:
+        why = "its errors on the validation windows"
+    x = np.concatenate([data.windows[p] for p in parts])
+    y = np.concatenate([data.truth[p] for p in parts])
+    model.set_band(empirical_band(normalised_errors(model, x, y), qs))
+    return {"quantiles": qs, "windows": len(x), "parts": parts, "reason": why}
+
+
+def interval_coverage(truth: np.ndarray, quantiles: np.ndarray) -> float:
+    """The share of ``truth`` (n, H) inside the outermost interval of ``quantiles`` (n, H, Q)."""
+    inside = (truth >= quantiles[..., 0]) & (truth <= quantiles[..., -1])
+    return float(np.mean(inside))
 
 
 # -- evaluation on the rolling origins ---------------------------------------------------------
@@ -419,6 +486,15 @@ def evaluate_windows(
         step = np.mean(np.abs(p - truth), axis=0)
         report[name]["per_step_mae"] = step.tolist()
         report[name]["per_step_mase"] = (step / data.scale).tolist()
+    qs = model.config.quantiles
+    if qs:
+        quant = predict_quantile_windows(model, data.windows["test"])
+        report["quantiles"] = qs
+        report["nominal"] = qs[-1] - qs[0]
+        report["coverage"] = interval_coverage(truth, quant)
+        inside = (truth >= quant[..., 0]) & (truth <= quant[..., -1])
+        report["per_step_coverage"] = np.mean(inside, axis=0).tolist()
+        report["_quantiles"] = quant
     others = [n for n in preds if n != "model"]
     best = min(others, key=lambda n: report[n]["mae"])
     report["best_baseline"] = best
@@ -473,6 +549,18 @@ def plot_forecast(data: PreparedSeries, report: dict[str, Any], path: Path) -> N
     lo = max(0, data.valid_end - 2 * data.source.lookback)
     ax.plot(t[lo:], y[lo:], color="black", lw=1.0, label="actual")
     pred = preds["model"]
+    quant = report.get("_quantiles")
+    if quant is not None:
+        ax.fill_between(
+            t[o],
+            quant[:, 0, 0],
+            quant[:, 0, -1],
+            color="tab:blue",
+            alpha=0.18,
+            lw=0,
+            label=f"model {100 * report['nominal']:.0f}% interval, 1 step "
+            f"(covers {100 * report['coverage']:.0f}% of the test values)",
+        )
     ax.plot(t[o], pred[:, 0], "-", color="tab:blue", lw=1.0, label="model, 1 step ahead")
     if h > 1:
         ax.plot(
@@ -506,6 +594,7 @@ def plot_forecast(data: PreparedSeries, report: dict[str, Any], path: Path) -> N
 
 MONITORS = ("val_loss", "val_mae", "val_rmse")
 KEEP_MARGIN = 0.01  # a correction must cut the validation MAE of its start by 1% to be kept
+MIN_BAND_WINDOWS = 20  # validation windows a trained correction's band needs on their own
 FORMAT = 2  # config.json["forecaster_format"]: raw windows in, each normalised by the model
 
 
@@ -668,6 +757,10 @@ class ForecastTask:
                     start,
                 )
                 model.zero_correction()
+        if model.config.quantiles:
+            band = fit_band(model, data, bool(kept["correction_kept"]))
+            logger.info("interval: %s, %d windows", band["reason"], band["windows"])
+            kept["band"] = band
         test_scaled = trainer.evaluate(data.datasets["test"], data.datasets["test"].lengths)
         report = evaluate_windows(model, data, kept)
         names = ("model", "naive", "seasonal_naive", "holt_winters")
@@ -714,9 +807,14 @@ def summary_line(t: dict[str, Any]) -> str:
     parts = [f"{_label(k, t['season'])} {t[k]['mae']:.4g}" for k in names]
     skipped = t.get("holt_winters_model", {}).get("skipped")
     tail = " (Holt-Winters skipped: see the log)" if skipped else ""
+    band = (
+        f"; {100 * t['nominal']:.0f}% interval covers {100 * t['coverage']:.0f}%"
+        if "coverage" in t
+        else ""
+    )
     return (
         f"test MAE over {t['windows']} rolling origins: {', '.join(parts)}{tail}; best: "
-        f"{_label(t['winner'], t['season'])}; MASE {t['model']['mase']:.3f}"
+        f"{_label(t['winner'], t['season'])}; MASE {t['model']['mase']:.3f}{band}"
     )
 
 
@@ -767,7 +865,8 @@ def forecast_file(
 ) -> list[dict[str, Any]]:
     """Forecast the ``horizon`` steps after the end of ``data_path`` (same columns as the run's
     training file; at least ``lookback`` rows) and write them to ``out_path`` as CSV
-    (``step, [time,] forecast``), atomically. Returns the rows."""
+    (``step, [time,] forecast[, q0.1, q0.5, q0.9]``: the band's quantiles when the run has
+    one), atomically. Returns the rows."""
     model, config, _ = load_forecast_run(run_dir)
     columns: list[str] = config["columns"]
     time_column = config.get("time_column")
@@ -787,6 +886,8 @@ def forecast_file(
             "series was positive), but the last rows hold a value <= 0"
         )
     pred = predict_windows(model, window)[0]
+    qs = model.config.quantiles
+    quant = predict_quantile_windows(model, window)[0] if qs else None
     times = future_times(series.times, horizon) if series.times else None
     rows = []
     for k in range(horizon):
@@ -794,6 +895,8 @@ def forecast_file(
         if times is not None and time_column:
             row[time_column] = times[k]
         row[f"{columns[0]}_forecast"] = float(pred[k])
+        if quant is not None:
+            row.update({f"q{q:g}": float(quant[k, j]) for j, q in enumerate(qs)})
         rows.append(row)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")

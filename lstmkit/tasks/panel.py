@@ -65,7 +65,12 @@ from lstmkit.data.series import SeriesSource, choose_season, future_times, infer
 from lstmkit.data.text import DataFileError
 from lstmkit.errors import RunDirError
 from lstmkit.files import atomic_write_text
-from lstmkit.models import PanelForecaster, PanelForecasterConfig, normalise_window_target
+from lstmkit.models import (
+    PanelForecaster,
+    PanelForecasterConfig,
+    empirical_band,
+    normalise_window_target,
+)
 from lstmkit.objectives import Pinball
 from lstmkit.plots import pyplot, save_png
 from lstmkit.runs import load_weights, read_run_config
@@ -365,21 +370,13 @@ def residual_offsets(
     """(H, Q): the empirical quantiles of (target - baseline) over the windows of ``parts``,
     the median's set to 0 (the point forecast stays the baseline) and the others kept on
     their side of it: the band an untrained model starts from. The band is the baseline plus
-    its own error quantiles (an empirical prediction interval, Williams & Goodman 1971), so it
-    covers its nominal share of those windows even where the baseline's errors lean one way (a
-    trend it lags), which a band centred on the errors' median would not. Every window's error
-    is out of sample for the in-window baseline: it fits nothing."""
+    its own error quantiles (:func:`lstmkit.models.empirical_band`). Every window's error is
+    out of sample for the in-window baseline: it fits nothing."""
     pairs = [_normalised_targets(data, p, model.config) for p in parts if len(data.datasets[p])]
     x = np.concatenate([p[0] for p in pairs])
     t = np.concatenate([p[1] for p in pairs])
     base = normalised_outputs(model, x)[..., model.median]
-    r = torch.from_numpy(t - base)
-    q = torch.quantile(r, torch.tensor(model.config.quantiles, dtype=r.dtype), dim=0).T
-    k = model.median
-    q[:, :k] = q[:, :k].clamp_max(0.0)
-    q[:, k] = 0.0
-    q[:, k + 1 :] = q[:, k + 1 :].clamp_min(0.0)
-    return q.float()
+    return empirical_band(torch.from_numpy(t - base), model.config.quantiles)
 
 
 def choose_baseline(recipe: Recipe, data: PreparedPanel) -> tuple[PanelForecasterConfig, str]:

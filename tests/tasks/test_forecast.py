@@ -70,6 +70,56 @@ def test_the_untrained_forecaster_is_its_baseline() -> None:
         model(torch.randn(4, 3, 2))
 
 
+def test_empirical_band_and_the_forecasters_quantiles() -> None:
+    from lstmkit.models import empirical_band
+
+    g = torch.Generator().manual_seed(0)
+    errors = torch.randn(400, 3, generator=g, dtype=torch.float64) * torch.tensor([1.0, 2.0, 3.0])
+    errors[:, 2] += 10.0  # step 3 lags a trend: every error positive
+    band = empirical_band(errors, [0.1, 0.5, 0.9])
+    want = torch.quantile(errors, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64), dim=0).T
+    torch.testing.assert_close(band[:2, 0], want[:2, 0].float())
+    torch.testing.assert_close(band[:, 2], want[:, 2].float())
+    assert band[:, 1].abs().max() == 0 and float(band[2, 0]) == 0.0  # clamped to its side
+    # the point forecast plus the band covers 80 % of these errors on the first two steps
+    inside = (errors >= band[:, 0].double()) & (errors <= band[:, 2].double())
+    torch.testing.assert_close(
+        inside[:, :2].double().mean(0), torch.tensor([0.8, 0.8]).double(), atol=0.01, rtol=0
+    )
+    assert float(inside[:, 2].double().mean()) == pytest.approx(0.9, abs=0.01)
+
+    cfg = ForecasterConfig(
+        input_size=1, horizon=3, hidden_size=4, season=1, quantiles=[0.1, 0.5, 0.9]
+    )
+    model = Forecaster(cfg)
+    x = (torch.rand(5, 8, 1, generator=g) + 1.0) * 100.0
+    with torch.no_grad():
+        model.head.weight.normal_(generator=g)
+        model.set_band(band)
+        q = model.predict_quantiles(x)
+        point = model.predict(x)
+    assert q.shape == (5, 3, 3)
+    torch.testing.assert_close(q[..., 1], point)
+    # additive in the working units: the band times the forecaster's scale around the forecast
+    torch.testing.assert_close(
+        q - point[..., None], (cfg.scale * band).expand(5, -1, -1), rtol=1e-5, atol=1e-4
+    )
+    logged = Forecaster(cfg.model_copy(update={"log": True}))
+    logged.set_band(band)
+    with torch.no_grad():
+        ratio = logged.predict_quantiles(x) / logged.predict(x)[..., None]
+    torch.testing.assert_close(ratio, torch.exp(band).expand(5, -1, -1), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="ascending per step and 0 at the median"):
+        model.set_band(band.flip(-1))
+    with pytest.raises(ValueError, match=r"band must be \(3, 3\)"):
+        model.set_band(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="has no band"):
+        Forecaster(cfg.model_copy(update={"quantiles": []})).predict_quantiles(x)
+    # the band is saved with the weights
+    assert "band" in model.state_dict()
+    assert "band" not in Forecaster(cfg.model_copy(update={"quantiles": []})).state_dict()
+
+
 def test_holt_winters_filter_matches_statsmodels_and_refits() -> None:
     import warnings
 
@@ -146,10 +196,18 @@ def test_train_forecast_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
     assert config["recipe"]["data"]["series"]["lookback"] == 30
     np.testing.assert_allclose(config["scaler"]["mean"], values[:train_end].mean(0), rtol=1e-12)
     assert config["scaler"]["mean"] != pytest.approx(values.mean(0).tolist())
-    # re-evaluation gives the same numbers
+    # the band: the 80 % interval of the out-of-sample errors, its coverage on the test origins
+    assert test["quantiles"] == [0.1, 0.5, 0.9] and test["nominal"] == pytest.approx(0.8)
+    assert 0.6 <= test["coverage"] <= 0.97, test["coverage"]
+    assert len(test["per_step_coverage"]) == 3
+    assert test["coverage"] == pytest.approx(np.mean(test["per_step_coverage"]))
+    band = metrics["test"]["band"]
+    assert band["parts"] in (["valid"], ["train", "valid"]) and band["quantiles"] == [0.1, 0.5, 0.9]
+    # re-evaluation gives the same numbers (the band comes back with the weights)
     assert main(["evaluate", str(run)]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["model"]["mae"] == pytest.approx(test["model"]["mae"], rel=1e-6)
+    assert again["coverage"] == pytest.approx(test["coverage"], abs=1e-12)
     # --backtest: the rolling evaluation again, per step ahead, as a table and as JSON
     back = tmp_path / "backtest.json"
     assert main(["forecast", str(run), "--backtest", "--out", str(back)]) == 0
@@ -170,6 +228,9 @@ def test_train_forecast_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
     # the next three driver values are sin(0), sin(pi/6), sin(pi/3) -> sales about 20, 22.5, 24.3
     got = np.array([float(r["sales_forecast"]) for r in rows])
     np.testing.assert_allclose(got, 20 + 5 * np.sin(2 * np.pi * np.arange(3) / 12), atol=1.5)
+    q = np.array([[float(r[c]) for c in ("q0.1", "q0.5", "q0.9")] for r in rows])
+    np.testing.assert_allclose(q[:, 1], got, rtol=1e-6)  # the median is the point forecast
+    assert bool((q[:, 0] < q[:, 1]).all() and (q[:, 1] < q[:, 2]).all())
     # a classification-only command says what to use instead
     assert main(["predict", str(run), "hello"]) == 2
     assert "is a forecasting run; use lstmkit forecast" in capsys.readouterr().err
