@@ -58,6 +58,7 @@ def launch_chromium(playwright: Any) -> Any:
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 DESKTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
+NARROW = {"width": 360, "height": 740}
 SIZES = {"desktop": DESKTOP, "phone": PHONE}
 
 
@@ -88,7 +89,7 @@ def sideways_overflow(page: Any) -> int:
 def check_accessible(page: Any, what: str, minor_ok: frozenset[str] = frozenset()) -> None:
     """At 1366x768 and at 390x844: no axe violation of impact serious or critical, no minor or
     moderate one outside ``minor_ok`` (each listed with why where it is passed), and at the
-    phone size no sideways page scroll. Leaves the page at the desktop size."""
+    phone size and at 360 px no sideways page scroll. Leaves the page at the desktop size."""
     problems = []
     for size_name, size in (("phone", PHONE), ("desktop", DESKTOP)):
         page.set_viewport_size(size)
@@ -108,4 +109,11 @@ def check_accessible(page: Any, what: str, minor_ok: frozenset[str] = frozenset(
             over = sideways_overflow(page)
             if over > 0:
                 problems.append(f"{what} at {size_name}: the page scrolls sideways by {over} px")
+    page.set_viewport_size(NARROW)  # the narrowest phone the pages are made for: width only
+    settle(page)
+    over = sideways_overflow(page)
+    if over > 0:
+        problems.append(f"{what} at 360 px: the page scrolls sideways by {over} px")
+    page.set_viewport_size(DESKTOP)
+    settle(page)
     assert not problems, "\n".join(problems)

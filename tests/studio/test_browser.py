@@ -152,7 +152,10 @@ def test_fill_the_form_train_watch_and_predict(studio: str, page: Any, tmp_path:
     check_accessible(page, "a live run")
     page.click("#cancel")
     status_is(page, "cancelled", "interrupted")
-    assert "is cancelled" in page.inner_text("#run-announce")
+    page.wait_for_function(  # the change is announced
+        "document.getElementById('run-announce').textContent"
+        ".includes('is ' + document.getElementById('run-status').textContent)"
+    )
 
     # a tiny configuration: 48 hidden units, 20 steps, evaluate every 2
     page.click("#nav-new")
@@ -200,6 +203,16 @@ def test_fill_the_form_train_watch_and_predict(studio: str, page: Any, tmp_path:
     rows = page.locator("#chart-loss-table tbody tr")
     assert rows.count() == 10 and rows.first.locator("th").inner_text() == "20"
     check_accessible(page, "a finished run")
+    # the charts follow their container's width (a phone, a narrower window)
+    widths = []
+    for size in (PHONE, {"width": 1366, "height": 768}):
+        page.set_viewport_size(size)
+        page.wait_for_function(
+            "Math.abs(state.charts['chart-loss'].plot.width"
+            " - document.getElementById('chart-loss').clientWidth) <= 1"
+        )
+        widths.append(page.evaluate("state.charts['chart-loss'].plot.width"))
+    assert widths[0] < 360 < widths[1], widths
     page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
     if os.environ.get("STUDIO_SHOTS"):
         shutil.copy(tmp_path / "run.png", os.environ["STUDIO_SHOTS"])
