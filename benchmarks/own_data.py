@@ -144,6 +144,7 @@ def record(case: str, run: Path, command: str, minutes: float) -> dict[str, Any]
             "baseline_name": names[0] if names else None,
             "seasonal_naive": t.get("seasonal_naive", {}).get("mae"),
             "naive": t["naive"]["mae"],
+            "coverage_80": t.get("coverage"),  # the model's 80% interval on the test origins
             "goal": "MAE <= Holt-Winters/ETS on 3 of 4 series, never worse than seasonal naive "
             "(naive for msft)",
         }
