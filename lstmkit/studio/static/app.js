@@ -1093,9 +1093,10 @@ async function route(navigate) {
 async function refreshQueue() {
   try {
     const h = await api("GET", "health");
-    $("queue-info").textContent = h.running + " running, " + h.queued + " queued (at most " + h.max_concurrent + " at once)";
+    // a status region: written only when it changes (a screen reader repeats each write)
+    setText($("queue-info"), h.running + " running, " + h.queued + " queued (at most " + h.max_concurrent + " at once)");
   } catch (err) {
-    $("queue-info").textContent = "";
+    setText($("queue-info"), "");
   }
 }
 
