@@ -12,9 +12,26 @@ from lstmkit.report import render, update_readme
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _full_history() -> bool:
+    """This checkout is a git repository with its whole history: the commits the figures were
+    measured at are there to compare the code with (not so in a shallow clone or an sdist)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--is-shallow-repository"],
+            cwd=ROOT, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    except OSError:
+        return False
+    return out.returncode == 0 and out.stdout.strip() == "false"
+
+
+@pytest.mark.skipif(not _full_history(), reason="the figures' commits are not in this checkout")
 def test_readme_tables_are_generated_from_results() -> None:
-    """A number typed into a generated section, or a results file not rendered, fails here:
-    run `lstmkit report` after recording results."""
+    """A number typed into a generated section, a results file not rendered, or a figure whose
+    code changed since its commit and is not marked so, fails here: run `lstmkit report` after
+    recording results or changing the model, training or recipe code."""
     text = (ROOT / "README.md").read_text()
     assert (
         "<!-- BEGIN GENERATED: benchmarks -->" in text
@@ -205,3 +222,86 @@ def test_panel_scale_rows_are_a_table(tmp_path: Path) -> None:
     row["steps"] = 4600
     (tmp_path / "bench-panel_scale.jsonl").write_text(json.dumps(row) + "\n")
     assert "156 s (4,600 steps, stopped early, 9 validations)" in benchmark_table(tmp_path)
+
+
+def _git(repo: Path, *args: str) -> str:
+    import subprocess
+
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def _repo_with_a_figure(tmp_path: Path) -> tuple[Path, str]:
+    """A git repository holding a recipe, two code files and the figure recorded at its commit."""
+    repo = tmp_path / "repo"
+    (repo / "lstmkit" / "recipes").mkdir(parents=True)
+    (repo / "results").mkdir()
+    (repo / "lstmkit" / "models.py").write_text('"""Models."""\n\nSIZE = 32  # hidden units\n')
+    (repo / "lstmkit" / "train.py").write_text("def step(lr):\n    return lr * 2\n")
+    (repo / "lstmkit" / "cli.py").write_text("X = 1\n")
+    recipe = 'name = "x"\ndescription = "a"\n[data]\ndataset = "imdb"\n[train]\nlr = 0.001\n'
+    (repo / "lstmkit" / "recipes" / "x.toml").write_text(recipe)
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "one")
+    commit = _git(repo, "rev-parse", "HEAD")
+    figure = {
+        "recipe": "x", "metric": "test_accuracy", "value": 0.8, "seconds": 60.0,
+        "commit": commit + "-dirty", "command": "lstmkit train recipes/x.toml --record",
+    }  # fmt: skip
+    (repo / "results" / "x.json").write_text(json.dumps(figure))
+    return repo, commit
+
+
+def test_a_figure_whose_code_changed_is_marked_with_the_files_named(tmp_path: Path) -> None:
+    from lstmkit.report import figure_changes, results_table
+
+    repo, commit = _repo_with_a_figure(tmp_path)
+    figure = json.loads((repo / "results" / "x.json").read_text())
+    assert figure_changes(figure, repo / "results") == ()
+    # comments, docstrings, formatting, the recipe's description and code it does not use: no
+    (repo / "lstmkit" / "models.py").write_text('"""Models, all."""\n\nSIZE = (32)  # units\n')
+    (repo / "lstmkit" / "train.py").write_text("def step(lr):\n    '''One.'''\n    return lr*2\n")
+    (repo / "lstmkit" / "cli.py").write_text("X = 2\n")
+    recipe = repo / "lstmkit" / "recipes" / "x.toml"
+    recipe.write_text(recipe.read_text().replace('description = "a"', 'description = "b"'))
+    assert figure_changes(figure, repo / "results") == ()
+    assert "†" not in results_table(repo / "results")
+    # the model, the training and the recipe's settings: yes, named in that order
+    (repo / "lstmkit" / "models.py").write_text("SIZE = 64\n")
+    recipe.write_text(recipe.read_text().replace("lr = 0.001", "lr = 0.01"))
+    assert figure_changes(figure, repo / "results") == (
+        "lstmkit/recipes/x.toml",
+        "lstmkit/models.py",
+    )
+    (repo / "lstmkit" / "train.py").write_text("def step(lr):\n    return lr * 3\n")
+    table = results_table(repo / "results")
+    assert f"| x | test_accuracy |  | 0.8000 † | 1.0 | `{commit[:8]}` |" in table
+    assert table.endswith(
+        f"- x (`{commit[:8]}`): `lstmkit/recipes/x.toml`, `lstmkit/models.py`, `lstmkit/train.py`\n"
+    )
+    assert "† Its recipe, model or training code changed since the commit" in table
+    # a figure reproduced since (results_check --stamp) is compared from there
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "two")
+    later = _git(repo, "rev-parse", "HEAD")
+    figure["checked"] = {"commit": later, "value": 0.801, "ok": True}
+    (repo / "results" / "x.json").write_text(json.dumps(figure))
+    assert figure_changes(figure, repo / "results") == ()
+    table = results_table(repo / "results")
+    assert f"| 0.8000 | 1.0 | `{commit[:8]}` (re-run `{later[:8]}`: 0.8010) |" in table
+    assert "†" not in table
+
+
+def test_a_figure_that_cannot_be_traced_is_not_marked(tmp_path: Path) -> None:
+    """No git repository, or a commit it does not hold (a shallow clone): nothing to compare."""
+    from lstmkit.report import figure_changes
+
+    repo, _ = _repo_with_a_figure(tmp_path)
+    figure = json.loads((repo / "results" / "x.json").read_text())
+    assert figure_changes({**figure, "commit": "0" * 40}, repo / "results") is None
+    assert figure_changes({**figure, "commit": "unknown"}, repo / "results") is None
+    (tmp_path / "plain").mkdir()
+    assert figure_changes(figure, tmp_path / "plain") is None

@@ -1,0 +1,278 @@
+"""Mutation testing of the guards: do the tests notice when the code that refuses, splits, scales
+or saves is broken? ``mutmut`` (3.x) plants one small change at a time (a comparison flipped, a
+constant moved, a call dropped) in each guard below and runs the tests named for it; a change no
+test fails on is a survivor. Usage (``make mutation``; slow, not in ``make test``)::
+
+    python benchmarks/mutation.py [--only checkpoint,auth] [--work DIR] [--out results/mutation.json]
+
+Each target runs in its own copy of the working tree (``--work``, default a temporary folder), so
+nothing is written into the checkout but ``--out``: its configuration (a ``setup.cfg`` written
+into the copy, from :data:`TARGETS`) mutates only the target's file -- only the named functions
+where a file also holds other things -- and runs only the target's test files, one mutant at a
+time (``--max-children 1``), pytest stopping at the first failure.
+
+``results/mutation.json``: per file, ``killed`` (a test failed, or it timed out), ``survived``,
+``equivalent`` (survivors that change nothing a caller can see, each with the reason: see
+:data:`EQUIVALENT`), ``no_tests``, ``total``, ``kill_rate`` = killed / (total - equivalent), and
+each survivor's diff. Goal: ``kill_rate`` >= 0.95 on every file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+GOAL = 0.95
+
+
+@dataclass(frozen=True)
+class Target:
+    """One guard: its file, the functions mutated (mutmut's names: ``x_func`` for a function,
+    ``xǁClassǁmethod`` for a method; empty: the whole file) and the tests that must notice."""
+
+    name: str
+    path: str
+    tests: tuple[str, ...]
+    functions: tuple[str, ...] = ()
+    what: str = ""
+
+
+TARGETS = (
+    Target("auth", "lstmkit/serve/auth.py", ("tests/serve/test_api.py", "tests/studio/test_app.py"),
+           what="the bearer-token check of serve and the studio"),
+    Target("bodylimit", "lstmkit/serve/bodylimit.py", ("tests/serve/test_body_limits.py",),
+           what="the request-body limit (Content-Length and chunked)"),
+    Target("same-site", "lstmkit/studio/app.py", ("tests/studio/test_app.py",),
+           ("x__host_name", "xǁ_SameSiteǁ*"),
+           what="the studio's same-site and Host checks"),
+    Target("uploads", "lstmkit/studio/uploads.py",
+           ("tests/studio/test_routes_uploads.py",),
+           what="the studio's upload checks (format, table, path)"),
+    Target("names", "lstmkit/studio/params.py",
+           ("tests/studio/test_params.py", "tests/studio/test_routes_options.py"),
+           ("x_recipe_catalog",),
+           what="the studio's recipe catalogue and its name check"),
+    Target("split", "lstmkit/data/text.py", ("tests/data/test_text.py",),
+           ("x_stratified_split", "x_class_balance", "xǁClassBalanceǁ*", "x_label_ids",
+            "x_class_names"),
+           what="the labelled-text split, class ids and balance"),
+    Target("scaler", "lstmkit/data/series.py", ("tests/data/test_series.py",),
+           ("xǁScalerǁ*",),
+           what="the series scaler"),
+    Target("baselines", "lstmkit/baselines/series.py",
+           ("tests/data/test_series.py", "tests/tasks/test_forecast.py"),
+           what="the Holt-Winters baseline"),
+    Target("checkpoint", "lstmkit/checkpoint.py",
+           ("tests/test_checkpoint_verify.py", "tests/test_train.py",
+            "tests/test_storage_errors.py"),
+           what="checkpoints: atomic save, manifest, verify, resume"),
+)  # fmt: skip
+
+# Survivors that change nothing a caller can see, by file and the line they change (the diff's
+# removed and added line, stripped): not counted against the file's kill rate.
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    (
+        "lstmkit/serve/auth.py",
+        'headers={"WWW-Authenticate": "Bearer"},',
+        'headers={"www-authenticate": "Bearer"},',
+    ): "HTTP header names are case-insensitive: the client gets the same WWW-Authenticate header",
+    (
+        "lstmkit/serve/auth.py",
+        'headers={"WWW-Authenticate": "Bearer"},',
+        'headers={"WWW-AUTHENTICATE": "Bearer"},',
+    ): "HTTP header names are case-insensitive: the client gets the same WWW-Authenticate header",
+}
+
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no_tests", 33: "no_tests", 34: "skipped"}
+TIMEOUTS = {36, 24, -24, 152, 255}
+
+
+def _copy_tree(dest: Path) -> None:
+    """The working tree's files (tracked, and untracked but not ignored) copied into ``dest``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+def _setup_cfg(target: Target) -> str:
+    def lines(key: str, values: list[str]) -> str:
+        return f"{key}=" + "\n    ".join(values) + "\n"
+
+    return (
+        "[mutmut]\nsource_paths=lstmkit\n"
+        + f"only_mutate={target.path}\n"
+        + lines("pytest_add_cli_args_test_selection", list(target.tests))
+        + lines("pytest_add_cli_args", ["-p", "no:xdist", "-p", "no:cacheprovider", "-x", "-q"])
+        + "process_isolation=forkserver\n"
+    )
+
+
+def _module(path: str) -> str:
+    return path.removesuffix(".py").replace("/", ".")
+
+
+def _patterns(target: Target) -> list[str]:
+    module = _module(target.path)
+    return [f"{module}.{f}__mutmut_*" for f in target.functions]
+
+
+def _diff(work: Path, mutant: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mutmut", "show", mutant],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return "\n".join(
+        line for line in proc.stdout.splitlines() if line.startswith(("-", "+", "@"))
+    ).strip()
+
+
+def _changed_lines(diff: str) -> tuple[str, str]:
+    removed = [ln[1:].strip() for ln in diff.splitlines() if ln.startswith("-") and ln[1:3] != "--"]
+    added = [ln[1:].strip() for ln in diff.splitlines() if ln.startswith("+") and ln[1:3] != "++"]
+    return " / ".join(removed), " / ".join(added)
+
+
+def run_target(target: Target, work: Path, timeout_s: float) -> dict[str, Any]:
+    """mutmut over one target in its own copy of the tree; its counts and survivors."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    _copy_tree(work)
+    (work / "setup.cfg").write_text(_setup_cfg(target), encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    start = time.monotonic()
+    with open(work / "mutmut.log", "wb") as log:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *_patterns(target)],
+            cwd=work,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=timeout_s,
+            check=False,
+        )
+    seconds = time.monotonic() - start
+    meta_file = work / "mutants" / f"{target.path}.meta"
+    if not meta_file.exists():
+        tail = (work / "mutmut.log").read_text(errors="replace")[-600:]
+        return {"error": f"mutmut exited {proc.returncode} without results: {tail}"}
+    codes: dict[str, int | None] = json.loads(meta_file.read_text())["exit_code_by_key"]
+    patterns = _patterns(target)
+    if patterns:
+        codes = {k: v for k, v in codes.items() if any(fnmatch.fnmatch(k, p) for p in patterns)}
+    counts = {"killed": 0, "survived": 0, "equivalent": 0, "no_tests": 0, "not_run": 0}
+    survivors = []
+    for mutant, code in sorted(codes.items(), key=lambda kv: _natural(kv[0])):
+        status = "killed" if code in TIMEOUTS else STATUS.get(code, "not_run")  # type: ignore[arg-type]
+        if status == "skipped":
+            status = "not_run"
+        if status in ("survived", "no_tests"):
+            diff = _diff(work, mutant)
+            removed, added = _changed_lines(diff)
+            reason = EQUIVALENT.get((target.path, removed, added))
+            if reason is not None:
+                status = "equivalent"
+            survivors.append(
+                {"mutant": mutant, "status": status, "diff": diff, "equivalent": reason}
+            )
+        counts[status] += 1
+    total = len(codes)
+    judged = total - counts["equivalent"]
+    return {
+        "what": target.what,
+        "functions": list(target.functions) or "the whole file",
+        "tests": list(target.tests),
+        **counts,
+        "total": total,
+        "kill_rate": round(counts["killed"] / judged, 4) if judged else None,
+        "goal_met": judged > 0 and counts["killed"] / judged >= GOAL,
+        "seconds": round(seconds),
+        "survivors": survivors,
+    }
+
+
+def _natural(name: str) -> tuple[str, int]:
+    match = re.search(r"__mutmut_(\d+)$", name)
+    return (name[: match.start()] if match else name, int(match.group(1)) if match else 0)
+
+
+def _commit() -> str:
+    proc = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "lstmkit", "tests"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return proc.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line; exit 1 when a file ran below the goal or failed to run."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="", help="comma-separated target names")
+    parser.add_argument("--work", type=Path, help="folder for the copies (default: a temp one)")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "mutation.json")
+    parser.add_argument("--timeout-min", type=float, default=90.0, help="per target")
+    args = parser.parse_args(argv)
+    only = {n for n in args.only.split(",") if n}
+    unknown = only - {t.name for t in TARGETS}
+    if unknown:
+        parser.error(f"unknown targets {sorted(unknown)}; known: {[t.name for t in TARGETS]}")
+    import mutmut  # the dev extra
+
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    files: dict[str, Any] = dict(previous.get("files", {}))
+    base = args.work or Path(tempfile.mkdtemp(prefix="lstmkit-mutation-"))
+    failed = False
+    for target in TARGETS:
+        if only and target.name not in only:
+            continue
+        row = run_target(target, base / target.name, args.timeout_min * 60)
+        row = {"target": target.name, **row, "commit": _commit()}
+        key = target.path if not target.functions else f"{target.path}::{target.name}"
+        files[key] = row
+        failed |= not row.get("goal_met", False)
+        summary = {k: row.get(k) for k in ("target", "killed", "survived", "equivalent", "total")}
+        print(json.dumps({**summary, "kill_rate": row.get("kill_rate"), "error": row.get("error")}))
+        result = {
+            "tool": f"mutmut {getattr(mutmut, '__version__', '3')}",
+            "command": "python benchmarks/mutation.py",
+            "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {platform.system()}",
+            "goal": GOAL,
+            "files": dict(sorted(files.items())),
+        }
+        args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    if args.work is None:
+        shutil.rmtree(base, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
