@@ -101,7 +101,8 @@ def test_the_queue_honours_its_limit(
     assert threads == str(max(1, (os.cpu_count() or 1) // limit))
     log = (tmp_path / "runs" / ids[0] / "train.log").read_text()
 
-    assert log.startswith("$ -m lstmkit train ") and f"--out {tmp_path / 'runs' / ids[0]}" in log
+    assert log.startswith(f"$ {sys.executable} -m lstmkit train ")
+    assert f"--out {tmp_path / 'runs' / ids[0]}" in log
 
 
 def test_a_failed_run_keeps_the_trainers_error(tmp_path: Path) -> None:

@@ -96,7 +96,7 @@ def test_resume_continues_from_the_checkpoint(
     assert [s for s, split in steps if split == "train"] == list(range(2, 21, 2))
     assert before["rows"][0]["step"] == 2
     log = client.get(f"/api/runs/{b_id}/log").json()["log"]
-    assert log.count("$ -m lstmkit train") == 2 and "--resume" in log
+    assert log.count(" -m lstmkit train ") == 2 and "--resume" in log
     assert "resumed from" in log
     assert client.post(f"/api/runs/{b_id}/resume").status_code == 409  # finished now
 
