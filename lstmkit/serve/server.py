@@ -14,10 +14,14 @@ Each worker is a ``spawn`` process that builds the app with
 :func:`~lstmkit.serve.app.create_app` from a JSON config and runs ``uvicorn.Server`` on its own
 socket; the app's startup (the bundle loaded, the GC frozen) ends by waiting for every other
 worker's, so they all start listening together (a worker listening alone gets all the
-connections opened meanwhile: measured 64 / 0). The parent only watches: Ctrl-C or SIGTERM stops
-every worker (uvicorn's graceful shutdown); a worker that exits stops the others, and
-:func:`run_workers` raises :class:`WorkerExit`; a worker whose parent is gone (killed outright)
-stops itself.
+connections opened meanwhile: measured 64 / 0). The parent supervises: Ctrl-C or SIGTERM stops
+every worker (uvicorn's graceful shutdown). A worker that dies after it has served (killed
+outright, say) is started again in its slot, with one line on stderr naming it, while the others
+keep answering (the kernel sends new connections to the sockets still listening; the dead
+worker's own connections are lost, and a client that retries lands on a live worker). A worker
+that fails its startup, or one that dies more than ``MAX_RESTARTS`` times within
+``RESTART_WINDOW_S``, stops the others, and :func:`run_workers` raises :class:`WorkerExit`. A
+worker whose parent is gone (killed outright) stops itself.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from multiprocessing.connection import wait
-from multiprocessing.synchronize import Barrier
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +54,9 @@ STOP_TIMEOUT_S = 30.0
 READY_TIMEOUT_S = 300.0
 # how often a worker checks that the parent process is still there
 PARENT_POLL_S = 0.5
+# a worker that dies after serving is started again, unless it died this often this recently
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
 
 
 class WorkerExit(LstmkitError, RuntimeError):
@@ -82,13 +91,21 @@ def _stop_with_parent(parent: int) -> None:
 
 
 def _worker_main(
-    config_json: str, host: str, port: int, access_log: bool, ready: Barrier, parent: int
+    config_json: str,
+    host: str,
+    port: int,
+    access_log: bool,
+    ready: Barrier | None,
+    served: Event,
+    parent: int,
 ) -> None:
     """One worker process: the app from ``config_json``, uvicorn on its own socket. Every worker
-    finishes its app's startup (model loaded, GC frozen) and then waits for the others
-    (``ready``) before it listens: a worker that listened alone would get every connection
-    opened meanwhile (the kernel spreads connections over the sockets listening at the time),
-    for as long as the clients keep them."""
+    of the first start finishes its app's startup (model loaded, GC frozen) and then waits for
+    the others (``ready``) before it listens: a worker that listened alone would get every
+    connection opened meanwhile (the kernel spreads connections over the sockets listening at
+    the time), for as long as the clients keep them. A worker started again after one died
+    (``ready`` None) listens as soon as its model is loaded. ``served`` is set when it listens:
+    the supervisor tells a failed startup from a worker that died serving."""
     import uvicorn
 
     _stop_with_parent(parent)  # its pid from the parent: it may be gone before this line
@@ -99,8 +116,10 @@ def _worker_main(
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[Any]:
         async with startup(app) as state:
-            # BrokenBarrierError when another worker failed: this one's startup fails too
-            await asyncio.to_thread(ready.wait, READY_TIMEOUT_S)
+            if ready is not None:
+                # BrokenBarrierError when another worker failed: this one's startup fails too
+                await asyncio.to_thread(ready.wait, READY_TIMEOUT_S)
+            served.set()
             yield state
 
     app.router.lifespan_context = lifespan
@@ -109,13 +128,26 @@ def _worker_main(
     uvicorn.Server(config).run(sockets=[sock])  # lifespan first, then it listens
 
 
+def _exit_note(proc: BaseProcess) -> str:
+    """How a worker ended: 'exit status 1' or 'killed by SIGKILL'."""
+    code = proc.exitcode
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
 def run_workers(
     config: dict[str, Any], *, host: str, port: int, workers: int, access_log: bool = True
 ) -> None:
     """Serve ``create_app(**config)`` (``config`` holds ``bundle_path`` and JSON values) from
-    ``workers`` processes on ``host:port`` until Ctrl-C / SIGTERM. Raises ValueError when the
-    port cannot be listened on (checked before any worker starts; a
-    :class:`~lstmkit.errors.ConfigError`) and :class:`WorkerExit` when a worker dies."""
+    ``workers`` processes on ``host:port`` until Ctrl-C / SIGTERM, starting again a worker that
+    dies after it has served (one line on stderr each time). Raises ValueError when the port
+    cannot be listened on (checked before any worker starts; a
+    :class:`~lstmkit.errors.ConfigError`) and :class:`WorkerExit` when a worker fails its
+    startup or dies more than ``MAX_RESTARTS`` times within ``RESTART_WINDOW_S`` seconds."""
     if workers < 2:
         raise ConfigError(f"run_workers is for 2 or more workers, got {workers}")
     if not hasattr(socket, "SO_REUSEPORT"):
@@ -131,15 +163,20 @@ def run_workers(
     config_json = json.dumps(config)
     ctx = multiprocessing.get_context("spawn")  # no forked torch threads
     ready = ctx.Barrier(workers)
-    procs = [
-        ctx.Process(
+
+    def worker(slot: int, barrier: Barrier | None) -> tuple[BaseProcess, Event]:
+        served = ctx.Event()
+        proc = ctx.Process(
             target=_worker_main,
-            args=(config_json, host, port, access_log, ready, os.getpid()),
-            name=f"lstmkit-serve-{i}",
+            args=(config_json, host, port, access_log, barrier, served, os.getpid()),
+            name=f"lstmkit-serve-{slot}",
         )
-        for i in range(workers)
-    ]
+        return proc, served
+
+    slots = [worker(i, ready) for i in range(workers)]
+    restarts: list[float] = []  # when each restart happened (monotonic)
     stopping = False
+    failure: str | None = None
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
@@ -148,28 +185,48 @@ def run_workers(
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        for proc in procs:
+        for proc, _ in slots:
             proc.start()
-        wait([p.sentinel for p in procs])  # returns when a worker exits
+        while failure is None:
+            wait([p.sentinel for p, _ in slots])  # returns when a worker exits
+            for i, (proc, served) in enumerate(slots):
+                if proc.is_alive():
+                    continue
+                note = f"worker {proc.name} (pid {proc.pid}) {_exit_note(proc)}"
+                now = time.monotonic()
+                restarts[:] = [t for t in restarts if now - t < RESTART_WINDOW_S]
+                if not served.is_set():
+                    failure = f"{note} before it could serve"
+                    break
+                if len(restarts) >= MAX_RESTARTS:
+                    failure = f"{note}, its {len(restarts) + 1}th exit in {RESTART_WINDOW_S:.0f} s"
+                    break
+                restarts.append(now)
+                proc.close()
+                slots[i] = worker(i, None)
+                slots[i][0].start()
+                print(
+                    f"lstmkit serve: {note}; started it again (pid {slots[i][0].pid}); "
+                    f"the other workers answer meanwhile",
+                    file=sys.stderr,
+                    flush=True,
+                )
     except KeyboardInterrupt:
         stopping = True
     finally:
         signal.signal(signal.SIGTERM, previous)
         ready.abort()  # a worker still waiting for the others gives up
-        for proc in procs:  # one stop signal each: uvicorn's graceful shutdown
+        for proc, _ in slots:  # one stop signal each: uvicorn's graceful shutdown
             if proc.is_alive() and proc.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, signal.SIGTERM)
-        for proc in procs:
+        for proc, _ in slots:
             proc.join(STOP_TIMEOUT_S)
             if proc.is_alive():
                 proc.kill()
                 proc.join()
     if not stopping:
-        dead = [f"{p.name} (exit status {p.exitcode})" for p in procs if p.exitcode]
-        raise WorkerExit(
-            f"worker {', '.join(dead) or procs[0].name} exited; the server was stopped"
-        )
+        raise WorkerExit(f"{failure}; the server was stopped")
 
 
 def serve(
