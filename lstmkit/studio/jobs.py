@@ -14,11 +14,26 @@ SIGKILL ``grace_s`` later. Stopping the studio interrupts the running runs the s
 them ``interrupted``; a studio that died without stopping them finds them ``running`` in the
 store at the next start and marks them ``interrupted`` too (see :meth:`JobQueue.recover`).
 Interrupted and cancelled runs with a checkpoint can be resumed.
+
+A studio killed outright (``kill -9``, the OOM killer) cannot stop its runs, and a run in a session
+of its own would go on writing its run directory with no studio to follow it. So on Linux each
+run gets a parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGKILL)``, set in the child before it
+runs the trainer): the kernel kills it the moment the studio is gone. It stops at once, not at a
+checkpoint of its own: a SIGINT could land between the optimizer step and the step count and
+checkpoint a state no uninterrupted run passes through, while the checkpoints written before are
+complete (verified on resume), so the resumed run reaches the uninterrupted run's weights. The
+child checks its parent once more after the prctl call (a studio that died in between). The next
+studio marks the run ``interrupted``. (The kernel sends it when the *thread* that started the
+child ends: the queue's own thread, which lives as long as the studio; :meth:`JobQueue.stop` ends
+it only after its runs have stopped or been killed.) Where there is no prctl (not Linux) the
+queue says once that its runs outlive a killed studio.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
@@ -42,11 +57,44 @@ LOG_NAME = "train.log"
 Launcher = Callable[[list[str], Path, dict[str, str]], "subprocess.Popen[bytes]"]
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_warned_no_pdeathsig = False
+
+
+def _parent_death_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that asks the kernel to SIGKILL the child when this process dies
+    (Linux prctl), then checks that this process still is its parent; None where there is no
+    prctl (said once, as a warning)."""
+    global _warned_no_pdeathsig
+    prctl = None
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    if prctl is None:
+        if not _warned_no_pdeathsig:
+            _warned_no_pdeathsig = True
+            logger.warning(
+                "no prctl(PR_SET_PDEATHSIG) on %s: a run keeps training if the studio is killed "
+                "outright (stop the studio with Ctrl-C to interrupt its runs)",
+                sys.platform,
+            )
+        return None
+    studio = os.getpid()
+
+    def hook() -> None:  # in the child, between fork and exec: no locks, no imports
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != studio:  # the studio died before the prctl call
+            os._exit(1)
+
+    return hook
+
+
 def default_launcher(
     argv: list[str], log_path: Path, env: dict[str, str]
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in its own session (a Ctrl-C in the studio's terminal does not reach it;
-    the queue decides), output appended to ``log_path``."""
+    the queue decides), output appended to ``log_path``; on Linux it dies with the studio (a
+    parent-death signal, see the module docstring)."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             argv,
@@ -55,6 +103,7 @@ def default_launcher(
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
+            preexec_fn=_parent_death_hook(),  # one ctypes call after fork: no lock taken
         )
 
 
