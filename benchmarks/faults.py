@@ -23,7 +23,24 @@ line per case to ``--out``::
   raw keep-alive client), ``--clients`` loops for ``--serve-seconds``, first clean, then with 10%
   of the requests hostile (malformed JSON, a ~400 KB body with its Content-Length, a slow body
   sent 10 bytes per 0.1 s), each on its own connection: 0 5xx, 0 valid requests dropped; valid
-  p99 beside the clean run's (goal <= 2x).
+  p99 beside the clean run's (goal <= 2x). The hostile kinds in turn: malformed JSON, a ~400 KB
+  body with its Content-Length, a 16 MB body sent ``Transfer-Encoding: chunked`` until the server
+  answers, and the slow body.
+- ``ddp``: the training command as a 2-process torch.distributed job (gloo, both ranks started
+  by hand as torchrun would, without its agent, which would stop the survivor itself), one rank
+  (1, then 0, ...) killed with SIGKILL ``--ddp-kills`` times at a seeded moment after the run's
+  first checkpoint: the surviving rank must exit by itself (exit 2, one ``error:`` line, no
+  traceback) within the group timeout, both ranks go on with ``--resume``, and the finished run
+  equals an uninterrupted 2-process run (<= 1e-6).
+- ``studio``: a real ``lstmkit studio`` with the training command queued as an own-data run,
+  killed with SIGKILL ``--studio-kills`` times 0-3 s after a checkpoint: the trainer must be gone
+  within 5 s (its parent-death signal) and the run directory unchanged 1 s later; the studio
+  started again must show the run ``interrupted`` and resume it (``POST /api/runs/ID/resume``);
+  the finished run equals the uninterrupted one.
+- ``serve-workers``: ``lstmkit serve --workers 2`` under ``--clients`` keep-alive loops, one
+  worker killed with SIGKILL ``--worker-kills`` times (the next kill after a new worker
+  listens): a request whose connection died with its worker is sent again (counted as retried);
+  dropped = 5xx or 3 failed tries, must be 0; every killed worker started again by the server.
 - ``storage``: a tmpfs mounted by the benchmark (needs root / CAP_SYS_ADMIN): (1) read-only
   (``mount -o remount,ro``; chmod does not stop root) with a checkpoint in it: ``--resume`` and a
   fresh run must exit 2 with one ``error:`` line and no traceback, the checkpoint unchanged (sha256)
@@ -34,7 +51,8 @@ line per case to ``--out``::
 
 Usage::
 
-    python benchmarks/faults.py [--part training storage serve] [--kills 20] [--seed 0]
+    python benchmarks/faults.py [--part training storage serve ddp studio serve-workers]
+        [--kills 20] [--ddp-kills 3] [--studio-kills 3] [--worker-kills 3] [--seed 0]
         [--work DIR] [--out results/bench-faults.jsonl]
 """
 
@@ -42,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import hashlib
 import json
@@ -65,6 +84,7 @@ from lstmkit.runs import git_commit
 ROOT = Path(__file__).resolve().parents[1]
 LSTMKIT = str(Path(sys.executable).with_name("lstmkit"))
 TOLERANCE = 1e-6
+CHUNKED_BYTES = 16 * 1024 * 1024  # a chunked body ~130x the server's body limit
 OVERRIDES = [
     "train.epochs=4",
     "train.evaluate_every=5",
@@ -470,6 +490,26 @@ async def hostile(port: int, kind: str) -> int | None:
             for i in range(0, len(body), 65536):
                 writer.write(body[i : i + 65536])
                 await writer.drain()
+        elif kind == "chunked":  # far over the limit, no Content-Length: sent until answered
+            writer.write(f"{head}Transfer-Encoding: chunked\r\n\r\n".encode())
+            answer = asyncio.ensure_future(reader.readuntil(b"\r\n"))
+            piece = b"x" * 65536
+            try:
+                for _ in range(CHUNKED_BYTES // len(piece)):
+                    if answer.done():
+                        break
+                    writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    await writer.drain()
+                else:
+                    writer.write(b"0\r\n\r\n")
+                    await writer.drain()
+            except OSError:  # the server answered and closed while we were still sending
+                pass
+            try:
+                line = await asyncio.wait_for(answer, timeout=30)
+            finally:
+                answer.cancel()
+            return int(line.split()[1])
         else:  # slow: a valid body, 10 bytes every 0.1 s for ~1 s (a bounded slowloris)
             body = json.dumps({"texts": ["the film was good"]}).encode()
             writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode())
@@ -490,7 +530,8 @@ async def drive_mixed(
     port: int, texts: list[str], clients: int, seconds: float, fault: float, seed: int
 ) -> dict[str, Any]:
     """``clients`` loops for ``seconds``; each request is hostile with probability ``fault``
-    (malformed, oversized, slow in turn), else a valid one on the client's keep-alive connection."""
+    (malformed, oversized, chunked, slow in turn), else a valid one on the client's keep-alive
+    connection."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from serve_load import RawConnection
 
@@ -498,7 +539,7 @@ async def drive_mixed(
     valid: list[float] = []
     dropped: list[str] = []
     faults: dict[str, dict[str, int]] = {}
-    kinds = ["malformed", "oversized", "slow"]
+    kinds = ["malformed", "oversized", "chunked", "slow"]
     stop = time.perf_counter() + seconds
 
     async def loop(c: int) -> None:
@@ -507,7 +548,7 @@ async def drive_mixed(
         try:
             while time.perf_counter() < stop:
                 if rng.random() < fault:
-                    kind = kinds[(c + n) % 3]
+                    kind = kinds[(c + n) % len(kinds)]
                     n += 1
                     code = await hostile(port, kind)
                     key = "no answer" if code is None else str(code)
@@ -569,15 +610,481 @@ def serve_case(work: Path, data: Path, ref: Path, seconds: float, clients: int) 
     return {
         "case": "serve-hostile",
         "injected": "10% of requests malformed JSON / oversized body (~400 KB, Content-Length) / "
-        "slow body (10 bytes per 0.1 s), mixed into valid /v1/predict traffic",
+        f"oversized chunked body (Transfer-Encoding: chunked, up to {CHUNKED_BYTES >> 20} MB, "
+        "sent until answered) / slow body (10 bytes per 0.1 s), mixed into valid /v1/predict "
+        "traffic",
         "times": sent,
         "lost": five + dropped + (not alive),
         "p99_valid_ms": round(p99.get("faults", float("nan")), 1),
         "p99_clean_ms": round(p99.get("clean", float("nan")), 1),
+        "p99_ratio": round(ratio, 2),
         "detail": detail,
         "seconds": round(time.perf_counter() - t0, 1),
         "command": "lstmkit serve RUN --no-access-log (benchmarks/serve_load.py's Server, "
         "RawConnection)",
+    }
+
+
+# -- distributed: one rank of a 2-process job killed ----------------------------------------------
+def free_tcp_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rank_env(rank: int, world: int, port: int) -> dict[str, str]:
+    """What torchrun would set for ``rank`` (the group on 127.0.0.1:``port``); the group's
+    timeout short enough that a survivor that waits for a dead peer shows here."""
+    return {
+        **env(),
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "RANK": str(rank),
+        "WORLD_SIZE": str(world),
+        "LOCAL_RANK": str(rank),
+        "LSTMKIT_DIST_TIMEOUT_S": str(DDP_TIMEOUT_S),
+    }
+
+
+DDP_TIMEOUT_S = 60.0
+
+
+def ddp_job(
+    data: Path, run_dir: Path, resume: bool, kill: tuple[int, float] | None = None
+) -> dict[str, Any]:
+    """Both ranks of a 2-process job (no torchrun: its agent would stop the survivor itself,
+    hiding whether the survivor stops on its own). ``kill = (rank, delay)``: SIGKILL that rank
+    ``delay`` s after the run's first checkpoint is there (at once on a resumed run: it has one)."""
+    port = free_tcp_port()
+    argv = train_argv(data, run_dir, resume)
+    procs = [
+        subprocess.Popen(
+            argv,
+            env=rank_env(r, 2, port),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(2)
+    ]
+    errs: list[str] = ["", ""]
+
+    def drain(r: int) -> None:
+        assert procs[r].stderr is not None
+        errs[r] = procs[r].stderr.read()
+
+    import threading
+
+    readers = [threading.Thread(target=drain, args=(r,), daemon=True) for r in range(2)]
+    for t in readers:
+        t.start()
+    out: dict[str, Any] = {"killed": None}
+    if kill is not None:
+        rank, delay = kill
+        while all(p.poll() is None for p in procs) and not has_checkpoint(run_dir):
+            time.sleep(0.01)
+        at = time.perf_counter() + delay
+        while all(p.poll() is None for p in procs) and time.perf_counter() < at:
+            time.sleep(0.005)
+        if all(p.poll() is None for p in procs):
+            procs[rank].send_signal(signal.SIGKILL)
+            out["killed"] = rank
+            t_kill = time.perf_counter()
+            other = procs[1 - rank]
+            try:
+                other.wait(timeout=DDP_TIMEOUT_S + 60)
+                out["survivor_s"] = round(time.perf_counter() - t_kill, 2)
+            except subprocess.TimeoutExpired:
+                out["survivor_s"] = None  # hung: stopped here, counted as lost
+                other.kill()
+    for p in procs:
+        p.wait()
+    for t in readers:
+        t.join(10)
+    out["rc"] = [p.returncode for p in procs]
+    out["stderr"] = errs
+    return out
+
+
+def ddp_case(work: Path, data: Path, kills: int, seed: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    ref = work / "ddp-reference"
+    shutil.rmtree(ref, ignore_errors=True)
+    start = time.perf_counter()
+    done = ddp_job(data, ref, resume=False)
+    ref_seconds = time.perf_counter() - start
+    if done["rc"] != [0, 0]:
+        raise SystemExit(f"uninterrupted 2-process run failed: {done['rc']}\n{done['stderr']}")
+    rng = np.random.default_rng(seed)
+    run_dir = work / "ddp-killed"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    lost, notes, lines, waits, redrawn = 0, [], set(), [], 0
+    k, segments, kills_of_run = 0, 0, 0
+    diffs: list[float] = []
+    while True:
+        resume = has_checkpoint(run_dir)
+        kill = (1 - k % 2, float(rng.uniform(0.0, 0.5 * ref_seconds))) if k < kills else None
+        seg = ddp_job(data, run_dir, resume, kill)
+        segments += 1
+        if seg["killed"] is None:
+            if seg["rc"] != [0, 0]:
+                lost += 1
+                notes.append(
+                    f"segment {segments} failed: rc {seg['rc']}: {seg['stderr'][0][-300:]!r}"
+                )
+                break
+            diffs.append(max_diff(ref / "model.safetensors", run_dir / "model.safetensors"))
+            if diffs[-1] > TOLERANCE:
+                lost += kills_of_run
+            if k >= kills:
+                break
+            redrawn += 1  # finished before its kill: the next kills go to a new run
+            shutil.rmtree(run_dir, ignore_errors=True)
+            kills_of_run = 0
+            continue
+        kills_of_run += 1
+        k += 1
+        dead = seg["killed"]
+        survivor_err = seg["stderr"][1 - dead]
+        errs = error_lines(survivor_err)
+        clear = (
+            seg["survivor_s"] is not None
+            and seg["rc"][1 - dead] == 2
+            and len(errs) == 1
+            and "Traceback" not in survivor_err
+        )
+        if seg["survivor_s"] is not None:
+            waits.append(seg["survivor_s"])
+        if not clear:
+            lost += 1
+            notes.append(
+                f"kill {k} (rank {dead}): survivor rc {seg['rc'][1 - dead]} after "
+                f"{seg['survivor_s']} s, {len(errs)} error lines, traceback "
+                f"{'Traceback' in survivor_err}: {survivor_err.strip()[-300:]!r}"
+            )
+        else:
+            lines.add(errs[0].split(": error: ", 1)[1].split(" (")[0])
+        print(
+            f"ddp kill {k}: rank {dead}, survivor rc {seg['rc'][1 - dead]} after "
+            f"{seg['survivor_s']} s ({run_dir.name})",
+            file=sys.stderr,
+            flush=True,
+        )
+    diff = max(diffs, default=float("inf"))
+    detail = (
+        f"{kills} kills (rank 1, rank 0 in turn, a random moment after the run's first "
+        f"checkpoint), {segments} 2-process jobs (gloo, CPU, no torchrun), {redrawn} runs "
+        f"finished before their kill; the surviving rank stopped by itself after "
+        f"{min(waits, default=float('nan')):.1f}-{max(waits, default=float('nan')):.1f} s "
+        f"(group timeout {DDP_TIMEOUT_S:.0f} s), exit 2 with one line "
+        f"({'; '.join(sorted(lines))}); final model.safetensors vs an uninterrupted 2-process "
+        f"run ({ref_seconds:.0f} s): max abs diff {diff:g} (<= {TOLERANCE:g})"
+    )
+    if notes:
+        detail += "; " + "; ".join(notes)
+    return {
+        "case": "ddp-rank-kill9",
+        "injected": f"SIGKILL of one rank of a 2-process torch.distributed run, {kills} times "
+        f"(seed {seed})",
+        "times": kills,
+        "lost": lost,
+        "max_abs_diff": diff,
+        "survivor_seconds": waits,
+        "detail": detail,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "command": "RANK=r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=P "
+        f"LSTMKIT_DIST_TIMEOUT_S={DDP_TIMEOUT_S:.0f} "
+        + shown(train_argv(data, Path("RUN"), resume=False))
+        + " [--resume], r = 0, 1",
+    }
+
+
+# -- studio: kill -9 the studio while its run trains ------------------------------------------
+def studio_case(work: Path, data: Path, ref: Path, kills: int, seed: int) -> dict[str, Any]:
+    """A real ``lstmkit studio`` with an own-data run of the training case's command, killed with
+    SIGKILL ``kills`` times at seeded moments after the run's first checkpoint; each time: the
+    trainer must be gone within 5 s and the run directory unchanged 1 s later, the studio started
+    again must show the run ``interrupted``, and its resume route must take it on; the finished
+    run is compared with the uninterrupted reference."""
+    import httpx
+
+    from lstmkit.studio.jobs import process_alive
+    from lstmkit.studio.store import DB_NAME, Store
+
+    t0 = time.perf_counter()
+    home = work / "studio-home"
+    shutil.rmtree(home, ignore_errors=True)
+    (home / "runs").mkdir(parents=True)
+    run_id = "0000fa17"
+    task_args = train_argv(data, Path("X"), resume=False)[2:]
+    task_args = task_args[
+        : task_args.index("--no-progress")
+    ]  # the queue adds --out / --no-progress
+    Store(home / DB_NAME).add_run(
+        run_id,
+        name="faults",
+        recipe="text",
+        dataset="texts.csv",
+        params={},
+        overrides=list(OVERRIDES),
+        task_args=task_args,
+    )
+    run_dir = home / "runs" / run_id
+    rng = np.random.default_rng(seed)
+    port = free_tcp_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [LSTMKIT, "studio", "--home", str(home), "--port", str(port)]
+    lost, notes, gone_in, statuses = 0, [], [], []
+
+    def start_studio() -> subprocess.Popen[bytes]:
+        log = open(work / "studio.log", "ab")  # noqa: SIM115 (the child holds it)
+        proc = subprocess.Popen(argv, env=env(), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"the studio exited: {(work / 'studio.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    return proc
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("the studio did not start")
+            time.sleep(0.1)
+
+    studio = start_studio()
+    try:
+        for k in range(kills):
+            deadline = time.monotonic() + 300
+            pid = None
+            while True:  # the run trains and has a checkpoint of this session
+                run = Store(home / DB_NAME).get_run(run_id) or {}
+                pid = run.get("pid")
+                if run.get("status") == "running" and pid and has_checkpoint(run_dir):
+                    break
+                if run.get("status") == "finished" or time.monotonic() > deadline:
+                    raise SystemExit(f"the run ended before kill {k + 1}: {run.get('status')}")
+                time.sleep(0.01)
+            time.sleep(float(rng.uniform(0.0, 3.0)))
+            if not process_alive(pid, run_dir):
+                notes.append(f"kill {k + 1}: the run finished first")
+                break
+            studio.kill()
+            studio.wait()
+            t_kill = time.perf_counter()
+            while process_alive(pid, run_dir) and time.perf_counter() - t_kill < 5:
+                time.sleep(0.005)
+            alive = process_alive(pid, run_dir)
+            gone_in.append(round(time.perf_counter() - t_kill, 3))
+            before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+            time.sleep(1.0)
+            after = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
+            if alive:
+                os.kill(pid, signal.SIGKILL)
+            studio = start_studio()
+            shown_run = httpx.get(f"{base}/api/runs/{run_id}", timeout=10).json()
+            statuses.append(shown_run["status"])
+            resumed = httpx.post(f"{base}/api/runs/{run_id}/resume", timeout=10).status_code
+            ok = not alive and before == after and shown_run["status"] == "interrupted"
+            ok = ok and resumed == 202
+            if not ok:
+                lost += 1
+                notes.append(
+                    f"kill {k + 1}: trainer alive 5 s later {alive}, run dir written after "
+                    f"{before != after}, shown {shown_run['status']}, resume {resumed}"
+                )
+            print(f"studio kill {k + 1}: trainer gone in {gone_in[-1]} s", file=sys.stderr)
+        deadline = time.monotonic() + 600
+        while (Store(home / DB_NAME).get_run(run_id) or {}).get("status") != "finished":
+            if time.monotonic() > deadline:
+                raise SystemExit("the resumed run did not finish")
+            time.sleep(0.2)
+    finally:
+        if studio.poll() is None:
+            studio.send_signal(signal.SIGINT)
+            try:
+                studio.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                studio.kill()
+                studio.wait()
+    diff = max_diff(ref / "model.safetensors", run_dir / "model.safetensors")
+    if diff > TOLERANCE:
+        lost += kills
+    detail = (
+        f"lstmkit studio killed {kills} times while its run trained (a seeded 0-3 s after the "
+        f"run's checkpoint): the trainer was gone {min(gone_in):.3f}-{max(gone_in):.3f} s after "
+        f"the kill (parent-death signal), the run directory unchanged 1 s later, the restarted "
+        f"studio showed {sorted(set(statuses))}, resumed through POST /api/runs/ID/resume; "
+        f"final model.safetensors vs the uninterrupted run: max abs diff {diff:g} "
+        f"(<= {TOLERANCE:g})"
+    )
+    if notes:
+        detail += "; " + "; ".join(notes)
+    return {
+        "case": "studio-kill9",
+        "injected": f"SIGKILL of the studio while its run trains, {kills} times (seed {seed})",
+        "times": kills,
+        "lost": lost,
+        "max_abs_diff": diff,
+        "trainer_gone_s": gone_in,
+        "detail": detail,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "command": "lstmkit studio --home HOME (a queued own-data run: "
+        + shown(train_argv(data, Path("HOME/runs/ID"), resume=False))
+        + ")",
+    }
+
+
+# -- serve --workers 2: one worker killed ------------------------------------------------------------
+def worker_pids(server: int) -> list[int]:
+    """The worker processes (multiprocessing 'spawn' children) of ``server`` (Linux /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == server and b"spawn_main" in cmdline:
+                out.append(int(entry.name))
+    return sorted(out)
+
+
+def listening(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a socket listening on ``port`` (Linux /proc/net/tcp)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        parts = line.split()
+        if parts[3] == "0A" and int(parts[1].split(":")[1], 16) == port and parts[9] in inodes:
+            return True
+    return False
+
+
+async def drive_retrying(
+    port: int, texts: list[str], clients: int, stop: asyncio.Event
+) -> dict[str, Any]:
+    """``clients`` keep-alive loops until ``stop``; a request whose connection fails is sent again
+    on a new connection (up to 3 tries; counted), a 5xx or a request that fails 3 times is
+    dropped."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from serve_load import RawConnection
+
+    valid: list[float] = []
+    dropped: list[str] = []
+    retried = [0]
+
+    async def loop(c: int) -> None:
+        conn = RawConnection(port, "/v1/predict")
+        i = c
+        try:
+            while not stop.is_set():
+                body = json.dumps({"texts": [texts[i % len(texts)]]}).encode()
+                i += 7919
+                t = time.perf_counter()
+                for attempt in range(3):
+                    try:
+                        code, answer = await conn.post(body)
+                    except (OSError, asyncio.IncompleteReadError, ValueError) as err:
+                        retried[0] += 1
+                        await conn.close()
+                        if attempt == 2:
+                            dropped.append(repr(err))
+                        continue
+                    if code == 200:
+                        valid.append(time.perf_counter() - t)
+                    else:
+                        dropped.append(f"{code}: {answer[:200]!r}")
+                    break
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(loop(c) for c in range(clients)))
+    return {"valid": valid, "dropped": dropped, "retried": retried[0]}
+
+
+def serve_workers_case(
+    work: Path, data: Path, ref: Path, kills: int, clients: int, seed: int
+) -> dict[str, Any]:
+    """``lstmkit serve RUN --workers 2`` under ``clients`` keep-alive loops; ``kills`` times a
+    worker (seeded choice) is killed with SIGKILL, then the next kill waits until the server has
+    a new worker in its place listening on the port."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from serve_load import Server, percentile
+
+    t0 = time.perf_counter()
+    with open(data, encoding="utf-8") as fh:
+        texts = [row["text"] for row in csv.DictReader(fh)]
+    rng = np.random.default_rng(seed)
+    port = free_tcp_port()
+    log = work / "serve-workers.log"
+    events: list[str] = []
+    restart_s: list[float] = []
+
+    async def scenario(server_pid: int) -> dict[str, Any]:
+        stop = asyncio.Event()
+        load = asyncio.ensure_future(drive_retrying(port, texts, clients, stop))
+        await asyncio.sleep(3.0)  # clean traffic first
+        for k in range(kills):
+            pids = worker_pids(server_pid)
+            victim = pids[int(rng.integers(len(pids)))]
+            os.kill(victim, signal.SIGKILL)
+            t_kill = time.perf_counter()
+            while True:  # a new worker listening in its place
+                now = [p for p in worker_pids(server_pid) if p not in pids]
+                if now and listening(now[0], port):
+                    break
+                if time.perf_counter() - t_kill > 120:
+                    events.append(f"kill {k + 1}: no new worker listening after 120 s")
+                    break
+                await asyncio.sleep(0.05)
+            restart_s.append(round(time.perf_counter() - t_kill, 2))
+            print(f"worker kill {k + 1}: back in {restart_s[-1]} s", file=sys.stderr)
+            await asyncio.sleep(float(rng.uniform(1.0, 3.0)))
+        stop.set()
+        return await load
+
+    with Server(ref, port, log, ["--workers", "2", "--no-access-log"]) as server:
+        server.wait_ready()
+        assert server.proc is not None
+        out = asyncio.run(scenario(server.proc.pid))
+        alive = server.proc.poll() is None and len(worker_pids(server.proc.pid)) == 2
+    text = log.read_text(errors="replace")
+    restarted = text.count("started it again")
+    lost = len(out["dropped"]) + (not alive) + max(0, kills - restarted) + len(events)
+    p99 = 1000 * percentile(out["valid"], 99) if out["valid"] else float("nan")
+    detail = (
+        f"{clients} keep-alive clients; one of the 2 workers killed {kills} times: "
+        f"{len(out['valid'])} valid requests answered 200, {out['retried']} sent again on a new "
+        f"connection after their worker died (client retry, counted), {len(out['dropped'])} "
+        f"dropped (5xx or 3 failed tries); the server started a new worker each time "
+        f"({restarted} 'started it again' lines; listening again after "
+        f"{min(restart_s):.1f}-{max(restart_s):.1f} s, the other worker answering meanwhile); "
+        f"valid p99 {p99:.1f} ms; 2 workers after: {alive}"
+    )
+    if out["dropped"]:
+        detail += f"; first dropped: {out['dropped'][0]}"
+    if events:
+        detail += "; " + "; ".join(events)
+    return {
+        "case": "serve-worker-kill9",
+        "injected": f"SIGKILL of one of 2 serve workers under load, {kills} times (seed {seed})",
+        "times": kills,
+        "lost": lost,
+        "retried": out["retried"],
+        "restart_seconds": restart_s,
+        "p99_valid_ms": round(p99, 1),
+        "detail": detail,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "command": "lstmkit serve RUN --workers 2 --no-access-log (benchmarks/serve_load.py's "
+        "Server, RawConnection with retry)",
     }
 
 
@@ -587,8 +1094,11 @@ def main() -> None:
         "--part",
         nargs="+",
         default=["training", "storage"],
-        choices=["training", "storage", "serve"],
+        choices=["training", "storage", "serve", "ddp", "studio", "serve-workers"],
     )
+    ap.add_argument("--ddp-kills", type=int, default=3)
+    ap.add_argument("--studio-kills", type=int, default=3)
+    ap.add_argument("--worker-kills", type=int, default=3)
     ap.add_argument("--serve-seconds", type=float, default=15.0)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--kills", type=int, default=20)
@@ -609,9 +1119,12 @@ def main() -> None:
     if "training" in args.part:
         rows.append(training_case(work, data, args.kills, args.seed))
     ref = work / "reference"
-    if ("storage" in args.part or "serve" in args.part) and not (
-        ref / "model.safetensors"
-    ).exists():
+    if "ddp" in args.part:
+        rows.append(ddp_case(work, data, args.ddp_kills, args.seed))
+    if (
+        set(args.part) & {"storage", "serve", "studio", "serve-workers"}
+        and not (ref / "model.safetensors").exists()
+    ):
         shutil.rmtree(ref, ignore_errors=True)
         if run(train_argv(data, ref, resume=False)).returncode != 0:
             raise SystemExit("reference run failed")
@@ -620,6 +1133,10 @@ def main() -> None:
         rows.append(full_case(work, data, ref))
     if "serve" in args.part:
         rows.append(serve_case(work, data, ref, args.serve_seconds, args.clients))
+    if "studio" in args.part:
+        rows.append(studio_case(work, data, ref, args.studio_kills, args.seed))
+    if "serve-workers" in args.part:
+        rows.append(serve_workers_case(work, data, ref, args.worker_kills, args.clients, args.seed))
     for r in rows:
         line = json.dumps({**common, **r, "command": r.get("command", "")})
         print(line, flush=True)

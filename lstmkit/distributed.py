@@ -1,14 +1,44 @@
 """torch.distributed for the Trainer: where this process sits in a torchrun job, joining and
 leaving the process group (gloo on CPU, nccl on GPU). A single process (world size 1) joins
-nothing."""
+nothing.
+
+A rank that dies (``kill -9``, the OOM killer) must not leave the others waiting for ever. Its
+sockets close with it, so a peer inside a collective fails at once (gloo: "Connection closed by
+peer"); a peer waiting for a rank that never joined or never answers fails when the group's
+timeout runs out: ``LSTMKIT_DIST_TIMEOUT_S`` seconds (default 600, not torch's 30 minutes; long
+enough for rank 0's checkpoint writes between two collectives). :func:`peer_lost` turns either
+error into :class:`PeerLostError`, one line that says what to do: the checkpoints written before
+are complete (rank 0 writes them, verified on resume), so the job started again with ``--resume``
+reaches the weights of an uninterrupted run.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+from lstmkit.errors import ConfigError, LstmkitError
+
+TIMEOUT_ENV = "LSTMKIT_DIST_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 600.0
+# what gloo, nccl and the rendezvous store say when a peer is gone or silent
+PEER_GONE = (
+    "connection closed by peer",
+    "connection reset by peer",
+    "broken pipe",
+    "timed out",
+    "timeout",
+    "connection refused",
+)
+
+
+class PeerLostError(LstmkitError, RuntimeError):
+    """Another rank of the torch.distributed job died or stopped answering (the message names
+    this rank, what the backend said, and to start the job again with ``--resume``)."""
 
 
 @dataclass(frozen=True)
@@ -34,8 +64,25 @@ class DistInfo:
         )
 
 
+def group_timeout() -> timedelta:
+    """How long a collective (and the rendezvous) waits for the other ranks:
+    ``$LSTMKIT_DIST_TIMEOUT_S`` seconds, default 600. Raises ConfigError for a value that is not
+    a positive number."""
+    raw = os.environ.get(TIMEOUT_ENV)
+    if raw is None:
+        return timedelta(seconds=DEFAULT_TIMEOUT_S)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(f"{TIMEOUT_ENV} must be a positive number of seconds, got {raw!r}")
+    return timedelta(seconds=seconds)
+
+
 def init_distributed(info: DistInfo) -> torch.device:
-    """Join the process group when world_size > 1 (nccl on GPU, gloo on CPU); return the device."""
+    """Join the process group when world_size > 1 (nccl on GPU, gloo on CPU), waiting at most
+    :func:`group_timeout` for the other ranks at every collective; return the device."""
     device = (
         torch.device(f"cuda:{info.local_rank}")
         if torch.cuda.is_available()
@@ -43,7 +90,9 @@ def init_distributed(info: DistInfo) -> torch.device:
     )
     if info.world_size > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
+        dist.init_process_group(
+            backend=backend, rank=info.rank, world_size=info.world_size, timeout=group_timeout()
+        )
         if device.type == "cuda":
             torch.cuda.set_device(device)
     return device
@@ -61,3 +110,21 @@ def shutdown_distributed(*, wait: bool = True) -> None:
         if wait:
             dist.barrier()
         dist.destroy_process_group()
+
+
+def peer_lost(err: BaseException, info: DistInfo | None = None) -> PeerLostError | None:
+    """``err`` as a :class:`PeerLostError` when it is the backend's or the store's word that a
+    peer of a distributed job (world size > 1) died or timed out; None for any other error."""
+    info = info or DistInfo.from_env()
+    if info.world_size < 2 or not isinstance(err, RuntimeError) or isinstance(err, LstmkitError):
+        return None
+    text = str(err)
+    if not isinstance(err, dist.DistError) and not any(p in text.lower() for p in PEER_GONE):
+        return None
+    # gloo prefixes its source position ("[.../pair.cc:553] Connection closed by peer ...")
+    what = text.split("] ", 1)[-1].split(". ", 1)[0].strip() or type(err).__name__
+    return PeerLostError(
+        f"rank {info.rank} of {info.world_size}: another rank died or stopped answering "
+        f"({what}); this rank stops too. Start every rank again with --resume: it goes on from "
+        "the last complete checkpoint"
+    )
