@@ -53,10 +53,11 @@ class Target:
 TARGETS = (
     Target("auth", "lstmkit/serve/auth.py", ("tests/serve/test_api.py", "tests/studio/test_app.py"),
            what="the bearer-token check of serve and the studio"),
-    Target("bodylimit", "lstmkit/serve/bodylimit.py", ("tests/serve/test_body_limits.py",),
+    Target("bodylimit", "lstmkit/serve/bodylimit.py",
+           ("tests/serve/test_body_limits.py", "tests/mutation/test_bodylimit.py"),
            what="the request-body limit (Content-Length and chunked)"),
     Target("same-site", "lstmkit/studio/app.py", ("tests/studio/test_app.py",),
-           ("x__host_name", "xǁ_SameSiteǁ*"),
+           ("x__host_name", "xǁ_SameSiteǁ*", "x__refuse"),
            what="the studio's same-site and Host checks"),
     Target("uploads", "lstmkit/studio/uploads.py",
            ("tests/studio/test_routes_uploads.py",),
@@ -94,6 +95,40 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         'headers={"WWW-Authenticate": "Bearer"},',
         'headers={"WWW-AUTHENTICATE": "Bearer"},',
     ): "HTTP header names are case-insensitive: the client gets the same WWW-Authenticate header",
+    (
+        "lstmkit/serve/bodylimit.py",
+        "refused = False  # the 413 went out: what the app sends after it is dropped",
+        "refused = None  # the 413 went out: what the app sends after it is dropped",
+    ): "None and False read the same in every use of the flag (`not refused`, `if refused`)",
+    (
+        "lstmkit/serve/bodylimit.py",
+        "started = False  # the app's response began before the body passed the limit",
+        "started = None  # the app's response began before the body passed the limit",
+    ): "None and False read the same in every use of the flag (`not started`)",
+    (
+        "lstmkit/studio/app.py",
+        'return netloc[1:].partition("]")[0]',
+        'return netloc[1:].rpartition("]")[0]',
+    ): "a bracketed IPv6 literal holds one ']': the first and the last are the same one",
+    (
+        "lstmkit/studio/app.py",
+        'return netloc.rpartition(":")[0] if netloc.count(":") == 1 else netloc',
+        'return netloc.partition(":")[0] if netloc.count(":") == 1 else netloc',
+    ): "with exactly one ':' its first and last occurrence are the same",
+    **{
+        ("lstmkit/studio/app.py", line, line.replace('"latin-1"', '"LATIN-1"')): (
+            "Python's codec names are case-insensitive: 'LATIN-1' is the same codec"
+        )
+        for line in (
+            'host = headers.get(b"host", b"").decode("latin-1")',
+            'cross = origin is not None and urlsplit(origin.decode("latin-1")).netloc != host',
+        )
+    },
+    (
+        "lstmkit/studio/app.py",
+        "f\"cross-site request refused: origin {origin.decode('latin-1')!r} is not \"",
+        "f\"cross-site request refused: origin {origin.decode('LATIN-1')!r} is not \"",
+    ): "Python's codec names are case-insensitive: 'LATIN-1' is the same codec",
 }
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no_tests", 33: "no_tests", 34: "skipped"}

@@ -4,6 +4,8 @@ loopback studio refuses other host names)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ from studio_support import add_finished_run, make_client
 
 from lstmkit.errors import ConfigError
 from lstmkit.studio import create_studio_app
+from lstmkit.studio.app import _host_name, _SameSite
 from lstmkit.studio.deps import Studio
 
 
@@ -136,6 +139,64 @@ def test_a_loopback_studio_refuses_other_host_names(
         r = c.get("/api/options", headers={"Host": "rebound.example:8000"})
         assert r.status_code == 400
         assert "host 'rebound.example:8000' is not served here" in detail(r)
+
+
+@pytest.mark.parametrize(
+    ("netloc", "host"),
+    [
+        ("127.0.0.1:8000", "127.0.0.1"),
+        ("localhost", "localhost"),  # no port
+        ("[::1]:8000", "::1"),  # an IPv6 literal, bracketed, with a port
+        ("[::1]", "::1"),
+        ("::1", "::1"),  # unbracketed: no port can be told apart
+        ("", ""),
+    ],
+)
+def test_the_host_name_of_a_host_header(netloc: str, host: str) -> None:
+    assert _host_name(netloc) == host
+
+
+def _asgi(
+    allowed: tuple[str, ...] | None, headers: list[tuple[bytes, bytes]], method: str = "POST"
+) -> tuple[int, dict[str, Any] | None]:
+    """One request through the same-site middleware alone: (status, JSON body of a refusal)."""
+    sent: list[dict[str, Any]] = []
+    reached: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": "/api/runs", "headers": headers}
+    asyncio.run(_SameSite(app, allowed)(scope, receive, send))
+    status = sent[0]["status"]
+    assert (status == 204) == (reached == ["/api/runs"])
+    return status, None if status == 204 else json.loads(sent[1]["body"])
+
+
+def test_the_same_site_check_on_hosts_it_may_meet() -> None:
+    loopback = ("127.0.0.1", "localhost", "::1")
+    assert _asgi(loopback, [(b"host", b"localhost")]) == (204, None)
+    assert _asgi(loopback, [(b"host", b"[::1]:8000")]) == (204, None)
+    assert _asgi(loopback, [(b"host", b"[::1]:8000"), (b"origin", b"http://[::1]:8000")])[0] == 204
+    # no Host header at all (HTTP/1.0): not one of the names, said as it is
+    assert _asgi(loopback, []) == (
+        400,
+        {"detail": "host '' is not served here; use 127.0.0.1 or localhost or ::1"},
+    )
+    assert _asgi(None, [], method="GET") == (204, None)
+    # an origin against no Host: cross-site, refused for a POST
+    status, body = _asgi(None, [(b"origin", b"http://127.0.0.1:8000")])
+    assert status == 403 and body == {
+        "detail": "cross-site request refused: origin 'http://127.0.0.1:8000' is not this studio"
+    }
 
 
 def test_the_studio_imports_no_cli() -> None:
