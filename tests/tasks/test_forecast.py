@@ -424,3 +424,22 @@ def test_a_classification_monitor_is_refused_for_forecasting(
         capsys.readouterr().err
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_the_default_lookback_is_five_seasons_cut_to_whole_seasons_when_data_are_short() -> None:
+    from lstmkit.tasks.forecast import MIN_TRAIN_WINDOWS, default_lookback
+
+    assert default_lookback(12, 12, 114)[0] == 60  # wineind's training part: 43 windows remain
+    assert default_lookback(12, 3, 500)[0] == 30  # at most ten horizons
+    assert default_lookback(336, 48, 2620)[0] == 480  # half-hourly, weekly season: ten horizons
+    assert default_lookback(4, 8, 1000)[0] == 20
+    # 100 training rows, horizon 12: at most 100 - 12 - 20 + 1 = 69 rows -> five seasons of 12 fit
+    assert default_lookback(12, 12, 100)[0] == 60
+    # 80 rows: 49 rows fit -> four whole seasons, and the reason says why
+    lookback, why = default_lookback(12, 12, 80)
+    assert lookback == 48 and f"{MIN_TRAIN_WINDOWS} training windows" in why
+    assert 80 - lookback - 12 + 1 >= MIN_TRAIN_WINDOWS
+    # less than a season fits: as many rows as leave the windows
+    assert default_lookback(12, 2, 30)[0] == 9
+    assert default_lookback(1, 5, 10_000) == (20, "no season: max(20, 4 x horizon 5)")
+    assert default_lookback(1, 5, 30)[0] == 6
