@@ -1115,12 +1115,19 @@ def main() -> None:
         "commit": git_commit(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
     }
-    rows = []
+
+    def record(row: dict[str, Any]) -> None:  # each row as soon as its case is done
+        line = json.dumps({**common, **row, "command": row.get("command", "")})
+        print(line, flush=True)
+        if args.out:
+            with open(args.out, "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+
     if "training" in args.part:
-        rows.append(training_case(work, data, args.kills, args.seed))
-    ref = work / "reference"
+        record(training_case(work, data, args.kills, args.seed))
     if "ddp" in args.part:
-        rows.append(ddp_case(work, data, args.ddp_kills, args.seed))
+        record(ddp_case(work, data, args.ddp_kills, args.seed))
+    ref = work / "reference"
     if (
         set(args.part) & {"storage", "serve", "studio", "serve-workers"}
         and not (ref / "model.safetensors").exists()
@@ -1129,20 +1136,14 @@ def main() -> None:
         if run(train_argv(data, ref, resume=False)).returncode != 0:
             raise SystemExit("reference run failed")
     if "storage" in args.part:
-        rows.append(readonly_case(work, data, ref))
-        rows.append(full_case(work, data, ref))
+        record(readonly_case(work, data, ref))
+        record(full_case(work, data, ref))
     if "serve" in args.part:
-        rows.append(serve_case(work, data, ref, args.serve_seconds, args.clients))
+        record(serve_case(work, data, ref, args.serve_seconds, args.clients))
     if "studio" in args.part:
-        rows.append(studio_case(work, data, ref, args.studio_kills, args.seed))
+        record(studio_case(work, data, ref, args.studio_kills, args.seed))
     if "serve-workers" in args.part:
-        rows.append(serve_workers_case(work, data, ref, args.worker_kills, args.clients, args.seed))
-    for r in rows:
-        line = json.dumps({**common, **r, "command": r.get("command", "")})
-        print(line, flush=True)
-        if args.out:
-            with open(args.out, "a", encoding="utf-8") as fh:
-                fh.write(line + "\n")
+        record(serve_workers_case(work, data, ref, args.worker_kills, args.clients, args.seed))
 
 
 if __name__ == "__main__":
