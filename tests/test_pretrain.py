@@ -15,7 +15,7 @@ from lstmkit.config import ConfigError, PretrainConfig, load_recipe, recipe_from
 from lstmkit.data.resolve import ENV_VAR
 from lstmkit.pretrain import pretrain_embedding, stable_hash, word2vec_matrix
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = Path(__file__).resolve().parents[1] / "lstmkit" / "recipes"
 MIRROR = Path(os.environ.get(ENV_VAR) or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
