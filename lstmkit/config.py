@@ -167,6 +167,9 @@ class TrainConfig(BaseModel):
             (None = ``batch_size``) per step.
         vat_unlabelled: VAT reads the training split's texts and, when true, IMDB's 50,000
             unlabelled reviews (``dataset = "imdb"`` only); false = the training split's only.
+        log: experiment trackers the run's history, hyperparameters, final metrics and plots
+            go to: "tensorboard" (``RUN/tensorboard``), "mlflow" (``MLFLOW_TRACKING_URI``, else
+            ``RUN/../mlflow.db``); :mod:`lstmkit.tracking`, ``pip install 'lstmkit[track]'``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -202,6 +205,7 @@ class TrainConfig(BaseModel):
     vat_xi: float = Field(0.1, gt=0.0, le=100.0)
     vat_batch_size: int | None = Field(None, ge=1, le=65536)
     vat_unlabelled: bool = False
+    log: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)
 
     @field_validator("adversarial_eps", "vat_eps")
     @classmethod

@@ -31,7 +31,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,7 @@ from lstmkit.objectives import (
 )
 from lstmkit.optim import kernel_penalty, lr_factor, make_optimizer
 from lstmkit.plots import pyplot, save_png
+from lstmkit.tracking import Tracker, make_trackers, run_artifacts
 
 __all__ = [
     "DistInfo",
@@ -165,6 +166,11 @@ class Trainer:
         bucket_chunk: a bucket holds this many batches, sorted by length.
         progress: show a rich progress bar (rank 0 only).
         dist_info: position in a distributed job (default: from the environment).
+        callbacks: :class:`lstmkit.tracking.Tracker` objects of one's own (rank 0 only), called
+            like the trackers ``config.log`` names: ``start`` / ``log_row`` per history row /
+            ``finish``.
+        hparams: the hyperparameters the trackers record (a nested dict; default: ``config``).
+        experiment: the MLflow experiment of ``config.log = ["mlflow"]`` (a recipe's name).
 
     Every training row of the history also holds ``grad_norm`` (global, before clipping),
     ``layers`` (per layer, see :func:`layer_groups`: ``grad_norm`` and ``update_ratio`` =
@@ -185,6 +191,9 @@ class Trainer:
         bucket_chunk: int = 50,
         progress: bool = True,
         dist_info: DistInfo | None = None,
+        callbacks: Sequence[Tracker] = (),
+        hparams: dict[str, Any] | None = None,
+        experiment: str = "lstmkit",
     ) -> None:
         if objective is None:
             if num_classes is None:
@@ -199,6 +208,11 @@ class Trainer:
         self.bucket_chunk = bucket_chunk
         self.progress = progress
         self.dist = dist_info or DistInfo.from_env()
+        # before the process group and the model: a tracker that cannot run is one error now
+        trackers = make_trackers(config.log, run_dir, experiment=experiment)
+        self.trackers: list[Tracker] = [*trackers, *callbacks] if self.dist.is_main else []
+        self.hparams = hparams if hparams is not None else config.model_dump()
+        self._tracking_open = False
         self.device = init_distributed(self.dist)
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
@@ -344,8 +358,13 @@ class Trainer:
         resume: bool = False,
         unlabelled: Dataset[Any] | None = None,
         unlabelled_lengths: np.ndarray | None = None,
+        finish: bool = True,
     ) -> list[dict[str, Any]]:
         """Train for ``epochs`` (or ``max_steps``); returns the history rows.
+
+        ``finish``: close the trackers at the end (:meth:`end_tracking` with
+        :meth:`final_metrics`); False leaves that to the caller (a recipe run sends its test
+        metrics first).
 
         ``unlabelled`` (with ``unlabelled_lengths``): the texts virtual adversarial training
         reads (``vat_eps > 0``; their labels are ignored); None = ``train``'s. They are drawn
@@ -386,6 +405,9 @@ class Trainer:
         self._t_fit = time.perf_counter()
         self._step_at_fit = self.step
         self._elapsed_at_fit = self.elapsed_before
+        for tracker in self.trackers:
+            tracker.start(self.hparams, step=self.step)
+        self._tracking_open = bool(self.trackers)
         try:
             while self.epoch < cfg.epochs and not stop:
                 sampler.set_epoch(self.epoch)
@@ -427,6 +449,10 @@ class Trainer:
                 )
         except KeyboardInterrupt:
             self._checkpoint()
+            self.end_tracking(self.final_metrics(), status="KILLED")
+            raise
+        except BaseException:
+            self.end_tracking(self.final_metrics(), status="FAILED")
             raise
         finally:
             if bar is not None:
@@ -436,7 +462,38 @@ class Trainer:
             self._restore_best()
         if self.writes:
             self._write_history_files()
+        if finish:
+            self.end_tracking(self.final_metrics())
         return self.history
+
+    def final_metrics(self) -> dict[str, Any]:
+        """What the trackers record at the end of a plain :meth:`fit`: the best and the last
+        validation row and the number of steps (a recipe run sends its ``metrics.json``)."""
+        val_rows = [r for r in self.history if r["split"] == "val"]
+        return {
+            "best_val": self.best,
+            "last_val": val_rows[-1] if val_rows else None,
+            "steps": self.step,
+        }
+
+    def end_tracking(
+        self,
+        metrics: dict[str, Any],
+        artifacts: Sequence[Path] | None = None,
+        *,
+        status: str = "FINISHED",
+    ) -> None:
+        """Send the final ``metrics`` and ``artifacts`` (default: the run directory's plots,
+        metrics, config and history) to the trackers and close them; :meth:`fit` calls it
+        unless ``finish=False`` (a recipe run calls it after its test evaluation). Once only:
+        later calls do nothing."""
+        if not self._tracking_open:
+            return
+        self._tracking_open = False
+        if artifacts is None:
+            artifacts = run_artifacts(self.run_dir) if self.run_dir is not None else []
+        for tracker in self.trackers:
+            tracker.finish(metrics, artifacts, status=status)
 
     def _new_window(self) -> dict[str, Any]:
         return {
@@ -756,6 +813,8 @@ class Trainer:
             assert self.run_dir is not None
             with open(self.run_dir / "history.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
+        for tracker in self.trackers:
+            tracker.log_row(row)
 
     # -- checkpoints -----------------------------------------------------------------------
     def _trainer_state(self) -> dict[str, Any]:
