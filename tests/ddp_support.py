@@ -1,12 +1,20 @@
-"""What the two-process DDP tests share: the environment torch.distributed reads."""
+"""What the two-process DDP tests share: the environment torch.distributed reads, a free port."""
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import torch
 from torch import nn
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 just now (for the group's rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def join_env(rank: int, world: int, port: int) -> None:
