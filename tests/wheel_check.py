@@ -200,9 +200,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             venv / "bin" / "lstmkit",
         )
 
+        # --no-compile: pip would byte-compile every file of torch (minutes); the first imports do
+        # it for the modules they use
         with step("core only: a fresh venv, pip install lstmkit (no extra)"):
             run([sys.executable, "-m", "venv", venv], cwd=tmp, env=env)
-            run([pip, "install", "--quiet", *constraints, wheel], cwd=empty, env=env)
+            run(
+                [pip, "install", "--quiet", "--no-compile", *constraints, wheel], cwd=empty, env=env
+            )
         with step("core only: import lstmkit (no optional package), an LSTM trains"):
             got = run([python, "-c", TRAIN_A_LAYER.format(optional=OPTIONAL)], cwd=empty, env=env)
             print("   " + got.stdout.strip())
@@ -215,7 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("   " + one_error_line(got, extra))
 
         with step("pip install 'lstmkit[all]' (constraints: " + " ".join(constraints[1:]) + ")"):
-            run([pip, "install", "--quiet", *constraints, f"{wheel}[all]"], cwd=empty, env=env)
+            run(
+                [pip, "install", "--quiet", "--no-compile", *constraints, f"{wheel}[all]"],
+                cwd=empty,
+                env=env,
+            )
         with step(f"from an empty folder: lstmkit --version, lstmkit train {QUICK_RECIPE} --quick"):
             got = run([lstmkit, "--version"], cwd=empty, env=env)
             print("   " + got.stdout.strip())
