@@ -166,14 +166,18 @@ def check(
         row["command"] = "lstmkit train " + shlex.join(argv)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         start = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, "-m", "lstmkit", "train", *argv],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=max(600.0, 6 * 60 * minutes),
-        )
+        limit = max(1800.0, 10 * 60 * minutes)  # a busy machine runs several times slower
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "lstmkit", "train", *argv],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=limit,
+            )
+        except subprocess.TimeoutExpired:
+            return {**row, "ok": False, "error": f"still running after {limit:.0f} s: stopped"}
         row["seconds"] = round(time.monotonic() - start, 1)
         written = sorted((work / "record").glob("*.json"))
         if proc.returncode != 0 or len(written) != 1:
