@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,11 +35,13 @@ class _Item:
 
 @dataclass
 class MicroBatcher:
-    """Collects concurrent requests into batches of at most ``max_batch`` texts."""
+    """Collects concurrent requests into batches of at most ``max_batch`` texts; ``on_batch``
+    (when given) hears the size of every model call (the ``/metrics`` histogram)."""
 
     predictor: Predictor
     max_batch: int = 64
     max_wait_ms: float = 2.0
+    on_batch: Callable[[int], None] | None = None
     _pending: deque[_Item] = field(default_factory=deque)
     _size: int = 0  # texts in _pending
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)  # _pending is not empty
@@ -52,6 +55,11 @@ class MicroBatcher:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
         if not 0 <= self.max_wait_ms <= 1000:
             raise ValueError(f"max_wait_ms must be in [0, 1000], got {self.max_wait_ms}")
+
+    @property
+    def pending(self) -> int:
+        """Texts waiting for the model now."""
+        return self._size
 
     def start(self) -> None:
         """Start the collector task and the inference thread (inside the running loop)."""
@@ -109,6 +117,8 @@ class MicroBatcher:
                         await self._full.wait()
             items = self._take()
             texts = [t for item in items for t in item.texts]
+            if self.on_batch is not None:
+                self.on_batch(len(texts))
             try:
                 results = await loop.run_in_executor(self._executor, self.predictor.predict, texts)
             except Exception as err:  # noqa: BLE001 - handed to the waiting requests, not swallowed

@@ -1,26 +1,29 @@
-"""The serving API's routes: ``POST /v1/predict``, ``POST /v1/inspect``, ``GET /v1/model``,
-``GET /health``, and the web page: ``GET /`` (``static/index.html``) and ``GET /static/NAME``.
+"""The serving API's routes of a text classifier -- ``POST /v1/predict``, ``POST /v1/inspect``,
+``GET /v1/model`` (:data:`v1`) -- and those of every app: ``GET /health`` (alive), ``GET /ready``
+(the model loaded and warmed), ``GET /metrics`` (Prometheus, :mod:`lstmkit.serve.metrics`) and
+the web page: ``GET /`` (``static/index.html``) and ``GET /static/NAME`` (:data:`router`). A
+forecaster's routes are in :mod:`lstmkit.serve.forecast`, a language model's in
+:mod:`lstmkit.serve.generate`.
 
-Each route gets what it needs through a dependency: :func:`get_serving` reads the
-:class:`Serving` that the app's lifespan put into ``app.state`` (:func:`lstmkit.serve.app.create_app`),
-:func:`require_token` the app's token. Nothing is kept in this module.
+Each route gets what it needs through a dependency: :func:`~lstmkit.serve.state.get_serving`
+reads the :class:`~lstmkit.serve.state.Serving` that the app's lifespan put into ``app.state``
+(:func:`lstmkit.serve.app.create_app`), :func:`require_token` the app's token. Nothing is kept in
+this module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from lstmkit.bundle import Predictor
 from lstmkit.inspect import inspect_text
 from lstmkit.serve.auth import check_bearer
-from lstmkit.serve.batcher import MicroBatcher
+from lstmkit.serve.metrics import CONTENT_TYPE
 from lstmkit.serve.schemas import (
     Health,
     InspectRequest,
@@ -28,7 +31,9 @@ from lstmkit.serve.schemas import (
     ModelInfo,
     PredictRequest,
     PredictResponse,
+    Ready,
 )
+from lstmkit.serve.state import Serving, get_serving
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_FILES = {
@@ -37,18 +42,6 @@ STATIC_FILES = {
     "style.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
-
-
-@dataclass(frozen=True)
-class Serving:
-    """What the routes serve with, loaded once by the app's lifespan into ``app.state.serving``:
-    the predictor, its micro-batcher (None: every request runs the model on its own) and the
-    request limits."""
-
-    predictor: Predictor
-    batcher: MicroBatcher | None
-    max_texts: int
-    max_chars: int
 
 
 _bearer = HTTPBearer(auto_error=False, description="the token given to `lstmkit serve --token`")
@@ -60,18 +53,6 @@ async def require_token(
 ) -> None:
     """401 unless the app has no token or the request carries ``Authorization: Bearer TOKEN``."""
     check_bearer(credentials, request.app.state.token)
-
-
-async def get_serving(request: Request) -> Serving:
-    """The :class:`Serving` of the app's lifespan; 503 outside it (async: a plain def would cost
-    a worker-thread hop per request)."""
-    serving: Serving | None = request.app.state.serving
-    if serving is None:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="the model is not loaded (the app's lifespan has not started)",
-        )
-    return serving
 
 
 ServingDep = Annotated[Serving, Depends(get_serving)]
@@ -88,6 +69,7 @@ def _too_many_chars(chars: int, max_chars: int) -> HTTPException:
 # in another costs a second route match on every request), v1 with require_token as a dependency
 # when it has a token (V1_AUTH)
 router = APIRouter()
+ops = APIRouter()  # /health, /ready, /metrics alone (the server of several models)
 v1 = APIRouter(prefix="/v1")
 V1_AUTH = [Depends(require_token)]
 
@@ -144,10 +126,28 @@ async def model_info(serving: ServingDep) -> ModelInfo:
     )
 
 
-@router.get("/health", response_model=Health)
+@ops.get("/health", response_model=Health)
 async def health() -> Health:
-    """Liveness: 200 once the model is loaded (no token needed)."""
+    """Liveness: 200 while the process answers, model loaded or not (no token needed)."""
     return Health()
+
+
+@ops.get("/ready", response_model=Ready, responses={503: {"description": "not ready yet"}})
+async def ready(request: Request) -> Ready:
+    """Readiness: 200 once the model is loaded and warmed (one call made), 503 before and while
+    the server stops (no token needed)."""
+    if request.app.state.serving is None or not request.app.state.ready:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the model is not loaded")
+    return Ready()
+
+
+@ops.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus' text format: requests, latencies, batch sizes, queue depth, load time."""
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+router.include_router(ops)
 
 
 def _static(name: str) -> FileResponse:

@@ -135,6 +135,28 @@ class ModelInfo(BaseModel):
 
 
 class Health(BaseModel):
-    """``GET /health``."""
+    """``GET /health``: the process is alive."""
 
     status: str = "ok"
+
+
+class Ready(BaseModel):
+    """``GET /ready``: the model is loaded and warmed."""
+
+    status: str = "ready"
+
+
+class ModelEntry(BaseModel):
+    """One served model of ``GET /v1/models``."""
+
+    name: str = Field(description="its name: its API is at /models/<name>/v1/... (one model: /v1)")
+    task: str = Field(description="classify, forecast or language_model")
+    path: str = Field(description="where its API is")
+    inputs: dict[str, Any] = Field(description="what its requests hold")
+    metrics: dict[str, Any] | None = Field(description="the run's metrics.json")
+
+
+class ModelList(BaseModel):
+    """``GET /v1/models``: every model this server serves."""
+
+    models: list[ModelEntry]

@@ -61,7 +61,6 @@ from lstmkit.data.series import (
     choose_season,
     chronological_split,
     forecast_errors,
-    future_times,
     grows_with_level,
     make_windows,
     mase_scale,
@@ -71,12 +70,18 @@ from lstmkit.data.series import (
     window_origins,
 )
 from lstmkit.data.text import DataFileError
-from lstmkit.errors import BaselineError, RunDirError
+from lstmkit.errors import BaselineError
 from lstmkit.files import atomic_write_text
+from lstmkit.forecasting import (
+    FORMAT,
+    forecast_series,
+    load_forecast_run,
+    predict_quantile_windows,
+    predict_windows,
+)
 from lstmkit.models import Forecaster, ForecasterConfig, empirical_band
 from lstmkit.objectives import Regression
 from lstmkit.plots import pyplot, save_png
-from lstmkit.runs import load_weights, read_run_config
 from lstmkit.tasks.base import QUICK_CLASSIFIER, Outcome, Record, Setup, took
 from lstmkit.tasks.defaults import Choice, apply_choices
 from lstmkit.tasks.panel import (
@@ -336,35 +341,6 @@ def forecaster_config(
     )
 
 
-@torch.no_grad()
-def predict_windows(model: Forecaster, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Forecasts (n, horizon) in the series' units for raw input windows (n, lookback, F)."""
-    was = model.training
-    model.eval()
-    out = []
-    device = next(model.parameters()).device
-    for i in range(0, len(x), batch_size):
-        out.append(model.predict(torch.from_numpy(x[i : i + batch_size]).to(device)).cpu().numpy())
-    model.train(was)
-    return np.concatenate(out).astype(np.float64)
-
-
-def predict_quantile_windows(model: Forecaster, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Quantile forecasts (n, horizon, Q) in the series' units for raw windows (n, lookback, F)."""
-    was = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        out = [
-            model.predict_quantiles(torch.from_numpy(x[i : i + batch_size]).to(device))
-            .cpu()
-            .numpy()
-            for i in range(0, len(x), batch_size)
-        ]
-    model.train(was)
-    return np.concatenate(out).astype(np.float64)
-
-
 def baseline_model(config: ForecasterConfig) -> Forecaster:
     """A forecaster whose correction is zero: exactly its in-window baseline."""
     return Forecaster(config.model_copy())
@@ -605,7 +581,6 @@ def plot_forecast(data: PreparedSeries, report: dict[str, Any], path: Path) -> N
 MONITORS = ("val_loss", "val_mae", "val_rmse")
 KEEP_MARGIN = 0.01  # a correction must cut the validation MAE of its start by 1% to be kept
 MIN_BAND_WINDOWS = 20  # validation windows a trained correction's band needs on their own
-FORMAT = 2  # config.json["forecaster_format"]: raw windows in, each normalised by the model
 
 
 class ForecastTask:
@@ -845,21 +820,6 @@ def backtest_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def load_forecast_run(run_dir: Path) -> tuple[Forecaster, dict[str, Any], Scaler]:
-    """Model (eval mode), config and scaler of a finished forecasting run."""
-    how = " (train one with lstmkit train --task forecast)"
-    config = read_run_config(run_dir, "forecast", how)
-    if config.get("forecaster_format") != FORMAT:
-        raise RunDirError(
-            f"{run_dir}: a forecasting run of an older lstmkit (scaled windows, no baseline); "
-            "train it again with lstmkit train --task forecast"
-        )
-    model = Forecaster(ForecasterConfig.model_validate(config["model"]))
-    load_weights(model, run_dir)
-    model.eval()
-    return model, config, Scaler.from_dict(config["scaler"])
-
-
 def evaluate_forecast_run(run_dir: Path) -> dict[str, Any]:
     """Re-evaluate a finished forecasting run on its recipe's test origins (the rolling
     protocol: model vs naive, seasonal naive and Holt-Winters, per step ahead)."""
@@ -879,35 +839,12 @@ def forecast_file(
     one), atomically. Returns the rows."""
     model, config, _ = load_forecast_run(run_dir)
     columns: list[str] = config["columns"]
-    time_column = config.get("time_column")
-    lookback, horizon = int(config["lookback"]), int(config["horizon"])
-    series = read_series(data_path, columns[0], columns[1:], time_column, encoding=encoding)
+    series = read_series(
+        data_path, columns[0], columns[1:], config.get("time_column"), encoding=encoding
+    )
     for w in series.warnings:
         logger.warning("%s", w)
-    if len(series.values) < lookback:
-        raise DataFileError(
-            f"{data_path}: {len(series.values)} rows, but the model reads the last {lookback} "
-            f"(its lookback); give at least {lookback} rows"
-        )
-    window = series.values[-lookback:][None].astype(np.float32)
-    if model.config.log and float(window[..., 0].min()) <= 0.0:
-        raise DataFileError(
-            f"{data_path}: the model forecasts the logarithm of {columns[0]!r} (its training "
-            "series was positive), but the last rows hold a value <= 0"
-        )
-    pred = predict_windows(model, window)[0]
-    qs = model.config.quantiles
-    quant = predict_quantile_windows(model, window)[0] if qs else None
-    times = future_times(series.times, horizon) if series.times else None
-    rows = []
-    for k in range(horizon):
-        row: dict[str, Any] = {"step": k + 1}
-        if times is not None and time_column:
-            row[time_column] = times[k]
-        row[f"{columns[0]}_forecast"] = float(pred[k])
-        if quant is not None:
-            row.update({f"q{q:g}": float(quant[k, j]) for j, q in enumerate(qs)})
-        rows.append(row)
+    rows = forecast_series(model, config, series, where=str(data_path))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()

@@ -36,11 +36,9 @@ from lstmkit.errors import ConfigError, DataError
 from lstmkit.models import LanguageModel, LanguageModelConfig
 from lstmkit.objectives import LanguageModeling
 from lstmkit.plots import pyplot, save_png
-from lstmkit.runs import load_weights, read_run_config
+from lstmkit.sampling import CHARS_FILE, load_language_model, sample_stream
 from lstmkit.tasks.base import Outcome, Record, Setup, took
 from lstmkit.train import Trainer
-
-CHARS_FILE = "chars.json"
 
 # eval streams hold at least this many chunks each, so the state warms up on most of the text
 EVAL_CHUNKS_PER_STREAM = 8
@@ -223,15 +221,6 @@ def _to_nats(bits: Any) -> Any:
     return bits * math.log(2)
 
 
-def load_language_model(run_dir: Path) -> tuple[LanguageModel, CharVocabulary, dict[str, Any]]:
-    """Model (eval mode), vocabulary and config of a finished language-model run."""
-    how = " (lstmkit sample needs a run of a task = 'language_model' recipe)"
-    config = read_run_config(run_dir, "language_model", how)
-    model = LanguageModel(LanguageModelConfig.model_validate(config["model"]))
-    load_weights(model, run_dir)
-    return model, CharVocabulary.load(run_dir / CHARS_FILE), config
-
-
 def sample_text(
     run_dir: Path,
     prime: str,
@@ -250,14 +239,15 @@ def sample_text(
         generator.manual_seed(seed)
     else:
         generator.seed()
-    ids = model.generate(
+    ids = sample_stream(
+        model,
         torch.from_numpy(vocab.encode(prime)),
         length,
         temperature=temperature,
         top_k=top_k,
         generator=generator,
     )
-    return prime + vocab.decode(ids.tolist())
+    return prime + vocab.decode(list(ids))
 
 
 def evaluate_language_model_run(run_dir: Path) -> dict[str, Any]:

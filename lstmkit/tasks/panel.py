@@ -61,10 +61,16 @@ from lstmkit.data.panel import (
     panel_split,
     read_panel,
 )
-from lstmkit.data.series import SeriesSource, choose_season, future_times, infer_frequency
+from lstmkit.data.series import SeriesSource, choose_season, infer_frequency
 from lstmkit.data.text import DataFileError
-from lstmkit.errors import RunDirError
 from lstmkit.files import atomic_write_text
+from lstmkit.forecasting import PANEL_FORMAT as FORMAT
+from lstmkit.forecasting import (
+    batched_panel,
+    forecast_panel,
+    load_panel_run,
+)
+from lstmkit.forecasting import predict_panel_quantiles as predict_quantiles
 from lstmkit.models import (
     PanelForecaster,
     PanelForecasterConfig,
@@ -73,13 +79,12 @@ from lstmkit.models import (
 )
 from lstmkit.objectives import Pinball
 from lstmkit.plots import pyplot, save_png
-from lstmkit.runs import load_weights, read_run_config
+from lstmkit.runs import read_run_config
 from lstmkit.tasks.base import Outcome, Record, Setup, took
 from lstmkit.tasks.defaults import Choice, apply_choices
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1  # config.json["panel_format"]
 KEEP_MARGIN = 0.01
 ENSEMBLE_WINDOWS = 20_000  # below this many training windows the default is 5 members
 MIN_CALIBRATION = 20  # validation targets needed to calibrate the band
@@ -326,30 +331,9 @@ def model_config(recipe: Recipe, data: PreparedPanel, baseline: str) -> PanelFor
     )
 
 
-@torch.no_grad()
-def _batched(
-    model: PanelForecaster, x: np.ndarray, run: Any, dtype: Any, batch_size: int = 2048
-) -> np.ndarray:
-    """``run(model, batch)`` over ``x`` in batches, in eval mode: (n, H, Q) of ``dtype``."""
-    was = model.training
-    model.eval()
-    out = [
-        run(model, torch.from_numpy(x[i : i + batch_size])).numpy().astype(dtype)
-        for i in range(0, len(x), batch_size)
-    ]
-    model.train(was)
-    shape = (0, model.config.horizon, len(model.config.quantiles))
-    return np.concatenate(out) if out else np.zeros(shape, dtype=dtype)
-
-
 def normalised_outputs(model: PanelForecaster, x: np.ndarray) -> np.ndarray:
     """The members' mean forecast (n, H, Q) in normalised units."""
-    return _batched(model, x, lambda m, b: m(b).mean(1), np.float32)
-
-
-def predict_quantiles(model: PanelForecaster, x: np.ndarray) -> np.ndarray:
-    """Quantile forecasts (n, H, Q) in the series' units."""
-    return _batched(model, x, lambda m, b: m.predict(b), np.float64)
+    return batched_panel(model, x, lambda m, b: m(b).mean(1), np.float32)
 
 
 def _normalised_targets(
@@ -777,17 +761,6 @@ def is_panel_run(run_dir: Path) -> bool:
     return "panel_format" in config
 
 
-def load_panel_run(run_dir: Path) -> tuple[PanelForecaster, dict[str, Any]]:
-    """Model (eval mode) and config of a finished panel run."""
-    config = read_run_config(run_dir, "forecast", " (train one with lstmkit train --task forecast)")
-    if config.get("panel_format") != FORMAT:
-        raise RunDirError(f"{run_dir}: not a panel forecasting run of this lstmkit")
-    model = PanelForecaster(PanelForecasterConfig.model_validate(config["model"]))
-    load_weights(model, run_dir)
-    model.eval()
-    return model, config
-
-
 def evaluate_panel_run(run_dir: Path, protocol: str | None = None) -> dict[str, Any]:
     """Re-evaluate a finished panel run on its recipe's file (``protocol``: ``m4`` or
     ``rolling``; default the run's own)."""
@@ -827,45 +800,15 @@ def forecast_panel_file(
     columns: list[str] = config["columns"]
     idc: str = config["id_column"]
     tcol = config.get("time_column")
-    lookback, horizon = int(config["lookback"]), int(config["horizon"])
     panel = read_panel(data_path, columns[0], idc, columns[1:], tcol, encoding=encoding)
-    known = {sid: k for k, sid in enumerate(config.get("ids", []))}
-    qs = model.config.quantiles
-    rows: list[dict[str, Any]] = []
-    short = []
-    for sid, ser in zip(panel.ids, panel.series, strict=True):
-        if len(ser.values) < lookback:
-            short.append(sid)
-            continue
-        cal, _ = calendar_columns(ser.times or [], config.get("frequency", "rows"))
-        vals = np.concatenate([ser.values, cal], 1) if cal.shape[1] else ser.values
-        if model.config.num_series:
-            if sid not in known:
-                raise DataFileError(
-                    f"{data_path}: series {sid!r} is not one the model was trained on (it has a "
-                    "series embedding); give one of its ids"
-                )
-            vals = np.concatenate([vals, np.full((len(vals), 1), known[sid])], 1)
-        window = vals[-lookback:][None].astype(np.float32)
-        q = predict_quantiles(model, window)[0]
-        times = future_times(ser.times, horizon) if ser.times else None
-        for k in range(horizon):
-            row: dict[str, Any] = {idc: sid}
-            if tcol and times is not None:
-                row[tcol] = times[k]
-            row["step"] = k + 1
-            for j, qv in enumerate(qs):
-                row[f"q{qv:g}"] = float(q[k, j])
-            rows.append(row)
+    rows, short = forecast_panel(model, config, panel, where=str(data_path), skip_short=True)
     if short:
         logger.warning(
             "%d series shorter than the lookback %d are left out: %s",
             len(short),
-            lookback,
+            int(config["lookback"]),
             ", ".join(short[:5]),
         )
-    if not rows:
-        raise DataFileError(f"{data_path}: no series has the lookback's {lookback} rows")
     buf = io.StringIO()
     names = list(dict.fromkeys(k for r in rows for k in r))
     writer = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
