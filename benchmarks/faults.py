@@ -721,6 +721,7 @@ def ddp_case(work: Path, data: Path, kills: int, seed: int) -> dict[str, Any]:
     run_dir = work / "ddp-killed"
     shutil.rmtree(run_dir, ignore_errors=True)
     lost, notes, lines, waits, redrawn = 0, [], set(), [], 0
+    said: list[str] = []  # each survivor's error line, after how long
     k, segments, kills_of_run = 0, 0, 0
     diffs: list[float] = []
     while True:
@@ -766,6 +767,7 @@ def ddp_case(work: Path, data: Path, kills: int, seed: int) -> dict[str, Any]:
             )
         else:
             lines.add(errs[0].split(": error: ", 1)[1].split(" (")[0])
+            said.append(f"{seg['survivor_s']} s: {errs[0].split(': error: ', 1)[1]}")
         print(
             f"ddp kill {k}: rank {dead}, survivor rc {seg['rc'][1 - dead]} after "
             f"{seg['survivor_s']} s ({run_dir.name})",
@@ -792,6 +794,7 @@ def ddp_case(work: Path, data: Path, kills: int, seed: int) -> dict[str, Any]:
         "lost": lost,
         "max_abs_diff": diff,
         "survivor_seconds": waits,
+        "survivor_lines": said,
         "detail": detail,
         "seconds": round(time.perf_counter() - t0, 1),
         "command": "RANK=r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=P "
