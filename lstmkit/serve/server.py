@@ -36,7 +36,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -44,9 +44,9 @@ from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 from typing import Any
 
-from lstmkit.bundle import load
 from lstmkit.errors import ConfigError, LstmkitError
-from lstmkit.serve.app import create_app
+from lstmkit.serve.app import create_app, create_multi_app, model_names
+from lstmkit.serve.models import load_served
 
 # how long a worker has to finish its requests and lifespan after the stop signal
 STOP_TIMEOUT_S = 30.0
@@ -202,8 +202,8 @@ def run_workers(
                     failure = f"{note}, its {len(restarts) + 1}th exit in {RESTART_WINDOW_S:.0f} s"
                     break
                 restarts.append(now)
-                proc.close()
-                slots[i] = worker(i, None)
+                slots[i] = worker(i, None)  # in the slot before the old one is closed: a
+                proc.close()  # Ctrl-C in between leaves the finally below no closed process
                 slots[i][0].start()
                 print(
                     f"lstmkit serve: {note}; started it again (pid {slots[i][0].pid}); "
@@ -221,6 +221,8 @@ def run_workers(
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, signal.SIGTERM)
         for proc, _ in slots:
+            if proc.pid is None:  # never started (Ctrl-C while it was being replaced)
+                continue
             proc.join(STOP_TIMEOUT_S)
             if proc.is_alive():
                 proc.kill()
@@ -230,7 +232,7 @@ def run_workers(
 
 
 def serve(
-    bundle_path: str | os.PathLike[str],
+    bundle_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -240,6 +242,8 @@ def serve(
     **kwargs: Any,
 ) -> None:
     """Load the model (errors come out before the server starts) and run uvicorn until Ctrl-C.
+    Several paths: each model at ``/models/<its directory's name>/`` in one process
+    (:func:`~lstmkit.serve.app.create_multi_app`; one worker).
 
     With ``workers`` > 1, that many worker processes serve the port, each with its own copy of
     the model (loaded once, in its lifespan) and its own micro-batcher: the Python work of a
@@ -252,14 +256,26 @@ def serve(
 
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
-    predictor = load(bundle_path)
+    paths = [bundle_path] if isinstance(bundle_path, str | os.PathLike) else list(bundle_path)
+    if len(paths) > 1:  # several models, each at /models/<name>/ (lstmkit.serve.app)
+        if workers > 1:
+            raise ConfigError("--workers serves one model; serve several models with one worker")
+        names = model_names(paths)
+        loaded = {name: load_served(path) for name, path in names.items()}
+        kwargs.setdefault("freeze_gc", True)
+        kwargs["torch_threads"] = kwargs.get("torch_threads") or 1
+        multi = create_multi_app(names, token=token, models=loaded, **kwargs)
+        uvicorn.run(multi, host=host, port=port, access_log=access_log)
+        return
+    bundle_path = paths[0]
+    predictor = load_served(bundle_path)
     kwargs.setdefault("freeze_gc", True)  # the process only serves
     if kwargs.get("torch_threads") is None:
         # one torch thread per worker: a served model's matrices are small, extra intra-op
         # threads only fight the event loop for the cores (one worker on 2 cores, 64 clients:
         # 1.34 ms of CPU per request with torch's 2 threads, 0.62 ms with 1)
         kwargs["torch_threads"] = 1
-    app = create_app(bundle_path, token=token, predictor=predictor, **kwargs)  # checks kwargs
+    app = create_app(bundle_path, token=token, model=predictor, **kwargs)  # checks kwargs
     if workers == 1:
         uvicorn.run(app, host=host, port=port, access_log=access_log)
         return
