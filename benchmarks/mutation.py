@@ -129,6 +129,25 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "f\"cross-site request refused: origin {origin.decode('latin-1')!r} is not \"",
         "f\"cross-site request refused: origin {origin.decode('LATIN-1')!r} is not \"",
     ): "Python's codec names are case-insensitive: 'LATIN-1' is the same codec",
+    (
+        "lstmkit/data/text.py",
+        "n_hold = min(max(1, n_hold), len(members) - 1) if len(members) >= 2 else 0",
+        "n_hold = min(max(1, n_hold), len(members) - 1) if (len(members) >= 2) or True else 0",
+    ): "a class of one record: min(max(1, n), 1 - 1) is 0 too (the guard only says why)",
+    **{
+        ("lstmkit/data/text.py", "mask = np.ones(len(labels), dtype=bool)", new): (
+            "a float mask of ones and zeros gives np.flatnonzero the same indices"
+        )
+        for new in ("mask = np.ones(len(labels), dtype=None)", "mask = np.ones(len(labels), )")
+    },
+    ("lstmkit/data/text.py", "mask[valid] = False", "mask[valid] = None"): (
+        "None stored into a boolean array is False"
+    ),
+    (
+        "lstmkit/data/text.py",
+        'float(counts.max() / total) if total else float("nan"),',
+        'float(counts.max() / total) if total else float("NAN"),',
+    ): "float('NAN') is NaN as float('nan') is",
 }
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no_tests", 33: "no_tests", 34: "skipped"}

@@ -215,6 +215,45 @@ def test_stratified_split_fraction_outside_0_1_is_an_error(fraction: float) -> N
         stratified_split(np.array([0, 0, 1, 1]), fraction, seed=0)
 
 
+@pytest.mark.parametrize("classes", [20, 21])
+def test_an_unknown_label_lists_at_most_20_of_the_training_labels(classes: int) -> None:
+    names = [f"c{i:02d}" for i in range(classes)]
+    data = LabelledTexts(Path("v.csv"), ["a", "b"], ["c00", "nope"], [2, 3])
+    with pytest.raises(DataFileError) as info:
+        label_ids(data, names, "label", Path("t.csv"))
+    listed = ", ".join(repr(n) for n in names[:20])
+    assert str(info.value).endswith(f"its labels are {listed}" + (" ..." if classes > 20 else ""))
+
+
+def test_label_ids_are_int64_and_need_a_line_per_label() -> None:
+    data = LabelledTexts(Path("v.csv"), ["a", "b", "c"], ["y", "x", "y"], [2, 3, 4])
+    ids = label_ids(data, ["x", "y"], "label", Path("t.csv"))
+    assert ids.dtype == np.int64 and ids.tolist() == [1, 0, 1]
+    broken = LabelledTexts(Path("v.csv"), ["a", "b"], ["y", "x"], [2])  # one line short
+    with pytest.raises(ValueError, match="zip"):
+        label_ids(broken, ["x", "y"], "label", Path("t.csv"))
+
+
+def test_stratified_split_of_no_records_is_two_empty_int_arrays() -> None:
+    tr, va = stratified_split(np.array([], dtype=np.int64), 0.2, seed=0)
+    assert tr.dtype == va.dtype == np.int64 and tr.shape == va.shape == (0,)
+
+
+def test_class_balance_of_small_absent_and_no_classes() -> None:
+    bal = class_balance(np.array([0] * 5 + [1] * 4), ["five", "four", "none"])
+    assert bal.to_dict() == {
+        "counts": {"five": 5, "four": 4, "none": 0},
+        "total": 9,
+        "majority_fraction": pytest.approx(5 / 9),
+        "notes": ["class 'four' has only 4 record(s)", "class 'none' has only 0 record(s)"],
+    }
+    one = class_balance(np.array([0]), ["a", "b"])
+    assert one.describe() == "'a' 1 (100.0%), 'b' 0 (0.0%)"
+    empty = class_balance(np.array([], dtype=np.int64), ["a", "b"])
+    assert empty.counts == {"a": 0, "b": 0} and empty.total == 0
+    assert np.isnan(empty.majority_fraction)
+
+
 def test_class_balance_counts_and_notes() -> None:
     bal = class_balance(np.array([0, 0, 0, 1, 0, 0, 1, 1, 0]), ["neg", "pos"])
     assert bal.counts == {"neg": 6, "pos": 3}
