@@ -39,8 +39,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from pydantic import ValidationError
 from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from lstmkit.adversarial import (
     adversarial_perturbation,
@@ -81,7 +82,10 @@ from lstmkit.tracking import Tracker, make_trackers, run_artifacts
 
 __all__ = [
     "DistInfo",
+    "ModelLoss",
     "Trainer",
+    "fit",
+    "collate_pairs",
     "TrainingDiverged",
     "confusion_matrix",
     "init_distributed",
@@ -113,6 +117,58 @@ def state_tensors(state: LMState) -> dict[str, Tensor]:
 def state_from_tensors(tensors: dict[str, Tensor]) -> LMState:
     """The inverse of :func:`state_tensors`."""
     return (tensors["h"], tensors["c"]) if "c" in tensors else tensors["h"]
+
+
+class ModelLoss(Objective):
+    """The model computes its own loss: its output *is* the loss of the batch, a scalar (the
+    batch's mean) or 1-D per-item losses; the batch's targets are not used. The history's
+    ``loss`` is the mean over batches (over items for per-item losses). No other metric: the
+    monitor is ``val_loss``."""
+
+    monitor = "loss"
+
+    def losses(self, output: Tensor, target: Tensor) -> Tensor:
+        if output.dim() > 1:
+            raise ValueError(
+                f"a model that returns its loss returns a scalar or per-item losses (N,); "
+                f"got shape {tuple(output.shape)}"
+            )
+        return output.reshape(-1)
+
+    def sums(self, output: Tensor, target: Tensor, losses: Tensor) -> dict[str, Tensor]:
+        return {
+            "loss": losses.detach().double().sum().cpu(),
+            "count": torch.tensor(float(losses.numel()), dtype=torch.float64),
+        }
+
+    def empty(self) -> dict[str, Tensor]:
+        return {
+            "loss": torch.zeros((), dtype=torch.float64),
+            "count": torch.zeros((), dtype=torch.float64),
+        }
+
+    def summarise(self, sums: dict[str, Tensor]) -> dict[str, float]:
+        count = float(sums["count"])
+        return {"loss": float(sums["loss"]) / count if count else float("nan")}
+
+
+def collate_pairs(items: list[Any]) -> tuple[Any, None, Any]:
+    """``(x, y)`` items -> ``(X, None, Y)`` stacked by torch's ``default_collate`` (no
+    lengths: the model is called as ``model(X)``)."""
+    try:
+        xs, ys = zip(*items, strict=True)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"expected dataset items (input, target), got a {type(items[0]).__name__}; "
+            "give collate= for another layout"
+        ) from None
+    return default_collate(list(xs)), None, default_collate(list(ys))
+
+
+def collate_whole(items: list[Any]) -> tuple[Any, None, Tensor]:
+    """Items -> ``(batch, None, placeholder)``: the whole collated batch goes to the model
+    (:class:`ModelLoss`: ``model(batch)`` returns the loss)."""
+    return default_collate(items), None, torch.zeros(len(items))
 
 
 VAT_SEED_OFFSET = 7919  # the unlabelled batches' order: seed + this (not the labelled order)
@@ -151,14 +207,45 @@ def layer_groups(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
 class Trainer:
     """Train ``model`` on ``train`` with ``config``; evaluate on ``valid``. See the module docstring.
 
+    The same loop trains every recipe and any ``nn.Module`` of one's own: progress bar,
+    evaluation every ``evaluate_every`` steps, early stopping on ``monitor`` with the best weights
+    restored, atomic checkpoints, exact resume (weights, optimizer, random state, data order),
+    DDP under torchrun, and the trackers of ``config.log``. :func:`fit` is the short way in::
+
+        import torch
+        from torch import nn
+        import lstmkit
+
+        class Tagger(nn.Module):  # any module: a batch (B, T, 8) -> logits (B, 3)
+            def __init__(self) -> None:
+                super().__init__()
+                self.rnn = lstmkit.LSTM(8, 32, return_state=False)
+                self.head = nn.Linear(32, 3)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.head(self.rnn(x)[:, -1])
+
+        data = [(torch.randn(20, 8), i % 3) for i in range(256)]  # (input, target) items
+        trainer = lstmkit.fit(
+            Tagger(), data[:200], data[200:], num_classes=3, run_dir="runs/tagger",
+            epochs=5, lr=3e-3, evaluate_every=10, early_stopping=3, log=["tensorboard"],
+        )
+        trainer.best            # {"value": best val_accuracy, "step": ...}
+        # interrupted? the same call with resume=True continues exactly where it stopped
+
     Args:
-        model: maps ``(inputs, lengths)`` to the output the objective expects (logits).
+        model: maps a batch's inputs to the output the objective expects: ``model(inputs,
+            lengths)`` when the collate gives lengths (lstmkit's models), ``model(inputs)``
+            when it gives None (:func:`collate_pairs`, the default); logits for
+            classification, the loss itself for :class:`ModelLoss`.
         config: :class:`lstmkit.config.TrainConfig`.
         objective: :class:`lstmkit.objectives.Objective` (loss and metrics); default
             ``Classification(num_classes)``.
         num_classes: C (2 = sigmoid head), for the default classification objective.
         run_dir: where history, plots and checkpoints go (None: nothing is written).
-        collate: ``list[item] -> (inputs, lengths, targets)``.
+        collate: ``list[item] -> (inputs, lengths, targets)``; default :func:`collate_pairs`
+            (``(x, y)`` items stacked), :func:`collate_whole` for :class:`ModelLoss`. Inputs may
+            be a tensor or tuples / lists / dicts of tensors (moved to the device whole).
         bucketing: batch sequences of similar length together (see
             :class:`lstmkit.data.batching.BucketBatchSampler`). A dataset with a
             ``batch_sampler(batch_size, *, num_replicas, rank)`` method (e.g. a language model's
@@ -183,7 +270,7 @@ class Trainer:
         model: nn.Module,
         config: TrainConfig,
         *,
-        collate: Collate,
+        collate: Collate | None = None,
         objective: Objective | None = None,
         num_classes: int | None = None,
         run_dir: Path | None = None,
@@ -202,7 +289,9 @@ class Trainer:
         self.objective = objective
         self.monitor = (config.monitor or f"val_{objective.monitor}").removeprefix("val_")
         self.cfg = config
-        self.collate = collate
+        self.collate: Collate = collate or (  # type: ignore[assignment]
+            collate_whole if isinstance(objective, ModelLoss) else collate_pairs
+        )
         self.run_dir = run_dir
         self.bucketing = bucketing
         self.bucket_chunk = bucket_chunk
@@ -268,7 +357,8 @@ class Trainer:
         """``net``'s output of a batch and, for a stateful model, the state it ends with
         (detached); ``state`` is where it starts (None: zeros; ignored by other models)."""
         if not self.stateful:
-            return net(inputs, lens), None
+            # a collate without lengths (lstmkit.fit's default): the model takes the inputs only
+            return (net(inputs) if lens is None else net(inputs, lens)), None
         if state is not None:
             first = state if isinstance(state, Tensor) else state[0]  # (L, B, H)
             if first.shape[1] != inputs.shape[0]:
@@ -292,9 +382,9 @@ class Trainer:
             rank=self.dist.rank,
         )
 
-    def _batch(self, dataset: Dataset[Any], indices: list[int]) -> tuple[Tensor, Tensor, Tensor]:
+    def _batch(self, dataset: Dataset[Any], indices: list[int]) -> tuple[Any, Any, Tensor]:
         inputs, lengths, labels = self.collate([dataset[i] for i in indices])
-        return inputs.to(self.device), lengths, labels.to(self.device)
+        return _to_device(inputs, self.device), lengths, _to_device(labels, self.device)
 
     def _all_sum(self, *values: Tensor) -> list[Tensor]:
         if self.dist.world_size == 1:
@@ -332,8 +422,12 @@ class Trainer:
 
     # -- evaluation ------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, dataset: Dataset[Any], lengths: np.ndarray) -> dict[str, float]:
-        """The objective's metrics on ``dataset`` (sharded across ranks, summed exactly)."""
+    def evaluate(
+        self, dataset: Dataset[Any], lengths: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """The objective's metrics on ``dataset`` (sharded across ranks, summed exactly);
+        ``lengths`` as in :meth:`fit`."""
+        lengths = _lengths_of(dataset, lengths)
         was_training = self.model.training
         self.model.eval()
         sums = self.objective.empty()
@@ -351,7 +445,7 @@ class Trainer:
     def fit(
         self,
         train: Dataset[Any],
-        train_lengths: np.ndarray,
+        train_lengths: np.ndarray | None = None,
         valid: Dataset[Any] | None = None,
         valid_lengths: np.ndarray | None = None,
         *,
@@ -369,8 +463,14 @@ class Trainer:
         ``unlabelled`` (with ``unlabelled_lengths``): the texts virtual adversarial training
         reads (``vat_eps > 0``; their labels are ignored); None = ``train``'s. They are drawn
         in shuffled, bucketed batches of ``vat_batch_size``, epoch after epoch, independently
-        of the labelled batches (the position is checkpointed: resume stays exact)."""
+        of the labelled batches (the position is checkpointed: resume stays exact).
+
+        ``train_lengths`` / ``valid_lengths``: the sequence lengths the batches are bucketed by;
+        None = the dataset's ``lengths`` attribute, else all equal (no bucketing)."""
         cfg = self.cfg
+        train_lengths = _lengths_of(train, train_lengths)
+        if valid is not None:
+            valid_lengths = _lengths_of(valid, valid_lengths)
         sampler = self._sampler(train, train_lengths, train=True)
         if cfg.vat_eps:
             if unlabelled is None:
@@ -568,9 +668,7 @@ class Trainer:
         self.carry = state  # only now: an interrupted step leaves the checkpointed carry as it was
         window["sums"] = add_sums(window["sums"], self.objective.sums(output, labels, losses))
         window["items"] += float(losses.numel())
-        window["tokens"] += (
-            float(lens.sum()) if lens is not None else float(inputs.shape[0] * inputs.shape[1])
-        )
+        window["tokens"] += _token_count(inputs, lens)
 
     def _batch_loss(self, losses: Tensor, *, with_penalty: bool) -> Tensor:
         """The training loss of a batch's per-item ``losses``: their mean over the global batch
@@ -944,6 +1042,109 @@ class Trainer:
             writer.writerows(rows)
         tmp.replace(self.run_dir / "history.csv")
         plot_history(self.history, self.run_dir / "curves.png")
+
+
+def fit(
+    model: nn.Module,
+    train: Dataset[Any],
+    valid: Dataset[Any] | None = None,
+    *,
+    config: TrainConfig | dict[str, Any] | None = None,
+    objective: Objective | str | None = None,
+    num_classes: int | None = None,
+    run_dir: str | Path | None = None,
+    collate: Collate | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Tracker] = (),
+    **options: Any,
+) -> Trainer:
+    """Train any ``nn.Module`` with lstmkit's :class:`Trainer`; returns the trainer (its
+    ``history``, ``best``, ``step`` and the trained ``model``). See :class:`Trainer` for an
+    example.
+
+    Args:
+        model: ``model(inputs)`` -> logits (with ``num_classes``), a regression output
+            (``objective=Regression()``) or the batch's loss (``objective="loss"``).
+        train, valid: datasets of ``(input, target)`` items (any items with ``objective="loss"``
+            or your own ``collate``); a ``lengths`` attribute buckets batches by length.
+        config: a :class:`~lstmkit.config.TrainConfig` or its fields as a dict; ``options``
+            (``epochs=5, lr=3e-3, log=["mlflow"]``, ...) override it.
+        objective: an :class:`~lstmkit.objectives.Objective`, or ``"loss"`` for
+            :class:`ModelLoss`; default ``Classification(num_classes)``.
+        run_dir: history, plots, checkpoints, best weights, trackers (None: nothing written;
+            no resume).
+        resume: continue the run in ``run_dir`` from its newest checkpoint, exactly.
+    """
+    if isinstance(config, TrainConfig):
+        fields = {**config.model_dump(), **options}
+    else:
+        fields = {**(config or {}), **options}
+    try:
+        cfg = TrainConfig(**fields)
+    except ValidationError as err:
+        bad = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+            for e in err.errors()
+        )
+        raise ConfigError(f"lstmkit.fit: {bad}") from None
+    if objective == "loss":
+        objective = ModelLoss()
+    elif isinstance(objective, str):
+        raise ConfigError(f'objective: expected an Objective or "loss", got {objective!r}')
+    if objective is None and num_classes is None:
+        raise ConfigError(
+            'lstmkit.fit: give num_classes (classification), objective="loss" (the model '
+            "returns its loss) or an Objective"
+        )
+    trainer = Trainer(
+        model,
+        cfg,
+        collate=collate,
+        objective=objective,
+        num_classes=num_classes,
+        run_dir=Path(run_dir) if run_dir is not None else None,
+        progress=progress,
+        callbacks=callbacks,
+    )
+    trainer.fit(train, None, valid, None, resume=resume)
+    return trainer
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    """A batch's tensors on ``device``: a tensor, or tuples / lists / dicts of them (any other
+    value is left as it is)."""
+    if isinstance(value, Tensor):
+        return value.to(device)
+    if isinstance(value, tuple | list):
+        return type(value)(_to_device(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    return value
+
+
+def _token_count(inputs: Any, lens: Tensor | None) -> float:
+    """What ``tokens_per_s`` counts in a batch: the lengths' sum, else B * T of a (B, T, ...)
+    input, else the batch's size."""
+    if lens is not None:
+        return float(lens.sum())
+    first = inputs
+    while isinstance(first, tuple | list) and first:
+        first = first[0]
+    if isinstance(first, dict) and first:
+        first = next(iter(first.values()))
+    if isinstance(first, Tensor) and first.dim() >= 2:
+        return float(first.shape[0] * first.shape[1])
+    return float(first.shape[0]) if isinstance(first, Tensor) and first.dim() else 1.0
+
+
+def _lengths_of(dataset: Dataset[Any], lengths: np.ndarray | None) -> np.ndarray:
+    if lengths is not None:
+        return lengths
+    own = getattr(dataset, "lengths", None)
+    if own is not None:
+        return np.asarray(own)
+    return np.ones(len(dataset), dtype=np.int64)  # type: ignore[arg-type]
 
 
 def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
