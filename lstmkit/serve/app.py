@@ -251,6 +251,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.token = token  # read by require_token (the studio's app sets its own)
+    app.state.task = task  # which page / serves
     app.state.serving = None  # until the lifespan has loaded the model
     app.state.ready = False
     app.state.models = []

@@ -38,7 +38,11 @@ from lstmkit.serve.state import Serving, get_serving
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_FILES = {
     "index.html": "text/html; charset=utf-8",
+    "forecast.html": "text/html; charset=utf-8",
+    "generate.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
+    "forecast.js": "text/javascript; charset=utf-8",
+    "generate.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
@@ -156,11 +160,16 @@ def _static(name: str) -> FileResponse:
     )
 
 
+PAGES = {"classify": "index.html", "forecast": "forecast.html", "language_model": "generate.html"}
+
+
 @router.get("/", include_in_schema=False)
-async def index() -> FileResponse:
-    """The web page: a text box, the prediction and a per-token heatmap (no token needed; the
-    page asks for one when the API wants it)."""
-    return _static("index.html")
+async def index(request: Request) -> FileResponse:
+    """The web page of the model's task (no token needed; the page asks for one when the API
+    wants it): for a classifier a text box, the prediction and a per-token heatmap; for a
+    forecaster a CSV box (or file) and each series' history with its forecast band; for a
+    language model the settings and the text as it streams."""
+    return _static(PAGES[request.app.state.task])
 
 
 @router.get("/favicon.ico", include_in_schema=False)
