@@ -3,6 +3,7 @@ split without leakage, scaling on the training part only, baselines, MASE, seaso
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,42 @@ def test_scaler_is_fitted_on_the_training_rows_only() -> None:
     np.testing.assert_allclose(a.inverse_target(z[:, 0]), values[:train_end, 0])
     const = Scaler.fit(np.ones((10, 1)) * 3.0, ["flag"])
     assert const.std.tolist() == [1.0] and "constant" in const.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("column", "constant"),
+    [
+        ([-1e-12, 1e-12], True),  # std 1e-12, exactly the threshold at mean 0: constant
+        ([-1.5e-12, 1.5e-12], False),  # above it (the threshold is 1e-12 * max(1, |mean|))
+        ([1e6 - 1e-9, 1e6 + 1e-9], True),  # std ~1e-9 at mean 1e6: below 1e-12 * 1e6
+        ([1e6 - 1e-5, 1e6 + 1e-5], False),  # ~1e-5: above 1e-6
+    ],
+)
+def test_a_constant_column_is_told_by_its_std_relative_to_its_mean(
+    column: list[float], constant: bool
+) -> None:
+    values = np.array([column, [0.0, 1.0]]).T  # (2, 2): the column and a varying one
+    scaler = Scaler.fit(values, ["c", "v"])
+    assert scaler.std[1] == 0.5 and scaler.std[0] == (1.0 if constant else values[:, 0].std())
+    assert scaler.warnings == (
+        [
+            f"column 'c' is constant ({values[:, 0].mean():g}) in the training part; it carries "
+            "no information there"
+        ]
+        if constant
+        else []
+    )
+
+
+def test_the_scaler_round_trips_through_json() -> None:
+    scaler = Scaler.fit(np.array([[1.0, 10.0], [3.0, 30.0]]), ["y", "x"])
+    saved = json.loads(json.dumps(scaler.to_dict()))
+    assert saved == {"mean": [2.0, 20.0], "std": [1.0, 10.0]}
+    back = Scaler.from_dict(saved)
+    assert back.mean.dtype == back.std.dtype == np.float64
+    np.testing.assert_array_equal(back.mean, scaler.mean)
+    np.testing.assert_array_equal(back.std, scaler.std)
+    assert back.warnings == []
 
 
 def test_baselines_and_mase_by_hand() -> None:
