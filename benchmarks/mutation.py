@@ -4,6 +4,7 @@ constant moved, a call dropped) in each guard below and runs the tests named for
 test fails on is a survivor. Usage (``make mutation``; slow, not in ``make test``)::
 
     python benchmarks/mutation.py [--only checkpoint,auth] [--work DIR] [--out results/mutation.json]
+        [--recheck]
 
 Each target runs in its own copy of the working tree (``--work``, default a temporary folder), so
 nothing is written into the checkout but ``--out``: its configuration (a ``setup.cfg`` written
@@ -13,14 +14,18 @@ time (``--max-children 1``), pytest stopping at the first failure.
 
 ``results/mutation.json``: per file, ``killed`` (a test failed, or it timed out), ``survived``,
 ``equivalent`` (survivors that change nothing a caller can see, each with the reason: see
-:data:`EQUIVALENT`), ``no_tests``, ``total``, ``kill_rate`` = killed / (total - equivalent), and
-each survivor's diff. Goal: ``kill_rate`` >= 0.95 on every file.
+:data:`EQUIVALENT`), ``no_tests``, ``total``, ``kill_rate`` = killed / (killed + survived +
+no_tests), and
+each survivor's diff; ``not_run``: mutants a stopped run did not reach (not in the rate).
+Goal: ``kill_rate`` >= 0.95 on every file.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
+import hashlib
 import json
 import os
 import platform
@@ -48,6 +53,7 @@ class Target:
     tests: tuple[str, ...]
     functions: tuple[str, ...] = ()
     what: str = ""
+    pytest_args: tuple[str, ...] = ()  # e.g. -k to keep a test file's slow trainings out
 
 
 TARGETS = (
@@ -75,8 +81,8 @@ TARGETS = (
            ("xǁScalerǁ*",),
            what="the series scaler"),
     Target("baselines", "lstmkit/baselines/series.py",
-           ("tests/data/test_series.py", "tests/tasks/test_forecast.py"),
-           what="the Holt-Winters baseline"),
+           ("tests/tasks/test_forecast.py", "tests/mutation/test_baselines_series.py"),
+           what="the Holt-Winters baseline", pytest_args=("-k", "holt_winters")),
     Target("checkpoint", "lstmkit/checkpoint.py",
            ("tests/test_checkpoint_verify.py", "tests/test_storage_errors.py"),
            what="checkpoints: atomic save, manifest, verify, resume"),
@@ -152,6 +158,7 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no_tests", 33: "no_tests", 34: "skipped"}
 TIMEOUTS = {36, 24, -24, 152, 255}
+KILLED = {1, 3} | TIMEOUTS
 
 
 def _copy_tree(dest: Path) -> None:
@@ -191,7 +198,10 @@ def _setup_cfg(target: Target) -> str:
         "[mutmut]\nsource_paths=lstmkit\n"
         + f"only_mutate={target.path}\n"
         + lines("pytest_add_cli_args_test_selection", list(target.tests))
-        + lines("pytest_add_cli_args", ["-p", "no:xdist", "-p", "no:cacheprovider", "-x", "-q"])
+        + lines(
+            "pytest_add_cli_args",
+            ["-p", "no:xdist", "-p", "no:cacheprovider", "-x", "-q", *target.pytest_args],
+        )
         + "process_isolation=forkserver\n"
     )
 
@@ -224,18 +234,50 @@ def _changed_lines(diff: str) -> tuple[str, str]:
     return " / ".join(removed), " / ".join(added)
 
 
-def run_target(target: Target, work: Path, timeout_s: float) -> dict[str, Any]:
-    """mutmut over one target in its own copy of the tree; its counts and survivors."""
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def recheck_ok(target: Target, previous: dict[str, Any] | None) -> bool:
+    return (
+        previous is not None
+        and previous.get("sha256") == _sha256(ROOT / target.path)
+        and "codes" in previous
+    )
+
+
+def run_target(
+    target: Target,
+    work: Path,
+    timeout_s: float,
+    previous: dict[str, Any] | None = None,
+    collect: bool = False,
+) -> dict[str, Any]:
+    """mutmut over one target in its own copy of the tree; its counts and survivors.
+    ``previous``: the target's last row; when its file is unchanged since (same sha256), only
+    its survivors are run again (tests added since cannot revive a killed mutant)."""
+    if collect:  # what a run left (one stopped before its end: the mutants it reached)
+        return _results(target, work, 0.0, previous if recheck_ok(target, previous) else None)
+    recheck = (
+        previous is not None
+        and previous.get("sha256") == _sha256(ROOT / target.path)
+        and "codes" in previous
+    )
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     _copy_tree(work)
     (work / "setup.cfg").write_text(_setup_cfg(target), encoding="utf-8")
     _drop_pyproject_mutmut(work / "pyproject.toml")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    before: dict[str, int | None] = dict(previous["codes"]) if recheck and previous else {}
+    names = [k for k, v in before.items() if v not in KILLED] if recheck else _patterns(target)
+    if recheck and not names:
+        return {**previous, "rechecked": "no survivors to run again"}  # type: ignore[dict-item]
     start = time.monotonic()
-    with open(work / "mutmut.log", "wb") as log:
-        proc = subprocess.run(
-            [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *_patterns(target)],
+    # stopped at the time limit: the mutants it reached count, the rest are not_run
+    with open(work / "mutmut.log", "wb") as log, contextlib.suppress(subprocess.TimeoutExpired):
+        subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *names],
             cwd=work,
             env=env,
             stdout=log,
@@ -243,15 +285,26 @@ def run_target(target: Target, work: Path, timeout_s: float) -> dict[str, Any]:
             timeout=timeout_s,
             check=False,
         )
-    seconds = time.monotonic() - start
+    return _results(target, work, time.monotonic() - start, previous if recheck else None)
+
+
+def _results(
+    target: Target, work: Path, seconds: float, previous: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Counts and survivors from mutmut's record in ``work`` (``previous``: a recheck's last
+    row, whose killed mutants stand)."""
+    recheck = previous is not None
+    before: dict[str, int | None] = dict(previous["codes"]) if previous else {}
     meta_file = work / "mutants" / f"{target.path}.meta"
     if not meta_file.exists():
         tail = (work / "mutmut.log").read_text(errors="replace")[-600:]
-        return {"error": f"mutmut exited {proc.returncode} without results: {tail}"}
+        return {"error": f"mutmut left no results: {tail}"}
     codes: dict[str, int | None] = json.loads(meta_file.read_text())["exit_code_by_key"]
     patterns = _patterns(target)
     if patterns:
         codes = {k: v for k, v in codes.items() if any(fnmatch.fnmatch(k, p) for p in patterns)}
+    if recheck:  # the killed ones as they were, the survivors as they are now
+        codes = {k: (v if v in KILLED else codes.get(k)) for k, v in before.items()}
     counts = {"killed": 0, "survived": 0, "equivalent": 0, "no_tests": 0, "not_run": 0}
     survivors = []
     for mutant, code in sorted(codes.items(), key=lambda kv: _natural(kv[0])):
@@ -269,7 +322,7 @@ def run_target(target: Target, work: Path, timeout_s: float) -> dict[str, Any]:
             )
         counts[status] += 1
     total = len(codes)
-    judged = total - counts["equivalent"]
+    judged = counts["killed"] + counts["survived"] + counts["no_tests"]  # run, not equivalent
     return {
         "what": target.what,
         "functions": list(target.functions) or "the whole file",
@@ -279,7 +332,10 @@ def run_target(target: Target, work: Path, timeout_s: float) -> dict[str, Any]:
         "kill_rate": round(counts["killed"] / judged, 4) if judged else None,
         "goal_met": judged > 0 and counts["killed"] / judged >= GOAL,
         "seconds": round(seconds),
+        "rechecked": "survivors of the previous run only" if recheck else False,
+        "sha256": _sha256(ROOT / target.path),
         "survivors": survivors,
+        "codes": codes,
     }
 
 
@@ -309,6 +365,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="folder for the copies (default: a temp one)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "mutation.json")
     parser.add_argument("--timeout-min", type=float, default=90.0, help="per target")
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="run nothing: read what the runs in --work left (a stopped run: the mutants reached)",
+    )
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="run only the last run's survivors of each file unchanged since (after adding tests)",
+    )
     args = parser.parse_args(argv)
     only = {n for n in args.only.split(",") if n}
     unknown = only - {t.name for t in TARGETS}
@@ -323,9 +389,12 @@ def main(argv: list[str] | None = None) -> int:
     for target in TARGETS:
         if only and target.name not in only:
             continue
-        row = run_target(target, base / target.name, args.timeout_min * 60)
-        row = {"target": target.name, **row, "commit": _commit()}
         key = target.path if not target.functions else f"{target.path}::{target.name}"
+        last = files.get(key) if args.recheck else None
+        if args.collect:
+            last = files.get(key)
+        row = run_target(target, base / target.name, args.timeout_min * 60, last, args.collect)
+        row = {"target": target.name, **row, "commit": _commit()}
         files[key] = row
         failed |= not row.get("goal_met", False)
         summary = {k: row.get(k) for k in ("target", "killed", "survived", "equivalent", "total")}
