@@ -14,7 +14,13 @@ import torch
 import torch.multiprocessing as mp
 from ddp_support import assert_ranks_match, join_env
 
-from lstmkit.checkpoint import CARRY_FILE, latest_checkpoint, load_carry
+from lstmkit.checkpoint import (
+    CARRY_FILE,
+    checkpoint_dirs,
+    latest_checkpoint,
+    load_carry,
+    verify_checkpoint,
+)
 from lstmkit.config import TrainConfig
 from lstmkit.data.batching import SequenceDataset, collate_tokens
 from lstmkit.data.chars import StreamDataset, collate_stream
@@ -201,6 +207,10 @@ def test_checkpoints_are_atomic_and_pruned(tmp_path: Path) -> None:
         "trainer.json",
     ]
     assert not list(tmp_path.rglob("*.tmp"))
+    # each kept checkpoint is whole (its manifest's sizes and hashes); a save that fails part
+    # way is tests/test_checkpoint_verify.py's test_a_save_that_fails_part_way_...
+    assert [verify_checkpoint(p) for p in checkpoint_dirs(tmp_path)] == [None, None]
+    assert (tmp_path / "checkpoints" / "latest").read_text() == "step-000000018\n"
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
