@@ -57,8 +57,10 @@ class Target:
 
 
 TARGETS = (
-    Target("auth", "lstmkit/serve/auth.py", ("tests/serve/test_api.py", "tests/studio/test_app.py"),
-           what="the bearer-token check of serve and the studio"),
+    Target("auth", "lstmkit/serve/auth.py",
+           ("tests/serve/test_api.py", "tests/serve/test_operations.py", "tests/studio/test_app.py",
+            "tests/mutation/test_token.py"),
+           what="the bearer-token check of serve and the studio, and where serve reads its token"),
     Target("bodylimit", "lstmkit/serve/bodylimit.py",
            ("tests/serve/test_body_limits.py", "tests/mutation/test_bodylimit.py"),
            what="the request-body limit (Content-Length and chunked)"),
@@ -154,6 +156,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         'float(counts.max() / total) if total else float("nan"),',
         'float(counts.max() / total) if total else float("NAN"),',
     ): "float('NAN') is NaN as float('nan') is",
+    (
+        "lstmkit/serve/auth.py",
+        'lines = Path(token_file).read_text(encoding="utf-8").splitlines()',
+        'lines = Path(token_file).read_text(encoding="UTF-8").splitlines()',
+    ): "Python's codec names are case-insensitive: 'UTF-8' is the same codec",
 }
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no_tests", 33: "no_tests", 34: "skipped"}
