@@ -154,6 +154,8 @@ def test_the_scaler_round_trips_through_json() -> None:
     assert saved == {"mean": [2.0, 20.0], "std": [1.0, 10.0]}
     back = Scaler.from_dict(saved)
     assert back.mean.dtype == back.std.dtype == np.float64
+    ints = Scaler.from_dict({"mean": [2, 20], "std": [1, 10]})  # JSON integers read as floats
+    assert ints.mean.dtype == ints.std.dtype == np.float64
     np.testing.assert_array_equal(back.mean, scaler.mean)
     np.testing.assert_array_equal(back.std, scaler.std)
     assert back.warnings == []

@@ -156,6 +156,9 @@ def test_the_host_name_of_a_host_header(netloc: str, host: str) -> None:
     assert _host_name(netloc) == host
 
 
+_refusal_headers: list[tuple[bytes, bytes]] = []  # the last _asgi answer's headers
+
+
 def _asgi(
     allowed: tuple[str, ...] | None, headers: list[tuple[bytes, bytes]], method: str = "POST"
 ) -> tuple[int, dict[str, Any] | None]:
@@ -177,6 +180,7 @@ def _asgi(
     scope = {"type": "http", "method": method, "path": "/api/runs", "headers": headers}
     asyncio.run(_SameSite(app, allowed)(scope, receive, send))
     status = sent[0]["status"]
+    _refusal_headers[:] = sent[0]["headers"]
     assert (status == 204) == (reached == ["/api/runs"])
     return status, None if status == 204 else json.loads(sent[1]["body"])
 
@@ -197,6 +201,10 @@ def test_the_same_site_check_on_hosts_it_may_meet() -> None:
     assert status == 403 and body == {
         "detail": "cross-site request refused: origin 'http://127.0.0.1:8000' is not this studio"
     }
+    assert _refusal_headers == [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(json.dumps(body))).encode()),
+    ]
 
 
 def test_the_studio_imports_no_cli() -> None:
