@@ -31,8 +31,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lstmkit.config import load_recipe, recipe_for_task
-from lstmkit.demos.memory import TASK_DEFAULTS, TASKS, MemoryConfig, run_memory_demo
+# only what building the parser needs: `lstmkit --help` and `lstmkit train --help` import no
+# torch, pydantic or numpy (tests/test_cli_start.py); the handlers import their own modules
+from lstmkit.demos.memory_config import TASK_DEFAULTS, TASKS, MemoryConfig
 from lstmkit.errors import ConfigError, DataError, LstmkitError
 from lstmkit.extras import needs
 from lstmkit.recipes import resolve as resolve_recipe
@@ -59,6 +60,18 @@ def _positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
+
+
+def _tracker_list(text: str) -> list[str]:
+    """``--log tensorboard,mlflow`` -> the names (known ones only: lstmkit.tracking)."""
+    known = ("tensorboard", "mlflow")  # lstmkit.tracking.TRACKERS, without importing it
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected tensorboard, mlflow or tensorboard,mlflow, got {text!r}"
+        )
+    return names
 
 
 def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -202,6 +215,8 @@ def _run_demo_memory(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
     )
+    from lstmkit.demos.memory import run_memory_demo
+
     run_memory_demo(config, args.out)
     return 0
 
@@ -282,6 +297,16 @@ def _add_train_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help=(
             "smoke test: 2 optimizer steps on a few examples of the real data, small batches "
             "(checks the recipe end to end; claims no accuracy, so --record is refused)"
+        ),
+    )
+    train.add_argument(
+        "--log",
+        type=_tracker_list,
+        metavar="TRACKERS",
+        help=(
+            "send the run to experiment trackers: tensorboard (RUN/tensorboard), mlflow "
+            "(MLFLOW_TRACKING_URI, else RUN/../mlflow.db), or both: tensorboard,mlflow "
+            "(= --set train.log=[...]; pip install 'lstmkit[track]')"
         ),
     )
     _add_own_data_arguments(train)
@@ -428,6 +453,8 @@ def _add_own_data_arguments(train: argparse.ArgumentParser) -> None:
 
 def _task_recipe(args: argparse.Namespace) -> tuple[object, dict[str, object]]:
     """The (recipe, raw) of ``train --task`` (or of a plain recipe when --task is absent)."""
+    from lstmkit.config import load_recipe, recipe_for_task
+
     flags = _TEXT_FLAGS | _SERIES_FLAGS | {"maxlen": "maxlen"}
     given = [d for d in flags if getattr(args, d, None) is not None]
     if args.task is None:
@@ -473,13 +500,15 @@ def _run_train(args: argparse.Namespace) -> int:
     import logging
 
     from lstmkit.config import Recipe
-    from lstmkit.distributed import shutdown_distributed
+    from lstmkit.distributed import peer_lost, shutdown_distributed
     from lstmkit.experiment import quick_overrides, run_recipe, summary
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     finished = False
     if args.max_minutes is not None:
         args.overrides = [*args.overrides, f"train.max_minutes={args.max_minutes}"]
+    if args.log is not None:
+        args.overrides = [*args.overrides, f"train.log={json.dumps(args.log)}"]
     try:
         recipe_obj, raw = _task_recipe(args)
         assert isinstance(recipe_obj, Recipe)
@@ -535,6 +564,11 @@ def _run_train(args: argparse.Namespace) -> int:
             command=command,
         )
         finished = True
+    except RuntimeError as err:  # another rank of a torchrun job died: one line, no traceback
+        lost = peer_lost(err)
+        if lost is None:
+            raise
+        raise lost from None
     finally:
         # a torchrun job: every rank leaves the process group before the interpreter exits
         shutdown_distributed(wait=finished)
@@ -635,6 +669,106 @@ def _run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_tune_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tune = commands.add_parser(
+        "tune",
+        help="search a recipe's hyperparameters with Optuna (every trial a run directory)",
+        description=(
+            "Tune RECIPE with Optuna (TPE, median pruning on the validation rows): every trial "
+            "is a run in OUT/trial-NNN; the study is OUT/study.db, so running the same command "
+            "again continues it (--trials is the study's total). Writes OUT/RECIPE-tuned.toml "
+            "(the best configuration: lstmkit train OUT/RECIPE-tuned.toml), OUT/trials.csv and "
+            "OUT/optimization_history.png. Needs pip install 'lstmkit[tune]'."
+        ),
+    )
+    tune.add_argument("recipe", help="a packaged recipe's name or a recipe file")
+    tune.add_argument(
+        "--trials", type=_positive_int, required=True, metavar="N", help="finished trials in all"
+    )
+    tune.add_argument(
+        "--max-minutes",
+        type=_positive_float,
+        metavar="M",
+        help="start no trial after M minutes (a running one finishes)",
+    )
+    tune.add_argument(
+        "--space",
+        type=Path,
+        metavar="FILE",
+        help=(
+            "the search space as TOML: [train.lr] low/high/log, [model.hidden_size] choices, ... "
+            "(default: train.lr 1e-4..1e-2 log, model.hidden_size 32/64/128/256, model.dropout 0..0.5)"
+        ),
+    )
+    tune.add_argument(
+        "--jobs", type=_positive_int, default=1, help="worker processes on the study (default 1)"
+    )
+    tune.add_argument(
+        "--metric",
+        help="what to optimise (default: the recipe's train.monitor, else val_loss)",
+    )
+    tune.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value in every trial; repeatable",
+    )
+    tune.add_argument("--out", type=Path, help="the study's folder (default: runs/tune-<recipe>)")
+    tune.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: every trial in lstmkit train --quick's mode (a few steps, a few examples)",
+    )
+    tune.set_defaults(handler=_run_tune)
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    import logging
+
+    from rich.console import Console
+    from rich.table import Table
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from lstmkit.tune import read_space, tune  # optuna is imported there: a missing one is one line
+
+    overrides = list(args.overrides)
+    if args.quick:
+        from lstmkit.config import load_recipe
+        from lstmkit.experiment import quick_overrides
+
+        recipe, _ = load_recipe(args.recipe, overrides)
+        overrides += quick_overrides(recipe)
+    result = tune(
+        args.recipe,
+        trials=args.trials,
+        out=args.out,
+        overrides=overrides,
+        space=read_space(args.space) if args.space is not None else None,
+        metric=args.metric,
+        max_minutes=args.max_minutes,
+        jobs=args.jobs,
+    )
+    table = Table(title=f"lstmkit tune: {result.metric} ({result.direction})")
+    keys = [k for k in (result.trials[0] if result.trials else {}) if k != "run_dir"]
+    for key in keys:
+        table.add_column(key)
+    for row in result.trials:
+        table.add_row(
+            *(f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k]) for k in keys)
+        )
+    Console().print(table)
+    if result.best_recipe is None:
+        print(f"no trial completed -> {result.out}")
+        return 0
+    print(
+        f"best: trial {result.best_trial}, {result.metric} {result.best_value:.4f} -> "
+        f"{result.best_recipe} (lstmkit train {result.best_recipe})"
+    )
+    return 0
+
+
 def _add_compare_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     compare = commands.add_parser(
         "compare",
@@ -713,17 +847,24 @@ def _add_serve_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
     serve = commands.add_parser(
         "serve",
-        help="serve a bundle (or run directory) over HTTP",
+        help="serve bundles or run directories (classifiers, forecasters, language models)",
         description=(
-            "HTTP API: POST /v1/predict, GET /v1/model, GET /health; OpenAPI docs at /docs. "
+            "HTTP API: POST /v1/predict (classifier), /v1/forecast (forecaster), /v1/generate "
+            "(language model), GET /v1/model, /v1/models, /health, /ready, /metrics; OpenAPI "
+            "docs at /docs. Several models: each at /models/<directory name>/v1/... "
             "Needs fastapi and uvicorn."
         ),
     )
-    serve.add_argument("bundle", type=Path, metavar="BUNDLE_OR_RUN")
+    serve.add_argument("bundle", type=Path, nargs="+", metavar="RUN_OR_BUNDLE")
     serve.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     serve.add_argument(
-        "--token", help="require 'Authorization: Bearer TOKEN' on /v1 routes (default: none)"
+        "--token",
+        help="require 'Authorization: Bearer TOKEN' on /v1 routes (default: none; visible in "
+        "ps: prefer --token-file or the LSTMKIT_TOKEN environment variable)",
+    )
+    serve.add_argument(
+        "--token-file", type=Path, help="the token: this file's first line (see --token)"
     )
     serve.add_argument(
         "--no-micro-batch",
@@ -783,12 +924,17 @@ def _run_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    import os
+
+    from lstmkit.serve.auth import resolve_token
+
+    token = resolve_token(args.token, args.token_file, os.environ)
     # a worker that dies raises WorkerExit, an LstmkitError: main prints it (exit status 2)
     serve(
-        args.bundle,
+        args.bundle if len(args.bundle) > 1 else args.bundle[0],
         host=args.host,
         port=args.port,
-        token=args.token,
+        token=token,
         workers=args.workers,
         access_log=not args.no_access_log,
         micro_batch=not args.no_micro_batch,
@@ -963,6 +1109,7 @@ def _add_recipes_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 def _run_recipes(args: argparse.Namespace) -> int:
+    from lstmkit.config import load_recipe
     from lstmkit.recipes import folder, names
 
     rows = []
@@ -1010,6 +1157,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parsers(commands)
     _add_sample_parser(commands)
     _add_compare_parser(commands)
+    _add_tune_parser(commands)
     _add_serve_parsers(commands)
     _add_inspect_parser(commands)
     _add_forecast_parser(commands)

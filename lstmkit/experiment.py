@@ -17,6 +17,7 @@ The run directory's layout is in :mod:`lstmkit.runs`; the tasks are in :mod:`lst
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from lstmkit.config import Recipe
 from lstmkit.runs import check_run_dir, git_commit, save_config, save_final, write_result
 from lstmkit.tasks import task_for_recipe, task_for_run
 from lstmkit.tasks.defaults import given_keys
+from lstmkit.tracking import Tracker
 from lstmkit.train import Trainer
 
 
@@ -38,11 +40,13 @@ def run_recipe(
     record: Path | None = None,
     progress: bool = True,
     command: str | None = None,
+    callbacks: Sequence[Tracker] = (),
 ) -> dict[str, Any]:
     """Train ``recipe`` into ``run_dir`` and evaluate it on its held-out data; returns the
     metrics (also in ``metrics.json``). ``record``: a directory for ``<recipe>.json``. ``raw``:
     the recipe as the user wrote it; the keys it does not set are the ones a task may choose
-    from the data (:mod:`lstmkit.tasks.defaults`)."""
+    from the data (:mod:`lstmkit.tasks.defaults`). ``callbacks``: the Trainer's own trackers
+    (:class:`lstmkit.tracking.Tracker`; ``lstmkit tune`` prunes trials through one)."""
     task = task_for_recipe(recipe)
     start = time.perf_counter()
     commit = git_commit()  # the code this run starts from, for its result record
@@ -65,7 +69,14 @@ def run_recipe(
         )
         setup.save_inputs(run_dir)
     trainer = Trainer(
-        setup.model, recipe.train, run_dir=run_dir, progress=progress, **setup.trainer
+        setup.model,
+        recipe.train,
+        run_dir=run_dir,
+        progress=progress,
+        hparams=recipe.model_dump(),
+        experiment=recipe.name,
+        callbacks=callbacks,
+        **setup.trainer,
     )
     unlabelled = setup.unlabelled
     history = trainer.fit(
@@ -76,8 +87,13 @@ def run_recipe(
         resume=resume,
         unlabelled=unlabelled,
         unlabelled_lengths=unlabelled.lengths if unlabelled is not None else None,  # type: ignore[attr-defined]
+        finish=False,  # the trackers get the test metrics and the reports below
     )
-    outcome = task.evaluate(recipe, setup, trainer, history)
+    try:
+        outcome = task.evaluate(recipe, setup, trainer, history)
+    except BaseException:
+        trainer.end_tracking(trainer.final_metrics(), status="FAILED")
+        raise
     seconds = time.perf_counter() - start
     val_rows = [r for r in history if r["split"] == "val"]
     metrics = {
@@ -102,6 +118,7 @@ def run_recipe(
                 command=command,
                 extra=outcome.record.extra,
             )
+    trainer.end_tracking(metrics)  # the trackers (train.log): final metrics, plots as artifacts
     return metrics
 
 
