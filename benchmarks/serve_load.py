@@ -24,11 +24,20 @@ request took the same time. Texts sent together in one request do not help there
 request at 1500 predictions/s is 94 requests/s, 680 ms each), so the goal is in effect
 >= 1500 requests/s of one text each, with a tight latency spread (mean 43 ms, p99 <= 50 ms).
 
+``--forecast RUN --history CSV`` adds a ``forecast-...`` case: the same clients POST the last
+``lookback`` rows of CSV (the run's columns) as JSON to ``/v1/forecast`` (requests/s, p50, p99).
+``--generate RUN`` adds a ``generate-...`` case: ``--generate-clients`` clients (default 4, the
+server's generation slots) stream ``--generate-length`` characters each from ``/v1/generate``
+one after another: characters/s over all of them, and the time to the first character (p50,
+p99). Both run after the classifier's cases, in the same run, so their figures share its load;
+their rows are ``"bench": "serve-forecast"`` and ``"serve-generate"`` (the classifier's stay
+``"serve"``).
+
 Usage::
 
     python benchmarks/serve_load.py [RUN_OR_BUNDLE] [--clients 64] [--seconds 20]
         [--texts-per-request 1 16] [--server "ARGS" ...] [--client raw|httpx] [--data DIR]
-        [--out results/bench-serve.jsonl]
+        [--forecast RUN --history CSV] [--generate RUN] [--out results/bench-serve.jsonl]
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import csv
 import json
 import os
 import platform
@@ -258,6 +268,179 @@ class RawConnection:
         self.reader = self.writer = None
 
 
+async def forecast_loop(
+    post: Post, body: bytes, horizon: int, stop_at: float, tally: Tally
+) -> None:
+    """POST the same history to /v1/forecast until ``stop_at``, recording each latency."""
+    while time.perf_counter() < stop_at:
+        start = time.perf_counter()
+        try:
+            code, answer = await post(body)
+            latency = time.perf_counter() - start
+            ok = code == 200 and len(json.loads(answer)["forecasts"]) >= horizon
+            if not ok and tally.first_error is None:
+                tally.first_error = f"{code}: {answer[:300].decode(errors='replace')}"
+        except (OSError, asyncio.IncompleteReadError, ValueError) as err:
+            ok = False
+            if tally.first_error is None:
+                tally.first_error = repr(err)
+        if ok:
+            tally.latencies.append(latency)
+        else:
+            tally.errors += 1
+
+
+def forecast_case(
+    server: Server, history: Path, clients: int, seconds: float, label: str
+) -> dict[str, Any]:
+    """The forecast case: ``clients`` raw keep-alive clients POSTing the last ``lookback`` rows of
+    ``history`` as JSON rows to /v1/forecast for ``seconds`` (after a 1 s warm-up)."""
+    assert server.proc is not None
+    info = httpx.get(f"{server.url}/v1/model", timeout=10.0).json()
+    with history.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))[-info["lookback"] :]
+    text_columns = {info["time_column"], info["id_column"]} - {None}
+    rows_json = [{k: (v if k in text_columns else float(v)) for k, v in r.items()} for r in rows]
+    body = json.dumps({"rows": rows_json}).encode()
+    name = f"forecast-{clients}clients-{label}"
+    log(f"{name}: {seconds:.0f} s ...")
+
+    async def run() -> tuple[Tally, float]:
+        conns = [RawConnection(server.port, "/v1/forecast") for _ in range(clients)]
+        try:
+            warm = Tally()
+            stop = time.perf_counter() + 1.0
+            await asyncio.gather(
+                *(forecast_loop(c.post, body, info["horizon"], stop, warm) for c in conns)
+            )
+            tally, start = Tally(), time.perf_counter()
+            await asyncio.gather(
+                *(
+                    forecast_loop(c.post, body, info["horizon"], start + seconds, tally)
+                    for c in conns
+                )
+            )
+            return tally, time.perf_counter() - start
+        finally:
+            await asyncio.gather(*(c.close() for c in conns))
+
+    load_before = os.getloadavg()[0]
+    cpu_server = cpu_seconds(server.proc.pid)
+    tally, wall = asyncio.run(run())
+    cpu_server = cpu_seconds(server.proc.pid) - cpu_server
+    done = len(tally.latencies)
+    record: dict[str, Any] = {
+        "bench": "serve-forecast",
+        "case": name,
+        "ours": round(done / wall, 1),
+        "unit": "req/s",
+        "p50_ms": round(1000 * statistics.median(tally.latencies), 1) if done else None,
+        "p99_ms": round(1000 * percentile(tally.latencies, 99), 1) if done else None,
+        "errors": tally.errors,
+        "requests": done,
+        "clients": clients,
+        "history_rows": len(rows),
+        "horizon": info["horizon"],
+        "seconds": round(wall, 2),
+        "server_cpu": round(cpu_server / wall, 2),
+        "server_args": " ".join(server.args),
+        "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+    if tally.first_error:
+        record["first_error"] = tally.first_error
+    return record
+
+
+async def stream_loop(
+    http: httpx.AsyncClient, url: str, length: int, stop_at: float, out: dict[str, Any]
+) -> None:
+    """Stream generations of ``length`` characters one after another until ``stop_at``."""
+    seed = 0
+    while time.perf_counter() < stop_at:
+        body = {"prime": out["prime"], "length": length, "seed": seed, "stream": True}
+        seed += 1
+        start = time.perf_counter()
+        first, chars = None, 0
+        try:
+            async with http.stream("POST", url, json=body) as r:
+                if r.status_code != 200:
+                    out["errors"] += 1
+                    out.setdefault("first_error", f"{r.status_code}: {(await r.aread())[:300]!r}")
+                    continue
+                buffer = ""
+                async for piece in r.aiter_text():
+                    buffer += piece
+                    *events, buffer = buffer.split("\n\n")
+                    for e in events:
+                        data = e.removeprefix("data: ")
+                        if data.startswith('{"text"'):
+                            if first is None:
+                                first = time.perf_counter() - start
+                            chars += len(json.loads(data)["text"])
+        except httpx.HTTPError as err:
+            out["errors"] += 1
+            out.setdefault("first_error", repr(err))
+            continue
+        if chars == length and first is not None:
+            out["first"].append(first)
+            out["chars"] += chars
+            out["streams"] += 1
+        else:
+            out["errors"] += 1
+
+
+def generate_case(
+    server: Server, clients: int, length: int, seconds: float, label: str
+) -> dict[str, Any]:
+    """The generation case: ``clients`` clients streaming ``length`` characters each, one
+    generation after another, for ``seconds``: characters/s and the time to the first one."""
+    assert server.proc is not None
+    info = httpx.get(f"{server.url}/v1/model", timeout=10.0).json()
+    chars = info["chars"]
+    prime = next((c for c in "T\n " if c in chars), chars[0])
+    name = f"generate-{length}chars-{clients}clients-{label}"
+    log(f"{name}: {seconds:.0f} s ...")
+
+    async def run() -> tuple[dict[str, Any], float]:
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        url = f"{server.url}/v1/generate"
+        async with httpx.AsyncClient(limits=limits, timeout=120.0) as http:
+            warm = {"prime": prime, "first": [], "chars": 0, "streams": 0, "errors": 0}
+            await stream_loop(http, url, 20, time.perf_counter() + 0.5, warm)
+            out = {"prime": prime, "first": [], "chars": 0, "streams": 0, "errors": 0}
+            start = time.perf_counter()
+            await asyncio.gather(
+                *(stream_loop(http, url, length, start + seconds, out) for _ in range(clients))
+            )
+            return out, time.perf_counter() - start
+
+    load_before = os.getloadavg()[0]
+    cpu_server = cpu_seconds(server.proc.pid)
+    out, wall = asyncio.run(run())
+    cpu_server = cpu_seconds(server.proc.pid) - cpu_server
+    first = out["first"]
+    record: dict[str, Any] = {
+        "bench": "serve-generate",
+        "case": name,
+        "ours": round(out["chars"] / wall, 1),
+        "unit": "chars/s",
+        "first_char_p50_ms": round(1000 * statistics.median(first), 1) if first else None,
+        "first_char_p99_ms": round(1000 * percentile(first, 99), 1) if first else None,
+        "streams": out["streams"],
+        "errors": out["errors"],
+        "clients": clients,
+        "length": length,
+        "model": {k: info["model"].get(k) for k in ("cell", "hidden_size", "num_layers")},
+        "seconds": round(wall, 2),
+        "server_cpu": round(cpu_server / wall, 2),
+        "server_args": " ".join(server.args),
+        "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+    if "first_error" in out:
+        record["first_error"] = out["first_error"]
+    return record
+
+
 async def client_loop(
     post: Post, texts: list[str], per_request: int, offset: int, stop_at: float, tally: Tally
 ) -> None:
@@ -412,6 +595,15 @@ def main(argv: list[str] | None = None) -> int:
         f"'--workers 2 --threads 1'; repeat for several (default: {' | '.join(DEFAULT_SERVERS)})",
     )
     parser.add_argument("--data", type=Path, help=f"directory holding {ARCHIVE}")
+    parser.add_argument("--forecast", type=Path, metavar="RUN", help="a forecasting run too")
+    parser.add_argument("--history", type=Path, help="--forecast's history (CSV, its columns)")
+    parser.add_argument("--generate", type=Path, metavar="RUN", help="a language-model run too")
+    parser.add_argument(
+        "--generate-clients", type=int, default=4, help="streaming clients (default: 4)"
+    )
+    parser.add_argument(
+        "--generate-length", type=int, default=500, help="characters per stream (default: 500)"
+    )
     parser.add_argument(
         "--out", type=Path, help="also write the JSON lines here (header record first), atomically"
     )
@@ -419,6 +611,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.clients < 1 or args.seconds <= 0 or min(args.texts_per_request) < 1:
         parser.error("--clients, --seconds and --texts-per-request must be positive")
 
+    if (args.forecast is None) != (args.history is None):
+        parser.error("--forecast RUN needs --history CSV (and --history needs --forecast)")
     servers = [shlex.split(a) for a in (args.servers or DEFAULT_SERVERS)]
 
     start, load_start = time.perf_counter(), os.getloadavg()
@@ -446,6 +640,29 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 sink.append(record)
                 print(json.dumps(record), flush=True)
+    for run, make in (
+        (
+            args.forecast,
+            lambda srv, lab: forecast_case(srv, args.history, args.clients, args.seconds, lab),
+        ),
+        (
+            args.generate,
+            lambda srv, lab: generate_case(
+                srv, args.generate_clients, args.generate_length, args.seconds, lab
+            ),
+        ),
+    ):
+        if run is None:
+            continue
+        server_args = servers[-1]  # the last configuration (e.g. --workers 2 --no-access-log)
+        with (
+            tempfile.TemporaryDirectory(prefix="serve_load-") as tmp,
+            Server(run, free_port(), Path(tmp) / "server.log", server_args) as server,
+        ):
+            server.wait_ready()
+            record = make(server, config_label(server_args))
+            sink.append(record)
+            print(json.dumps(record), flush=True)
     header = {
         "bench": "serve-run",
         "command": " ".join(

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request, status
@@ -40,6 +41,7 @@ class Serving:
     slots: asyncio.Semaphore | None = None
     executor: ThreadPoolExecutor | None = None
     metrics: ServeMetrics | None = None
+    scratch: Path | None = None  # a forecaster's folder for the history it reads
 
     @property
     def predictor(self) -> Predictor:
