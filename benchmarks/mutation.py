@@ -84,7 +84,7 @@ TARGETS = (
            what="the series scaler"),
     Target("baselines", "lstmkit/baselines/series.py",
            ("tests/tasks/test_forecast.py", "tests/mutation/test_baselines_series.py"),
-           what="the Holt-Winters baseline", pytest_args=("-k", "holt_winters")),
+           what="the Holt-Winters baseline", pytest_args=("-k", "holt_winters or baselines_series")),
     Target("checkpoint", "lstmkit/checkpoint.py",
            ("tests/test_checkpoint_verify.py", "tests/test_storage_errors.py"),
            what="checkpoints: atomic save, manifest, verify, resume"),
@@ -161,6 +161,14 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         'lines = Path(token_file).read_text(encoding="utf-8").splitlines()',
         'lines = Path(token_file).read_text(encoding="UTF-8").splitlines()',
     ): "Python's codec names are case-insensitive: 'UTF-8' is the same codec",
+    ("lstmkit/serve/auth.py", "UserWarning,", "None,"): (
+        "warnings.warn's category None is UserWarning"
+    ),
+    (
+        "lstmkit/serve/auth.py",
+        "UserWarning,",
+        "",
+    ): "warnings.warn's default category is UserWarning",
 }
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no_tests", 33: "no_tests", 34: "skipped"}
