@@ -62,32 +62,37 @@ _SECOND_STEPS = {
 
 # -- the models on windows ----------------------------------------------------------------------
 @torch.no_grad()
-def predict_windows(model: Forecaster, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Forecasts (n, horizon) in the series' units for raw input windows (n, lookback, F)."""
+def batched_forecaster(
+    model: Forecaster,
+    x: np.ndarray,
+    run: Callable[[Forecaster, torch.Tensor, slice], torch.Tensor],
+    batch_size: int = 512,
+) -> np.ndarray:
+    """``run(model, batch, rows)`` over the raw windows ``x`` (n, lookback, F) in batches
+    (``rows``: the batch's slice of ``x``), on the model's device, in eval mode; the outputs
+    concatenated as float64."""
     was = model.training
     model.eval()
-    out = []
     device = next(model.parameters()).device
-    for i in range(0, len(x), batch_size):
-        out.append(model.predict(torch.from_numpy(x[i : i + batch_size]).to(device)).cpu().numpy())
+    out = [
+        run(model, torch.from_numpy(x[i : i + batch_size]).to(device), slice(i, i + batch_size))
+        .double()
+        .cpu()
+        .numpy()
+        for i in range(0, len(x), batch_size)
+    ]
     model.train(was)
-    return np.concatenate(out).astype(np.float64)
+    return np.concatenate(out)
+
+
+def predict_windows(model: Forecaster, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Forecasts (n, horizon) in the series' units for raw input windows (n, lookback, F)."""
+    return batched_forecaster(model, x, lambda m, b, _: m.predict(b), batch_size)
 
 
 def predict_quantile_windows(model: Forecaster, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Quantile forecasts (n, horizon, Q) in the series' units for raw windows (n, lookback, F)."""
-    was = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        out = [
-            model.predict_quantiles(torch.from_numpy(x[i : i + batch_size]).to(device))
-            .cpu()
-            .numpy()
-            for i in range(0, len(x), batch_size)
-        ]
-    model.train(was)
-    return np.concatenate(out).astype(np.float64)
+    return batched_forecaster(model, x, lambda m, b, _: m.predict_quantiles(b), batch_size)
 
 
 @torch.no_grad()

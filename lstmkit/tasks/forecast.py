@@ -74,6 +74,7 @@ from lstmkit.errors import BaselineError
 from lstmkit.files import atomic_write_text
 from lstmkit.forecasting import (
     FORMAT,
+    batched_forecaster,
     forecast_series,
     load_forecast_run,
     predict_quantile_windows,
@@ -370,20 +371,15 @@ def _targets(model: Forecaster, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return t.numpy().astype(np.float32)
 
 
-@torch.no_grad()
 def normalised_errors(model: Forecaster, x: np.ndarray, y: np.ndarray) -> Tensor:
     """Targets minus point forecasts (n, H) in the model's normalised units, for raw windows
     ``x`` and their targets ``y`` in the series' units."""
-    was = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    out = []
-    for i in range(0, len(x), 512):
-        xb = torch.from_numpy(x[i : i + 512]).to(device)
-        yb = torch.from_numpy(np.asarray(y[i : i + 512], dtype=np.float32)).to(device)
-        out.append((model.normalise_target(xb, yb) - model(xb)).double().cpu())
-    model.train(was)
-    return torch.cat(out)
+    target = np.asarray(y, dtype=np.float32)
+
+    def errors(m: Forecaster, b: Tensor, rows: slice) -> Tensor:
+        return m.normalise_target(b, torch.from_numpy(target[rows]).to(b.device)) - m(b)
+
+    return torch.from_numpy(batched_forecaster(model, x, errors))
 
 
 def fit_band(model: Forecaster, data: PreparedSeries, kept: bool) -> dict[str, Any]:
