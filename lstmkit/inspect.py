@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from lstmkit.models import SequenceClassifier
 
 MAX_PLOT_TOKENS = 200
+MAX_UNIT_TOKENS = 256  # the per-unit activations of inspect_text cover at most this many tokens
+UNIT_DIGITS = 4  # ... rounded to this many decimals (gates lie in [0, 1])
 OCCLUSION_BATCH = 256
 GATE_NAMES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update"), "rnn": ()}
 
@@ -168,7 +170,12 @@ def inspect_text(predictor: Predictor, text: str) -> dict[str, Any]:
     - ``layers``: one entry per layer and direction: ``layer``, ``direction``, ``gates`` (gate
       name -> mean activation over the units at each step: input/forget/output for LSTM,
       reset/update for GRU, none for SimpleRNN), ``cell_norm`` (L2 norm of c per step, LSTM
-      only, else None) and ``hidden_norm`` (L2 norm of h per step).
+      only, else None), ``hidden_norm`` (L2 norm of h per step) and ``units`` (gate name ->
+      one list per unit of its activation at each of the first ``unit_tokens`` steps, rounded
+      to :data:`UNIT_DIGITS` decimals: units x tokens, as char-RNN visualisations show them);
+    - ``unit_tokens``: how many tokens (the first ones) ``units`` covers: at most
+      :data:`MAX_UNIT_TOKENS`, so the answer stays below ~3 MB even for 2 bidirectional
+      layers of 256 units.
 
     Raises:
         ValueError: an empty text, a model without vocabulary, or a model with a Conv1D front
@@ -189,6 +196,7 @@ def inspect_text(predictor: Predictor, text: str) -> dict[str, Any]:
     with torch.no_grad():
         feats, _ = model.features(torch.tensor([ids], dtype=torch.long))
         traces = trace_recurrent(model, feats)
+    unit_tokens = min(len(ids), MAX_UNIT_TOKENS)
     layers = []
     for tr in traces:
         layers.append(
@@ -198,6 +206,7 @@ def inspect_text(predictor: Predictor, text: str) -> dict[str, Any]:
                 "gates": {name: g.mean(-1).tolist() for name, g in tr.gates.items()},
                 "cell_norm": tr.c.norm(dim=-1).tolist() if tr.c is not None else None,
                 "hidden_norm": tr.h.norm(dim=-1).tolist(),
+                "units": {name: unit_rows(g, unit_tokens) for name, g in tr.gates.items()},
             }
         )
     return {
@@ -215,7 +224,14 @@ def inspect_text(predictor: Predictor, text: str) -> dict[str, Any]:
         ),
         "contributions": contributions,
         "layers": layers,
+        "unit_tokens": unit_tokens,
     }
+
+
+def unit_rows(gate: Tensor, tokens: int) -> list[list[float]]:
+    """A gate's activations (T, H) as H rows (one per unit) of its first ``tokens`` steps,
+    rounded to :data:`UNIT_DIGITS` decimals."""
+    return [[round(v, UNIT_DIGITS) for v in row] for row in gate[:tokens].T.tolist()]
 
 
 def _heatmap_rows(result: dict[str, Any], n: int) -> tuple[list[str], list[list[float]]]:

@@ -143,3 +143,33 @@ def test_cli_inspect_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "empty" in capsys.readouterr().err
     assert main(["inspect", str(tmp_path / "missing"), TEXT]) == 2
     assert "lstmkit inspect: error:" in capsys.readouterr().err
+
+
+def test_units_are_bounded_to_the_first_tokens() -> None:
+    """unit_rows: H rows of at most MAX_UNIT_TOKENS values, rounded to UNIT_DIGITS decimals."""
+    from lstmkit.inspect import MAX_UNIT_TOKENS, UNIT_DIGITS, unit_rows
+
+    gate = torch.rand(MAX_UNIT_TOKENS + 40, 3, generator=torch.Generator().manual_seed(0))
+    rows = unit_rows(gate, min(gate.shape[0], MAX_UNIT_TOKENS))
+    assert len(rows) == 3 and {len(r) for r in rows} == {MAX_UNIT_TOKENS}
+    for u, row in enumerate(rows):
+        assert row == [round(v, UNIT_DIGITS) for v in gate[:MAX_UNIT_TOKENS, u].tolist()]
+
+
+def test_inspect_text_units_match_the_trace_of_every_direction(tmp_path: Path) -> None:
+    predictor = load(make_run(tmp_path / "run", seed=3, **ARCHS["lstm-2x-bidir"]))
+    result = inspect_text(predictor, TEXT)
+    ids = predictor.encode([TEXT])[0]
+    with torch.no_grad():
+        feats, _ = predictor.model.features(torch.tensor([ids], dtype=torch.long))
+        traces = trace_recurrent(predictor.model, feats)
+    assert result["unit_tokens"] == len(ids)
+    assert len(result["layers"]) == len(traces) == 4
+    for layer, trace in zip(result["layers"], traces, strict=True):
+        assert (layer["layer"], layer["direction"]) == (trace.layer, trace.direction)
+        for gate, rows in layer["units"].items():
+            assert torch.tensor(rows) == pytest.approx(trace.gates[gate].T, abs=5.1e-5)
+    gru = inspect_text(load(make_run(tmp_path / "gru", cell="gru")), TEXT)
+    assert set(gru["layers"][0]["units"]) == {"reset", "update"}
+    rnn = inspect_text(load(make_run(tmp_path / "rnn", cell="rnn")), TEXT)
+    assert rnn["layers"][0]["units"] == {}

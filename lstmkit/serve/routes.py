@@ -108,7 +108,8 @@ async def predict(body: PredictRequest, serving: ServingDep) -> PredictResponse:
 @v1.post("/inspect", response_model=InspectResponse, responses=_ERRORS)
 async def inspect(body: InspectRequest, serving: ServingDep) -> InspectResponse:
     """Look inside the model on one text: per token the mean gate activations and state norms
-    of every layer, and each token's contribution to the label (occlusion)."""
+    of every layer, each unit's gate activations (units x tokens, the first 256 tokens) and
+    each token's contribution to the label (occlusion)."""
     if len(body.text) > serving.max_chars:
         raise _too_many_chars(len(body.text), serving.max_chars)
     try:

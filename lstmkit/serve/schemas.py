@@ -73,6 +73,11 @@ class InspectLayer(BaseModel):
     )
     cell_norm: list[float] | None = Field(description="L2 norm of the cell state (LSTM only)")
     hidden_norm: list[float] = Field(description="L2 norm of the hidden state per token")
+    units: dict[str, list[list[float]]] = Field(
+        default_factory=dict,
+        description="gate -> one list per unit of its activation at each of the first "
+        "`unit_tokens` tokens (units x tokens, rounded to 4 decimals)",
+    )
 
 
 class InspectResponse(BaseModel):
@@ -90,6 +95,9 @@ class InspectResponse(BaseModel):
     words: list[str] = Field(description="the text's own word behind each token")
     contributions: list[float] = Field(description="one per token; > 0 supports the label")
     layers: list[InspectLayer]
+    unit_tokens: int = Field(
+        0, description="how many tokens (the first ones, at most 256) `layers[i].units` covers"
+    )
 
 
 class Prediction(BaseModel):

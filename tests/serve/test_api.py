@@ -271,3 +271,30 @@ def test_without_micro_batching_the_route_runs_the_model(bundle: Path) -> None:
         assert [p["label"] for p in r.json()["predictions"]] == [
             p["label"] for p in load(bundle).predict(TEXTS)
         ]
+
+
+def test_inspect_units_are_each_units_gate_per_token(client: TestClient, bundle: Path) -> None:
+    """``layers[i].units``: per gate one row per unit of its activation per token (units x
+    tokens), equal to the step-by-step recomputation; the means stay what they were."""
+    from lstmkit.inspect import trace_recurrent
+
+    text = "a good film, great plot but boring acting"
+    r = client.post("/v1/inspect", json={"text": text})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    predictor = load(bundle)
+    ids = predictor.encode([text])[0]
+    with torch.no_grad():
+        feats, _ = predictor.model.features(torch.tensor([ids], dtype=torch.long))
+        (trace,) = trace_recurrent(predictor.model, feats)
+    assert got["unit_tokens"] == len(ids) == len(got["tokens"])
+    (layer,) = got["layers"]
+    assert set(layer["units"]) == {"input", "forget", "output"}
+    for gate, rows in layer["units"].items():
+        want = trace.gates[gate]  # (T, H)
+        assert len(rows) == want.shape[1] == 8  # one row per unit
+        assert all(len(row) == len(ids) for row in rows)  # one value per token
+        assert torch.tensor(rows) == pytest.approx(want.T, abs=5.1e-5)  # rounded to 4 decimals
+        assert layer["gates"][gate] == pytest.approx(want.mean(-1).tolist(), abs=1e-6)
+        # the rows vary from unit to unit: not 8 copies of the mean
+        assert max(max(row) - min(row) for row in zip(*rows, strict=True)) > 1e-3

@@ -26,6 +26,11 @@ from test_bundle import WORDS, make_run
 from lstmkit.bundle import export_bundle
 from lstmkit.serve import create_app
 
+UNIT_TABLE = """() => [...document.querySelectorAll('#units tbody tr')].map(tr => [
+  Number(tr.dataset.unit),
+  [...tr.querySelectorAll('td')].map(td => [Number(td.dataset.t), Number(td.dataset.value)]),
+])"""
+
 pytestmark = pytest.mark.skipif(
     shutil.which(CHROMIUM) is None,
     reason=f"{CHROMIUM} is not installed (.ci/run installs Debian's chromium)",
@@ -38,11 +43,15 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     lstm = export_bundle(make_run(root / "run"), root / "bundle")
     # a Conv1D front (as the imdb-conv-lstm recipe's): /v1/inspect answers 422 for it
     conv = export_bundle(make_run(root / "conv", conv_filters=4, conv_kernel=3), root / "cb")
+    # two bidirectional layers: four layer/direction choices in the per-unit view
+    bidir = make_run(root / "bidir", seed=3, num_layers=2, bidirectional=True, pooling="mean")
+    bidir_bundle = export_bundle(bidir, root / "bb")
     with (
         running_server(create_app(lstm)) as lstm_url,
         running_server(create_app(conv, max_texts=8)) as conv_url,
+        running_server(create_app(bidir_bundle)) as bidir_url,
     ):
-        yield {"lstm": lstm_url, "conv": conv_url}
+        yield {"lstm": lstm_url, "conv": conv_url, "bidir": bidir_url}
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +159,85 @@ def test_conv1d_model_shows_its_prediction(servers: dict[str, str], page: Any) -
     assert any(v.strip() != "0" for v in values), values
     assert page.is_hidden("#gates-part")
     check_accessible(page, "a Conv1D model after a prediction")
+
+
+def _variance(xs: list[float]) -> float:
+    m = sum(xs) / len(xs)
+    return sum((x - m) ** 2 for x in xs) / len(xs)
+
+
+def _expected_order(rows: list[list[float]], by: str) -> list[int]:
+    if by == "unit":
+        return list(range(len(rows)))
+    key = [_variance(r) if by == "variance" else sum(r) / len(r) for r in rows]
+    return sorted(range(len(rows)), key=lambda u: (-key[u], u))
+
+
+def test_per_unit_gate_view(servers: dict[str, str], page: Any) -> None:
+    """Each unit's gate per token (units x tokens): the values /v1/inspect returned, sorted as
+    chosen, for each layer and direction; every cell reachable with the arrow keys."""
+    url = servers["bidir"]
+    text = "a good film, great plot but boring acting and a bad ending"
+    page.goto(url)
+    page.wait_for_function("!document.getElementById('model-info').textContent.includes('loading')")
+    page.fill("#text", text)
+    page.click("#predict")
+    page.wait_for_selector("#units-part:not([hidden])", timeout=20000)
+    answer = page.request.post(url + "v1/inspect", data={"text": text}).json()
+    layers = answer["layers"]
+    tokens = answer["unit_tokens"]
+    assert tokens == len(answer["tokens"]) > 5
+    options = page.locator("#units-layer option").all_inner_texts()
+    assert options == [
+        "layer 0 forward",
+        "layer 0 backward",
+        "layer 1 forward",
+        "layer 1 backward",
+    ]
+    assert page.locator("#units-gate option").all_inner_texts() == ["input", "forget", "output"]
+
+    def check(index: int, gate: str, by: str) -> None:
+        rows = layers[index]["units"][gate]
+        table = page.evaluate(UNIT_TABLE)
+        assert [u for u, _ in table] == _expected_order(rows, by)
+        assert len(table) == len(rows) == 8  # every unit ...
+        for unit, cells in table:  # ... at every token, with the value the API returned
+            assert cells == [[t, rows[unit][t]] for t in range(tokens)]
+        assert page.locator("#units td").count() == 8 * tokens
+        assert page.get_attribute("#units", "data-gate") == gate
+        assert page.get_attribute("#units", "data-direction") == layers[index]["direction"]
+
+    check(0, "input", "variance")
+    variances = [_variance(r) for r in layers[0]["units"]["input"]]
+    assert max(variances) > min(variances)  # the order is not the identity by accident
+    page.select_option("#units-layer", "3")
+    page.select_option("#units-gate", "forget")
+    check(3, "forget", "variance")
+    page.select_option("#units-sort", "mean")
+    check(3, "forget", "mean")
+    page.select_option("#units-sort", "unit")
+    check(3, "forget", "unit")
+    page.select_option("#units-sort", "variance")
+    check_accessible(page, "the per-unit view")
+
+    # keyboard: Tab from the sort choice into the table; the arrows move from cell to cell
+    page.focus("#units-sort")
+    page.keyboard.press("Tab")
+    active = "document.activeElement.dataset"
+    assert page.evaluate(f"[{active}.row, {active}.t]") == ["0", "0"]
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate(f"[{active}.row, {active}.t]") == ["1", "1"]
+    order = _expected_order(layers[3]["units"]["forget"], "variance")
+    want = layers[3]["units"]["forget"][order[1]][1]
+    shown = page.inner_text("#units-focus")
+    assert shown.startswith(f"Unit {order[1]} at ") and shown.endswith(f"{want:.4f}"), shown
+    page.keyboard.press("End")
+    page.keyboard.press("PageDown")
+    assert page.evaluate(f"[{active}.row, {active}.t]") == ["7", str(tokens - 1)]
+    assert page.locator("#units td[tabindex='0']").count() == 1  # one Tab stop, where it is
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.id") == "units-sort"
+    page.click("#show-numbers")
+    check_accessible(page, "the per-unit view, numbers shown")
+    page.click("#show-numbers")

@@ -2,7 +2,7 @@
 // at / under lstmkit serve and under /models/<run>/ in lstmkit studio; no external resources).
 "use strict";
 
-const state = { needsToken: false, maxTokens: 200, maxlen: null, maxTexts: 64, maxChars: 20000, busy: false };
+const state = { needsToken: false, maxTokens: 200, maxlen: null, maxTexts: 64, maxChars: 20000, busy: false, inspection: null };
 const $ = (id) => document.getElementById(id);
 
 function headers() {
@@ -255,6 +255,146 @@ function renderHeatmap(result, n) {
   table.append(head, body);
 }
 
+// -- each unit's gate per token (units x tokens, from v1/inspect's layers[i].units) ----------
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / (xs.length || 1);
+const variance = (xs) => {
+  const m = mean(xs);
+  return mean(xs.map((x) => (x - m) * (x - m)));
+};
+
+// the units' order: by variance over the shown tokens or by mean (largest first), or by number
+function unitOrder(rows, by) {
+  const order = rows.map((_, u) => u);
+  if (by === "unit") return order;
+  const key = rows.map(by === "mean" ? mean : variance);
+  return order.sort((a, b) => key[b] - key[a] || a - b);
+}
+
+function layerName(layer, bidir) {
+  return "layer " + layer.layer + (bidir ? " " + layer.direction : "");
+}
+
+// the layer and gate choices of a new inspection (the previous choice kept where it still exists)
+function setUnitChoices(result) {
+  const layers = result.layers.map((l, i) => [l, i]).filter(([l]) => l.units && Object.keys(l.units).length);
+  $("units-part").hidden = layers.length === 0;
+  if (!layers.length) {
+    $("units").replaceChildren();
+    return false;
+  }
+  const bidir = result.layers.some((l) => l.direction === "backward");
+  const select = $("units-layer");
+  const before = select.value;
+  select.replaceChildren(...layers.map(([l, i]) => new Option(layerName(l, bidir), String(i))));
+  if (layers.some(([, i]) => String(i) === before)) select.value = before;
+  setGateChoices(result);
+  return true;
+}
+
+function setGateChoices(result) {
+  const layer = result.layers[Number($("units-layer").value)];
+  const select = $("units-gate");
+  const before = select.value;
+  const gates = Object.keys(layer.units);
+  select.replaceChildren(...gates.map((g) => new Option(g, g)));
+  if (gates.includes(before)) select.value = before;
+}
+
+function renderUnits(result, n) {
+  const layer = result.layers[Number($("units-layer").value)];
+  const gate = $("units-gate").value;
+  const by = $("units-sort").value;
+  const tokens = Math.min(n, result.unit_tokens || 0);
+  const rows = layer.units[gate].map((row) => row.slice(0, tokens));
+  const order = unitOrder(rows, by);
+  const bidir = result.layers.some((l) => l.direction === "backward");
+  const where = layerName(layer, bidir) + ", " + gate + " gate";
+  $("units-note").textContent = rows.length + " units \u00d7 " + tokens + " tokens of " + where +
+    (tokens < result.tokens.length ? " (the first " + tokens + " of " + result.tokens.length + " tokens)" : "") +
+    "; sorted by " + $("units-sort").selectedOptions[0].textContent + ".";
+  $("units-focus").textContent = "";
+  const table = $("units");
+  table.replaceChildren();
+  table.dataset.layer = String(layer.layer);
+  table.dataset.direction = layer.direction;
+  table.dataset.gate = gate;
+  table.dataset.sort = by;
+  const caption = table.createCaption();
+  caption.className = "visually-hidden";
+  caption.textContent = "Rows: the units of " + where + "; columns: the words.";
+  const headRow = table.createTHead().insertRow();
+  const corner = Object.assign(document.createElement("th"), { scope: "col", className: "corner", textContent: "unit" });
+  headRow.appendChild(corner);
+  for (let t = 0; t < tokens; t++) {
+    headRow.appendChild(Object.assign(document.createElement("th"), { scope: "col", textContent: result.words[t] }));
+  }
+  const body = table.createTBody();
+  order.forEach((u, r) => {
+    const tr = body.insertRow();
+    tr.dataset.unit = String(u);
+    tr.appendChild(Object.assign(document.createElement("th"), { scope: "row", textContent: "unit " + u }));
+    rows[u].forEach((v, t) => {
+      const td = tr.insertCell();
+      const color = gateColor(v);
+      td.style.background = color;
+      td.style.color = textOn(color);
+      td.tabIndex = r === 0 && t === 0 ? 0 : -1; // one stop in the Tab order; arrows move inside
+      td.dataset.row = String(r);
+      td.dataset.t = String(t);
+      td.dataset.value = String(v);
+      td.title = `unit ${u} at "${result.words[t]}": ${v.toFixed(4)}`;
+      const value = document.createElement("span");
+      value.className = "value";
+      value.textContent = v.toFixed(2);
+      td.appendChild(value);
+    });
+  });
+}
+
+// the arrow keys (and Home, End, Page Up, Page Down) move the focus from cell to cell
+function moveInUnits(event) {
+  const td = event.target.closest("td");
+  if (!td) return;
+  const body = $("units").tBodies[0];
+  const last = body.rows.length - 1;
+  const width = body.rows[0].cells.length - 1; // the row header is cell 0
+  let r = Number(td.dataset.row);
+  let t = Number(td.dataset.t);
+  const moves = {
+    ArrowLeft: () => (t = Math.max(0, t - 1)),
+    ArrowRight: () => (t = Math.min(width - 1, t + 1)),
+    ArrowUp: () => (r = Math.max(0, r - 1)),
+    ArrowDown: () => (r = Math.min(last, r + 1)),
+    Home: () => (t = 0),
+    End: () => (t = width - 1),
+    PageUp: () => (r = 0),
+    PageDown: () => (r = last),
+  };
+  if (!moves[event.key]) return;
+  event.preventDefault();
+  moves[event.key]();
+  body.rows[r].cells[t + 1].focus();
+}
+
+function focusUnitCell(event) {
+  const td = event.target.closest("td");
+  if (!td) return;
+  for (const other of $("units").querySelectorAll("td[tabindex='0']")) other.tabIndex = -1;
+  td.tabIndex = 0;
+  const result = state.inspection;
+  const t = Number(td.dataset.t);
+  $("units-focus").textContent = "Unit " + td.parentElement.dataset.unit + " at \u201c" + result.words[t] +
+    "\u201d (token " + (t + 1) + "): " + Number(td.dataset.value).toFixed(4);
+}
+
+function redrawUnits(changed) {
+  const result = state.inspection;
+  if (!result) return;
+  if (changed === "layer") setGateChoices(result);
+  renderUnits(result, Math.min(result.tokens.length, state.maxTokens));
+  updateScrollCue();
+}
+
 // the cue that the heatmap scrolls sideways, only when it does
 function updateScrollCue() {
   const box = $("heatmap-box");
@@ -275,8 +415,14 @@ function renderInspection(result, note) {
   renderWords(result, n);
   const gates = result.layers.length > 0;
   $("gates-part").hidden = !gates;
-  if (gates) renderHeatmap(result, n);
-  else $("heatmap").replaceChildren();
+  state.inspection = gates ? result : null;
+  if (gates) {
+    renderHeatmap(result, n);
+    if (setUnitChoices(result)) renderUnits(result, n);
+  } else {
+    $("heatmap").replaceChildren();
+    $("units").replaceChildren();
+  }
   $("inspect").hidden = false;
   updateScrollCue();
 }
@@ -398,6 +544,11 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
   $("show-numbers").addEventListener("click", toggleNumbers);
+  $("units-layer").addEventListener("change", () => redrawUnits("layer"));
+  $("units-gate").addEventListener("change", () => redrawUnits("gate"));
+  $("units-sort").addEventListener("change", () => redrawUnits("sort"));
+  $("units").addEventListener("keydown", moveInUnits);
+  $("units").addEventListener("focusin", focusUnitCell);
   window.addEventListener("resize", updateScrollCue);
   loadModel();
 });
