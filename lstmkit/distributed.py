@@ -15,6 +15,8 @@ reaches the weights of an uninterrupted run.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -98,18 +100,42 @@ def init_distributed(info: DistInfo) -> torch.device:
     return device
 
 
-def shutdown_distributed(*, wait: bool = True) -> None:
+def shutdown_distributed(*, wait: bool = True, info: DistInfo | None = None) -> None:
     """Leave the process group this process joined (nothing when it joined none).
 
     ``wait``: first a barrier, so no rank closes its connections while a peer still reads from
     them. Without this a rank can exit with gloo's worker threads still alive and die with
     SIGABRT during interpreter shutdown. Pass ``wait=False`` on an error path, where the peers
     may never reach the barrier.
+
+    A peer that died before or inside that barrier (``kill -9`` after its last step) makes the
+    barrier's ``work.wait()`` fail: that is raised as :class:`PeerLostError` (see
+    :func:`peer_lost`), the group left all the same. Any other error of the barrier propagates
+    as it is, after the group is left.
     """
-    if dist.is_available() and dist.is_initialized():
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
         if wait:
-            dist.barrier()
-        dist.destroy_process_group()
+            with peer_loss_raised(info):
+                dist.barrier()
+    finally:
+        with peer_loss_raised(info):
+            dist.destroy_process_group()
+
+
+@contextmanager
+def peer_loss_raised(info: DistInfo | None = None) -> Iterator[None]:
+    """Run a collective (or anything that waits on one: ``work.wait()``, a barrier, an
+    all-reduce, a broadcast), turning the backend's word that a peer died or timed out into
+    :class:`PeerLostError` (one line, no traceback at the CLI); other errors pass unchanged."""
+    try:
+        yield
+    except RuntimeError as err:
+        lost = peer_lost(err, info)
+        if lost is None:
+            raise
+        raise lost from None
 
 
 def peer_lost(err: BaseException, info: DistInfo | None = None) -> PeerLostError | None:

@@ -19,7 +19,13 @@ from test_train import keyword_data, make_trainer, small_model
 
 from lstmkit.checkpoint import latest_checkpoint
 from lstmkit.data.batching import collate_tokens
-from lstmkit.distributed import DistInfo, PeerLostError, group_timeout, peer_lost
+from lstmkit.distributed import (
+    DistInfo,
+    PeerLostError,
+    group_timeout,
+    peer_lost,
+    shutdown_distributed,
+)
 from lstmkit.errors import ConfigError
 
 STEPS = 32  # of 8 epochs of 8 global batches (128 examples, 16 a batch)
@@ -103,6 +109,150 @@ def test_peer_lost_names_the_rank_and_only_takes_peer_failures() -> None:
     assert peer_lost(gloo, DistInfo()) is None  # a single process has no peer
     assert peer_lost(RuntimeError("mat1 and mat2 shapes cannot be multiplied"), info) is None
     assert peer_lost(ValueError("timed out"), info) is None
+
+
+GLOO_CLOSED = (
+    "[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:553] Connection closed by peer "
+    "[127.0.0.1]:4752. This is typically caused by a remote worker crashing."
+)
+
+
+def _leaves_before_the_barrier(rank: int, world: int, port: int, out: str) -> None:
+    """Rank 1 joins the group and exits at once (as a rank killed after its last step); rank 0
+    then leaves the group the way ``lstmkit train`` does after a finished run."""
+    join_env(rank, world, port)
+    os.environ["LSTMKIT_DIST_TIMEOUT_S"] = "20"
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    torch.distributed.barrier()  # both joined
+    if rank == 1:
+        os._exit(0)
+    time.sleep(0.5)  # rank 1 is gone: its sockets are closed
+    t0 = time.monotonic()
+    try:
+        shutdown_distributed(wait=True)
+        said = "no error"
+    except PeerLostError as err:
+        said = repr(err)
+    except BaseException as err:  # what the fix must not let through
+        said = f"other: {err!r}"
+    waited = time.monotonic() - t0
+    left = not torch.distributed.is_initialized()
+    (Path(out) / "shutdown0.txt").write_text(f"{said}\n{waited:.3f}\n{left}")
+
+
+def test_a_peer_gone_before_the_final_barrier_is_a_peer_lost_error(tmp_path: Path) -> None:
+    """The survivor of a rank killed after its last step fails in shutdown's barrier
+    (``work.wait()``: gloo's "Connection closed by peer"): PeerLostError, group left."""
+    ctx = multiprocessing.get_context("spawn")
+    port = free_port()
+    ranks = [
+        ctx.Process(target=_leaves_before_the_barrier, args=(r, 2, port, str(tmp_path)))
+        for r in range(2)
+    ]
+    for p in ranks:
+        p.start()
+    for p in ranks:
+        p.join(timeout=120)
+        if p.is_alive():
+            p.kill()
+            p.join()
+    assert [p.exitcode for p in ranks] == [0, 0]
+    said, waited, left = (tmp_path / "shutdown0.txt").read_text().splitlines()
+    assert said.startswith(
+        "PeerLostError('rank 0 of 2: another rank died or stopped answering ("
+    ), said
+    assert "--resume" in said
+    assert float(waited) < 15  # the closed connection is seen at once, not at the group timeout
+    assert left == "True"  # the group was left all the same
+
+
+class _FakeWork:
+    """What ``dist.barrier`` waits on: its ``wait()`` fails as gloo's does when a peer died."""
+
+    def __init__(self, error: RuntimeError) -> None:
+        self.error = error
+
+    def wait(self) -> bool:
+        raise self.error
+
+
+def _fake_group(monkeypatch: pytest.MonkeyPatch, error: RuntimeError) -> list[str]:
+    calls: list[str] = []
+    dist = torch.distributed
+
+    def barrier(*args: Any, **kwargs: Any) -> None:
+        calls.append("barrier")
+        _FakeWork(error).wait()
+
+    monkeypatch.setattr(dist, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: "destroy" not in calls)
+    monkeypatch.setattr(dist, "barrier", barrier)
+    monkeypatch.setattr(dist, "destroy_process_group", lambda *a, **k: calls.append("destroy"))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    return calls
+
+
+def test_shutdown_maps_a_failed_barrier_wait_and_still_leaves_the_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _fake_group(monkeypatch, RuntimeError(GLOO_CLOSED))
+    with pytest.raises(PeerLostError) as caught:
+        shutdown_distributed(wait=True)
+    assert str(caught.value).startswith(
+        "rank 1 of 2: another rank died or stopped answering (Connection closed by peer "
+        "[127.0.0.1]:4752); this rank stops too."
+    )
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert calls == ["barrier", "destroy"]
+    shutdown_distributed(wait=True)  # left: a second call does nothing
+    assert calls == ["barrier", "destroy"]
+
+
+def test_shutdown_lets_other_barrier_errors_through_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bug = RuntimeError("Tensors must be CPU and dense")
+    calls = _fake_group(monkeypatch, bug)
+    with pytest.raises(RuntimeError) as caught:
+        shutdown_distributed(wait=True)
+    assert caught.value is bug and not isinstance(caught.value, PeerLostError)
+    assert calls == ["barrier", "destroy"]
+    calls.clear()
+    calls.append("barrier-free")  # the error path: no barrier, the group left
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    shutdown_distributed(wait=False)
+    assert calls == ["barrier-free", "destroy"]
+
+
+def test_train_after_a_finished_run_says_one_line_when_the_final_barrier_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``lstmkit train``: the run finished, a peer died before the last barrier: exit 2, one
+    ``error:`` line naming the lost peer and --resume, no traceback."""
+    import lstmkit.experiment
+    from lstmkit.cli import main
+
+    calls = _fake_group(monkeypatch, RuntimeError(GLOO_CLOSED))
+    finished: list[Path] = []
+
+    def run_recipe(recipe: Any, raw: Any, out: Path, **kwargs: Any) -> dict[str, Any]:
+        finished.append(out)
+        return {"steps": 2}
+
+    monkeypatch.setattr(lstmkit.experiment, "run_recipe", run_recipe)
+    code = main(["train", "imdb-seed000", "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert finished == [tmp_path / "run"]  # the run itself was done
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines == [
+        "lstmkit train: error: rank 1 of 2: another rank died or stopped answering (Connection "
+        "closed by peer [127.0.0.1]:4752); this rank stops too. Start every rank again with "
+        "--resume: it goes on from the last complete checkpoint"
+    ], err
+    assert calls == ["barrier", "destroy"]
 
 
 @pytest.mark.parametrize("raw", ["0", "-3", "soon", "inf", "nan"])
