@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-memory test test-wheel docs lint bench clean
+.PHONY: demo demo-memory test test-wheel docs lint bench mutation results-check clean
 
 # constraints.txt pins what our runs install (torch's CPU wheel); lstmkit asks only lower bounds
 $(STAMP): pyproject.toml constraints.txt
@@ -43,6 +43,16 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/recurrent.py --quick
+
+# mutation testing of the guards (mutmut, slow: not in `make test`): kill rate per file into
+# results/mutation.json; exit 1 when a file is below the goal (benchmarks/mutation.py --help)
+mutation: $(STAMP)
+	$(BIN)/python benchmarks/mutation.py
+
+# re-run every recorded figure whose run takes under 5 minutes; exit 1 when one moved beyond
+# its recorded spread (0.5 points for a single run)
+results-check: $(STAMP)
+	$(BIN)/python benchmarks/results_check.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
