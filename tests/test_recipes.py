@@ -5,6 +5,7 @@ a name resolves to the packaged recipe, a path to its file, anything else is one
 from __future__ import annotations
 
 import json
+import math
 import os
 import runpy
 from pathlib import Path
@@ -61,6 +62,25 @@ def test_recipe_runs_in_quick_mode(path: Path, tmp_path: Path) -> None:
     assert main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 2
+    # the two steps trained something: the step-2 train row has a finite loss and every layer
+    # moved (update ratio finite, > 0); the untrained-ish model's test loss is near ln(classes)
+    rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["split"] == "train" and r["step"] == 2]
+    assert len(train_rows) == 1, rows
+    row = train_rows[0]
+    assert math.isfinite(row["loss"]), row
+    assert row["layers"], row
+    for layer, stats in row["layers"].items():
+        ratio = stats["update_ratio"]
+        assert math.isfinite(ratio) and ratio > 0, (layer, stats)
+    model = json.loads((out / "config.json").read_text())["model"]
+    classes = model["num_classes"] if "num_classes" in model else model["vocab_size"]
+    chance = math.log(classes)
+    test_loss = metrics["test"]["loss"]
+    assert math.isfinite(test_loss) and abs(test_loss - chance) <= 0.25 * chance, (
+        test_loss,
+        classes,
+    )
     assert (out / "model.safetensors").exists()
     assert not (Path("results") / f"{recipe.name}-quick.json").exists()
 
