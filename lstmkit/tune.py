@@ -59,6 +59,8 @@ from lstmkit.tracking import Tracker
 __all__ = ["DEFAULT_SPACE", "Param", "TuneResult", "read_space", "tune"]
 
 STUDY_FILE = "study.db"
+STUDY_NAME = "lstmkit-tune"  # the study's name in STUDY_FILE (lstmkit studio reads it too)
+TRIAL_DIR = "trial-{number:03d}"  # a trial's run directory in OUT
 TRIALS_FILE = "trials.csv"
 HISTORY_PLOT = "optimization_history.png"
 MONITORS = ("val_accuracy", "val_loss", "val_macro_f1", "val_mae", "val_rmse", "val_perplexity")
@@ -245,7 +247,7 @@ def _study(job: _Job, *, worker: int) -> Any:
             ),
         )
     return optuna.create_study(
-        study_name="lstmkit-tune",
+        study_name=STUDY_NAME,
         storage=storage,
         direction=job.direction,
         load_if_exists=True,
@@ -268,7 +270,7 @@ def _run_trial(trial: Any, job: _Job) -> float:
     recipe, raw = load_recipe(
         job.recipe, [*job.overrides, *sets, f"train.monitor={toml_literal(job.metric)}"]
     )
-    run_dir = job.out / f"trial-{trial.number:03d}"
+    run_dir = job.out / TRIAL_DIR.format(number=trial.number)
     trial.set_user_attr("run_dir", str(run_dir))
     shown = ", ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
@@ -380,9 +382,7 @@ def tune(
         failed = [p.exitcode for p in procs if p.exitcode]
         if failed:
             raise ConfigError(f"lstmkit tune: {len(failed)} of {jobs} workers failed (see above)")
-    return _report(
-        job, base, optuna.load_study(study_name="lstmkit-tune", storage=_storage_url(out))
-    )
+    return _report(job, base, optuna.load_study(study_name=STUDY_NAME, storage=_storage_url(out)))
 
 
 def _report(job: _Job, base: Recipe, study: Any) -> TuneResult:

@@ -6,6 +6,10 @@ one transaction on open (a database from a newer lstmkit is refused, never rewri
 operation opens its own short-lived connection (WAL journal), so the job thread and the request
 handlers never share a connection.
 
+A study's trials (``lstmkit tune --out HOME/runs/STUDY``) are runs too, found on disk and
+recorded with :meth:`Store.put_trial` (their ``path``, ``study`` and ``trial``); they are never
+queued: finished, failed, or cancelled (pruned by the study).
+
 Run statuses: ``queued`` -> ``running`` -> ``finished`` | ``failed`` | ``cancelled`` |
 ``interrupted`` (the studio stopped while the run was running; resumable from its last
 checkpoint). ``cancelling`` is the short state between the cancel request and the process's exit.
@@ -78,6 +82,14 @@ MIGRATIONS: tuple[str, ...] = (
     # 3: runs on an uploaded file have no recipe file: `lstmkit train --task text --train F ...`
     """
     ALTER TABLE runs ADD COLUMN task_args TEXT;
+    """,
+    # 4: the trials of an `lstmkit tune` study under HOME/runs, listed like runs: their folder
+    # (relative to HOME/runs; NULL for the studio's own runs, whose folder is their id), the
+    # study's folder name and the trial's number
+    """
+    ALTER TABLE runs ADD COLUMN path TEXT;
+    ALTER TABLE runs ADD COLUMN study TEXT;
+    ALTER TABLE runs ADD COLUMN trial INTEGER;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -234,6 +246,49 @@ class Store:
             args += list(expect)
         with self.connect() as con:
             return con.execute(sql, args).rowcount > 0
+
+    def put_trial(
+        self,
+        run_id: str,
+        *,
+        path: str,
+        study: str,
+        trial: int,
+        run: dict[str, Any],
+        rows: list[dict[str, Any]],
+    ) -> None:
+        """Insert or replace a study's trial (``path``: its folder under HOME/runs) with the
+        ``run`` fields (name, recipe, dataset, params, status, created, started, finished,
+        error, metrics) and its history ``rows``, in one transaction."""
+        keys = ("name", "recipe", "dataset", "status", "created", "started", "finished", "error")
+        values = [run.get(k) for k in keys]
+        with self.connect() as con:
+            con.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            con.execute(
+                f"INSERT INTO runs (id, {', '.join(keys)}, params, overrides, metrics, path, "
+                f"study, trial) VALUES (?, {', '.join('?' * len(keys))}, ?, ?, ?, ?, ?, ?)",
+                [
+                    run_id,
+                    *values,
+                    json.dumps(run.get("params", {})),
+                    json.dumps(run.get("overrides", [])),
+                    json.dumps(run["metrics"]) if run.get("metrics") is not None else None,
+                    path,
+                    study,
+                    trial,
+                ],
+            )
+            con.executemany(
+                "INSERT OR REPLACE INTO metrics (run_id, step, split, row) VALUES (?, ?, ?, ?)",
+                [(run_id, int(r["step"]), str(r["split"]), json.dumps(r)) for r in rows],
+            )
+
+    def trial_runs(self) -> dict[str, dict[str, Any]]:
+        """The recorded trials by their ``path``."""
+        with self.connect() as con:
+            rows = con.execute("SELECT * FROM runs WHERE path IS NOT NULL").fetchall()
+        return {r["path"]: _decode(r) for r in rows}
 
     # -- metric rows -------------------------------------------------------------------------
     def add_metric_rows(self, run_id: str, rows: list[dict[str, Any]]) -> None:

@@ -5,18 +5,33 @@ compare and "Use this model" read runs through these."""
 
 from __future__ import annotations
 
+import hashlib
+import re
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from lstmkit.config import Recipe
-from lstmkit.runs import CONFIG_FILE, has_checkpoint, read_json_or_none
+from lstmkit.runs import (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    has_checkpoint,
+    read_history,
+    read_json_or_none,
+)
 from lstmkit.studio.deps import Studio
 from lstmkit.studio.jobs import LOG_NAME
 from lstmkit.studio.params import recipe_values
 from lstmkit.studio.schemas import MetricRow, Progress, RunOut
+from lstmkit.studio.store import RUN_ID_PATTERN
+from lstmkit.tune import STUDY_FILE, STUDY_NAME, TRIAL_DIR
 
-_HIDDEN = ("pid", "resume", "task_args")  # the studio's own bookkeeping: no pids or paths
+# the studio's own bookkeeping: no pids or paths
+_HIDDEN = ("pid", "resume", "task_args", "path", "study", "trial")
+# an Optuna trial state that is over -> the status its run shows (RUNNING, WAITING: not yet)
+TRIAL_STATUS = {"COMPLETE": "finished", "PRUNED": "cancelled", "FAIL": "failed"}
 LOG_TAIL_BYTES = 20_000  # how much of train.log a client gets at first (GET .../log, the stream)
 
 
@@ -54,13 +69,20 @@ def newest_train(rows: list[MetricRow]) -> list[MetricRow]:
     return [max(train, key=lambda r: r["step"])] if train else []
 
 
+def run_dir(studio: Studio, run: dict[str, Any]) -> Path:
+    """The run's directory: ``HOME/runs/<id>``, or a study's ``HOME/runs/STUDY/trial-NNN``."""
+    return studio.runs_dir / (run.get("path") or run["id"])
+
+
 def public_run(studio: Studio, run: dict[str, Any], rows: list[MetricRow] | None = None) -> RunOut:
-    """A run as the API shows it; with ``rows``, its progress too."""
-    run_dir = studio.runs_dir / run["id"]
+    """A run as the API shows it; with ``rows``, its progress too. A study's trial never
+    resumes here (``lstmkit tune`` runs its trials)."""
     bundle = studio.bundles_dir / run["id"] / "bundle.json"
     return RunOut(
         **{k: v for k, v in run.items() if k not in _HIDDEN},
-        resumable=run["status"] in ("interrupted", "cancelled") and has_checkpoint(run_dir),
+        resumable=run["status"] in ("interrupted", "cancelled")
+        and not run.get("path")
+        and has_checkpoint(run_dir(studio, run)),
         model_url=f"/models/{run['id']}/" if bundle.is_file() else None,
         progress=progress(run, rows) if rows is not None else None,
     )
@@ -81,9 +103,9 @@ def run_values(run_dir: Path) -> dict[str, Any] | None:
     return recipe_values(recipe)
 
 
-def log_tail(studio: Studio, run_id: str, max_bytes: int) -> str:
+def log_tail(studio: Studio, run: dict[str, Any], max_bytes: int) -> str:
     """The last ``max_bytes`` of the run's ``train.log`` ("" before it has one)."""
-    path = studio.runs_dir / run_id / LOG_NAME
+    path = run_dir(studio, run) / LOG_NAME
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -91,3 +113,117 @@ def log_tail(studio: Studio, run_id: str, max_bytes: int) -> str:
     with open(path, "rb") as fh:
         fh.seek(max(0, size - max_bytes))
         return fh.read().decode("utf-8", errors="replace")
+
+
+# -- the trials of `lstmkit tune` studies, listed like runs ----------------------------------
+def study_trials(db: Path) -> dict[int, dict[str, Any]]:
+    """Trial number -> ``state`` (Optuna's name), ``value`` and ``params`` (the names of the
+    sampled recipe keys) of the study in ``db``, read with sqlite3 alone (read-only: no
+    optuna needed); {} for a file that is not such a study."""
+    try:
+        con = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True, timeout=5.0)
+    except sqlite3.Error:
+        return {}
+    try:
+        trials = con.execute(
+            "SELECT t.trial_id, t.number, t.state, v.value FROM trials t "
+            "JOIN studies s ON s.study_id = t.study_id "
+            "LEFT JOIN trial_values v ON v.trial_id = t.trial_id AND v.objective = 0 "
+            "WHERE s.study_name = ?",
+            (STUDY_NAME,),
+        ).fetchall()
+        names: dict[int, list[str]] = {}
+        for trial_id, name in con.execute("SELECT trial_id, param_name FROM trial_params"):
+            names.setdefault(trial_id, []).append(name)
+    except sqlite3.Error:
+        return {}
+    finally:
+        con.close()
+    return {
+        number: {"state": str(state), "value": value, "params": names.get(trial_id, [])}
+        for trial_id, number, state, value in trials
+    }
+
+
+def _dotted(table: dict[str, Any], key: str) -> Any:
+    """``table``'s value at a dotted key (``train.lr``), or None."""
+    value: Any = table
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _trial_id(studio: Studio, path: str) -> str:
+    """A run id for the trial at ``path``: 8 hex digits of its hash (the same in every studio
+    on this home), the next salt where a run of another folder holds it."""
+    for salt in range(1000):
+        run_id = hashlib.sha256(f"{path}#{salt}".encode()).hexdigest()[:8]
+        other = studio.store.get_run(run_id)
+        if (other is None and not (studio.runs_dir / run_id).exists()) or (
+            other is not None and other.get("path") == path
+        ):
+            return run_id
+    raise RuntimeError(f"no free run id for {path}")  # 1000 collisions of 8 hex digits
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def sync_studies(studio: Studio) -> int:
+    """Record the ended trials of every study under ``HOME/runs`` (a folder with
+    ``study.db``, as ``lstmkit tune --out HOME/runs/STUDY`` writes it) as runs named "STUDY
+    trial N", with their history rows and metrics; a trial already recorded with the same
+    status is left as it is. Returns how many trials were (re)recorded."""
+    if not studio.runs_dir.is_dir():
+        return 0
+    known = studio.store.trial_runs()
+    changed = 0
+    for folder in sorted(studio.runs_dir.iterdir()):
+        if re.match(RUN_ID_PATTERN, folder.name) or not (folder / STUDY_FILE).is_file():
+            continue
+        for number, trial in sorted(study_trials(folder / STUDY_FILE).items()):
+            status = TRIAL_STATUS.get(trial["state"])
+            trial_dir = folder / TRIAL_DIR.format(number=number)
+            config = read_json_or_none(trial_dir / CONFIG_FILE)
+            if status is None or config is None:
+                continue  # still running, or it stopped before writing its configuration
+            path = f"{folder.name}/{trial_dir.name}"
+            old = known.get(path)
+            if old is not None and old["status"] == status:
+                continue
+            recipe = config.get("recipe") or {}
+            rows = read_history(trial_dir)
+            last = max((r.get("step", 0) for r in rows), default=0)
+            errors = {
+                "cancelled": f"pruned by the study at step {last}: worse than the median of the "
+                "earlier trials there",
+                "failed": "the trial failed; lstmkit tune printed why",
+            }
+            created = _mtime(trial_dir / CONFIG_FILE)
+            run = {
+                "name": f"{folder.name} trial {number}",
+                "recipe": str(recipe.get("name", "")),
+                "dataset": str((recipe.get("data") or {}).get("dataset", "")),
+                "params": {
+                    "study": folder.name,
+                    "trial": number,
+                    "value": trial["value"],
+                    **{name: _dotted(recipe, name) for name in trial["params"]},
+                },
+                "status": status,
+                "created": created or time.time(),
+                "started": created,
+                "finished": _mtime(trial_dir / METRICS_FILE) or _mtime(trial_dir / HISTORY_FILE),
+                "error": errors.get(status),
+                "metrics": read_json_or_none(trial_dir / METRICS_FILE),
+            }
+            run_id = old["id"] if old is not None else _trial_id(studio, path)
+            studio.store.put_trial(
+                run_id, path=path, study=folder.name, trial=number, run=run, rows=rows
+            )
+            changed += 1
+    return changed

@@ -309,3 +309,83 @@ def test_history_rows_are_json(stopped_home: dict[str, Any]) -> None:
     lines = (run_dir / "history.jsonl").read_text().splitlines()
     assert len(lines) == len(stopped_home["a"]["rows"])
     assert all(json.loads(line)["split"] in ("train", "val") for line in lines)
+
+
+# -- a study's trials (lstmkit tune --out HOME/runs/STUDY) ------------------------------------
+def test_a_studys_trials_are_listed_like_runs_and_compare(
+    tmp_path: Path,
+    recipes_dir: Path,
+    run_env: dict[str, str],
+    tiny_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two trials of a tiny study in HOME/runs: the list shows both, named by study and trial,
+    with the study's values and the trial's own history and metrics; compare takes them; their
+    page, log and "Use this model" work; they do not resume; the ids stay across studios."""
+    optuna = pytest.importorskip("optuna")
+    from lstmkit.tune import Param, tune
+
+    monkeypatch.setenv("LSTMKIT_DATA", str(tiny_data))
+    home = tmp_path / "home"
+    out = home / "runs" / "lr-search"
+    space = [Param("train.lr", 1e-3, 3e-2, log=True), Param("model.hidden_size", choices=(8, 12))]
+    tune(str(recipes_dir / "tiny.toml"), trials=2, out=out, space=space)
+    study = optuna.load_study(study_name="lstmkit-tune", storage=f"sqlite:///{out / 'study.db'}")
+    with make_client(home, recipes_dir, run_env) as client:
+        listed = client.get("/api/runs")
+        assert listed.status_code == 200, listed.text
+        trials = sorted(
+            (r for r in listed.json() if r["params"].get("study") == "lr-search"),
+            key=lambda r: r["params"]["trial"],
+        )
+        assert [r["name"] for r in trials] == ["lr-search trial 0", "lr-search trial 1"]
+        for run, trial in zip(trials, study.get_trials(), strict=True):
+            folder = out / f"trial-{trial.number:03d}"
+            metrics = json.loads((folder / "metrics.json").read_text())
+            assert run["status"] == "finished" and run["resumable"] is False
+            assert run["recipe"] == "tiny" and run["dataset"] == "reuters"
+            assert run["metrics"] == metrics
+            assert run["params"] == {
+                "study": "lr-search",
+                "trial": trial.number,
+                **trial.params,
+                "value": trial.value,
+            }
+            assert metrics["best_val"]["value"] == trial.value
+            detail = client.get(f"/api/runs/{run['id']}").json()
+            history = [json.loads(x) for x in (folder / "history.jsonl").read_text().splitlines()]
+            assert [{k: v for k, v in r.items() if k != "seq"} for r in detail["rows"]] == sorted(
+                history, key=lambda r: (r["step"], r["split"])
+            )
+            assert detail["values"]["learn_rate"] == trial.params["train.lr"]
+            assert detail["values"]["hidden_size"] == trial.params["model.hidden_size"]
+            assert client.get(f"/api/runs/{run['id']}/log").status_code == 200
+        ids = [r["id"] for r in trials]
+        assert len(set(ids)) == 2
+        # the list again: the same two, once each
+        again = [r["id"] for r in client.get("/api/runs").json()]
+        assert sorted(again) == sorted(ids)
+
+        compared = client.get("/api/compare", params={"ids": ids})
+        assert compared.status_code == 200, compared.text
+        got = compared.json()["runs"]
+        assert [r["id"] for r in got] == ids
+        for run, trial in zip(got, study.get_trials(), strict=True):
+            assert run["values"]["learn_rate"] == trial.params["train.lr"]
+            val = [r for r in run["rows"] if r["split"] == "val"]
+            assert min(r["loss"] for r in val) == pytest.approx(trial.value)
+
+        resumed = client.post(f"/api/runs/{ids[0]}/resume")
+        assert resumed.status_code == 409
+        assert "trial 0 of the study 'lr-search'" in resumed.json()["detail"]
+        model = client.post(f"/api/runs/{ids[1]}/bundle")
+        assert model.status_code == 200, model.text
+        predicted = client.post(model.json()["api"], json={"texts": ["oil prices rise"]})
+        assert predicted.status_code == 200 and predicted.json()["predictions"][0]["label"]
+    # a new studio database on the same home: the trials get the same ids, and compare finds
+    # them before any list did
+    for name in ("studio.sqlite3", "studio.sqlite3-wal", "studio.sqlite3-shm"):
+        (home / name).unlink(missing_ok=True)
+    with make_client(home, recipes_dir, run_env) as client:
+        assert client.get("/api/compare", params={"ids": ids}).status_code == 200
+        assert sorted(r["id"] for r in client.get("/api/runs").json()) == sorted(ids)

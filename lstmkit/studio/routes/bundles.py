@@ -13,7 +13,7 @@ from lstmkit.bundle import export_bundle
 from lstmkit.runs import is_classifier_run, task_of_run
 from lstmkit.studio.deps import RUN_ERRORS, ExistingRun, RunId, StudioDep
 from lstmkit.studio.schemas import ModelLinks
-from lstmkit.studio.views import run_config
+from lstmkit.studio.views import run_config, run_dir
 
 router = APIRouter(tags=["models"])
 
@@ -34,7 +34,8 @@ async def make_bundle(run_id: RunId, run: ExistingRun, studio: StudioDep) -> Mod
             status.HTTP_409_CONFLICT,
             detail=f"run {run_id} is {run['status']}; only a finished run becomes a model",
         )
-    config = run_config(studio.runs_dir / run_id)
+    folder = run_dir(studio, run)
+    config = run_config(folder)
     # the prediction page classifies texts: a classifier of words (a Keras data set or your own
     # texts), not one of real-valued rows, a language model or a forecaster
     if not is_classifier_run(config) or config.get("real_valued"):
@@ -50,7 +51,7 @@ async def make_bundle(run_id: RunId, run: ExistingRun, studio: StudioDep) -> Mod
         if out.exists():  # an earlier export that did not complete
             await run_in_threadpool(shutil.rmtree, out)
         try:
-            await run_in_threadpool(export_bundle, studio.runs_dir / run_id, out)
+            await run_in_threadpool(export_bundle, folder, out)
         except (FileNotFoundError, ValueError) as err:
             raise HTTPException(
                 status.HTTP_500_INTERNAL_SERVER_ERROR, detail=f"cannot export run {run_id}: {err}"

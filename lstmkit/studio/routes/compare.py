@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from lstmkit.studio.deps import RUN_ERRORS, StudioDep, run_or_404
 from lstmkit.studio.params import FIELD_KEYS
 from lstmkit.studio.schemas import Comparison, RunWithRows
-from lstmkit.studio.views import public_run, run_values
+from lstmkit.studio.views import public_run, run_dir, run_values, sync_studies
 
 router = APIRouter(tags=["runs"])
 
@@ -21,12 +21,14 @@ async def compare(
     ids: Annotated[list[str], Query(min_length=1, max_length=12)],
 ) -> Comparison:
     """The chosen runs (each once, in the order asked): parameters, final metrics and metric
-    rows, for overlaid curves and a table."""
+    rows, for overlaid curves and a table; the trials of a study compare like any run."""
+    if any(studio.store.get_run(run_id) is None for run_id in ids):
+        await run_in_threadpool(sync_studies, studio)  # a study's trial the list has not shown
     out = []
     for run_id in dict.fromkeys(ids):
         run = run_or_404(studio, run_id)
         rows = await run_in_threadpool(studio.store.metric_rows, run_id)
-        values = await run_in_threadpool(run_values, studio.runs_dir / run_id)
+        values = await run_in_threadpool(run_values, run_dir(studio, run))
         out.append(
             RunWithRows(**public_run(studio, run, rows).model_dump(), rows=rows, values=values)
         )

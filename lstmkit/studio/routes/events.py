@@ -20,6 +20,7 @@ from lstmkit.studio.views import (
     newest_train,
     public_run,
     recent_rows,
+    run_dir,
     run_values,
 )
 
@@ -34,7 +35,7 @@ async def run_events(
     run_id: RunId,
     request: Request,
     studio: StudioDep,
-    _run: ExistingRun,
+    first: ExistingRun,
     after: Annotated[int, Query(ge=0)] = 0,
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events while the run lives: ``metrics`` (new rows, ``id`` = the newest seq:
@@ -42,7 +43,8 @@ async def run_events(
     every change), ``log`` (new output of the trainer) and a last ``end`` once it stopped."""
     last_id = request.headers.get("last-event-id", "")
     seq = int(last_id) if last_id.isdigit() else after
-    log_path = studio.runs_dir / run_id / LOG_NAME
+    folder = run_dir(studio, first)
+    log_path = folder / LOG_NAME
     log_offset = max(0, log_path.stat().st_size - LOG_TAIL_BYTES) if log_path.exists() else 0
     last_state: Any = None
     values: dict[str, Any] | None = None
@@ -65,7 +67,7 @@ async def run_events(
         public = public_run(studio, run, newest_train(recent)).model_dump()
         public["hints"] = diagnose(recent)
         if values is None:  # the run writes its config.json once its data is loaded
-            values = await run_in_threadpool(run_values, studio.runs_dir / run_id)
+            values = await run_in_threadpool(run_values, folder)
         public["values"] = values
         state = (
             run["status"],

@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse
 from lstmkit.studio.deps import RUN_ERRORS, ExistingRun, RunId, StudioDep
 from lstmkit.studio.forecasts import ForecastsError, read_series_forecast
 from lstmkit.studio.schemas import SeriesForecastOut
+from lstmkit.studio.views import run_dir
 
 router = APIRouter(tags=["forecasts"])
 PLOT_FILE = "forecast.png"
@@ -32,7 +33,7 @@ PLOT_FILE = "forecast.png"
 )
 async def get_forecasts(
     run_id: RunId,
-    _run: ExistingRun,
+    run: ExistingRun,
     studio: StudioDep,
     series: Annotated[
         str | None,
@@ -47,7 +48,7 @@ async def get_forecasts(
     """The test rows of one series of a finished forecast run of many series, with every id
     of the run (for a picker)."""
     try:
-        got = await run_in_threadpool(read_series_forecast, studio.runs_dir / run_id, series)
+        got = await run_in_threadpool(read_series_forecast, run_dir(studio, run), series)
     except ForecastsError as err:
         raise HTTPException(err.status, detail=err.message) from None
     return SeriesForecastOut(run_id=run_id, **asdict(got))
@@ -58,9 +59,9 @@ async def get_forecasts(
     response_class=FileResponse,
     responses={**RUN_ERRORS, 200: {"content": {"image/png": {}}}},
 )
-async def get_forecast_plot(run_id: RunId, _run: ExistingRun, studio: StudioDep) -> FileResponse:
+async def get_forecast_plot(run_id: RunId, run: ExistingRun, studio: StudioDep) -> FileResponse:
     """The forecast plot a finished forecast run wrote (404 before it has one)."""
-    path = studio.runs_dir / run_id / PLOT_FILE
+    path = run_dir(studio, run) / PLOT_FILE
     if not path.is_file():
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, detail=f"run {run_id} has no {PLOT_FILE} (yet)"

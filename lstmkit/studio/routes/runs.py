@@ -27,14 +27,24 @@ from lstmkit.studio.jobs import process_alive
 from lstmkit.studio.params import UPLOAD, FieldError, RunRequest, validate_request
 from lstmkit.studio.schemas import Hint, LogTail, MetricRow, RunDetail, RunOut
 from lstmkit.studio.uploads import upload_path
-from lstmkit.studio.views import LOG_TAIL_BYTES, log_tail, public_run, run_values
+from lstmkit.studio.views import (
+    LOG_TAIL_BYTES,
+    log_tail,
+    public_run,
+    run_dir,
+    run_values,
+    sync_studies,
+)
 
 router = APIRouter(tags=["runs"])
 
 
 @router.get("/runs")
 async def list_runs(studio: StudioDep) -> list[RunOut]:
-    """Every run, oldest first."""
+    """Every run, oldest first: the studio's own and the ended trials of each ``lstmkit tune``
+    study under ``HOME/runs`` (named "STUDY trial N"; ``params`` holds ``study``, ``trial``,
+    the study's ``value`` and the sampled keys)."""
+    await run_in_threadpool(sync_studies, studio)
     runs = await run_in_threadpool(studio.store.list_runs)
     return [public_run(studio, r) for r in runs]
 
@@ -90,7 +100,7 @@ async def get_run(run_id: RunId, run: ExistingRun, studio: StudioDep) -> RunDeta
     fields it trains with (from its config.json; None until the run wrote it) and hints on the
     learning rate, overfitting and gradients (:mod:`lstmkit.studio.diagnose`)."""
     rows = await run_in_threadpool(studio.store.metric_rows, run_id)
-    values = await run_in_threadpool(run_values, studio.runs_dir / run_id)
+    values = await run_in_threadpool(run_values, run_dir(studio, run))
     return RunDetail(
         **public_run(studio, run, rows).model_dump(),
         rows=rows,
@@ -110,12 +120,12 @@ async def get_metrics(
 @router.get("/runs/{run_id}/log", responses=RUN_ERRORS)
 async def get_log(
     run_id: RunId,
-    _run: ExistingRun,
+    run: ExistingRun,
     studio: StudioDep,
     tail_bytes: Annotated[int, Query(ge=1, le=1_000_000)] = LOG_TAIL_BYTES,
 ) -> LogTail:
     """The last ``tail_bytes`` of the run's ``train.log`` (the trainer's output)."""
-    return LogTail(log=await run_in_threadpool(log_tail, studio, run_id, tail_bytes))
+    return LogTail(log=await run_in_threadpool(log_tail, studio, run, tail_bytes))
 
 
 @router.post(
@@ -142,18 +152,24 @@ async def cancel_run(run_id: RunId, _run: ExistingRun, studio: StudioDep) -> Run
 async def resume_run(run_id: RunId, run: ExistingRun, studio: StudioDep) -> RunOut:
     """Queue an interrupted or cancelled run again; it continues from its last checkpoint
     (``lstmkit train ... --resume``)."""
-    run_dir = studio.runs_dir / run_id
+    if run.get("path"):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"run {run_id} is trial {run['trial']} of the study {run['study']!r}; "
+            "lstmkit tune runs a study's trials (run it again to go on with the study)",
+        )
+    folder = run_dir(studio, run)
     if run["status"] not in ("interrupted", "cancelled"):
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             detail=f"run {run_id} is {run['status']}; only interrupted or cancelled runs resume",
         )
-    if not has_checkpoint(run_dir):
+    if not has_checkpoint(folder):
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             detail=f"run {run_id} stopped before its first checkpoint; start a new run instead",
         )
-    if process_alive(run.get("pid"), run_dir):
+    if process_alive(run.get("pid"), folder):
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             detail=f"run {run_id}'s previous trainer is still stopping; try again in a few seconds",
