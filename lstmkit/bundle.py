@@ -11,9 +11,18 @@ A bundle (``lstmkit export RUN --bundle OUT``) holds::
                          (lstmkit train --task text), used instead of vocab.json
     metrics.json         the run's validation and test metrics (when the run wrote them)
 
-:func:`load` accepts a bundle or a run directory and returns a :class:`Predictor`;
-``Predictor.predict(texts)`` labels texts in batches of similar length and returns the results in
-input order. Every failure to load is one :class:`BundleError` naming the file at fault.
+A classifier's bundle: :func:`load` accepts a bundle or a run directory and returns a
+:class:`Predictor`; ``Predictor.predict(texts)`` labels texts in batches of similar length and
+returns the results in input order. Every failure to load is one :class:`BundleError` naming the
+file at fault.
+
+A forecasting run's bundle (one series or many) holds ``config.json``, ``model.safetensors``
+and ``metrics.json``: ``lstmkit serve BUNDLE`` serves ``POST /v1/forecast`` from it
+(:func:`lstmkit.serve.models.load_served`, which checks the files with :func:`verify_bundle`
+first), ``lstmkit forecast BUNDLE --data NEW.csv --out F.csv`` and ``lstmkit export BUNDLE
+--onnx F`` read it as they read the run directory. :func:`load` is the classifier's loader and
+says so for a forecaster (this module sits beside :mod:`lstmkit.forecasting` in the layers of
+the house and cannot import it).
 """
 
 from __future__ import annotations
@@ -34,10 +43,24 @@ from safetensors import SafetensorError
 from lstmkit.data.batching import collate_tokens
 from lstmkit.data.tokenize import TOKENIZER_FILE, TextTokenizer
 from lstmkit.data.vocabulary import Vocabulary
-from lstmkit.errors import BundleError, CheckpointError, InputError, RunExistsError
+from lstmkit.errors import (
+    BundleError,
+    CheckpointError,
+    InputError,
+    LstmkitError,
+    RunExistsError,
+)
 from lstmkit.files import fsync_dir, fsync_file
-from lstmkit.models import PaddedClassifier, SequenceClassifier, padded_blockers
-from lstmkit.runs import load_run
+from lstmkit.models import (
+    Forecaster,
+    ForecasterConfig,
+    PaddedClassifier,
+    PanelForecaster,
+    PanelForecasterConfig,
+    SequenceClassifier,
+    padded_blockers,
+)
+from lstmkit.runs import load_run, load_weights
 from lstmkit.version import __version__
 
 BUNDLE_FORMAT = "lstmkit-bundle"
@@ -82,8 +105,36 @@ def read_bundle_info(bundle_dir: Path) -> dict[str, Any]:
     return info
 
 
+def _check_loadable(path: Path) -> None:
+    """The run (or bundle) at ``path`` loads: a classifier with :func:`load`; a forecaster's
+    config and weights build its model (one :class:`BundleError` naming the file otherwise)."""
+    verify_bundle(path)
+    config = _read_json(path / "config.json")
+    if config.get("task") != "forecast":
+        load(path)
+        return
+    try:
+        model_config = config["model"]
+        if "panel_format" in config:
+            load_weights(PanelForecaster(PanelForecasterConfig.model_validate(model_config)), path)
+        else:
+            load_weights(Forecaster(ForecasterConfig.model_validate(model_config)), path)
+    except KeyError:
+        raise BundleError(f"{path / 'config.json'} has no 'model' section") from None
+    except CheckpointError as err:  # names the weights file already
+        raise BundleError(str(err)) from None
+    except SafetensorError as err:
+        raise BundleError(f"cannot read weights {path / 'model.safetensors'}: {err}") from None
+    except ValidationError as err:
+        raise BundleError(f"{path / 'config.json'}: invalid model section: {err}") from None
+    except (LstmkitError, OSError, ValueError, TypeError) as err:
+        raise BundleError(f"{path}: {err}") from None
+
+
 def export_bundle(run_dir: Path, out_dir: Path) -> Path:
-    """Copy a finished run's inference files into the bundle directory ``out_dir``.
+    """Copy a finished run's inference files into the bundle directory ``out_dir``: a
+    classifier's, or a forecasting run's (one series or many; ``config.json``,
+    ``model.safetensors``, ``metrics.json``).
 
     The run is loaded first (a broken run makes no bundle). The files are written into
     ``OUT.tmp/``, fsync'ed, and the directory is renamed into place, so ``out_dir`` is either
@@ -96,7 +147,7 @@ def export_bundle(run_dir: Path, out_dir: Path) -> Path:
         raise RunExistsError(
             f"{out_dir} already exists and is not empty; remove it or choose another --bundle"
         )
-    load(run_dir)  # every required file present and loadable
+    _check_loadable(run_dir)  # every required file present and loadable
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -294,17 +345,29 @@ def _check_files(path: Path, info: dict[str, Any] | None) -> None:
             raise BundleError(f"{file} is corrupted: its sha256 differs from {BUNDLE_FILE}")
 
 
-def load(path: str | os.PathLike[str]) -> Predictor:
-    """A :class:`Predictor` for a bundle directory (with ``bundle.json``) or a run directory."""
+def verify_bundle(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """Check the directory ``path``: a bundle (it has ``bundle.json``: its format and version,
+    every listed file present with its sha256) or a run directory, with the required files.
+    Returns ``bundle.json`` (None for a run directory); one :class:`BundleError` naming the file
+    at fault otherwise. Loaders of every kind of model call it first."""
     path = Path(path)
     info = read_bundle_info(path) if (path / BUNDLE_FILE).exists() else None
     _check_files(path, info)
+    return info
+
+
+def load(path: str | os.PathLike[str]) -> Predictor:
+    """A :class:`Predictor` for a classifier's bundle directory (with ``bundle.json``) or run
+    directory. A forecaster's is one :class:`BundleError` saying what reads it."""
+    path = Path(path)
+    info = verify_bundle(path)
     config = _read_json(path / "config.json")
     if "model" not in config:
         raise BundleError(f"{path / 'config.json'} has no 'model' section")
     if config.get("task") == "forecast":
         raise BundleError(
-            f"{path} is a forecasting run; use lstmkit forecast {path} --data NEW.csv --out F.csv"
+            f"{path} is a forecasting run; use lstmkit forecast {path} --data NEW.csv --out F.csv "
+            f"or lstmkit serve {path} (POST /v1/forecast)"
         )
     try:
         model, config, vocab = load_run(path)

@@ -835,9 +835,13 @@ def _add_serve_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="export a finished run (or bundle) as a model bundle and/or an ONNX file",
         description=(
             "--bundle: write a bundle directory (config.json, model.safetensors, vocab.json, "
-            "metrics.json, bundle.json) from RUN_DIR, for lstmkit serve and lstmkit.load. "
-            "--onnx: write an ONNX graph (inputs tokens (B, T) and lengths (B,), output "
-            "probabilities (B, C); dynamic batch and length), checked with onnx.checker."
+            "metrics.json, bundle.json) from RUN_DIR, for lstmkit serve and lstmkit.load (a "
+            "classifier), lstmkit serve and lstmkit forecast (a forecaster). "
+            "--onnx: write an ONNX graph checked with onnx.checker: a classifier's takes tokens "
+            "(B, T) and lengths (B,) and gives probabilities (B, C), dynamic batch and length; a "
+            "forecaster's takes window (B, lookback, F) and gives forecast (B, horizon) and "
+            "quantiles (B, horizon, Q), checked with onnxruntime against torch on windows of "
+            "the run's data before it is written."
         ),
     )
     export.add_argument("run_dir", type=Path, help="a finished run directory (or a bundle)")
@@ -908,10 +912,16 @@ def _run_export(args: argparse.Namespace) -> int:
         out = export_bundle(args.run_dir, args.bundle)
         print(f"bundle written to {out}")
     if args.onnx is not None:
-        from lstmkit.export import export_run_onnx
+        from lstmkit.export import export_forecast_run_onnx, export_run_onnx
+        from lstmkit.runs import read_run_config, task_of_run
 
-        path = export_run_onnx(args.run_dir, args.onnx)
-        print(f"ONNX graph written to {path}")
+        if task_of_run(read_run_config(args.run_dir)) == "forecast":
+            check = export_forecast_run_onnx(args.run_dir, args.onnx)
+            print(f"ONNX graph written to {check.path}")
+            print(check.summary())
+        else:
+            path = export_run_onnx(args.run_dir, args.onnx)
+            print(f"ONNX graph written to {path}")
     return 0
 
 

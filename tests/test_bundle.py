@@ -1,6 +1,8 @@
-"""lstmkit.bundle: export_bundle, load -> Predictor, batching by length, clear load errors.
+"""lstmkit.bundle: export_bundle, load -> Predictor, batching by length, clear load errors; the
+bundles of forecasting runs (one series, a panel) and what reads them.
 
-Every run directory here is built in a fixture from a tiny untrained model: no data set needed.
+Every classifier's run directory here is built in a fixture from a tiny untrained model: no data
+set needed; the forecasting runs are trained by the CLI for a few steps on small synthetic CSVs.
 """
 
 from __future__ import annotations
@@ -298,3 +300,96 @@ def test_cli_export_onnx_matches_the_bundle(
     assert float(np.abs(probs - expected).max()) <= 1e-4
     assert main(["export", str(run)]) == 2
     assert "--bundle OUT_DIR and/or --onnx FILE" in capsys.readouterr().err
+
+
+# -- forecasting runs ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def forecast_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from served_runs import forecast_run, panel_run
+
+    root = tmp_path_factory.mktemp("forecast-bundles")
+    return {"series": forecast_run(root), "panel": panel_run(root), "root": root}
+
+
+def _history(forecast_runs: dict[str, Path], kind: str) -> Path:
+    return forecast_runs["root"] / ("sales.csv" if kind == "series" else "panel.csv")
+
+
+@pytest.mark.parametrize("kind", ["series", "panel"])
+def test_a_forecasting_bundle_forecasts_as_its_run(
+    forecast_runs: dict[str, Path], tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("fastapi")
+    from lstmkit.serve.models import ForecastModel, load_served
+
+    run = forecast_runs[kind]
+    out = export_bundle(run, tmp_path / "bundle")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "bundle.json",
+        "config.json",
+        "metrics.json",
+        "model.safetensors",
+    ]
+    assert not (tmp_path / "bundle.tmp").exists()
+    info = json.loads((out / "bundle.json").read_text())
+    assert (info["format"], info["version"]) == ("lstmkit-bundle", 1)
+    assert set(info["files"]) == {"config.json", "model.safetensors", "metrics.json"}
+    # the served model: the same weights, config and metrics from the bundle as from the run
+    a, b = load_served(run), load_served(out)
+    assert isinstance(a, ForecastModel) and isinstance(b, ForecastModel)
+    assert a.panel == b.panel == (kind == "panel")
+    assert a.config == b.config and a.metrics == b.metrics and a.metadata() == b.metadata()
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    # lstmkit forecast reads the bundle as it reads the run: the same CSV, byte for byte
+    data = _history(forecast_runs, kind)
+    for src, name in ((run, "run.csv"), (out, "bundle.csv")):
+        assert main(["forecast", str(src), "--data", str(data), "--out", str(tmp_path / name)]) == 0
+    from_run = (tmp_path / "run.csv").read_text()
+    assert (tmp_path / "bundle.csv").read_text() == from_run
+    assert len(from_run.splitlines()) == 1 + (3 if kind == "series" else 3 * 4)
+    # a bundle re-exports; lstmkit.load is the classifier's loader and says what reads this one
+    again = export_bundle(out, tmp_path / "bundle2")
+    assert load_served(again).config == a.config  # type: ignore[union-attr]
+    with pytest.raises(BundleError, match="is a forecasting run; use lstmkit forecast .* serve"):
+        lstmkit.load(out)
+    capsys.readouterr()
+    assert main(["export", str(run), "--bundle", str(tmp_path / "cli")]) == 0
+    assert "bundle written to" in capsys.readouterr().out
+
+
+def test_a_broken_forecasting_run_or_bundle_is_one_error(
+    forecast_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    pytest.importorskip("fastapi")
+    from lstmkit.serve.models import load_served
+
+    run = tmp_path / "run"
+    shutil.copytree(forecast_runs["series"], run)
+    bundle = export_bundle(run, tmp_path / "bundle")
+    # a corrupted weights file: the bundle's checksum names it, for serving and the ONNX export
+    data = (bundle / "model.safetensors").read_bytes()
+    (bundle / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match=r"model\.safetensors is corrupted"):
+        load_served(bundle)
+    assert main(["export", str(bundle), "--onnx", str(tmp_path / "f.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "model.safetensors is corrupted" in err and "Traceback" not in err
+    assert not (tmp_path / "f.onnx").exists()
+    # a run whose weights are cut short, or whose model section is wrong: no bundle
+    (run / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match=r"model\.safetensors"):
+        export_bundle(run, tmp_path / "b2")
+    assert not (tmp_path / "b2").exists() and not (tmp_path / "b2.tmp").exists()
+    (run / "model.safetensors").write_bytes(data)
+    config = json.loads((run / "config.json").read_text())
+    config["model"]["horizon"] = 0
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BundleError, match=r"config\.json: invalid model section"):
+        export_bundle(run, tmp_path / "b3")
+    assert not (tmp_path / "b3").exists()
+    (run / "model.safetensors").unlink()
+    with pytest.raises(BundleError, match=r"model\.safetensors is missing"):
+        export_bundle(run, tmp_path / "b4")

@@ -169,3 +169,299 @@ def test_real_run_seed003(seed003_run: Path, tmp_path: Path) -> None:
     for i in (0, 7, 19):
         t, n, _ = collate_tokens([seqs[i]])
         assert _max_diff(model, sess, t, n) <= TOL
+
+
+# -- forecasters --------------------------------------------------------------------------------
+from lstmkit.data.series import read_series  # noqa: E402
+from lstmkit.export import (  # noqa: E402
+    FORECAST_INPUT,
+    export_forecaster_onnx,
+    forecast_windows,
+)
+from lstmkit.forecasting import (  # noqa: E402
+    predict_panel_quantiles,
+    predict_quantile_windows,
+    predict_windows,
+)
+from lstmkit.models import (  # noqa: E402
+    Forecaster,
+    ForecasterConfig,
+    PanelForecaster,
+    PanelForecasterConfig,
+)
+
+
+def _close(got: np.ndarray, want: np.ndarray, rtol: float = 1e-5) -> None:
+    """``got`` within ``rtol`` of each window's largest |value| (float32 in two orders)."""
+    want = np.asarray(want, np.float64)
+    assert got.shape == want.shape
+    scale = np.abs(want.reshape(len(want), -1)).max(1)
+    diff = np.abs(got - want).reshape(len(want), -1).max(1)
+    assert bool((diff <= rtol * scale).all()), (diff / scale).max()
+
+
+def _windows(n: int, lookback: int, size: int, seed: int, level: float = 50.0) -> np.ndarray:
+    """Trending, seasonal, noisy positive windows (n, lookback, size) around ``level``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(lookback)[None, :]
+    start = rng.uniform(0, 100, (n, 1))
+    y = level + 0.3 * (t + start) + 0.1 * level * np.sin(2 * np.pi * (t + start) / 4)
+    y = y + rng.normal(0, 0.01 * level, y.shape)
+    x = np.concatenate([y[..., None], rng.normal(0, 1, (n, lookback, size - 1))], -1)
+    return x.astype(np.float32)
+
+
+def _randomise(model: torch.nn.Module, seed: int = 0) -> None:
+    """Weights of a trained-looking network: the heads off zero (the network matters)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "head" in name:
+                p.copy_(0.3 * torch.randn(p.shape, generator=gen))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(input_size=2, season=4, baseline="seasonal_mean"),
+        dict(input_size=1, season=4, log=True),
+        dict(input_size=3, season=1, cell="gru", num_layers=2, bidirectional=True),
+        dict(input_size=1, season=4, cell="rnn", impl="loop"),
+        dict(input_size=2, season=4, quantiles=[]),
+    ],
+    ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()),
+)
+def test_forecaster_onnx_matches_predict(tmp_path: Path, options: dict[str, Any]) -> None:
+    kw: dict[str, Any] = dict(horizon=3, hidden_size=6, scale=2.5, quantiles=[0.1, 0.5, 0.9])
+    kw.update(options)
+    size = kw["input_size"]
+    if size > 1:
+        kw.update(feature_mean=[0.1] * (size - 1), feature_std=[2.0] * (size - 1))
+    torch.manual_seed(0)
+    model = Forecaster(ForecasterConfig(**kw)).eval()
+    _randomise(model)
+    if kw["quantiles"]:
+        model.set_band(torch.tensor([[-1.5, 0.0, 1.0], [-2.0, 0.0, 1.5], [-2.5, 0.0, 2.5]]))
+    x = _windows(40, 12, size, seed=1)
+    path, check = export_forecaster_onnx(model, tmp_path / "f.onnx", lookback=12, windows=x)
+    assert path.exists() and check is not None and check[0] <= 1.0
+    sess = _session(path)
+    assert [i.name for i in sess.get_inputs()] == [FORECAST_INPUT]
+    names = ["forecast", "quantiles"] if kw["quantiles"] else ["forecast"]
+    assert [o.name for o in sess.get_outputs()] == names
+    for batch in (x[:1], x[5:12], _windows(200, 12, size, seed=2, level=5000.0)):
+        outs = sess.run(None, {FORECAST_INPUT: batch})
+        point = predict_windows(model, batch)
+        assert float(np.abs(point).max()) > 1.0  # in the series' units, not normalised
+        _close(outs[0], point)
+        if kw["quantiles"]:
+            q = predict_quantile_windows(model, batch)
+            _close(outs[1], q)
+            assert bool((np.diff(outs[1], axis=-1) > 0).all())  # the band spreads them
+    assert len(sess.run(None, {FORECAST_INPUT: x[:1]})[0]) == 1
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(members=2, num_series=3, embedding_dim=2, input_size=4, baseline="combined"),
+        dict(members=1, input_size=1, baseline="seasonal_mean", log=True, cell="gru"),
+    ],
+    ids=["embedding-combined", "log-gru"],
+)
+def test_panel_forecaster_onnx_matches_predict(tmp_path: Path, options: dict[str, Any]) -> None:
+    torch.manual_seed(0)
+    feats = options["input_size"] - 1 - (1 if options.get("num_series") else 0)
+    model = PanelForecaster(
+        PanelForecasterConfig(
+            horizon=4,
+            hidden_size=5,
+            season=4,
+            feature_mean=[0.0] * feats,
+            feature_std=[1.0] * feats,
+            **options,
+        )
+    ).eval()
+    model.set_offsets(torch.tensor([[-1.0, 0.0, 1.0]] * 4))
+    _randomise(model)
+    x = _windows(30, 12, options["input_size"], seed=3)
+    if options.get("num_series"):
+        x[..., -1] = (np.arange(30) % 3)[:, None]  # the series index, last column
+    path, _ = export_forecaster_onnx(model, tmp_path / "p.onnx", lookback=12, windows=x)
+    point, quantiles = _session(path).run(None, {FORECAST_INPUT: x[3:20]})
+    want = predict_panel_quantiles(model, x[3:20])
+    _close(quantiles, want)
+    _close(point, want[..., model.median])
+
+
+def test_unsupported_forecaster_raises(tmp_path: Path) -> None:
+    model = Forecaster(ForecasterConfig(horizon=2, cell_options={"peephole": True}))
+    with pytest.raises(ExportError, match="peephole"):
+        export_forecaster_onnx(model, tmp_path / "f.onnx", lookback=6)
+    assert not list(tmp_path.iterdir())
+
+
+# a forecasting run of the CLI, exported with `lstmkit export RUN --onnx`
+def _trending_seasonal(path: Path, n: int = 144) -> Path:
+    """A monthly series with a trend and a season of 12: ``month, y, promo``."""
+    rng = np.random.default_rng(7)
+    t = np.arange(n)
+    promo = (t % 12 == 11).astype(float)
+    y = 200 + 1.5 * t + 25 * np.sin(2 * np.pi * t / 12) + 10 * promo + rng.normal(0, 2, n)
+    lines = ["month,y,promo"]
+    lines += [f"{2000 + i // 12}-{i % 12 + 1:02d},{y[i]:.3f},{promo[i]:g}" for i in range(n)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def forecast_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from served_runs import panel_run
+
+    from lstmkit.cli import main
+
+    root = tmp_path_factory.mktemp("forecast-export")
+    data = _trending_seasonal(root / "series.csv")
+    run = root / "series-run"
+    args = ["train", "--task", "forecast", "--train", str(data), "--target", "y"]
+    args += ["--features", "promo", "--time-column", "month", "--horizon", "6"]
+    args += ["--lookback", "36", "--set", "train.max_steps=6", "--out", str(run), "--no-progress"]
+    assert main(args) == 0
+    return {"series": run, "panel": panel_run(root), "root": root}
+
+
+def _cli_forecast(run: Path, data: Path, tmp: Path) -> list[dict[str, str]]:
+    import csv
+
+    from lstmkit.cli import main
+
+    out = tmp / f"{run.name}-forecast.csv"
+    assert main(["forecast", str(run), "--data", str(data), "--out", str(out)]) == 0
+    return list(csv.DictReader(out.open(encoding="utf-8")))
+
+
+def test_cli_export_of_a_forecasting_run_matches_lstmkit_forecast(
+    forecast_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from lstmkit.cli import main
+    from lstmkit.forecasting import load_forecast_run
+
+    run, root = forecast_runs["series"], forecast_runs["root"]
+    path = tmp_path / "series.onnx"
+    assert main(["export", str(run), "--onnx", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"ONNX graph written to {path}" in out
+    assert f"windows of the run's data {root / 'series.csv'}" in out  # real windows
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    info = json.loads(meta["lstmkit"])
+    assert (info["lookback"], info["horizon"], info["inputs"]) == (36, 6, ["y", "promo"])
+    assert info["quantiles"] == [0.1, 0.5, 0.9]
+    model, config, _ = load_forecast_run(run)
+    sess = _session(path)
+    # several histories: the file's end, and the file cut at earlier points
+    full = (root / "series.csv").read_text(encoding="utf-8").splitlines()
+    for end in (len(full), 100, 60):
+        data = tmp_path / f"history-{end}.csv"
+        data.write_text("\n".join(full[:end]) + "\n", encoding="utf-8")
+        _, window = forecast_windows(config, read_series(data, "y", ["promo"], "month"))
+        assert window.shape == (1, 36, 2)
+        point, quantiles = sess.run(None, {FORECAST_INPUT: window})
+        rows = _cli_forecast(run, data, tmp_path)
+        cli_point = np.array([[float(r["y_forecast"]) for r in rows]])
+        cli_q = np.array([[[float(r[f"q{q}"]) for q in (0.1, 0.5, 0.9)] for r in rows]])
+        assert float(cli_point.min()) > 100  # the series' units
+        _close(point, cli_point)
+        _close(quantiles, cli_q)
+        _close(point, predict_windows(model, window))
+    # a batch of every window of the file at once: the same as the model's own predict
+    _, every = forecast_windows(
+        config, read_series(root / "series.csv", "y", ["promo"], "month"), last_only=False
+    )
+    assert every.shape == (144 - 36 + 1, 36, 2)
+    point, quantiles = sess.run(None, {FORECAST_INPUT: every})
+    _close(point, predict_windows(model, every))
+    _close(quantiles, predict_quantile_windows(model, every))
+
+
+def test_cli_export_of_a_panel_run_matches_lstmkit_forecast(
+    forecast_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lstmkit.cli import main
+    from lstmkit.data.panel import read_panel
+    from lstmkit.forecasting import load_panel_run
+
+    run, root = forecast_runs["panel"], forecast_runs["root"]
+    path = tmp_path / "panel.onnx"
+    assert main(["export", str(run), "--onnx", str(path)]) == 0
+    assert f"windows of the run's data {root / 'panel.csv'}" in capsys.readouterr().out
+    _, config = load_panel_run(run)
+    # two of the three series, each its own level (about 20 to 500)
+    lines = (root / "panel.csv").read_text(encoding="utf-8").splitlines()
+    history = tmp_path / "history.csv"
+    history.write_text(
+        "\n".join([lines[0], *[x for x in lines[1:] if x.split(",")[0] in ("S2", "S0")]]) + "\n",
+        encoding="utf-8",
+    )
+    ids, windows = forecast_windows(config, read_panel(history, "y", "unique_id", [], "ds"))
+    assert ids == ["S0", "S2"] and windows.shape == (2, 12, 4)  # y, 2 calendar, series index
+    assert windows[:, 0, -1].tolist() == [0.0, 2.0]
+    point, quantiles = _session(path).run(None, {FORECAST_INPUT: windows})
+    rows = _cli_forecast(run, history, tmp_path)
+    assert [r["unique_id"] for r in rows] == ["S0"] * 4 + ["S2"] * 4
+    cli = np.array([[float(r[f"q{q}"]) for q in (0.1, 0.5, 0.9)] for r in rows]).reshape(2, 4, 3)
+    _close(quantiles, cli)
+    _close(point, cli[..., 1])
+    assert abs(np.log10(cli[0, 0, 1] / cli[1, 0, 1])) > 0.1  # levels apart: scaled tolerance
+
+
+def test_export_check_fails_loudly_and_writes_nothing(
+    forecast_runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lstmkit.export as export
+
+    real = export.torch_forecasts
+
+    def off(model: Any, windows: np.ndarray) -> tuple[np.ndarray, ...]:
+        outs = real(model, windows)
+        return (outs[0] * (1 + 5e-4), *outs[1:])  # 5e-4 relative: beyond the 1e-4 tolerance
+
+    monkeypatch.setattr(export, "torch_forecasts", off)
+    with pytest.raises(ExportError, match=r"'forecast' of window 0 .* beyond the tolerance"):
+        export.export_forecast_run_onnx(forecast_runs["series"], tmp_path / "f.onnx")
+    assert not list(tmp_path.iterdir())  # no file, no temporary file
+
+
+def test_export_without_the_runs_data_checks_synthetic_windows(
+    forecast_runs: dict[str, Path], tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    from lstmkit.export import export_forecast_run_onnx
+
+    run = tmp_path / "moved"
+    shutil.copytree(forecast_runs["series"], run)
+    config = json.loads((run / "config.json").read_text())
+    config["recipe"]["data"]["series"]["train"] = str(tmp_path / "gone.csv")
+    (run / "config.json").write_text(json.dumps(config))
+    check = export_forecast_run_onnx(run, tmp_path / "f.onnx")
+    assert check.windows == 64 and check.max_ratio <= 1.0
+    assert "synthetic data (the run's data cannot be read" in check.summary()
+    assert "gone.csv" in check.summary()
+
+
+def test_export_of_an_unsupported_run_is_one_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lstmkit.cli import main
+
+    run = tmp_path / "lm"
+    run.mkdir()
+    (run / "config.json").write_text('{"task": "language_model", "model": {}}')
+    assert main(["export", str(run), "--onnx", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "config.json: task 'language_model' cannot be exported to ONNX" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "m.onnx").exists()

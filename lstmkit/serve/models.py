@@ -1,5 +1,5 @@
 """What a served directory holds, loaded: :func:`load_served` reads a run directory (or a
-classifier's bundle) and returns the model of its task -- a :class:`~lstmkit.bundle.Predictor`
+bundle of a classifier or a forecaster) and returns the model of its task -- a :class:`~lstmkit.bundle.Predictor`
 (text classifier), a :class:`ForecastModel` (one series or a panel) or a
 :class:`CharModel` (character language model). :func:`served_task` says which, from
 ``config.json`` alone, so the app can pick its routes before the model is loaded.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lstmkit.bundle import Predictor, load
+from lstmkit.bundle import Predictor, load, verify_bundle
 from lstmkit.data.chars import CharVocabulary
 from lstmkit.errors import BundleError, LstmkitError
 from lstmkit.forecasting import is_panel_config, load_forecast_run, load_panel_run
@@ -126,12 +126,14 @@ def task_of(model: Served) -> str:
 
 
 def load_served(path: str | os.PathLike[str]) -> Served:
-    """The model at ``path`` (a run directory, or a classifier's bundle), by its task. Every
-    failure is one :class:`~lstmkit.errors.BundleError` naming the file at fault."""
+    """The model at ``path`` (a run directory, or a bundle: its files checked against its
+    ``bundle.json`` first), by its task. Every failure is one
+    :class:`~lstmkit.errors.BundleError` naming the file at fault."""
     path = Path(path)
     task = served_task(path)
     if task not in ("forecast", "language_model"):
         return load(path)  # a classifier, or the error that says what is missing
+    verify_bundle(path)
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
         name = (config.get("recipe") or {}).get("name")

@@ -194,3 +194,45 @@ def test_every_bad_panel_history_is_one_4xx(
         r = panel_client.post("/v1/forecast", json={"rows": rows})
         assert r.status_code == 422, (what, r.text)
         assert message in r.json()["detail"], (what, r.text)
+
+
+@pytest.mark.parametrize("kind", ["series", "panel"])
+def test_a_bundle_serves_the_forecasts_of_its_run_directory(
+    runs: dict[str, Path],
+    tmp_path: Path,
+    kind: str,
+    series_client: TestClient,
+    panel_client: TestClient,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bundle = tmp_path / f"{kind}-bundle"
+    assert main(["export", str(runs[kind]), "--bundle", str(bundle)]) == 0
+    assert f"bundle written to {bundle}" in capsys.readouterr().out
+    assert sorted(p.name for p in bundle.iterdir()) == [
+        "bundle.json",
+        "config.json",
+        "metrics.json",
+        "model.safetensors",
+    ]
+    run_client = series_client if kind == "series" else panel_client
+    if kind == "series":
+        histories = [_series_history(runs), _rows(runs["root"] / "sales.csv")[-40:-5]]
+    else:
+        rows = _rows(runs["root"] / "panel.csv")
+        histories = [_panel_history(runs), [r for r in rows if r["unique_id"] != "S1"]]
+    with TestClient(create_app(bundle)) as c:
+        for history in histories:
+            from_bundle = c.post("/v1/forecast", json={"rows": history})
+            from_run = run_client.post("/v1/forecast", json={"rows": history})
+            assert from_bundle.status_code == 200, from_bundle.text
+            assert from_bundle.json() == from_run.json()  # the very same floats
+            assert len(from_bundle.json()["forecasts"]) >= 3
+        info, run_info = c.get("/v1/model").json(), run_client.get("/v1/model").json()
+        assert {k: v for k, v in info.items() if k != "max_rows"} == {
+            k: v for k, v in run_info.items() if k != "max_rows"
+        }
+        # a bad history is the same 422 from the bundle
+        short = {"rows": histories[0][:3]}
+        r = c.post("/v1/forecast", json=short)
+        assert r.status_code == 422
+        assert r.json() == run_client.post("/v1/forecast", json=short).json()
