@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 import lstmkit.checkpoint as ckpt_mod
 from lstmkit.checkpoint import (
@@ -28,7 +31,7 @@ from lstmkit.checkpoint import (
 from lstmkit.cli import main
 from lstmkit.config import TrainConfig
 from lstmkit.data.batching import SequenceDataset, collate_tokens
-from lstmkit.errors import CheckpointError
+from lstmkit.errors import CheckpointError, StorageError
 from lstmkit.models import ClassifierConfig, SequenceClassifier
 from lstmkit.train import Trainer
 
@@ -72,6 +75,515 @@ def _fit(trainer: Trainer, resume: bool = False) -> Trainer:
 
 def _weights(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+
+# -- the guards one by one: exact outcomes and messages (fast; no training) --------------------
+def _st_file(path: Path, header: Any, data: bytes = b"", length: int | None = None) -> Path:
+    """A safetensors-like file: 8-byte little-endian header length, the header, the data."""
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw) if length is None else length) + raw + data)
+    return path
+
+
+def _tensor(name: str = "w") -> dict[str, Any]:
+    return {name: {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}
+
+
+def test_safetensors_fault_names_each_way_a_header_can_be_wrong(tmp_path: Path) -> None:
+    fault = ckpt_mod._safetensors_fault
+    short = tmp_path / "short"
+    short.write_bytes(b"\1\2\3\4\5\6\7")
+    assert fault(short) == "7 bytes, too short for a safetensors header"
+    short.write_bytes(b"")
+    assert fault(short) == "0 bytes, too short for a safetensors header"
+    # the header fills the file exactly (length == size - 8), no tensors: whole
+    assert fault(_st_file(tmp_path / "empty", {})) is None
+    assert fault(_st_file(tmp_path / "one", _tensor(), b"\0" * 4)) is None
+    assert fault(_st_file(tmp_path / "long", {}, length=3)) == (
+        "its header says 3 bytes of metadata, the file has 2 after it"
+    )
+    assert fault(_st_file(tmp_path / "long2", {}, b"\0" * 5, length=100)) == (
+        "its header says 100 bytes of metadata, the file has 7 after it"
+    )
+    assert fault(_st_file(tmp_path / "bad", b"{nope")) == "its safetensors header is not valid JSON"
+    assert fault(_st_file(tmp_path / "bin", b"{\x80}")) == (
+        "its safetensors header is not valid JSON"
+    )
+    assert fault(_st_file(tmp_path / "list", [1, 2])) == "its safetensors header is not valid JSON"
+    assert fault(_st_file(tmp_path / "cut", _tensor(), b"\0" * 3)) == (
+        f"{8 + 2 + len(json.dumps(_tensor())) + 1} bytes, its safetensors header describes "
+        f"{8 + len(json.dumps(_tensor())) + 4}"
+    )
+    # the data's end is the largest data_offsets end of the tensors; __metadata__ and entries
+    # that are not tensors do not count
+    odd = {
+        "__metadata__": {"data_offsets": [0, 999]},
+        "note": ["data_offsets"],
+        "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
+        **_tensor("a"),
+        "c": {"dtype": "F32", "shape": [0]},
+    }
+    assert fault(_st_file(tmp_path / "odd", odd, b"\0" * 12)) is None
+    grown = _st_file(tmp_path / "grown", odd, b"\0" * 13)
+    assert fault(grown) == (
+        f"{grown.stat().st_size} bytes, its safetensors header describes {grown.stat().st_size - 1}"
+    )
+    real = tmp_path / "real.safetensors"
+    save_file({"x": torch.arange(6.0), "y": torch.ones(2, 2)}, str(real), metadata={"k": "v"})
+    assert fault(real) is None
+
+
+def test_json_fault(tmp_path: Path) -> None:
+    file = tmp_path / "t.json"
+    file.write_text('{"a": 1}')
+    assert ckpt_mod._json_fault(file) is None
+    file.write_text("[1]")
+    assert ckpt_mod._json_fault(file) == "unreadable JSON (not an object)"
+    file.write_text('{"a": ')
+    assert ckpt_mod._json_fault(file) == (
+        "unreadable JSON (Expecting value: line 1 column 7 (char 6))"
+    )
+    file.write_bytes(b"\xff{}")
+    assert ckpt_mod._json_fault(file).startswith("unreadable JSON ('utf-8' codec can't decode")
+
+
+def test_step_of_and_checkpoint_dirs_sort_numerically_newest_first(tmp_path: Path) -> None:
+    assert ckpt_mod._step_of(Path("step-000000012")) == 12
+    assert ckpt_mod._step_of(Path("step-7")) == 7
+    assert ckpt_mod._step_of(Path("step-0")) == 0
+    for name in ("step-12.tmp", "step-x", "xstep-3", "step-", "latest", "step-3.stale.tmp"):
+        assert ckpt_mod._step_of(Path(name)) is None, name
+    assert checkpoint_dirs(tmp_path) == []  # no checkpoints/ folder
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    assert checkpoint_dirs(tmp_path) == []
+    for name in ("step-9", "step-10", "step-0", "step-100", "step-11.tmp"):
+        (root / name).mkdir()
+    (root / "step-50").write_text("a file, not a checkpoint")
+    (root / "latest").write_text("step-100\n")
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == [
+        "step-100",
+        "step-10",
+        "step-9",
+        "step-0",
+    ]
+
+
+def test_write_file_returns_size_and_sha256(tmp_path: Path) -> None:
+    data = b"some bytes\n" * 1000
+    entry = ckpt_mod._write_file(tmp_path / "f", data)
+    assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    assert (tmp_path / "f").read_bytes() == data
+    big = bytes(range(256)) * 5000  # over one read block of _sha256 (1 MiB)
+    (tmp_path / "big").write_bytes(big)
+    assert ckpt_mod._sha256(tmp_path / "big") == hashlib.sha256(big).hexdigest()
+    (tmp_path / "none").write_bytes(b"")
+    assert ckpt_mod._sha256(tmp_path / "none") == hashlib.sha256(b"").hexdigest()
+
+
+def test_save_tensors_writes_contiguous_cpu_copies(tmp_path: Path) -> None:
+    t = torch.arange(12.0).reshape(3, 4).t()  # not contiguous
+    ckpt_mod.save_tensors({"t": t}, tmp_path / "t.safetensors")
+    back = load_file(str(tmp_path / "t.safetensors"))
+    assert list(back) == ["t"] and torch.equal(back["t"], t)
+    target = tmp_path / "no-folder" / "w.safetensors"
+    with pytest.raises(StorageError) as err:
+        ckpt_mod.save_tensors({"w": torch.zeros(1)}, target)
+    message = str(err.value)
+    assert message.startswith(f"{target}: cannot write the tensors (")
+    assert message.endswith(
+        "); free some space or choose another --out and run again with --resume: the "
+        "checkpoints before it are intact"
+    )
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+class _Wrapped(torch.nn.Module):
+    """What DistributedDataParallel looks like from here: the model as ``.module``."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = inner
+
+
+def test_unwrap_and_model_state_strip_the_ddp_wrapper(tmp_path: Path) -> None:
+    inner = torch.nn.Linear(2, 3)
+    assert ckpt_mod.unwrap(inner) is inner
+    assert ckpt_mod.unwrap(_Wrapped(inner)) is inner
+    state = ckpt_mod.model_state(_Wrapped(inner))
+    assert sorted(state) == ["bias", "weight"] and torch.equal(state["weight"], inner.weight)
+    # and loads back into a wrapped model
+    other = torch.nn.Linear(2, 3)
+    ckpt_mod.save_tensors(state, tmp_path / "m.safetensors")
+    ckpt_mod.load_model_state(_Wrapped(other), tmp_path / "m.safetensors")
+    assert torch.equal(other.weight, inner.weight) and torch.equal(other.bias, inner.bias)
+
+
+def test_load_model_state_refuses_what_does_not_fit(tmp_path: Path) -> None:
+    model = torch.nn.Linear(2, 3)
+    file = tmp_path / "m.safetensors"
+    ckpt_mod.save_tensors({"weight": torch.zeros(3, 2), "extra": torch.zeros(1)}, file)
+    with pytest.raises(CheckpointError) as err:
+        ckpt_mod.load_model_state(model, file)
+    assert (
+        str(err.value) == f"{file} does not fit the model: missing ['bias'], unexpected ['extra']"
+    )
+    ckpt_mod.save_tensors({"weight": torch.zeros(3, 2)}, file)
+    with pytest.raises(CheckpointError, match=r"missing \['bias'\], unexpected \[\]$"):
+        ckpt_mod.load_model_state(model, file)
+    ckpt_mod.save_tensors({"weight": torch.zeros(2, 3), "bias": torch.zeros(3)}, file)
+    with pytest.raises(CheckpointError) as err:
+        ckpt_mod.load_model_state(model, file)
+    assert str(err.value) == f"{file}: 'weight' has shape (2, 3), the model expects (3, 2)"
+    before = model.weight.detach().clone()
+    file.write_bytes(b"\0" * 3)
+    with pytest.raises(CheckpointError) as err:
+        ckpt_mod.load_model_state(model, file)
+    assert str(err.value).startswith(f"cannot read weights {file}: ")
+    (tmp_path / "gone.safetensors").unlink(missing_ok=True)
+    with pytest.raises(CheckpointError, match="cannot read weights"):
+        ckpt_mod.load_model_state(model, tmp_path / "gone.safetensors")
+    assert torch.equal(model.weight, before)  # nothing loaded
+
+
+def test_optimizer_state_splits_into_tensors_and_json_and_joins_back() -> None:
+    t0, t1 = torch.arange(3.0), torch.ones(2)
+    state = {
+        "state": {0: {"exp_avg": t0, "step": 3, "a.b": t1}, 2: {"count": 7}},
+        "param_groups": [{"lr": 0.1, "params": [0, 2]}],
+    }
+    tensors, meta = ckpt_mod._split_optimizer(state)
+    assert set(tensors) == {"state.0.exp_avg", "state.0.a.b"}
+    assert tensors["state.0.exp_avg"] is t0
+    assert meta == {
+        "scalars": {"0": {"step": 3}, "2": {"count": 7}},
+        "param_groups": [{"lr": 0.1, "params": [0, 2]}],
+    }
+    meta = json.loads(json.dumps(meta))  # as it comes back from trainer.json
+    joined = ckpt_mod._join_optimizer(tensors, meta)
+    assert set(joined) == {"state", "param_groups"}
+    assert sorted(joined["state"]) == [0, 2]
+    assert joined["state"][0]["exp_avg"] is t0 and joined["state"][0]["a.b"] is t1
+    assert joined["state"][0]["step"] == 3 and joined["state"][2] == {"count": 7}
+    assert joined["param_groups"] == [{"lr": 0.1, "params": [0, 2]}]
+
+
+def test_rng_state_round_trips() -> None:
+    state = json.loads(json.dumps(ckpt_mod.rng_state()))
+    assert set(state) == ({"torch", "cuda"} if torch.cuda.is_available() else {"torch"})
+    ahead = torch.rand(5)
+    torch.rand(7)
+    ckpt_mod.set_rng_state(state)
+    assert torch.equal(torch.rand(5), ahead)
+
+
+def _opt_model() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    model(torch.ones(4, 3)).sum().backward()
+    opt.step()
+    return model, opt
+
+
+def _save(run: Path, step: int, keep: int = 5, **kw: Any) -> Path:
+    model, opt = _opt_model()
+    return ckpt_mod.save_checkpoint(
+        run, step=step, model=model, optimizer=opt, trainer_state={"epoch": 1, **kw}, keep=keep
+    )
+
+
+def test_save_checkpoint_writes_a_manifest_of_every_file_and_points_latest(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step-000000003.tmp").mkdir(parents=True)  # what a crash left
+    (run / "checkpoints" / "step-000000003.tmp" / "junk").write_text("x")
+    model, opt = _opt_model()
+    carry = {"h": torch.ones(1, 1, 2, 4)}
+    path = ckpt_mod.save_checkpoint(
+        run, step=3, model=model, optimizer=opt, trainer_state={"epoch": 1}, keep=2, carry=carry
+    )
+    assert path == run / "checkpoints" / "step-000000003"
+    assert (run / "checkpoints" / "latest").read_text() == "step-000000003\n"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step-000000003"]
+    assert sorted(p.name for p in path.iterdir()) == sorted(
+        ["model.safetensors", "optimizer.safetensors", "carry.safetensors", "trainer.json",
+         "manifest.json"]
+    )  # fmt: skip
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["format"] == 2 and manifest["step"] == 3
+    assert sorted(manifest["files"]) == sorted(
+        ["model.safetensors", "optimizer.safetensors", "carry.safetensors", "trainer.json"]
+    )
+    for name, entry in manifest["files"].items():
+        data = (path / name).read_bytes()
+        assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}, name
+    trainer = json.loads((path / "trainer.json").read_text())
+    assert trainer["epoch"] == 1 and trainer["step"] == 3 and trainer["format"] == 2
+    assert set(trainer["optimizer"]) == {"scalars", "param_groups"}
+    assert verify_checkpoint(path) is None
+    assert torch.equal(ckpt_mod.load_carry(path)["h"], carry["h"])
+    other = torch.nn.Linear(3, 2)
+    opt2 = torch.optim.Adam(other.parameters(), lr=0.5)
+    state = ckpt_mod.load_checkpoint(path, other, opt2)
+    assert state == {"epoch": 1, "step": 3}  # the optimizer's and the format's keys taken out
+    assert torch.equal(other.weight, model.weight)
+    assert opt2.param_groups[0]["lr"] == 0.01
+    for key, value in opt.state_dict()["state"][0].items():
+        assert torch.equal(opt2.state_dict()["state"][0][key], value), key
+    no_carry = _save(tmp_path / "plain", 1)
+    assert not (no_carry / "carry.safetensors").exists()
+    assert ckpt_mod.load_carry(no_carry) is None
+    assert "carry.safetensors" not in json.loads((no_carry / "manifest.json").read_text())["files"]
+
+
+def test_saving_a_step_again_replaces_it_and_pruning_keeps_the_newest(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    for step in (1, 2, 3, 4):
+        _save(run, step, keep=2, tag=step)
+    root = run / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-000000003", "step-000000004"]
+    _save(run, 4, keep=2, tag="again")  # the same step again: the new one replaces the old
+    assert json.loads((root / "step-000000004" / "trainer.json").read_text())["tag"] == "again"
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-000000003", "step-000000004"]
+    _save(run, 5, keep=1)
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-000000005"]
+    for step in (6, 7, 8):
+        _save(run, step, keep=3)
+    assert [p.name for p in checkpoint_dirs(run)] == [
+        "step-000000008", "step-000000007", "step-000000006",
+    ]  # fmt: skip
+    # a resume from step 6 saves step 7 again: the newer step 8 goes, a stray .tmp folder too
+    (root / "step-000000002.tmp").mkdir()
+    (root / "step-000000001.tmp").write_text("a file is left alone")
+    _save(run, 7, keep=3)
+    assert sorted(p.name for p in root.iterdir()) == [
+        "latest", "step-000000001.tmp", "step-000000006", "step-000000007",
+    ]  # fmt: skip
+    assert latest_checkpoint(run) == root / "step-000000007"
+
+
+def test_latest_checkpoint(tmp_path: Path) -> None:
+    assert latest_checkpoint(tmp_path) is None
+    path = _save(tmp_path, 2)
+    assert latest_checkpoint(tmp_path) == path
+    (tmp_path / "checkpoints" / "latest").write_text("step-000000009\n")
+    with pytest.raises(CheckpointError) as err:
+        latest_checkpoint(tmp_path)
+    assert str(err.value) == (
+        f"{tmp_path / 'checkpoints' / 'latest'} points to step-000000009, which is missing or "
+        "incomplete"
+    )
+
+
+def test_verify_checkpoint_names_the_file_and_the_fault(tmp_path: Path) -> None:
+    path = _save(tmp_path / "run", 1)
+    manifest = path / "manifest.json"
+    good = manifest.read_text()
+    assert verify_checkpoint(path) is None
+
+    def with_files(files: Any) -> str | None:
+        manifest.write_text(json.dumps({"format": 2, "step": 1, "files": files}))
+        return verify_checkpoint(path)
+
+    files = json.loads(good)["files"]
+    required = "model.safetensors, optimizer.safetensors, trainer.json"
+    assert with_files(None) == f"{manifest}: does not list {required}"
+    assert with_files([]) == f"{manifest}: does not list {required}"
+    for name in ("model.safetensors", "optimizer.safetensors", "trainer.json"):
+        rest = {k: v for k, v in files.items() if k != name}
+        assert with_files(rest) == f"{manifest}: does not list {required}", name
+    assert with_files({**files, "extra.bin": {"size": 1, "sha256": "0"}}) == (
+        f"{path / 'extra.bin'}: missing"
+    )
+    (path / "extra.bin").write_bytes(b"x")
+    assert with_files({**files, "extra.bin": [1]}) == (
+        f"{manifest}: the entry of extra.bin is not an object"
+    )
+    assert with_files({**files, "extra.bin": {"sha256": hashlib.sha256(b"x").hexdigest()}}) == (
+        f"{path / 'extra.bin'}: 1 bytes, the manifest says None"
+    )
+    assert with_files({**files, "extra.bin": {"size": 1}}) == (
+        f"{path / 'extra.bin'}: sha256 {hashlib.sha256(b'x').hexdigest()[:12]}..., the manifest "
+        "says None..."
+    )
+    assert (
+        with_files({**files, "extra.bin": {"size": 1, "sha256": hashlib.sha256(b"x").hexdigest()}})
+        is None
+    )
+    (path / "model.safetensors").rename(path / "moved")
+    (path / "model.safetensors").mkdir()  # a folder where the file should be
+    assert with_files(files) == f"{path / 'model.safetensors'}: missing"
+    (path / "model.safetensors").rmdir()
+    (path / "moved").rename(path / "model.safetensors")
+    manifest.write_text(good)
+    assert verify_checkpoint(path) is None
+
+
+def test_verify_checkpoint_reports_a_read_error_as_a_fault(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _save(tmp_path / "run", 1)
+
+    def unreadable(file: Path) -> str:
+        raise OSError(5, "Input/output error", str(file))
+
+    monkeypatch.setattr(ckpt_mod, "_sha256", unreadable)
+    assert verify_checkpoint(path) == f"{path}: cannot be read (Input/output error)"
+
+    def bare(file: Path) -> str:
+        raise OSError("no strerror")
+
+    monkeypatch.setattr(ckpt_mod, "_sha256", bare)
+    assert verify_checkpoint(path) == f"{path}: cannot be read (no strerror)"
+
+
+def _format_1(path: Path, **trainer: Any) -> None:
+    (path / "manifest.json").unlink()
+    state = json.loads((path / "trainer.json").read_text())
+    del state["format"]
+    (path / "trainer.json").write_text(json.dumps({**state, **trainer}))
+
+
+def test_verify_checkpoint_without_a_manifest_checks_what_the_files_say(tmp_path: Path) -> None:
+    path = _save(tmp_path / "run", 1)
+    _format_1(path)
+    assert verify_checkpoint(path) is None
+    manifest = path / "manifest.json"
+    for written_as, ok in (
+        (1, True),
+        (0, True),
+        (2, False),
+        (3, False),
+        ("1", False),
+        (None, False),
+    ):
+        _format_1(_save(tmp_path / f"f{written_as}", 1), format=written_as)
+        got = verify_checkpoint(tmp_path / f"f{written_as}" / "checkpoints" / "step-000000001")
+        want = (
+            None
+            if ok
+            else (
+                f"{tmp_path / f'f{written_as}' / 'checkpoints' / 'step-000000001' / 'manifest.json'}: "
+                "missing (its trainer.json is of format 2)"
+            )
+        )
+        assert got == want, written_as
+    trainer = path / "trainer.json"
+    good = trainer.read_text()
+    trainer.write_text("[]")
+    assert verify_checkpoint(path) == f"{trainer}: unreadable JSON (not an object)"
+    trainer.write_text(good)
+    carry = path / "carry.safetensors"
+    _st_file(carry, _tensor(), b"\0" * 2)
+    assert verify_checkpoint(path) == (
+        f"{carry}: {carry.stat().st_size} bytes, its safetensors header describes "
+        f"{carry.stat().st_size + 2}"
+    )
+    _st_file(carry, _tensor(), b"\0" * 4)
+    assert verify_checkpoint(path) is None
+    opt = path / "optimizer.safetensors"
+    opt_bytes = opt.read_bytes()
+    opt.write_bytes(opt_bytes + b"\0")
+    assert verify_checkpoint(path) == (
+        f"{opt}: {len(opt_bytes) + 1} bytes, its safetensors header describes {len(opt_bytes)}"
+    )
+    opt.write_bytes(opt_bytes)
+    for name in ("model.safetensors", "optimizer.safetensors", "trainer.json"):
+        moved = path / (name + ".away")
+        (path / name).rename(moved)
+        assert verify_checkpoint(path) == f"{path / name}: missing", name
+        moved.rename(path / name)
+    (path / "model.safetensors").unlink()
+    (path / "optimizer.safetensors").unlink()
+    assert verify_checkpoint(path) == f"{path / 'model.safetensors'}: missing"  # the first named
+    assert not manifest.exists()
+
+
+def test_newest_verified_checkpoint_says_what_it_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = tmp_path / "run"
+    assert newest_verified_checkpoint(run) is None  # nothing at all
+    (run / "checkpoints").mkdir(parents=True)
+    assert newest_verified_checkpoint(run) is None
+    pointer = run / "checkpoints" / "latest"
+    pointer.write_text("step-000000004\n")
+    with pytest.raises(CheckpointError) as err:
+        newest_verified_checkpoint(run)
+    assert str(err.value) == (
+        f"{pointer} names step-000000004, which is missing, and {run / 'checkpoints'} holds no "
+        "other checkpoint"
+    )
+    one = _save(run, 1, keep=5)
+    two = _save(run, 2, keep=5)
+    pointer.write_text("step-000000004\n")
+    (two / "trainer.json").write_text("{")
+    fault = verify_checkpoint(two)
+    assert fault is not None and fault.startswith(
+        f"{two / 'trainer.json'}: 1 bytes, the manifest says "
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lstmkit"):
+        assert newest_verified_checkpoint(run) == one
+    assert [r.getMessage() for r in caplog.records] == [
+        f"checkpoint step-000000004 named by {pointer} is missing; looking for the newest one "
+        "that verifies",
+        f"checkpoint step-000000002 does not verify, skipped: {fault}",
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lstmkit"):
+        assert newest_verified_checkpoint(run, report=False) == one
+    assert caplog.records == []
+    pointer.write_text("step-000000002")  # it exists: nothing said of the pointer
+    with caplog.at_level(logging.WARNING, logger="lstmkit"):
+        assert newest_verified_checkpoint(run) == one
+    assert [r.getMessage() for r in caplog.records] == [
+        f"checkpoint step-000000002 does not verify, skipped: {fault}"
+    ]
+    (one / "manifest.json").write_text("[]")
+    with pytest.raises(CheckpointError) as err:
+        newest_verified_checkpoint(run, report=False)
+    assert str(err.value) == (
+        f"no checkpoint in {run / 'checkpoints'} verifies (2 checked; the newest: {fault})"
+    )
+    pointer.unlink()
+    with pytest.raises(CheckpointError, match=r"\(2 checked; "):
+        newest_verified_checkpoint(run, report=False)
+
+
+def test_load_checkpoint_and_load_carry_name_an_unreadable_file(tmp_path: Path) -> None:
+    path = _save(tmp_path / "run", 1)
+    model, opt = _opt_model()
+    trainer = path / "trainer.json"
+    good = trainer.read_text()
+    trainer.write_text("{")
+    with pytest.raises(CheckpointError) as err:
+        ckpt_mod.load_checkpoint(path, model, opt)
+    assert str(err.value).startswith(f"cannot read {trainer}: Expecting property name")
+    trainer.unlink()
+    with pytest.raises(CheckpointError, match=re.escape(f"cannot read {trainer}: [Errno 2]")):
+        ckpt_mod.load_checkpoint(path, model, opt)
+    trainer.write_bytes(b"\xff")
+    with pytest.raises(CheckpointError, match=re.escape(f"cannot read {trainer}: 'utf-8' codec")):
+        ckpt_mod.load_checkpoint(path, model, opt)
+    trainer.write_text(good)
+    optimizer = path / "optimizer.safetensors"
+    optimizer.write_bytes(b"\0" * 4)
+    with pytest.raises(CheckpointError) as err:
+        ckpt_mod.load_checkpoint(path, model, opt)
+    assert str(err.value).startswith(f"cannot read the optimizer state {optimizer}: ")
+    trainer.write_text(json.dumps({k: v for k, v in json.loads(good).items() if k != "optimizer"}))
+    _save(tmp_path / "other", 1)
+    shutil.copy(
+        tmp_path / "other" / "checkpoints" / "step-000000001" / "optimizer.safetensors", optimizer
+    )
+    with pytest.raises(CheckpointError, match="cannot read the optimizer state .*'optimizer'"):
+        ckpt_mod.load_checkpoint(path, model, opt)
+    carry = path / "carry.safetensors"
+    carry.write_bytes(b"\1\2")
+    with pytest.raises(CheckpointError) as err:
+        ckpt_mod.load_carry(path)
+    assert str(err.value).startswith(f"cannot read the carried state {carry}: ")
 
 
 @pytest.fixture(scope="module")
