@@ -84,6 +84,84 @@ def tab_to(page: Any, element_id: str, most: int = 60) -> None:
     raise AssertionError(f"{element_id} not reached in {most} tabs (at {active_id(page)!r})")
 
 
+TICKS = """id => {
+  const el = document.getElementById(id);
+  const canvas = el.querySelector('canvas');
+  const box = canvas ? canvas.getBoundingClientRect() : null;
+  return {ticks: JSON.parse(el.dataset.ticks || 'null'), box: box && [box.width, box.height]};
+}"""
+
+
+def label_value(label: str) -> float:
+    """The number a tick label writes: 0.0015, 100.5k (SI), 5e-4 (scientific)."""
+    scale = {"k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+    if label[-1] in scale:
+        return float(label[:-1]) * scale[label[-1]]
+    return float(label)
+
+
+def check_ticks(page: Any, chart_id: str) -> list[list[str]]:
+    """Every axis of the chart: at least two tick labels, pairwise distinct, each inside the
+    chart's canvas (its size read from the page, not from the chart's own record); the y axes'
+    labels are numbers in order. Returns each axis's labels."""
+    got = page.evaluate(TICKS, chart_id)
+    ticks, (width, height) = got["ticks"], got["box"]
+    assert ticks is not None, f"{chart_id} recorded no ticks"
+    assert abs(ticks["width"] - width) <= 1 and abs(ticks["height"] - height) <= 1, (ticks, got)
+    out = []
+    for axis in ticks["axes"]:
+        labels = axis["labels"]
+        where = f"{chart_id} axis {axis['axis']}: {labels}"
+        assert len(labels) >= 2, where
+        assert len(set(labels)) == len(labels), where  # no two ticks read the same
+        for label, (x0, y0, x1, y1) in zip(labels, axis["boxes"], strict=True):
+            inside = 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+            assert inside, f"{where}: {label!r} at {(x0, y0, x1, y1)} outside {width}x{height}"
+        if axis["side"] == 3:  # the y axis: numbers, in order from the top (largest) down
+            values = [label_value(v) for v in labels]
+            assert values == sorted(values) or values == sorted(values, reverse=True), where
+        out.append(labels)
+    return out
+
+
+def check_synthetic_ticks(page: Any) -> None:
+    """The tick formatter on the series that read badly: a learning rate decaying 0.002 -> 0
+    (uPlot's own labels read "0.002, 0.002, 0.001") and tokens/s near 100,000 (its labels were
+    cut at the left edge), at the desktop and the phone width; then the run's own rows again."""
+    formatted = page.evaluate(
+        "[tickLabels([0, 0.0005, 0.001, 0.0015, 0.002]), tickLabels([99500, 100000, 100500]),"
+        " tickLabels([0.00025, 0.0005, null, 0.001]), tickLabels([1.5, 2.5, 3.5]),"
+        " tickLabels([0.00001, 0.000025, 0.00004]),"
+        " tickLabels([0, 2500000, 5000000])]"
+    )
+    assert formatted == [
+        ["0", "0.0005", "0.001", "0.0015", "0.002"],
+        ["99.5k", "100k", "100.5k"],
+        ["0.00025", "0.0005", None, "0.001"],  # a null: a tick uPlot leaves unlabelled
+        ["1.5", "2.5", "3.5"],  # not "2, 3, 4": each label writes its tick exactly
+        ["1e-5", "2.5e-5", "4e-5"],
+        ["0", "2.5M", "5M"],
+    ]
+    steps = list(range(1, 201))
+    lr = [0.002 * (1 - i / 199) for i in range(200)]
+    tps = [100_000 + 1_500 * ((i * 37) % 11 - 5) / 5 for i in range(200)]
+    for size in (PHONE, {"width": 1366, "height": 768}):
+        page.set_viewport_size(size)
+        page.evaluate(
+            "([xs, lr, tps]) => { plot('chart-lr', ['learning rate'], xs, [lr]);"
+            " plot('chart-tps', ['tokens/s'], xs, [tps]); }",
+            [steps, lr, tps],
+        )
+        settle(page)
+        _, lr_labels = check_ticks(page, "chart-lr")
+        assert label_value(lr_labels[0]) <= 0 and 0.0015 <= label_value(lr_labels[-1]) <= 0.0025
+        assert len(lr_labels) >= 3
+        _, tps_labels = check_ticks(page, "chart-tps")
+        assert all(98_000 <= label_value(v) <= 102_000 for v in tps_labels), tps_labels
+    page.evaluate("renderCharts()")
+    settle(page)
+
+
 def status_is(page: Any, *statuses: str, timeout: float = 90000) -> None:
     page.wait_for_function(
         f"{list(statuses)!r}.includes(document.getElementById('run-status').textContent)",
@@ -202,6 +280,19 @@ def test_fill_the_form_train_watch_and_predict(studio: str, page: Any, tmp_path:
     assert page.get_attribute("#chart-loss-toggle", "aria-expanded") == "true"
     rows = page.locator("#chart-loss-table tbody tr")
     assert rows.count() == 10 and rows.first.locator("th").inner_text() == "20"
+    # every axis of every chart: distinct tick labels, inside the chart, desktop and phone
+    charts = page.evaluate("Object.keys(state.charts)")
+    assert {"chart-loss", "chart-lr", "chart-tps", "chart-ratio"} <= set(charts), charts
+    for size in (PHONE, {"width": 1366, "height": 768}):
+        page.set_viewport_size(size)
+        page.wait_for_function(
+            "Math.abs(state.charts['chart-loss'].plot.width"
+            " - document.getElementById('chart-loss').clientWidth) <= 1"
+        )
+        settle(page)
+        for chart in charts:
+            check_ticks(page, chart)
+    check_synthetic_ticks(page)
     check_accessible(page, "a finished run")
     # the charts follow their container's width (a phone, a narrower window)
     widths = []
@@ -245,6 +336,8 @@ def test_fill_the_form_train_watch_and_predict(studio: str, page: Any, tmp_path:
     table = page.inner_text("#cmp-table")
     assert "browser run" in table and "live run" in table and "hidden_size\t48" in table
     assert page.locator("#cmp-accuracy canvas").count() == 1
+    for chart in ("cmp-accuracy", "cmp-loss", "cmp-train-loss"):
+        check_ticks(page, chart)
     check_accessible(page, "Compare")
     page.goto(studio + "#/compare/" + run_url.rsplit("/", 1)[1])
     page.wait_for_function("document.getElementById('compare-hint').textContent.includes('two')")
@@ -334,6 +427,8 @@ def test_forecast_an_uploaded_panel(studio: str, page: Any, tmp_path: Path) -> N
         "document.getElementById('forecast-caption').textContent.startsWith('Series S2')"
     )
     assert page.get_attribute("#chart-forecast", "data-series") == "S2"
+    settle(page)
+    check_ticks(page, "chart-forecast")
     assert "AutoETS MAE" in page.inner_text("#forecast-caption")
     params = page.inner_text("#run-params")
     assert "target_column" in params and "forecast" in params

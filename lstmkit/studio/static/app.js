@@ -120,6 +120,89 @@ function fmtValue(v) {
   return String(Number(v.toPrecision(a >= 1 ? 4 : 3)));
 }
 
+// -- tick labels: each one differs from the others, and each fits inside the chart -----------
+// Values of 10,000 and more in SI units (100k, 1.25M), below 0.001 in scientific notation
+// (5e-4), else plain; with the fewest significant digits that write every tick exactly (uPlot's
+// own labels round to 3 decimals: a learning rate's 0.0015 and 0.002 both read "0.002").
+const SI = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
+
+function tickLabels(values) {
+  const shown = values.filter((v) => v !== null && v !== undefined && Number.isFinite(v));
+  const top = Math.max(0, ...shown.map(Math.abs));
+  const [div, suffix] = top >= 1e4 ? SI.find(([d]) => top >= d) : [1, ""];
+  const sci = top > 0 && top < 1e-3;
+  const write = (v, p) => {
+    if (Math.abs(v) <= top * 1e-12) return [0, "0"];
+    const x = v / div;
+    if (sci) {
+      const [m, e] = x.toExponential(p - 1).split("e");
+      return [Number(m + "e" + e), String(Number(m)) + "e" + Number(e)];
+    }
+    const r = Number(x.toPrecision(p));
+    return [r, String(r) + suffix];
+  };
+  for (let p = 1; p <= 15; p++) {
+    const out = values.map((v) => (shown.includes(v) ? write(v, p) : null));
+    const exact = out.every((o, i) => o === null || Math.abs(o[0] * div - values[i]) <= Math.max(top, 1e-300) * 1e-9);
+    const labels = out.filter(Boolean).map((o) => o[1]);
+    if (exact && new Set(labels).size === labels.length) return out.map((o) => (o === null ? null : o[1]));
+  }
+  return values.map((v) => (shown.includes(v) ? String(v) : null));
+}
+
+// an axis's size (a y axis's width) from its widest label: none is cut at the chart's edge
+function textWidth(u, font, text) {
+  u.ctx.font = font;
+  return u.ctx.measureText(text).width / (uPlot.pxRatio || 1);
+}
+
+function axisSize(u, values, axisIdx, cycleNum) {
+  const axis = u.axes[axisIdx];
+  if (cycleNum > 1 && axis._size) return axis._size; // uPlot's layout converges
+  const labels = (values || []).filter((v) => v !== null && v !== undefined && v !== "");
+  const ticks = (axis.ticks.show ? axis.ticks.size : 0) + axis.gap;
+  if (axis.side % 2 === 0) return Math.ceil(ticks + axis.font[2] * 1.5 + 2); // an x axis: one line
+  const widest = Math.max(0, ...labels.map((v) => textWidth(u, axis.font[0], String(v))));
+  return Math.ceil(ticks + widest + 4);
+}
+
+// room on the right for half of the last x label (it is centred on the plot's right edge)
+function rightPadding(u) {
+  const axis = u.axes && u.axes[0];
+  if (!axis || !axis._values) return 28;
+  const labels = axis._values.filter((v) => v !== null && v !== undefined && v !== "");
+  const widest = Math.max(0, ...labels.map((v) => textWidth(u, axis.font[0], String(v))));
+  return Math.max(12, Math.ceil(widest / 2) + 6);
+}
+
+// what each axis drew, where (CSS px in the chart's canvas), as the chart's data-ticks: for
+// tests and for anyone who wants the numbers
+function recordTicks(u) {
+  const pr = uPlot.pxRatio || 1;
+  const axes = u.axes.map((axis, i) => {
+    const labels = [];
+    const boxes = [];
+    (axis._values || []).forEach((label, k) => {
+      if (label === null || label === undefined || label === "") return;
+      const at = u.valToPos(axis._splits[k], axis.scale, true) / pr;
+      const w = textWidth(u, axis.font[0], String(label));
+      const h = axis.font[2];
+      const off = (axis.ticks.show ? axis.ticks.size : 0) + axis.gap;
+      let box;
+      if (axis.side === 3) box = [axis._pos - off - w, at - h / 2, axis._pos - off, at + h / 2];
+      else if (axis.side === 1) box = [axis._pos + off, at - h / 2, axis._pos + off + w, at + h / 2];
+      else if (axis.side === 2) box = [at - w / 2, axis._pos + off, at + w / 2, axis._pos + off + h];
+      else box = [at - w / 2, axis._pos - off - h, at + w / 2, axis._pos - off];
+      labels.push(String(label));
+      boxes.push(box.map((x) => Math.round(x * 10) / 10));
+    });
+    return { axis: i, side: axis.side, labels, boxes };
+  });
+  u.root.parentElement.dataset.ticks = JSON.stringify({ width: u.width, height: u.height, axes });
+}
+
+const tickValues = (u, splits) => tickLabels(splits);
+
 function lastIndex(values) {
   for (let i = values.length - 1; i >= 0; i--) if (values[i] !== null && values[i] !== undefined) return i;
   return -1;
@@ -172,7 +255,12 @@ function plot(id, labels, xs, ys, opts = {}) {
       width: chartWidth(el),
       height: CHART_HEIGHT,
       scales: { x: { time: false }, y: opts.log ? { distr: 3 } : {} },
-      axes: [{ label: "step" }, { label: el.dataset.y || "", size: 60 }],
+      padding: [null, rightPadding, null, null],
+      axes: [
+        { label: "step", values: tickValues, size: axisSize },
+        { label: el.dataset.y || "", values: tickValues, size: axisSize },
+      ],
+      hooks: { draw: [recordTicks] },
       series: [
         { label: "step", value: legendValue },
         ...labels.map((label, i) => ({
@@ -938,12 +1026,13 @@ function plotForecast(answer) {
   const opts = {
     width: chartWidth(el),
     height: 260,
-    padding: [null, 40, null, null], // room for the last time label
+    padding: [null, rightPadding, null, null], // room for the last time label
     scales: { x: { time: false } },
     axes: [
-      { label: answer.time_column, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], values: (u, ticks) => ticks.map((v) => (Number.isInteger(v) && times[v] !== undefined ? times[v] : "")) },
-      { size: 60, label: "value" },
+      { label: answer.time_column, size: axisSize, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], values: (u, ticks) => ticks.map((v) => (Number.isInteger(v) && times[v] !== undefined ? times[v] : "")) },
+      { size: axisSize, label: "value", values: tickValues },
     ],
+    hooks: { draw: [recordTicks] },
     series: [{ label: answer.time_column, value: (u, v) => (v === null || times[v] === undefined ? "" : times[v]) },
       ...lines.map(([label, , color], i) => ({ label, stroke: color, width: i >= 2 && i <= 3 ? 1 : 2, dash: i === 4 ? [6, 4] : undefined, points: { show: true } }))],
     bands: [{ series: [4, 3], fill: "rgba(55, 88, 201, 0.15)" }],
