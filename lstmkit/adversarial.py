@@ -121,7 +121,12 @@ def embedding_scale(weight: Tensor, tokens: Tensor, lengths: Tensor | None) -> f
 def kl_divergence(target_logits: Tensor, logits: Tensor) -> Tensor:
     """Per-example ``KL(p || q)`` (B,) with ``p`` from ``target_logits`` and ``q`` from
     ``logits``: Bernoulli distributions for (B, 1) sigmoid logits, categorical for (B, C)
-    softmax logits (C >= 2). No gradient flows into ``target_logits``."""
+    softmax logits (C >= 2); a deep ensemble's (B, members, 1 or C): the mean over its
+    members of each member's own divergence. No gradient flows into ``target_logits``."""
+    if target_logits.shape == logits.shape and logits.dim() == 3:
+        members = logits.shape[1]
+        each = kl_divergence(target_logits.flatten(0, 1), logits.flatten(0, 1))
+        return each.view(-1, members).mean(1)
     if target_logits.shape != logits.shape or logits.dim() != 2:
         raise ValueError(
             f"logits must both be (B, 1) or (B, C); got {tuple(target_logits.shape)} and "

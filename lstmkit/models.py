@@ -68,6 +68,12 @@ class ClassifierConfig(BaseModel):
             their sum. 1.0 trains the two as an ensemble (each example updates exactly one
             branch on its own loss, so neither leans on the other); 0.0 trains them jointly.
             Prediction always sums both.
+        members: independently initialised recurrent networks (embedding -> [conv] ->
+            recurrent stack -> pooling -> head) side by side, a deep ensemble (Lakshminarayanan
+            et al. 2017): in training each member's logits get their own loss (the objective
+            averages the members' losses, so no member leans on another), in prediction the
+            members' logits are averaged; the n-gram branch is one, shared. Word vectors loaded
+            or pretrained into the embedding start every member's embedding. 1 = one network.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -99,6 +105,7 @@ class ClassifierConfig(BaseModel):
     ngrams: int = Field(0, ge=0, le=5)
     ngram_buckets: int = Field(2**21, ge=1024, le=2**24)
     ngram_dropout: float = Field(0.0, ge=0.0, le=1.0)
+    members: int = Field(1, ge=1, le=16)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-safe) of the configuration."""
@@ -213,6 +220,32 @@ class SequenceClassifier(nn.Module):
         )
         if c.init == "keras":
             self.keras_init()
+        # the deep ensemble's other members (this module is the first): whole networks without
+        # an n-gram branch of their own; an empty list adds no weights, so a one-member model's
+        # state is what it always was
+        alone = c.model_copy(update={"members": 1, "ngrams": 0})
+        self.others = nn.ModuleList(SequenceClassifier(alone) for _ in range(c.members - 1))
+
+    def member_models(self) -> list[SequenceClassifier]:
+        """The deep ensemble's networks, this one first (``[self]`` for one member). Each
+        member's ``embedding``, ``rnn``, ``head``, ... are its own; only the first holds the
+        n-gram branch."""
+        return [self, *(m for m in self.others if isinstance(m, SequenceClassifier))]
+
+    def embeddings(self) -> list[nn.Embedding]:
+        """Every member's embedding (empty for real-valued input)."""
+        return [m.embedding for m in self.member_models() if m.embedding is not None]
+
+    def copy_embedding_to_members(self) -> None:
+        """The first member's embedding weights (loaded or pretrained word vectors) into the
+        other members' embeddings, and its ``requires_grad`` (frozen vectors stay frozen)."""
+        first = self.embedding
+        if first is None:
+            return
+        with torch.no_grad():
+            for emb in self.embeddings()[1:]:
+                emb.weight.copy_(first.weight)
+                emb.weight.requires_grad_(first.weight.requires_grad)
 
     def keras_init(self) -> None:
         """Keras' default initialisers (what the seeds' models start from)."""
@@ -281,8 +314,33 @@ class SequenceClassifier(nn.Module):
         self, x: Tensor, lengths: Tensor | None = None, perturb: Tensor | None = None
     ) -> Tensor:
         """Logits: (B, 1) for two classes, (B, C) otherwise. ``perturb`` (B, T, E): added to
-        the (dropped-out) word vectors, see :meth:`features`; the n-gram branch never sees it."""
+        the (dropped-out) word vectors, see :meth:`features`; the n-gram branch never sees it.
+        With several :attr:`ClassifierConfig.members`, training mode gives every member's
+        logits, (B, members, 1 or C), each with the n-gram branch added (the objective averages
+        their losses: :class:`lstmkit.objectives.Classification`); eval mode their mean."""
         wide = self.ngram(x, lengths) if self.ngram is not None else None
+        if self.others:
+            each = [m.deep_logits(x, lengths, perturb) for m in self.member_models()]
+            logits = torch.stack(each, 1) if self.training else torch.stack(each, 0).mean(0)
+        else:
+            logits = self.deep_logits(x, lengths, perturb)
+        if wide is None:
+            return logits
+        if logits.dim() == 3:
+            wide = wide.unsqueeze(1)
+        p = self.config.ngram_dropout
+        if self.training and p > 0:
+            # per example: u < p/2 -> the n-gram branch alone, p/2 <= u < p -> the recurrent
+            # one alone, else both
+            u = torch.rand(logits.shape[0], *([1] * (logits.dim() - 1)), device=logits.device)
+            deep = (u >= p / 2).to(logits.dtype)
+            return logits * deep + wide * ((u < p / 2) | (u >= p)).to(logits.dtype)
+        return logits + wide
+
+    def deep_logits(
+        self, x: Tensor, lengths: Tensor | None = None, perturb: Tensor | None = None
+    ) -> Tensor:
+        """This network's logits without the n-gram branch (of this member alone)."""
         feats, lengths = self.features(x, lengths, perturb)
         out, state = self.rnn(feats, lengths=lengths)
         for layer in self.more_rnn:
@@ -290,17 +348,7 @@ class SequenceClassifier(nn.Module):
         pooled = self.pool(out, state, lengths)
         for dense in self.dense:
             pooled = F.relu(dense(pooled))
-        logits = self.head(self.output_dropout(pooled))
-        if wide is None:
-            return logits
-        p = self.config.ngram_dropout
-        if self.training and p > 0:
-            # per example: u < p/2 -> the n-gram branch alone, p/2 <= u < p -> the recurrent
-            # one alone, else both
-            u = torch.rand(logits.shape[0], 1, device=logits.device)
-            deep = (u >= p / 2).to(logits.dtype)
-            return logits * deep + wide * ((u < p / 2) | (u >= p)).to(logits.dtype)
-        return logits + wide
+        return self.head(self.output_dropout(pooled))
 
     def pool(
         self, out: Tensor, state: Tensor | tuple[Tensor, ...], lengths: Tensor | None
@@ -514,9 +562,12 @@ class PaddedClassifier(nn.Module):
         super().__init__()
         self.model = model
 
-    def _recurrent(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """Outputs (B, T, dirs*H) exact at real steps, and the 'last' pooling (B, dirs*H)."""
-        rnn: Recurrent = self.model.rnn
+    def _recurrent(
+        self, x: Tensor, lengths: Tensor, member: SequenceClassifier | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Outputs (B, T, dirs*H) exact at real steps, and the 'last' pooling (B, dirs*H), of
+        ``member``'s recurrent stack (the first member's by default)."""
+        rnn: Recurrent = (member or self.model).rnn
         dirs = rnn.num_directions
         op: Any = rnn._vf()
         masks = DropoutMasks()
@@ -548,11 +599,14 @@ class PaddedClassifier(nn.Module):
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Class probabilities (B, C), as :meth:`SequenceClassifier.predict_proba`."""
         m = self.model
-        assert m.embedding is not None
-        feats = m.embedding(tokens)
-        out, last = self._recurrent(feats, lengths)
-        pooled = last if m.config.pooling == "last" else m.pool(out, (last,), lengths)
-        logits = m.head(pooled)
+        each = []
+        for member in m.member_models():
+            assert member.embedding is not None
+            out, last = self._recurrent(member.embedding(tokens), lengths, member)
+            pooled = last if m.config.pooling == "last" else member.pool(out, (last,), lengths)
+            each.append(member.head(pooled))
+        # the deep ensemble's mean logits, as SequenceClassifier's eval forward
+        logits = each[0] if len(each) == 1 else torch.stack(each, 0).mean(0)
         if m.ngram is not None:
             logits = logits + m.ngram(tokens, lengths)
         return probabilities(logits, m.binary)

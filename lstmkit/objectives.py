@@ -95,7 +95,12 @@ def add_sums(total: dict[str, Tensor], new: dict[str, Tensor]) -> dict[str, Tens
 
 
 class Classification(Objective):
-    """Binary (one sigmoid logit, binary cross-entropy) or C-way (softmax, cross-entropy)."""
+    """Binary (one sigmoid logit, binary cross-entropy) or C-way (softmax, cross-entropy).
+
+    Outputs (B, 1 or C), or (B, members, 1 or C) from a deep ensemble in training
+    (:attr:`lstmkit.models.ClassifierConfig.members`): then an item's loss is the mean of its
+    members' losses (each member learns on its own) and its prediction comes from the members'
+    mean logits, as the ensemble predicts."""
 
     monitor = "accuracy"
 
@@ -105,9 +110,15 @@ class Classification(Objective):
         self.num_classes = num_classes
 
     def _pred(self, output: Tensor) -> Tensor:
+        if output.dim() == 3:
+            output = output.mean(1)
         return (output[:, 0] > 0).long() if output.shape[-1] == 1 else output.argmax(-1)
 
     def losses(self, output: Tensor, target: Tensor) -> Tensor:
+        if output.dim() == 3:  # a deep ensemble's members: the mean of their own losses
+            members = output.shape[1]
+            each = self.losses(output.flatten(0, 1), target.repeat_interleave(members))
+            return each.view(-1, members).mean(1)
         if output.shape[-1] == 1:
             z = output[:, 0]
             return F.binary_cross_entropy_with_logits(z, target.to(z.dtype), reduction="none")

@@ -145,16 +145,19 @@ def pretrain(
             f"pretrain.method {recipe.pretrain.method!r} pretrains word vectors; this model "
             "reads real-valued sequences -- set pretrain.method = 'none'"
         )
-    return pretrain_embedding(
+    report = pretrain_embedding(
         model.embedding, recipe, [train[i][0] for i in range(len(train))], unlabelled
     )
+    model.copy_embedding_to_members()  # a deep ensemble: every member starts from the vectors
+    return report
 
 
 def freeze_pretrained(model: SequenceClassifier, recipe: Recipe) -> None:
     """With ``pretrain.freeze``, the embedding's weights take no gradient (the optimizer skips
     them): called on every setup, a resumed run included."""
-    if recipe.pretrain.freeze and model.embedding is not None:
-        model.embedding.weight.requires_grad_(False)
+    if recipe.pretrain.freeze:
+        for embedding in model.embeddings():
+            embedding.weight.requires_grad_(False)
 
 
 def vat_texts(

@@ -244,6 +244,7 @@ def build_text_model(
             model.embedding.weight.copy_(torch.from_numpy(matrix))
         if s.freeze_vectors:
             model.embedding.weight.requires_grad_(False)
+        model.copy_embedding_to_members()  # and frozen in every member when frozen
         logger.info("%s", coverage.describe())
     return model, coverage
 
