@@ -195,8 +195,12 @@ def sync_studies(studio: Studio) -> int:
             old = known.get(path)
             if old is not None and old["status"] == status:
                 continue
-            recipe = config.get("recipe") or {}
-            rows = read_history(trial_dir)
+            recipe = config.get("recipe")
+            recipe = recipe if isinstance(recipe, dict) else {}
+            try:
+                rows = read_history(trial_dir)
+            except ValueError:  # a history.jsonl that is not JSON lines: not a run to show
+                continue
             last = max((r.get("step", 0) for r in rows), default=0)
             errors = {
                 "cancelled": f"pruned by the study at step {last}: worse than the median of the "

@@ -331,6 +331,11 @@ def test_a_studys_trials_are_listed_like_runs_and_compare(
     space = [Param("train.lr", 1e-3, 3e-2, log=True), Param("model.hidden_size", choices=(8, 12))]
     tune(str(recipes_dir / "tiny.toml"), trials=2, out=out, space=space)
     study = optuna.load_study(study_name="lstmkit-tune", storage=f"sqlite:///{out / 'study.db'}")
+    # beside it, a folder whose study.db is no database and one with an empty one: not listed
+    (home / "runs" / "broken").mkdir()
+    (home / "runs" / "broken" / "study.db").write_bytes(b"not a database")
+    (home / "runs" / "empty").mkdir()
+    (home / "runs" / "empty" / "study.db").write_bytes(b"")
     with make_client(home, recipes_dir, run_env) as client:
         listed = client.get("/api/runs")
         assert listed.status_code == 200, listed.text
