@@ -837,11 +837,11 @@ def _add_serve_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
             "--bundle: write a bundle directory (config.json, model.safetensors, vocab.json, "
             "metrics.json, bundle.json) from RUN_DIR, for lstmkit serve and lstmkit.load (a "
             "classifier), lstmkit serve and lstmkit forecast (a forecaster). "
-            "--onnx: write an ONNX graph checked with onnx.checker: a classifier's takes tokens "
-            "(B, T) and lengths (B,) and gives probabilities (B, C), dynamic batch and length; a "
-            "forecaster's takes window (B, lookback, F) and gives forecast (B, horizon) and "
-            "quantiles (B, horizon, Q), checked with onnxruntime against torch on windows of "
-            "the run's data before it is written."
+            "--onnx: write an ONNX graph, checked with onnx.checker and run with onnxruntime "
+            "against torch before it is written: a classifier's takes tokens (B, T) and lengths "
+            "(B,) and gives probabilities (B, C), dynamic batch and length (checked on random "
+            "tokens); a forecaster's takes window (B, lookback, F) and gives forecast "
+            "(B, horizon) and quantiles (B, horizon, Q) (checked on windows of the run's data)."
         ),
     )
     export.add_argument("run_dir", type=Path, help="a finished run directory (or a bundle)")

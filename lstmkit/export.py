@@ -25,6 +25,10 @@ also the inference forward of serving):
   reverse direction's final state is its output at step 0); the other poolings run the model's
   own :meth:`SequenceClassifier.pool` with the lengths mask, which only reads real steps.
 
+Before the file replaces the destination, onnxruntime runs it on batches of random tokens of
+mixed lengths and it is compared with the model's own :meth:`SequenceClassifier.predict_proba`
+(:func:`check_classifier_onnx`, the tolerance as for the forecasters below).
+
 Refused, with a ``ValueError`` naming the option: real-valued input (``vocab_size=None``),
 ``conv_filters > 0``, recurrent layers the fused op cannot run in eval mode (peephole,
 layer_norm, zoneout, non-default activations, ... — see ``Recurrent.fused_blockers``),
@@ -134,7 +138,7 @@ def _write_onnx(
     dynamic_axes: dict[str, dict[int, str]],
     opset: int | None,
     metadata: dict[str, Any] | None = None,
-    check: Callable[[Path], None] | None = None,
+    check: Callable[[Path], object] | None = None,
 ) -> Path:
     """Trace ``graph`` into a temporary file beside ``dest``, check it (``onnx.checker``, then
     ``check(tmp)`` when given), and rename it to ``dest``: a failed check leaves no file."""
@@ -181,7 +185,9 @@ def export_onnx(
 
     Inputs ``tokens`` int64 (B, T), post-padded with 0, and ``lengths`` int64 (B,) with
     ``1 <= lengths <= T``; output ``probabilities`` float32 (B, C). ``B`` and ``T`` are dynamic.
-    The graph is checked with ``onnx.checker`` before it replaces ``path``.
+    The graph is checked with ``onnx.checker``, and run with onnxruntime against the model's own
+    :meth:`SequenceClassifier.predict_proba` (:func:`check_classifier_onnx`), before it replaces
+    ``path``.
 
     Args:
         model: the classifier; exported in eval mode on CPU in float32 (a copy: ``model`` is
@@ -191,10 +197,11 @@ def export_onnx(
 
     Raises:
         ExportError: (a ``ValueError``) naming the options that cannot be exported exactly
-            (see :func:`export_blockers`).
+            (see :func:`export_blockers`), or the sequence where onnxruntime and torch differ.
     """
     check_exportable(model)
-    graph = PaddedClassifier(copy.deepcopy(model).float().cpu().eval()).eval()
+    net = copy.deepcopy(model).float().cpu().eval()
+    graph = PaddedClassifier(net).eval()
     return _write_onnx(
         graph,
         _example_inputs(model),
@@ -207,7 +214,33 @@ def export_onnx(
             "probabilities": {0: "batch"},
         },
         opset=opset,
+        check=lambda tmp: check_classifier_onnx(tmp, net),
     )
+
+
+def check_classifier_onnx(path: Path, model: SequenceClassifier) -> tuple[float, float]:
+    """Run the classifier's ONNX file ``path`` with onnxruntime on post-padded batches of random
+    tokens (lengths 1 to 40, mixed, batch sizes other than the trace's) and compare with
+    :meth:`SequenceClassifier.predict_proba` (its packed variable-length path): ``(max ratio to
+    the tolerance, max |difference|)``, the tolerance :data:`CHECK_RTOL` of each row's largest
+    probability; :class:`ExportError` beyond it."""
+    with needs("export", "the onnxruntime check of the ONNX export"):
+        import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    vocab = int(model.config.vocab_size or 2)
+    gen = torch.Generator().manual_seed(1)
+    worst = (0.0, 0.0)
+    for lengths in ([40, 1, 17, 3, 40], list(range(1, 13)), [2]):
+        lens = torch.tensor(lengths, dtype=torch.int64)
+        tokens = torch.randint(1, vocab, (len(lengths), max(lengths)), generator=gen)
+        tokens = tokens * (torch.arange(max(lengths))[None, :] < lens[:, None])
+        with torch.no_grad():
+            want = model.predict_proba(tokens, lens).numpy()
+        (got,) = sess.run(None, {"tokens": tokens.numpy(), "lengths": lens.numpy()})
+        ratio, error = _check_tolerance((np.asarray(got),), (want,), list(OUTPUT_NAMES), "row")
+        worst = (max(worst[0], ratio), max(worst[1], error))
+    return worst
 
 
 # -- forecasters --------------------------------------------------------------------------------
@@ -318,7 +351,10 @@ def torch_forecasts(model: AnyForecaster, windows: np.ndarray) -> tuple[np.ndarr
 
 
 def _check_tolerance(
-    got: tuple[np.ndarray, ...], want: tuple[np.ndarray, ...], names: list[str]
+    got: tuple[np.ndarray, ...],
+    want: tuple[np.ndarray, ...],
+    names: list[str],
+    what: str = "window",
 ) -> tuple[float, float]:
     """``(largest |got - want| / bound, largest |got - want|)`` where a window's bound is
     :data:`CHECK_RTOL` times its largest |value| over every output; raises ExportError naming
@@ -337,10 +373,10 @@ def _check_tolerance(
         if bad.any():
             i, j = (int(k) for k in np.argwhere(bad)[0])
             raise ExportError(
-                f"the ONNX graph does not compute what the torch model does: {name!r} of window "
+                f"the ONNX graph does not compute what the torch model does: {name!r} of {what} "
                 f"{i} (flat index {j}) is {g.reshape(n, -1)[i, j]!r} in onnxruntime and "
                 f"{w.reshape(n, -1)[i, j]!r} in torch, beyond the tolerance {bound[i]:.3g} "
-                f"({CHECK_RTOL:g} x the window's largest |value| {scale[i]:.4g})"
+                f"({CHECK_RTOL:g} x the {what}'s largest |value| {scale[i]:.4g})"
             )
         worst = max(worst, float((diff / bound[:, None]).max()))
         worst_abs = max(worst_abs, float(diff.max()))

@@ -113,6 +113,21 @@ def test_unsupported_raises(tmp_path: Path, options: dict[str, Any], named: str)
     assert not list(tmp_path.iterdir())
 
 
+def test_the_classifier_check_fails_loudly_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _model(num_layers=2)
+    real = SequenceClassifier.predict_proba
+
+    def off(self: SequenceClassifier, x: torch.Tensor, lengths: Any = None) -> torch.Tensor:
+        return real(self, x, lengths) * (1 + 1e-3)  # 1e-3 relative: beyond the 1e-4 tolerance
+
+    monkeypatch.setattr(SequenceClassifier, "predict_proba", off)
+    with pytest.raises(ExportError, match=r"'probabilities' of row 0 .* beyond the tolerance"):
+        export_onnx(model, tmp_path / "m.onnx")
+    assert not list(tmp_path.iterdir())  # no file, no temporary file
+
+
 REVIEWS = [
     "great",
     "awful film",
