@@ -236,3 +236,29 @@ def test_a_bundle_serves_the_forecasts_of_its_run_directory(
         r = c.post("/v1/forecast", json=short)
         assert r.status_code == 422
         assert r.json() == run_client.post("/v1/forecast", json=short).json()
+
+
+def test_lstmkit_serve_of_a_forecasting_bundle_answers_as_the_run(
+    runs: dict[str, Path], tmp_path: Path, series_client: TestClient
+) -> None:
+    """The real thing: ``lstmkit serve BUNDLE`` as a process (uvicorn), over HTTP."""
+    import os
+    import sys
+
+    import httpx
+    from browser_support import free_port
+    from http_support import running_process
+
+    from lstmkit.bundle import export_bundle
+
+    bundle = export_bundle(runs["series"], tmp_path / "bundle")
+    port = free_port()
+    command = [sys.executable, "-m", "lstmkit", "serve", str(bundle), "--port", str(port)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    history = {"rows": _series_history(runs)}
+    with running_process(command, env, port, tmp_path / "server.log"):
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/forecast", json=history, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.json() == series_client.post("/v1/forecast", json=history).json()
+        info = httpx.get(f"http://127.0.0.1:{port}/v1/model", timeout=30).json()
+        assert info["task"] == "forecast" and info["name"] == "forecast-sales"
