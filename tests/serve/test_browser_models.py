@@ -45,6 +45,35 @@ def page() -> Iterator[Any]:
             browser.close()
 
 
+CHART_TICKS = """() => [...document.querySelectorAll('#charts svg')].map(svg => {
+  const box = svg.getBoundingClientRect();
+  const axis = a => [...svg.querySelectorAll(`text.tick[data-axis="${a}"]`)].map(t => {
+    const r = t.getBoundingClientRect();
+    return [t.textContent, r.left - box.left, r.top - box.top, r.right - box.left,
+            r.bottom - box.top];
+  });
+  return {width: box.width, height: box.height, y: axis('y'), x: axis('x')};
+})"""
+
+
+def check_chart_ticks(page: Any) -> None:
+    """Every forecast chart's axes: at least two tick labels each, pairwise distinct, every one
+    inside the chart's box as the browser laid it out; the y labels are numbers in order."""
+    charts = page.evaluate(CHART_TICKS)
+    assert charts
+    for chart in charts:
+        for name in ("x", "y"):
+            ticks = chart[name]
+            labels = [t[0] for t in ticks]
+            assert len(labels) >= 2 and len(set(labels)) == len(labels), (name, labels)
+            for label, x0, y0, x1, y1 in ticks:
+                inside = -0.5 <= x0 < x1 <= chart["width"] + 0.5
+                inside = inside and -0.5 <= y0 < y1 <= chart["height"] + 0.5
+                assert inside, (name, label, (x0, y0, x1, y1), chart["width"], chart["height"])
+        values = [float(t[0].removesuffix("k")) for t in chart["y"]]
+        assert values == sorted(values), values
+
+
 def _loaded(page: Any) -> None:
     page.wait_for_function("!document.getElementById('model-info').textContent.includes('loading')")
 
@@ -80,6 +109,10 @@ def test_the_forecast_page_draws_history_and_band(
         assert "forecast 2010-01 to 2010-03: median " in label and "band 0.1 to 0.9" in label
         assert page.locator("#charts polygon.band").count() == 1
         assert "Forecast ready: 3 steps for 1 series." in page.inner_text("#announce")
+        check_chart_ticks(page)
+        page.set_viewport_size({"width": 390, "height": 844})
+        check_chart_ticks(page)
+        page.set_viewport_size({"width": 1366, "height": 768})
         page.click("#show-table")
         rows = page.locator("#table tbody tr")
         assert rows.count() == 3 and rows.nth(0).inner_text().startswith("1\t2010-01")
@@ -97,6 +130,7 @@ def test_the_forecast_page_draws_history_and_band(
         page.wait_for_selector("#result:not([hidden])")
         assert page.locator("#charts svg").count() == 2
         assert page.locator("#charts h3").all_inner_texts() == ["Series S0", "Series S2"]
+        check_chart_ticks(page)
         check_accessible(page, "panel forecast")
 
 

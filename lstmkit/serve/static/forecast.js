@@ -84,13 +84,62 @@ function parseHistory(text, info) {
 
 const fmt = (v) => (Math.abs(v) >= 1000 ? v.toFixed(0) : v.toPrecision(4));
 
+// -- the y axis's ticks: nice steps (1, 2, 2.5, 5 x 10^k), labels that each differ -----------
+// (the studio's charts format their ticks the same way: lstmkit/studio/static/app.js)
+const SI = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
+
+function tickLabels(values) {
+  const top = Math.max(0, ...values.map(Math.abs));
+  const [div, suffix] = top >= 1e4 ? SI.find(([d]) => top >= d) : [1, ""];
+  const sci = top > 0 && top < 1e-3;
+  const write = (v, p) => {
+    if (Math.abs(v) <= top * 1e-12) return [0, "0"];
+    const x = v / div;
+    if (sci) {
+      const [m, e] = x.toExponential(p - 1).split("e");
+      return [Number(m + "e" + e), String(Number(m)) + "e" + Number(e)];
+    }
+    const r = Number(x.toPrecision(p));
+    return [r, String(r) + suffix];
+  };
+  for (let p = 1; p <= 15; p++) {
+    const out = values.map((v) => write(v, p));
+    const exact = out.every((o, i) => Math.abs(o[0] * div - values[i]) <= Math.max(top, 1e-300) * 1e-9);
+    if (exact && new Set(out.map((o) => o[1])).size === out.length) return out.map((o) => o[1]);
+  }
+  return values.map(String);
+}
+
+function niceTicks(min, max, count) {
+  if (!(max > min)) return [min];
+  const raw = (max - min) / count;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = power * ([1, 2, 2.5, 5, 10].find((m) => m * power >= raw) || 10);
+  const ticks = [];
+  for (let k = Math.ceil(min / step); k * step <= max + step * 1e-9; k++) ticks.push(Number((k * step).toPrecision(12)));
+  return ticks;
+}
+
+// a label's width in the chart's units (12px text in a viewBox as wide as the chart)
+function textWidth(text) {
+  const ctx = (textWidth.canvas || (textWidth.canvas = document.createElement("canvas"))).getContext("2d");
+  ctx.font = "12px " + getComputedStyle(document.body).fontFamily;
+  return ctx.measureText(text).width;
+}
+
 function chart(id, history, steps, quantiles) {
   const lo = String(quantiles[0]), hi = String(quantiles[quantiles.length - 1]);
   const shown = history.values.slice(-Math.max(3 * steps.length, 24));
   const times = history.times.slice(-shown.length);
   const all = shown.concat(steps.map((s) => s.quantiles[lo]), steps.map((s) => s.quantiles[hi]));
-  const min = Math.min(...all), max = Math.max(...all);
-  const W = 640, H = 240, L = 56, R = 12, T = 12, B = 28;
+  const lowest = Math.min(...all), highest = Math.max(...all);
+  const pad = (highest - lowest) * 0.05 || Math.abs(highest) * 0.05 || 1;
+  const min = lowest - pad, max = highest + pad;
+  const ticks = niceTicks(min, max, 4);
+  const labels = tickLabels(ticks);
+  // the left margin holds the widest label: none is cut at the chart's edge
+  const W = 640, H = 240, R = 12, T = 12, B = 28;
+  const L = Math.ceil(Math.max(...labels.map(textWidth)) + 12);
   const n = shown.length + steps.length;
   const x = (i) => L + ((W - L - R) * i) / Math.max(n - 1, 1);
   const y = (v) => T + (H - T - B) * (1 - (v - min) / (max - min || 1));
@@ -120,9 +169,13 @@ function chart(id, history, steps, quantiles) {
   add("polyline", { class: "median", points: median.join(" ") });
   add("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B });
   add("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B });
-  for (const [v, yy] of [[max, T + 4], [min, H - B]]) add("text", { x: L - 4, y: yy, "text-anchor": "end" }).textContent = fmt(v);
-  add("text", { x: L, y: H - 8 }).textContent = times[0];
-  add("text", { x: W - R, y: H - 8, "text-anchor": "end" }).textContent = end.time || "step " + end.step;
+  ticks.forEach((v, k) => {
+    svg.prepend(add("line", { class: "grid", x1: L, y1: y(v), x2: W - R, y2: y(v) })); // under the data
+    add("line", { class: "axis", x1: L - 4, y1: y(v), x2: L, y2: y(v) });
+    add("text", { class: "tick", "data-axis": "y", x: L - 6, y: y(v), "text-anchor": "end", "dominant-baseline": "middle" }).textContent = labels[k];
+  });
+  add("text", { class: "tick", "data-axis": "x", x: L, y: H - 8 }).textContent = times[0];
+  add("text", { class: "tick", "data-axis": "x", x: W - R, y: H - 8, "text-anchor": "end" }).textContent = end.time || "step " + end.step;
   const box = document.createElement("div");
   box.className = "chart";
   if (id) {
