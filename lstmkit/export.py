@@ -512,48 +512,66 @@ def export_forecaster_onnx(
 
 
 # -- the windows of a history -------------------------------------------------------------------
-def _series_windows(values: np.ndarray, lookback: int, last_only: bool) -> np.ndarray:
+def _windows_at(values: np.ndarray, lookback: int, starts: np.ndarray) -> np.ndarray:
+    return np.stack([values[s : s + lookback] for s in starts]).astype(np.float32)
+
+
+def _starts(counts: list[int], last_only: bool, most: int | None) -> list[np.ndarray]:
+    """Per series (``counts[i]`` windows), the window starts to take: its last one
+    (``last_only``), every one, or at most ``most`` in all, evenly spread over the whole
+    history (chosen before any window is made)."""
     if last_only:
-        return values[None, -lookback:]
-    starts = range(len(values) - lookback + 1)
-    return np.stack([values[s : s + lookback] for s in starts]) if len(starts) else values[:0, None]
+        return [np.array([c - 1]) for c in counts]
+    if most is None or sum(counts) <= most:
+        return [np.arange(c) for c in counts]
+    chosen = np.unique(np.linspace(0, sum(counts) - 1, most).round().astype(np.int64))
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    bounds = zip(offsets[:-1], offsets[1:], strict=True)
+    return [chosen[(chosen >= a) & (chosen < b)] - a for a, b in bounds]
 
 
 def forecast_windows(
-    config: dict[str, Any], history: Series | Panel, *, last_only: bool = True
+    config: dict[str, Any],
+    history: Series | Panel,
+    *,
+    last_only: bool = True,
+    most: int | None = None,
 ) -> tuple[list[str | None], np.ndarray]:
     """The graph's ``window`` rows (float32 (n, lookback, F)) of a history read with the run's
     columns (:func:`lstmkit.data.series.read_series` / :func:`lstmkit.data.panel.read_panel`),
     and the id of each (None for a single series): the last ``lookback`` rows of each series
-    (with ``last_only``; else every window). For a panel this is the part that is not in the
-    graph: the calendar columns of the rows' times at the run's frequency and, with a series
-    embedding, the id's index in ``config["ids"]`` appended to the values, as
-    :func:`lstmkit.forecasting.forecast_panel` does; series shorter than the lookback and ids
-    the model does not know are left out. No checks of the times here (a gap): that is
-    :func:`lstmkit.forecasting.check_window_times`' job."""
+    (with ``last_only``; else every window, or at most ``most`` evenly spread). For a panel
+    this is the part that is not in the graph: the calendar columns of the rows' times at the
+    run's frequency and, with a series embedding, the id's index in ``config["ids"]`` appended
+    to the values, as :func:`lstmkit.forecasting.forecast_panel` does; series shorter than the
+    lookback and ids the model does not know are left out. No checks of the times here (a gap):
+    that is :func:`lstmkit.forecasting.check_window_times`' job."""
     lookback = int(config["lookback"])
-    if isinstance(history, Series):
-        values = history.values.astype(np.float32)
-        win = _series_windows(values, lookback, last_only)
-        return [None] * len(win), win.astype(np.float32)
-    frequency = config.get("frequency", "rows")
-    known = {sid: k for k, sid in enumerate(config.get("ids", []))}
-    embedding = bool((config.get("model") or {}).get("num_series"))
-    ids: list[str | None] = []
-    parts = []
-    for sid, ser in zip(history.ids, history.series, strict=True):
-        if len(ser.values) < lookback or (embedding and sid not in known):
-            continue
-        cal, _ = calendar_columns(ser.times or [], frequency)
-        vals = np.concatenate([ser.values, cal], 1) if cal.shape[1] else ser.values
-        if embedding:
-            vals = np.concatenate([vals, np.full((len(vals), 1), known[sid])], 1)
-        win = _series_windows(vals.astype(np.float32), lookback, last_only)
-        ids += [sid] * len(win)
-        parts.append(win)
     width = int((config.get("model") or {}).get("input_size", 1))
-    empty = np.zeros((0, lookback, width), np.float32)
-    return ids, (np.concatenate(parts).astype(np.float32) if parts else empty)
+    rows: list[tuple[str | None, np.ndarray]] = []
+    if isinstance(history, Series):
+        if len(history.values) >= lookback:
+            rows.append((None, history.values))
+    else:
+        frequency = config.get("frequency", "rows")
+        known = {sid: k for k, sid in enumerate(config.get("ids", []))}
+        embedding = bool((config.get("model") or {}).get("num_series"))
+        for sid, ser in zip(history.ids, history.series, strict=True):
+            if len(ser.values) < lookback or (embedding and sid not in known):
+                continue
+            cal, _ = calendar_columns(ser.times or [], frequency)
+            vals = np.concatenate([ser.values, cal], 1) if cal.shape[1] else ser.values
+            if embedding:
+                vals = np.concatenate([vals, np.full((len(vals), 1), known[sid])], 1)
+            rows.append((sid, vals))
+    starts = _starts([len(v) - lookback + 1 for _, v in rows], last_only, most)
+    ids: list[str | None] = []
+    parts = [np.zeros((0, lookback, width), np.float32)]
+    for (name, vals), at in zip(rows, starts, strict=True):
+        if len(at):
+            ids += [name] * len(at)
+            parts.append(_windows_at(vals, lookback, at))
+    return ids, np.concatenate(parts)
 
 
 @dataclass(frozen=True)
@@ -580,12 +598,6 @@ def _load_forecaster(run_dir: Path) -> _Run:
     except (LstmkitError, OSError, ValueError, KeyError) as err:
         raise BundleError(f"{run_dir}: cannot load the forecasting run: {err}") from None
     return _Run(model, config)
-
-
-def _spread(windows: np.ndarray, most: int) -> np.ndarray:
-    if len(windows) <= most:
-        return windows
-    return windows[np.unique(np.linspace(0, len(windows) - 1, most).round().astype(int))]
 
 
 def _synthetic_windows(fp: _Run, n: int) -> np.ndarray:
@@ -641,9 +653,9 @@ def run_check_windows(fp: _Run, run_dir: Path) -> tuple[np.ndarray, str]:
                     c.get("time_column"),
                     encoding=data.get("encoding", "utf-8"),
                 )
-            _, windows = forecast_windows(c, history, last_only=False)
+            _, windows = forecast_windows(c, history, last_only=False, most=CHECK_WINDOWS)
             if len(windows):
-                return _spread(windows, CHECK_WINDOWS), f"the run's data {train}"
+                return windows, f"the run's data {train}"
             why = f"the run's data {train} holds no window of {c['lookback']} rows"
         except (DataError, OSError) as err:
             why = f"the run's data cannot be read ({err})"

@@ -391,10 +391,13 @@ def test_cli_export_of_a_forecasting_run_matches_lstmkit_forecast(
         _close(quantiles, cli_q)
         _close(point, predict_windows(model, window))
     # a batch of every window of the file at once: the same as the model's own predict
-    _, every = forecast_windows(
-        config, read_series(root / "series.csv", "y", ["promo"], "month"), last_only=False
-    )
+    series = read_series(root / "series.csv", "y", ["promo"], "month")
+    _, every = forecast_windows(config, series, last_only=False)
     assert every.shape == (144 - 36 + 1, 36, 2)
+    _, some = forecast_windows(config, series, last_only=False, most=10)  # evenly spread
+    np.testing.assert_array_equal(
+        some, every[np.linspace(0, len(every) - 1, 10).round().astype(int)]
+    )
     point, quantiles = sess.run(None, {FORECAST_INPUT: every})
     _close(point, predict_windows(model, every))
     _close(quantiles, predict_quantile_windows(model, every))
@@ -429,6 +432,14 @@ def test_cli_export_of_a_panel_run_matches_lstmkit_forecast(
     _close(quantiles, cli)
     _close(point, cli[..., 1])
     assert abs(np.log10(cli[0, 0, 1] / cli[1, 0, 1])) > 0.1  # levels apart: scaled tolerance
+    # the check's windows: at most `most` of all series' windows, spread over every series
+    panel = read_panel(root / "panel.csv", "y", "unique_id", [], "ds")
+    all_ids, every = forecast_windows(config, panel, last_only=False)
+    assert len(every) == 3 * (40 - 12 + 1)
+    some_ids, some = forecast_windows(config, panel, last_only=False, most=10)
+    pick = np.linspace(0, len(every) - 1, 10).round().astype(int)
+    np.testing.assert_array_equal(some, every[pick])
+    assert some_ids == [all_ids[i] for i in pick] and set(some_ids) == {"S0", "S1", "S2"}
 
 
 def test_export_check_fails_loudly_and_writes_nothing(
