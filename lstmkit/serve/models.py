@@ -1,7 +1,7 @@
 """What a served directory holds, loaded: :func:`load_served` reads a run directory (or a
-bundle of a classifier or a forecaster) and returns the model of its task -- a :class:`~lstmkit.bundle.Predictor`
-(text classifier), a :class:`ForecastModel` (one series or a panel) or a
-:class:`CharModel` (character language model). :func:`served_task` says which, from
+bundle of a classifier or a forecaster) and returns the model of its task -- a
+:class:`~lstmkit.bundle.Predictor` (text classifier), a :class:`ForecastModel` (one series or a
+panel) or a :class:`CharModel` (character language model). :func:`served_task` says which, from
 ``config.json`` alone, so the app can pick its routes before the model is loaded.
 """
 
