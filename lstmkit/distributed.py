@@ -9,12 +9,17 @@ timeout runs out: ``LSTMKIT_DIST_TIMEOUT_S`` seconds (default 600, not torch's 3
 enough for rank 0's checkpoint writes between two collectives). :func:`peer_lost` turns either
 error into :class:`PeerLostError`, one line that says what to do: the checkpoints written before
 are complete (rank 0 writes them, verified on resume), so the job started again with ``--resume``
-reaches the weights of an uninterrupted run.
+reaches the weights of an uninterrupted run. Every collective of the job maps so: those of
+training, checkpoints and resume through ``lstmkit train`` (its error path), joining the group
+(:func:`init_distributed`, with rank 0's address waited for once: :func:`wait_for_master`) and the
+last barrier after a finished run (:func:`shutdown_distributed`) here.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,7 +89,9 @@ def group_timeout() -> timedelta:
 
 def init_distributed(info: DistInfo) -> torch.device:
     """Join the process group when world_size > 1 (nccl on GPU, gloo on CPU), waiting at most
-    :func:`group_timeout` for the other ranks at every collective; return the device."""
+    :func:`group_timeout` for the other ranks at every collective; return the device. A rank
+    other than 0 first waits (:func:`wait_for_master`) at most that long for rank 0's
+    rendezvous address to answer: :class:`PeerLostError` when it never does."""
     device = (
         torch.device(f"cuda:{info.local_rank}")
         if torch.cuda.is_available()
@@ -92,12 +99,45 @@ def init_distributed(info: DistInfo) -> torch.device:
     )
     if info.world_size > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(
-            backend=backend, rank=info.rank, world_size=info.world_size, timeout=group_timeout()
-        )
+        timeout = group_timeout()
+        wait_for_master(info, timeout)
+        with peer_loss_raised(info):
+            dist.init_process_group(
+                backend=backend, rank=info.rank, world_size=info.world_size, timeout=timeout
+            )
         if device.type == "cuda":
             torch.cuda.set_device(device)
     return device
+
+
+def wait_for_master(info: DistInfo, timeout: timedelta) -> None:
+    """On a rank other than 0 of an ``env://`` rendezvous (``MASTER_ADDR`` / ``MASTER_PORT``):
+    wait until rank 0's store accepts a connection, at most ``timeout``; raise
+    :class:`PeerLostError` when it never does (rank 0 died before the group formed, or was
+    never started). Without this torch's store client waits twice as long: it tries for the
+    whole timeout, pauses, and tries for the whole timeout again. Once the address answers,
+    torch connects at once. Nothing to do on rank 0, in a single process, or without the
+    two variables (another init method: torch's own wait)."""
+    addr, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT", "")
+    if info.rank == 0 or info.world_size < 2 or not addr or not port.isdigit():
+        return
+    seconds = timeout.total_seconds()
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            with socket.create_connection((addr, int(port)), timeout=max(0.05, min(1.0, left))):
+                return
+        except OSError as err:
+            if left <= 0:
+                raise PeerLostError(
+                    _lost(
+                        info,
+                        f"nothing answered at {addr}:{port}, rank 0's rendezvous, for "
+                        f"{seconds:g} s: {err.strerror or err}",
+                    )
+                ) from None
+        time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
 
 def shutdown_distributed(*, wait: bool = True, info: DistInfo | None = None) -> None:
@@ -149,7 +189,11 @@ def peer_lost(err: BaseException, info: DistInfo | None = None) -> PeerLostError
         return None
     # gloo prefixes its source position ("[.../pair.cc:553] Connection closed by peer ...")
     what = text.split("] ", 1)[-1].split(". ", 1)[0].strip() or type(err).__name__
-    return PeerLostError(
+    return PeerLostError(_lost(info, what))
+
+
+def _lost(info: DistInfo, what: str) -> str:
+    return (
         f"rank {info.rank} of {info.world_size}: another rank died or stopped answering "
         f"({what}); this rank stops too. Start every rank again with --resume: it goes on from "
         "the last complete checkpoint"

@@ -7,7 +7,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import socket
+import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +26,10 @@ from lstmkit.distributed import (
     DistInfo,
     PeerLostError,
     group_timeout,
+    init_distributed,
     peer_lost,
     shutdown_distributed,
+    wait_for_master,
 )
 from lstmkit.errors import ConfigError
 
@@ -253,6 +258,64 @@ def test_train_after_a_finished_run_says_one_line_when_the_final_barrier_fails(
         "--resume: it goes on from the last complete checkpoint"
     ], err
     assert calls == ["barrier", "destroy"]
+
+
+def _rendezvous_env(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(port))
+
+
+def test_a_rank_waits_for_rank_0_s_address_once_for_the_group_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rank 0 died before the group formed: rank 1 stops after the timeout, not after torch's
+    two tries of it (measured: 60 s, a ~30 s pause, 60 s again)."""
+    port = free_port()  # nothing listens there
+    _rendezvous_env(monkeypatch, port)
+    info = DistInfo(rank=1, world_size=2)
+    t0 = time.monotonic()
+    with pytest.raises(PeerLostError) as caught:
+        wait_for_master(info, timedelta(seconds=1.5))
+    waited = time.monotonic() - t0
+    assert 1.5 <= waited < 4.0, waited
+    assert str(caught.value) == (
+        f"rank 1 of 2: another rank died or stopped answering (nothing answered at "
+        f"127.0.0.1:{port}, rank 0's rendezvous, for 1.5 s: Connection refused); this rank "
+        "stops too. Start every rank again with --resume: it goes on from the last complete "
+        "checkpoint"
+    )
+    # rank 0 itself, a single process, another init method: nothing to wait for
+    t0 = time.monotonic()
+    wait_for_master(DistInfo(rank=0, world_size=2), timedelta(seconds=5))
+    wait_for_master(DistInfo(rank=1, world_size=1), timedelta(seconds=5))
+    monkeypatch.delenv("MASTER_ADDR")
+    wait_for_master(info, timedelta(seconds=5))
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_a_rank_goes_on_as_soon_as_rank_0_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        _rendezvous_env(monkeypatch, port)
+        threading.Timer(0.6, server.listen).start()  # rank 0 comes up a little later
+        t0 = time.monotonic()
+        wait_for_master(DistInfo(rank=1, world_size=2), timedelta(seconds=20))
+        waited = time.monotonic() - t0
+    assert 0.6 <= waited < 5.0, waited
+
+
+def test_joining_a_group_whose_rank_0_is_gone_is_one_peer_lost_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = free_port()
+    _rendezvous_env(monkeypatch, port)
+    monkeypatch.setenv("LSTMKIT_DIST_TIMEOUT_S", "2")
+    t0 = time.monotonic()
+    with pytest.raises(PeerLostError, match=f"nothing answered at 127.0.0.1:{port}"):
+        init_distributed(DistInfo(rank=1, world_size=2))
+    assert time.monotonic() - t0 < 5.0  # torch's store client alone: 2 s, a pause, 2 s again
+    assert not torch.distributed.is_initialized()
 
 
 @pytest.mark.parametrize("raw", ["0", "-3", "soon", "inf", "nan"])
