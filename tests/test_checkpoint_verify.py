@@ -128,6 +128,12 @@ def test_safetensors_fault_names_each_way_a_header_can_be_wrong(tmp_path: Path) 
     assert fault(grown) == (
         f"{grown.stat().st_size} bytes, its safetensors header describes {grown.stat().st_size - 1}"
     )
+    # the length is unsigned: 8 bytes of 0xff are 2**64 - 1 bytes of metadata, not -1
+    huge = tmp_path / "huge"
+    huge.write_bytes(b"\xff" * 8 + b"{}")
+    assert fault(huge) == (
+        f"its header says {2**64 - 1} bytes of metadata, the file has 2 after it"
+    )
     real = tmp_path / "real.safetensors"
     save_file({"x": torch.arange(6.0), "y": torch.ones(2, 2)}, str(real), metadata={"k": "v"})
     assert fault(real) is None
@@ -275,6 +281,29 @@ def test_rng_state_round_trips() -> None:
     torch.rand(7)
     ckpt_mod.set_rng_state(state)
     assert torch.equal(torch.rand(5), ahead)
+
+
+def test_rng_state_keeps_every_cuda_device_s_state_where_there_is_cuda(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The CUDA branch, run on a machine without one: torch.cuda's RNG calls stand in."""
+    devices = [torch.tensor([1, 2, 3], dtype=torch.uint8), torch.tensor([250], dtype=torch.uint8)]
+    restored: list[list[torch.Tensor]] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: devices)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    state = json.loads(json.dumps(ckpt_mod.rng_state()))
+    assert sorted(state) == ["cuda", "torch"]
+    assert state["cuda"] == [[1, 2, 3], [250]]
+    ckpt_mod.set_rng_state(state)
+    assert len(restored) == 1 and len(restored[0]) == 2
+    for got, want in zip(restored[0], devices, strict=True):
+        assert got.dtype == torch.uint8 and torch.equal(got, want)
+    ckpt_mod.set_rng_state({"torch": state["torch"]})  # a CPU checkpoint on a CUDA machine
+    assert len(restored) == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    ckpt_mod.set_rng_state(state)  # a CUDA checkpoint on a CPU machine: the CPU state only
+    assert len(restored) == 1
 
 
 def _opt_model() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
