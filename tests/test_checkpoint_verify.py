@@ -880,3 +880,21 @@ def test_cli_resume_past_a_corrupt_checkpoint_and_none_left_exit_2(
     assert err.count("\n") == 1 and err.startswith(
         f"lstmkit train: error: no checkpoint in {run / 'checkpoints'} verifies (2 checked; the newest: "
     )
+
+
+def test_a_resume_takes_the_time_budget_s_position_from_the_checkpoint(
+    runs: tuple[dict[str, torch.Tensor], Path], tmp_path: Path
+) -> None:
+    """``max_minutes`` puts the training time into the schedule (progress = max(step share,
+    time share)): a resumed run goes on from the seconds its checkpoint recorded, not from 0 and
+    not from the wall time the interruption took."""
+    _, part = runs
+    run = tmp_path / "run"
+    shutil.copytree(part, run)
+    saved = json.loads((run / "checkpoints" / NEWEST / "trainer.json").read_text())["elapsed_s"]
+    assert saved > 0
+    resumed = _fit(_trainer(run, max_minutes=1000.0), resume=True)
+    assert resumed.elapsed_before == saved
+    after = [r for r in resumed.history if r["step"] > 8]
+    assert after and all(r["elapsed_s"] >= saved for r in after)
+    assert min(r["elapsed_s"] for r in after) < saved + 60  # this session's seconds added, no gap
