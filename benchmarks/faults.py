@@ -31,7 +31,9 @@ line per case to ``--out``::
   (1, then 0, ...) killed with SIGKILL ``--ddp-kills`` times at a seeded moment after the run's
   first checkpoint: the surviving rank must exit by itself (exit 2, one ``error:`` line, no
   traceback) within the group timeout, both ranks go on with ``--resume``, and the finished run
-  equals an uninterrupted 2-process run (<= 1e-6).
+  equals an uninterrupted 2-process run (<= 1e-6). A kill that lands as the killed rank exits,
+  after both passed the job's last barrier (the survivor exits 0, the run complete), is counted
+  as a run finished before its kill: compared with the uninterrupted run, the kill drawn again.
 - ``studio``: a real ``lstmkit studio`` with the training command queued as an own-data run,
   killed with SIGKILL ``--studio-kills`` times 0-3 s after a checkpoint: the trainer must be gone
   within 5 s (its parent-death signal) and the run directory unchanged 1 s later; the studio
@@ -725,7 +727,7 @@ def ddp_case(work: Path, data: Path, kills: int, seed: int) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     run_dir = work / "ddp-killed"
     shutil.rmtree(run_dir, ignore_errors=True)
-    lost, notes, lines, waits, redrawn = 0, [], set(), [], 0
+    lost, notes, lines, waits, redrawn, late = 0, [], set(), [], 0, 0
     said: list[str] = []  # each survivor's error line, after how long
     k, segments, kills_of_run = 0, 0, 0
     diffs: list[float] = []
@@ -750,9 +752,28 @@ def ddp_case(work: Path, data: Path, kills: int, seed: int) -> dict[str, Any]:
             shutil.rmtree(run_dir, ignore_errors=True)
             kills_of_run = 0
             continue
+        dead = seg["killed"]
+        if seg["rc"][1 - dead] == 0:
+            # the survivor passed the job's last barrier: the killed rank had reached it too
+            # (rank 0 after writing the finished run), so the kill came as it exited and the
+            # job was complete: its weights are compared, the kill drawn again on a new run
+            late += 1
+            diffs.append(max_diff(ref / "model.safetensors", run_dir / "model.safetensors"))
+            if diffs[-1] > TOLERANCE:
+                lost += kills_of_run + 1
+                notes.append(f"a job complete at its kill differs by {diffs[-1]:g}")
+            print(
+                f"ddp kill of rank {dead} as it exited: the job was complete (survivor rc 0), "
+                f"max abs diff {diffs[-1]:g}; drawn again on a new run",
+                file=sys.stderr,
+                flush=True,
+            )
+            redrawn += 1
+            shutil.rmtree(run_dir, ignore_errors=True)
+            kills_of_run = 0
+            continue
         kills_of_run += 1
         k += 1
-        dead = seg["killed"]
         survivor_err = seg["stderr"][1 - dead]
         errs = error_lines(survivor_err)
         clear = (
@@ -783,7 +804,9 @@ def ddp_case(work: Path, data: Path, kills: int, seed: int) -> dict[str, Any]:
     detail = (
         f"{kills} kills (rank 1, rank 0 in turn, a random moment after the run's first "
         f"checkpoint), {segments} 2-process jobs (gloo, CPU, no torchrun), {redrawn} runs "
-        f"finished before their kill; the surviving rank stopped by itself after "
+        f"finished before their kill ({late} of them killed as they exited: the other rank had "
+        "passed the job's last barrier and exited 0, the run complete; compared and the kill "
+        "drawn again); the surviving rank stopped by itself after "
         f"{min(waits, default=float('nan')):.1f}-{max(waits, default=float('nan')):.1f} s "
         f"(group timeout {DDP_TIMEOUT_S:.0f} s), exit 2 with one line "
         f"({'; '.join(sorted(lines))}); final model.safetensors vs an uninterrupted 2-process "
@@ -800,6 +823,7 @@ def ddp_case(work: Path, data: Path, kills: int, seed: int) -> dict[str, Any]:
         "lost": lost,
         "max_abs_diff": diff,
         "survivor_seconds": waits,
+        "killed_as_they_exited": late,
         "survivor_lines": said,
         "detail": detail,
         "seconds": round(time.perf_counter() - t0, 1),
