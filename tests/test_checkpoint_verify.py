@@ -898,3 +898,18 @@ def test_a_resume_takes_the_time_budget_s_position_from_the_checkpoint(
     after = [r for r in resumed.history if r["step"] > 8]
     assert after and all(r["elapsed_s"] >= saved for r in after)
     assert min(r["elapsed_s"] for r in after) < saved + 60  # this session's seconds added, no gap
+
+
+def test_an_unreadable_latest_pointer_does_not_stop_the_resume(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = tmp_path / "run"
+    one = _save(run, 1)
+    pointer = run / "checkpoints" / "latest"
+    pointer.write_bytes(b"step-\xff\xfe\n")  # not UTF-8: a damaged pointer
+    with caplog.at_level(logging.WARNING, logger="lstmkit"):
+        assert newest_verified_checkpoint(run) == one
+    assert [r.getMessage() for r in caplog.records] == [
+        f"checkpoint step-\ufffd\ufffd named by {pointer} is missing; looking for the newest one "
+        "that verifies"
+    ]
