@@ -66,7 +66,16 @@ _V3_FLAGS = frozenset({"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "movbe", "a
 # no -ffast-math: see the module doc; -fno-math-errno / -fno-trapping-math change no result
 # (sqrt inlined, conditional arithmetic if-converted), -ffp-contract=off keeps a * b + c two
 # roundings on every CPU (GCC's default in GNU C++ contracts it into an FMA where the CPU has one)
-BASE_FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-fopenmp-simd")
+# -std=c++20: the source uses std::bit_cast; torch 2.13's cpp_extension compiles C++20 itself,
+# 2.11's and older C++17 (the extra flags come after torch's own, so this one wins)
+BASE_FLAGS = (
+    "-std=c++20",
+    "-O3",
+    "-fno-math-errno",
+    "-fno-trapping-math",
+    "-ffp-contract=off",
+    "-fopenmp-simd",
+)
 
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 # loaded ops namespaces (or why not), per (march, cache folder, compiler): built once a process
