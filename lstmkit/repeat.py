@@ -28,6 +28,8 @@ from lstmkit.files import atomic_write_text
 from lstmkit.runs import git_commit, machine, portable_command
 
 MAX_SEEDS = 100
+SUMMARY_FILE = "repeat.json"  # OUT/repeat.json: the summary of a repeated run
+SEED_DIR = "seed-{seed}"  # OUT/seed-<s>/: one seed's run directory
 
 
 def seed_list(first: int, count: int) -> list[int]:
@@ -120,7 +122,7 @@ def repeat_recipe(
         "jobs": jobs,
         "seconds": time.perf_counter() - start,
     }
-    atomic_write_text(out / "repeat.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     if record is not None:
         first = runs[0]["result"]
         result = {
@@ -139,6 +141,34 @@ def repeat_recipe(
         record.mkdir(parents=True, exist_ok=True)
         atomic_write_text(record / f"{recipe.name}.json", json.dumps(result, indent=2) + "\n")
     return summary
+
+
+def read_summary(out: Path) -> dict[str, Any] | None:
+    """``OUT/repeat.json`` as :func:`repeat_recipe` wrote it: ``recipe``, ``metric`` and
+    ``seeds`` (each ``{"seed": int, "value": float, ...}``, seeds distinct, figures finite), the
+    rest as written; None when it is missing, not JSON, or not of that shape."""
+    try:
+        payload = json.loads((out / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("seeds"), list):
+        return None
+    seeds = payload["seeds"]
+    for s in seeds:
+        if not isinstance(s, dict):
+            return None
+        seed, value = s.get("seed"), s.get("value")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            return None
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        if not math.isfinite(value):
+            return None
+    if len({s["seed"] for s in seeds}) != len(seeds):
+        return None
+    if not isinstance(payload.get("metric"), str) or not isinstance(payload.get("recipe"), str):
+        return None
+    return payload
 
 
 def summary_line(summary: dict[str, Any], out: Path) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from lstmkit.cli import main
 from lstmkit.errors import ConfigError
-from lstmkit.repeat import seed_list, spread
+from lstmkit.repeat import read_summary, seed_list, spread
 
 WORDS = ["good", "bad", "fine", "poor", "great", "awful", "nice", "dull"]
 
@@ -69,6 +69,7 @@ def test_seeds_record_every_figure_and_the_spread(tmp_path: Path) -> None:
     assert (result["min"], result["max"]) == (min(values), max(values))
     summary = json.loads((out / "repeat.json").read_text())
     assert summary["mean"] == result["mean"]
+    assert read_summary(out) == summary  # the reader the studio uses
     # a repeated run is refused where it would overwrite one
     assert main([*_args(csv, out, "--seeds", "3")]) == 2
 
@@ -105,3 +106,23 @@ def test_readme_table_shows_mean_and_std(tmp_path: Path) -> None:
     (tmp_path / "imdb-seed003.json").write_text(json.dumps(record))
     table = results_table(tmp_path)
     assert "| imdb-seed003 | test_accuracy | 0.8658 | 0.8600 ± 0.0020 (3 seeds) | 5.0 |" in table
+
+
+def test_read_summary_refuses_what_is_not_a_summary(tmp_path: Path) -> None:
+    good = {"recipe": "r", "metric": "test_accuracy", "seeds": [{"seed": 0, "value": 0.5}]}
+    (tmp_path / "repeat.json").write_text(json.dumps(good))
+    assert read_summary(tmp_path) == good
+    broken: list[object] = [
+        "{not json",
+        json.dumps([1, 2]),
+        json.dumps({**good, "seeds": {"0": 0.5}}),
+        json.dumps({**good, "seeds": [{"seed": 0, "value": "0.5"}]}),
+        json.dumps({**good, "seeds": [{"seed": True, "value": 0.5}]}),
+        json.dumps({**good, "seeds": [{"seed": 0, "value": 0.5}, {"seed": 0, "value": 0.6}]}),
+        '{"recipe": "r", "metric": "m", "seeds": [{"seed": 0, "value": NaN}]}',
+        json.dumps({"recipe": "r", "seeds": [{"seed": 0, "value": 0.5}]}),
+    ]
+    for text in broken:
+        (tmp_path / "repeat.json").write_text(str(text))
+        assert read_summary(tmp_path) is None, text
+    assert read_summary(tmp_path / "missing") is None

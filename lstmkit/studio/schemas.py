@@ -80,11 +80,59 @@ class LogTail(BaseModel):
     log: str
 
 
+class SeedFigure(BaseModel):
+    """One seed of a repeated run: its run and its figure (None without one)."""
+
+    seed: int
+    run_id: str
+    value: float | None
+
+
+class SpreadStats(BaseModel):
+    """:func:`lstmkit.repeat.spread` of the seeds' figures: mean, sample std (ddof 1), min, max."""
+
+    mean: float
+    std: float
+    min: float
+    max: float
+
+
+class SpreadCurve(BaseModel):
+    """A validation metric's spread over the seeds, per step (steps with two or more seeds)."""
+
+    split: str
+    key: str = Field(description="the metric of the history rows (accuracy, loss)")
+    steps: list[int]
+    n: list[int] = Field(description="how many seeds have a value at each step")
+    mean: list[float]
+    std: list[float]
+    min: list[float]
+    max: list[float]
+
+
+class RepeatGroup(BaseModel):
+    """``GET /api/repeats``: a repeated run (``lstmkit train --seeds N --out HOME/runs/NAME``)."""
+
+    name: str = Field(description="its folder under HOME/runs")
+    recipe: str
+    metric: str | None = Field(description="the figure each seed records (test_accuracy, ...)")
+    seeds: list[SeedFigure]
+    spread: SpreadStats | None = Field(description="None with fewer than two figures")
+
+
+class RepeatSpread(RepeatGroup):
+    """The spread of the compared seeds of one repeated run, with their curves' spread."""
+
+    curves: list[SpreadCurve]
+
+
 class Comparison(BaseModel):
-    """``GET /api/compare``: the chosen runs and the form fields to tabulate."""
+    """``GET /api/compare``: the chosen runs and the form fields to tabulate; ``spread`` when
+    the runs are two or more seeds of one repeated run (else None)."""
 
     runs: list[RunWithRows]
     fields: list[str]
+    spread: RepeatSpread | None = None
 
 
 class ModelLinks(BaseModel):

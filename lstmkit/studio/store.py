@@ -8,7 +8,9 @@ handlers never share a connection.
 
 A study's trials (``lstmkit tune --out HOME/runs/STUDY``) are runs too, found on disk and
 recorded with :meth:`Store.put_trial` (their ``path``, ``study`` and ``trial``); they are never
-queued: finished, failed, or cancelled (pruned by the study).
+queued: finished, failed, or cancelled (pruned by the study). So are the seeds of a repeated
+run (``lstmkit train RECIPE --seeds N --out HOME/runs/GROUP``: its ``seed-<s>/`` folders),
+recorded with :meth:`Store.put_seed` (their ``path``, ``repeat`` (GROUP) and ``seed``).
 
 Run statuses: ``queued`` -> ``running`` -> ``finished`` | ``failed`` | ``cancelled`` |
 ``interrupted`` (the studio stopped while the run was running; resumable from its last
@@ -90,6 +92,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN path TEXT;
     ALTER TABLE runs ADD COLUMN study TEXT;
     ALTER TABLE runs ADD COLUMN trial INTEGER;
+    """,
+    # 5: the seeds of a repeated run (`lstmkit train --seeds N --out HOME/runs/GROUP`), listed
+    # like runs: the group's folder name and the seed (their folder is in `path`)
+    """
+    ALTER TABLE runs ADD COLUMN repeat TEXT;
+    ALTER TABLE runs ADD COLUMN seed INTEGER;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -260,14 +268,39 @@ class Store:
         """Insert or replace a study's trial (``path``: its folder under HOME/runs) with the
         ``run`` fields (name, recipe, dataset, params, status, created, started, finished,
         error, metrics) and its history ``rows``, in one transaction."""
+        self._put_found(run_id, path, {"study": study, "trial": trial}, run, rows)
+
+    def put_seed(
+        self,
+        run_id: str,
+        *,
+        path: str,
+        repeat: str,
+        seed: int,
+        run: dict[str, Any],
+        rows: list[dict[str, Any]],
+    ) -> None:
+        """Insert or replace a seed of a repeated run (``path``: its ``GROUP/seed-<s>`` folder
+        under HOME/runs; ``repeat``: GROUP), as :meth:`put_trial` does a trial."""
+        self._put_found(run_id, path, {"repeat": repeat, "seed": seed}, run, rows)
+
+    def _put_found(
+        self,
+        run_id: str,
+        path: str,
+        marks: dict[str, Any],
+        run: dict[str, Any],
+        rows: list[dict[str, Any]],
+    ) -> None:
         keys = ("name", "recipe", "dataset", "status", "created", "started", "finished", "error")
         values = [run.get(k) for k in keys]
+        extra = ("path", *marks)
         with self.connect() as con:
             con.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
             con.execute(
-                f"INSERT INTO runs (id, {', '.join(keys)}, params, overrides, metrics, path, "
-                f"study, trial) VALUES (?, {', '.join('?' * len(keys))}, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO runs (id, {', '.join(keys)}, params, overrides, metrics, "
+                f"{', '.join(extra)}) VALUES (?, {', '.join('?' * (len(keys) + 3 + len(extra)))})",
                 [
                     run_id,
                     *values,
@@ -275,8 +308,7 @@ class Store:
                     json.dumps(run.get("overrides", [])),
                     json.dumps(run["metrics"]) if run.get("metrics") is not None else None,
                     path,
-                    study,
-                    trial,
+                    *marks.values(),
                 ],
             )
             con.executemany(
@@ -285,7 +317,7 @@ class Store:
             )
 
     def trial_runs(self) -> dict[str, dict[str, Any]]:
-        """The recorded trials by their ``path``."""
+        """The recorded trials and seeds (every run found on disk) by their ``path``."""
         with self.connect() as con:
             rows = con.execute("SELECT * FROM runs WHERE path IS NOT NULL").fetchall()
         return {r["path"]: _decode(r) for r in rows}

@@ -2,10 +2,11 @@
 127.0.0.1: fill the new-run form (an invalid value is shown next to its field), start a run with
 the keyboard alone and watch it live, cancel it; start a tiny run, see the charts update and the
 run finish, tick runs and compare them, then "Use this model" and predict with it; upload a
-long-format panel, forecast it, and read the baselines table and one series' chart.
+long-format panel, forecast it, and read the baselines table and one series' chart; compare the
+seeds of a repeated run (``lstmkit train --seeds 3``): its spread table and its ±1 std band.
 
 Every view and state (the form, the form with an error, a live run, a finished run, Runs,
-Compare, Use this model, a forecast) is checked with axe-core (WCAG 2.2 A/AA: no violation of any
+Compare, Use this model, a forecast, a repeated run's spread) is checked with axe-core (WCAG 2.2 A/AA: no violation of any
 impact) at 1366x768 and at 390x844, where the page must not scroll sideways. One browser and one
 page for the module."""
 
@@ -37,15 +38,21 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
+def studio_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("browser-home")
+
+
+@pytest.fixture(scope="module")
 def studio(
-    tmp_path_factory: pytest.TempPathFactory, run_env: dict[str, str], recipes: Path
+    tmp_path_factory: pytest.TempPathFactory,
+    run_env: dict[str, str],
+    recipes: Path,
+    studio_home: Path,
 ) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("browser-recipes")
     shutil.copy(recipes / "tiny.toml", folder / "tiny.toml")
     (folder / "slow.toml").write_text(SLOW_RECIPE)
-    app = create_studio_app(
-        tmp_path_factory.mktemp("browser-home"), recipes_dir=folder, env=run_env, poll_s=0.1
-    )
+    app = create_studio_app(studio_home, recipes_dir=folder, env=run_env, poll_s=0.1)
     with running_server(app, "the studio") as url:
         yield url
 
@@ -436,3 +443,74 @@ def test_forecast_an_uploaded_panel(studio: str, page: Any, tmp_path: Path) -> N
     page.screenshot(path=str(tmp_path / "forecast.png"), full_page=True)
     if os.environ.get("STUDIO_SHOTS"):
         shutil.copy(tmp_path / "forecast.png", os.environ["STUDIO_SHOTS"] + ".forecast.png")
+
+
+def test_compare_a_repeated_runs_seeds(
+    studio: str, studio_home: Path, page: Any, recipes: Path, tiny_data: Path
+) -> None:
+    """A repeated run of 3 seeds written into the studio's runs folder by
+    lstmkit.repeat.repeat_recipe: the Runs page lists its seeds and the group with its spread;
+    the group's link compares the seeds: the spread table holds each seed's figure and
+    lstmkit.repeat.spread's mean ± std, min, max; the validation charts show the mean with a
+    ±1 std band, or each seed's curve (the toggle)."""
+    from lstmkit.config import load_recipe
+    from lstmkit.repeat import repeat_recipe, spread
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LSTMKIT_DATA", str(tiny_data))
+        recipe, raw = load_recipe(str(recipes / "tiny.toml"), ["train.lr=0.002"])
+        summary = repeat_recipe(recipe, raw, studio_home / "runs" / "rep", 3, progress=False)
+    figures = [float(s["value"]) for s in summary["seeds"]]
+    want = spread(figures)
+    page.goto(studio + "#/runs")
+    page.wait_for_selector("#repeats-table tbody tr[data-repeat=rep]", timeout=20000)
+    names = page.eval_on_selector_all("#runs-table tbody tr a", "as => as.map(a => a.textContent)")
+    assert {"rep seed 0", "rep seed 1", "rep seed 2"} <= set(names)
+    group = page.inner_text("#repeats-table tbody tr[data-repeat=rep]")
+    assert f"{want['mean']:.4f} ± {want['std']:.4f}" in group and "test_accuracy" in group
+    check_accessible(page, "Runs with a repeated run")
+    page.click("#repeats-table a.compare-group")
+    page.wait_for_selector("#cmp-spread tfoot tr")
+    assert page.is_visible("#cmp-spread-box")
+    cells = page.eval_on_selector_all(
+        "#cmp-spread tbody tr",
+        "trs => trs.map(tr => [tr.dataset.seed, tr.querySelector('td').dataset.value,"
+        " tr.querySelector('td').textContent])",
+    )
+    assert [(int(a), float(b), c) for a, b, c in cells] == [
+        (s["seed"], float(s["value"]), f"{s['value']:.4f}") for s in summary["seeds"]
+    ]
+    stat = "k => document.querySelector(`#cmp-spread tr[data-stat=${k}] td`).dataset.value"
+    mean, std = map(float, page.evaluate(stat, "mean-std").split())
+    assert (mean, std) == (want["mean"], want["std"])  # the server's spread(), unrounded
+    assert float(page.evaluate(stat, "min")) == want["min"]
+    assert float(page.evaluate(stat, "max")) == want["max"]
+    foot = page.inner_text("#cmp-spread tfoot")
+    assert f"{want['mean']:.4f} ± {want['std']:.4f}" in foot
+    assert "test_accuracy of 3 seeds" in page.inner_text("#cmp-spread caption")
+    # the band: the mean over the seeds between mean - std and mean + std, on both val charts
+    assert page.is_checked("#cmp-curves-band")
+    for chart in ("cmp-accuracy", "cmp-loss"):
+        assert page.get_attribute(f"#{chart}", "data-band") == "std"
+        got = page.evaluate(
+            "id => { const p = state.charts[id].plot;"
+            " return {bands: p.bands.length, labels: p.series.slice(1).map(s => s.label),"
+            " data: p.data.slice(1)}; }",
+            chart,
+        )
+        assert got["bands"] == 1
+        assert got["labels"] == ["mean of 3 seeds", "mean − 1 std", "mean + 1 std"]
+        mean_line, lo, hi = got["data"]
+        assert all(a < m < b for a, m, b in zip(lo, mean_line, hi, strict=True))
+        assert "mean of 3 seeds" in (page.get_attribute(f"#{chart}", "aria-label") or "")
+        check_ticks(page, chart)
+    check_accessible(page, "Compare a repeated run (band)")
+    # the toggle, by keyboard: each seed's own curve, no band
+    page.focus("#cmp-curves-band")
+    page.keyboard.press("ArrowDown")
+    assert page.is_checked("#cmp-curves-seeds")
+    page.wait_for_function("document.getElementById('cmp-accuracy').dataset.band === undefined")
+    labels = page.evaluate("state.charts['cmp-accuracy'].plot.series.slice(1).map(s => s.label)")
+    assert labels == ["rep seed 0", "rep seed 1", "rep seed 2"]
+    assert page.evaluate("state.charts['cmp-accuracy'].plot.bands.length") == 0
+    check_accessible(page, "Compare a repeated run (each seed)")

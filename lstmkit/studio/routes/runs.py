@@ -33,7 +33,7 @@ from lstmkit.studio.views import (
     public_run,
     run_dir,
     run_values,
-    sync_studies,
+    sync_found,
 )
 
 router = APIRouter(tags=["runs"])
@@ -41,10 +41,12 @@ router = APIRouter(tags=["runs"])
 
 @router.get("/runs")
 async def list_runs(studio: StudioDep) -> list[RunOut]:
-    """Every run, oldest first: the studio's own and the ended trials of each ``lstmkit tune``
+    """Every run, oldest first: the studio's own, the ended trials of each ``lstmkit tune``
     study under ``HOME/runs`` (named "STUDY trial N"; ``params`` holds ``study``, ``trial``,
-    the study's ``value`` and the sampled keys)."""
-    await run_in_threadpool(sync_studies, studio)
+    the study's ``value`` and the sampled keys) and the finished seeds of each repeated run
+    there (``lstmkit train --seeds N``: named "GROUP seed S"; ``params`` holds ``repeat``,
+    ``seed``, ``metric`` and the seed's figure, ``value``)."""
+    await run_in_threadpool(sync_found, studio)
     runs = await run_in_threadpool(studio.store.list_runs)
     return [public_run(studio, r) for r in runs]
 
@@ -152,6 +154,12 @@ async def cancel_run(run_id: RunId, _run: ExistingRun, studio: StudioDep) -> Run
 async def resume_run(run_id: RunId, run: ExistingRun, studio: StudioDep) -> RunOut:
     """Queue an interrupted or cancelled run again; it continues from its last checkpoint
     (``lstmkit train ... --resume``)."""
+    if run.get("repeat") is not None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"run {run_id} is seed {run['seed']} of the repeated run {run['repeat']!r}; "
+            "lstmkit train --seeds runs a repeated run's seeds",
+        )
     if run.get("path"):
         raise HTTPException(
             status.HTTP_409_CONFLICT,

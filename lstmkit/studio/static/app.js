@@ -270,9 +270,11 @@ function plot(id, labels, xs, ys, opts = {}) {
           spanGaps: true,
           points: { show: xs.length < 60 },
           value: legendValue,
+          ...((opts.styles || [])[i] || {}),
         })),
       ],
     };
+    if (opts.bands) plotOpts.bands = opts.bands; // a filled band between two series
     entry = { plot: new uPlot(plotOpts, data, el), key };
     state.charts[id] = entry;
     resizer.observe(el);
@@ -705,6 +707,7 @@ async function showRuns() {
     if (tr === next) next = next.nextElementSibling;
     else body.insertBefore(tr, next); // a new row (an old one moves only if the order changed)
   }
+  await showRepeats();
   $("runs-table").dataset.refreshed = String(Number($("runs-table").dataset.refreshed || 0) + 1);
 }
 
@@ -1091,7 +1094,10 @@ async function onUseModel() {
 // -- compare ----------------------------------------------------------------------------------
 async function showCompare(ids) {
   clearCharts();
+  state.compare = null;
   $("cmp-table").replaceChildren();
+  $("cmp-spread").replaceChildren();
+  $("cmp-spread-box").hidden = true;
   $("cmp-charts").hidden = ids.length < 2;
   $("cmp-box").hidden = ids.length < 2;
   if (ids.length < 2) {
@@ -1102,13 +1108,13 @@ async function showCompare(ids) {
   }
   const answer = await api("GET", "api/compare?" + ids.map((i) => "ids=" + encodeURIComponent(i)).join("&"));
   const runs = answer.runs;
-  $("compare-hint").textContent = runs.length + " runs";
-  const allRows = runs.flatMap((run, k) => run.rows.map((r) => ({ ...r, run: k })));
+  const spread = answer.spread;
+  state.compare = answer;
+  $("compare-hint").textContent = runs.length + " runs" + (spread ? ", seeds of the repeated run " + spread.name : "");
+  $("cmp-spread-box").hidden = !spread;
+  if (spread) renderSpread(spread, runs);
+  renderCompareCharts();
   const labels = runs.map((r) => r.name);
-  for (const [id, split, key] of [["cmp-accuracy", "val", "accuracy"], ["cmp-loss", "val", "loss"], ["cmp-train-loss", "train", "loss"]]) {
-    const [xs, ys] = series(allRows, runs.map((_, k) => ({ split, get: (r) => (r.run === k ? r[key] : null) })));
-    plot(id, labels, xs, ys);
-  }
   const table = $("cmp-table");
   table.replaceChildren();
   table.createCaption().textContent = "The runs side by side";
@@ -1133,6 +1139,115 @@ async function showCompare(ids) {
   line("final accuracy (test, or valid)", runs.map((r) => (finalMetrics(r) ? fmtPct(finalMetrics(r).accuracy) : null)));
   line("final loss", runs.map((r) => (finalMetrics(r) ? fmtLoss(finalMetrics(r).loss) : null)));
   line("minutes", runs.map((r) => (r.metrics ? (r.metrics.seconds / 60).toFixed(2) : null)));
+}
+
+function fmtFigure(v) {
+  return typeof v === "number" && Number.isFinite(v) ? v.toFixed(4) : "";
+}
+
+// the seeds' figures (each seed a row), then mean ± std, min and max (the server's
+// lstmkit.repeat.spread); each cell keeps its exact number in data-value
+function renderSpread(sp, runs) {
+  const table = $("cmp-spread");
+  table.replaceChildren();
+  const metric = sp.metric || "figure";
+  table.createCaption().textContent = sp.name + ": " + metric + " of " + sp.seeds.length + " seeds" +
+    (sp.spread ? "" : " (a spread needs two figures)");
+  const head = table.createTHead().insertRow();
+  head.appendChild(Object.assign(document.createElement("th"), { textContent: "seed", scope: "col" }));
+  head.appendChild(Object.assign(document.createElement("th"), { textContent: metric, scope: "col", className: "num" }));
+  const cell = (tr, text, value) => {
+    const td = tr.insertCell();
+    td.className = "num";
+    td.textContent = text;
+    if (value !== null && value !== undefined) td.dataset.value = String(value);
+    return td;
+  };
+  const body = table.createTBody();
+  const names = new Map(runs.map((r) => [r.id, r.name]));
+  for (const f of sp.seeds) {
+    const tr = body.insertRow();
+    tr.dataset.seed = String(f.seed);
+    const th = Object.assign(document.createElement("th"), { scope: "row" });
+    th.appendChild(Object.assign(document.createElement("a"), { href: "#/run/" + f.run_id, textContent: names.get(f.run_id) || "seed " + f.seed }));
+    tr.appendChild(th);
+    cell(tr, f.value === null ? "no figure" : fmtFigure(f.value), f.value);
+  }
+  if (!sp.spread) return;
+  const foot = table.createTFoot();
+  const { mean, std, min, max } = sp.spread;
+  for (const [name, text, key, value] of [
+    ["mean ± std", fmtFigure(mean) + " ± " + fmtFigure(std), "mean-std", mean + " " + std],
+    ["min", fmtFigure(min), "min", min],
+    ["max", fmtFigure(max), "max", max],
+  ]) {
+    const tr = foot.insertRow();
+    tr.dataset.stat = key;
+    tr.appendChild(Object.assign(document.createElement("th"), { textContent: name, scope: "row" }));
+    cell(tr, text, value);
+  }
+}
+
+// the compare charts: each run's curve, or (seeds of one repeated run, "band" chosen) the mean
+// over the seeds with a ±1 std band on the validation charts
+function renderCompareCharts() {
+  const answer = state.compare;
+  if (!answer) return;
+  const runs = answer.runs;
+  const sp = answer.spread;
+  const band = Boolean(sp) && $("cmp-curves-band").checked;
+  const allRows = runs.flatMap((run, k) => run.rows.map((r) => ({ ...r, run: k })));
+  const labels = runs.map((r) => r.name);
+  for (const [id, split, key] of [["cmp-accuracy", "val", "accuracy"], ["cmp-loss", "val", "loss"], ["cmp-train-loss", "train", "loss"]]) {
+    const curve = band ? sp.curves.find((c) => c.split === split && c.key === key) : null;
+    const el = $(id);
+    if (curve) {
+      const n = Math.max(...curve.n);
+      const lo = curve.mean.map((m, i) => m - curve.std[i]);
+      const hi = curve.mean.map((m, i) => m + curve.std[i]);
+      plot(id, ["mean of " + n + " seeds", "mean − 1 std", "mean + 1 std"], curve.steps, [curve.mean, lo, hi], {
+        styles: [{ stroke: COLORS[0], width: 2 }, { stroke: "#7f93d9", width: 1 }, { stroke: "#7f93d9", width: 1 }],
+        bands: [{ series: [3, 2], fill: "rgba(55, 88, 201, 0.18)" }],
+      });
+      el.dataset.band = "std";
+    } else {
+      const [xs, ys] = series(allRows, runs.map((_, k) => ({ split, get: (r) => (r.run === k ? r[key] : null) })));
+      plot(id, labels, xs, ys);
+      delete el.dataset.band;
+    }
+  }
+}
+
+// the Runs page's repeated runs: each group's spread and a link comparing its seeds
+async function showRepeats() {
+  const groups = await api("GET", "api/repeats");
+  const text = JSON.stringify(groups);
+  if (state.repeatsJson === text) return; // unchanged: the focus stays where it is
+  state.repeatsJson = text;
+  $("repeats-box").hidden = groups.length === 0;
+  const body = $("repeats-table").tBodies[0];
+  body.replaceChildren();
+  for (const g of groups) {
+    const tr = body.insertRow();
+    tr.dataset.repeat = g.name;
+    const th = Object.assign(document.createElement("th"), { textContent: g.name, scope: "row" });
+    tr.appendChild(th);
+    tr.insertCell().textContent = g.recipe;
+    tr.insertCell().textContent = g.metric || "";
+    Object.assign(tr.insertCell(), { textContent: String(g.seeds.length), className: "num" });
+    const s = g.spread;
+    Object.assign(tr.insertCell(), { textContent: s ? fmtFigure(s.mean) + " ± " + fmtFigure(s.std) : "", className: "num" });
+    Object.assign(tr.insertCell(), { textContent: s ? fmtFigure(s.min) : "", className: "num" });
+    Object.assign(tr.insertCell(), { textContent: s ? fmtFigure(s.max) : "", className: "num" });
+    const td = tr.insertCell();
+    if (g.seeds.length >= 2) {
+      td.appendChild(Object.assign(document.createElement("a"), {
+        href: "#/compare/" + g.seeds.map((f) => f.run_id).join(","),
+        textContent: "Compare the " + g.seeds.length + " seeds of " + g.name,
+        className: "compare-group",
+      }));
+    }
+  }
 }
 
 // -- routing ----------------------------------------------------------------------------------
@@ -1218,6 +1333,7 @@ $("compare-selected").addEventListener("click", () => {
   $("compare-help").classList.remove("error");
   location.hash = "#/compare/" + ids.join(",");
 });
+for (const radio of document.querySelectorAll("input[name=cmp-curves]")) radio.addEventListener("change", renderCompareCharts);
 $("cancel").addEventListener("click", onCancel);
 $("resume").addEventListener("click", onResume);
 $("use-model").addEventListener("click", onUseModel);
