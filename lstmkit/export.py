@@ -90,7 +90,6 @@ from lstmkit.models import (
     PaddedClassifier,
     PanelForecaster,
     SequenceClassifier,
-    in_window_baseline,
 )
 from lstmkit.models import padded_blockers as export_blockers
 from lstmkit.runs import is_classifier_run, load_run, read_run_config, task_of_run
@@ -272,9 +271,8 @@ class ForecasterGraph(nn.Module):
     forecaster in the series' units, written so that it traces with a dynamic batch:
     :meth:`Forecaster.predict` and :meth:`Forecaster.predict_quantiles` from one forward (the
     model's own methods); for a :class:`PanelForecaster`, :meth:`PanelForecaster.predict` and its
-    median, its forward spelled out here with the model's own parts (its forward reshapes the
-    heads' output with ``len(x)``, which the tracer records as a constant batch size). The
-    onnxruntime check compares the graph with the models' own methods (:func:`torch_forecasts`)."""
+    median. The onnxruntime check compares the graph with the models' own methods
+    (:func:`torch_forecasts`)."""
 
     def __init__(self, model: AnyForecaster) -> None:
         super().__init__()
@@ -284,42 +282,10 @@ class ForecasterGraph(nn.Module):
     def has_quantiles(self) -> bool:
         return bool(self.model.config.quantiles)
 
-    def _panel(self, m: PanelForecaster, x: Tensor) -> Tensor:
-        """:meth:`PanelForecaster.predict` (B, H, Q), its forward inlined."""
-        c = m.config
-        m._check(x)
-        z, level, scale = m.stats(x)
-        u = (z - level) / scale
-        d = torch.zeros_like(u)
-        if 1 < c.season < u.shape[1]:
-            d[:, c.season :] = u[:, c.season :] - u[:, : -c.season]
-        extra = 1 if c.num_series else 0
-        mean, std = m.feature_mean, m.feature_std
-        assert isinstance(mean, Tensor) and isinstance(std, Tensor)
-        parts = [u[..., None], d[..., None], (x[..., 1 : c.input_size - extra] - mean) / std]
-        if m.embedding is not None:
-            ids = x[:, -1, -1].round().long().clamp(0, c.num_series - 1)
-            parts.append(m.embedding(ids)[:, None, :].expand(-1, x.shape[1], -1))
-        inputs = torch.cat(parts, -1)
-        base = in_window_baseline(u, c.season, c.horizon, c.baseline)
-        outs = []
-        for member in m._members():
-            _, state = member.rnn(inputs)
-            h_n = state[0] if isinstance(state, tuple) else state
-            raw = member.head(h_n[-1]).view(x.shape[0], c.horizon, len(c.quantiles))
-            outs.append(m._quantiles(base, raw))
-        out = torch.stack(outs, 1).mean(1)
-        med = out[..., m.median : m.median + 1]
-        scale_q = m.interval_scale
-        assert isinstance(scale_q, Tensor)
-        out = med + scale_q.to(out.dtype) * (out - med)
-        q = level[..., None] + scale[..., None] * out
-        return torch.exp(q) if c.log else q
-
     def forward(self, window: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         m = self.model
         if isinstance(m, PanelForecaster):
-            quantiles = self._panel(m, window)
+            quantiles = m.predict(window)
             return quantiles[..., m.median], quantiles
         out = m.forward(window)
         forecast = m.denormalise(window, out)

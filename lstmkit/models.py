@@ -1019,7 +1019,9 @@ class PanelForecaster(nn.Module):
         for member in self._members():
             _, state = member.rnn(inputs, lengths=lengths)
             h_n = state[0] if isinstance(state, tuple) else state
-            raw = member.head(h_n[-1]).view(len(x), c.horizon, len(c.quantiles))
+            # x.shape[0], not len(x): the ONNX tracer keeps the first as the graph's dynamic
+            # batch, the second as a constant
+            raw = member.head(h_n[-1]).view(x.shape[0], c.horizon, len(c.quantiles))
             outs.append(self._quantiles(base, raw))
         return torch.stack(outs, 1)
 
