@@ -43,6 +43,7 @@ STATIC_FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "forecast.js": "text/javascript; charset=utf-8",
     "generate.js": "text/javascript; charset=utf-8",
+    "ticks.js": "text/javascript; charset=utf-8",  # also served by the studio
     "style.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }

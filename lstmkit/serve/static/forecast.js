@@ -84,32 +84,8 @@ function parseHistory(text, info) {
 
 const fmt = (v) => (Math.abs(v) >= 1000 ? v.toFixed(0) : v.toPrecision(4));
 
-// -- the y axis's ticks: nice steps (1, 2, 2.5, 5 x 10^k), labels that each differ -----------
-// (the studio's charts format their ticks the same way: lstmkit/studio/static/app.js)
-const SI = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
-
-function tickLabels(values) {
-  const top = Math.max(0, ...values.map(Math.abs));
-  const [div, suffix] = top >= 1e4 ? SI.find(([d]) => top >= d) : [1, ""];
-  const sci = top > 0 && top < 1e-3;
-  const write = (v, p) => {
-    if (Math.abs(v) <= top * 1e-12) return [0, "0"];
-    const x = v / div;
-    if (sci) {
-      const [m, e] = x.toExponential(p - 1).split("e");
-      return [Number(m + "e" + e), String(Number(m)) + "e" + Number(e)];
-    }
-    const r = Number(x.toPrecision(p));
-    return [r, String(r) + suffix];
-  };
-  for (let p = 1; p <= 15; p++) {
-    const out = values.map((v) => write(v, p));
-    const exact = out.every((o, i) => Math.abs(o[0] * div - values[i]) <= Math.max(top, 1e-300) * 1e-9);
-    if (exact && new Set(out.map((o) => o[1])).size === out.length) return out.map((o) => o[1]);
-  }
-  return values.map(String);
-}
-
+// -- the y axis's ticks: nice steps (1, 2, 2.5, 5 x 10^k); their labels: tickLabels of
+// ticks.js (one file for these pages and the studio's charts)
 function niceTicks(min, max, count) {
   if (!(max > min)) return [min];
   const raw = (max - min) / count;

@@ -1,6 +1,6 @@
 """The page and liveness, no token needed: ``/`` (the studio page, which asks for a token when the
-API wants one), ``/static/...`` (its script, stylesheet and the vendored chart library, nothing
-else) and ``/health``."""
+API wants one), ``/static/...`` (its script, stylesheet, the vendored chart library and the tick
+labels it shares with the serving pages, ``lstmkit/serve/static/ticks.js``; nothing else) and ``/health``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
 
+from lstmkit.serve.routes import STATIC_DIR as SERVE_STATIC_DIR
 from lstmkit.studio.deps import StudioDep
 from lstmkit.studio.schemas import Health
 from lstmkit.studio.store import ACTIVE
@@ -22,7 +23,10 @@ STATIC_FILES = {
     "vendor/uPlot.iife.min.js": "text/javascript; charset=utf-8",
     "vendor/uPlot.min.css": "text/css; charset=utf-8",
     "vendor/uPlot.LICENSE": "text/plain; charset=utf-8",
+    "ticks.js": "text/javascript; charset=utf-8",
 }
+# files the serving pages and the studio share, kept once in lstmkit/serve/static
+SHARED_FILES = frozenset({"ticks.js"})
 
 router = APIRouter(tags=["page"])
 
@@ -39,8 +43,9 @@ async def health(studio: StudioDep) -> Health:
 
 
 def _static(name: str) -> FileResponse:
+    folder = SERVE_STATIC_DIR if name in SHARED_FILES else STATIC_DIR
     return FileResponse(
-        STATIC_DIR / name, media_type=STATIC_FILES[name], headers={"Cache-Control": "no-cache"}
+        folder / name, media_type=STATIC_FILES[name], headers={"Cache-Control": "no-cache"}
     )
 
 

@@ -120,36 +120,8 @@ function fmtValue(v) {
   return String(Number(v.toPrecision(a >= 1 ? 4 : 3)));
 }
 
-// -- tick labels: each one differs from the others, and each fits inside the chart -----------
-// Values of 10,000 and more in SI units (100k, 1.25M), below 0.001 in scientific notation
-// (5e-4), else plain; with the fewest significant digits that write every tick exactly (uPlot's
-// own labels round to 3 decimals: a learning rate's 0.0015 and 0.002 both read "0.002").
-const SI = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
-
-function tickLabels(values) {
-  const shown = values.filter((v) => v !== null && v !== undefined && Number.isFinite(v));
-  const top = Math.max(0, ...shown.map(Math.abs));
-  const [div, suffix] = top >= 1e4 ? SI.find(([d]) => top >= d) : [1, ""];
-  const sci = top > 0 && top < 1e-3;
-  const write = (v, p) => {
-    if (Math.abs(v) <= top * 1e-12) return [0, "0"];
-    const x = v / div;
-    if (sci) {
-      const [m, e] = x.toExponential(p - 1).split("e");
-      return [Number(m + "e" + e), String(Number(m)) + "e" + Number(e)];
-    }
-    const r = Number(x.toPrecision(p));
-    return [r, String(r) + suffix];
-  };
-  for (let p = 1; p <= 15; p++) {
-    const out = values.map((v) => (shown.includes(v) ? write(v, p) : null));
-    const exact = out.every((o, i) => o === null || Math.abs(o[0] * div - values[i]) <= Math.max(top, 1e-300) * 1e-9);
-    const labels = out.filter(Boolean).map((o) => o[1]);
-    if (exact && new Set(labels).size === labels.length) return out.map((o) => (o === null ? null : o[1]));
-  }
-  return values.map((v) => (shown.includes(v) ? String(v) : null));
-}
-
+// -- tick labels: tickLabels of lstmkit/serve/static/ticks.js (served here as static/ticks.js;
+// the serving pages' charts use the same), each one fits inside the chart (axisSize) ----------
 // an axis's size (a y axis's width) from its widest label: none is cut at the chart's edge
 function textWidth(u, font, text) {
   u.ctx.font = font;
