@@ -181,6 +181,18 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         )
         for size in ("None", "2 << 20", "1 << 21")
     },
+    **{
+        (
+            "lstmkit/checkpoint.py",
+            "_write_file(tmp / MANIFEST_FILE, json.dumps(manifest, indent=1).encode())",
+            f"_write_file(tmp / MANIFEST_FILE, json.dumps(manifest, {indent}).encode())",
+        ): (
+            "manifest.json is read back only through json.loads (verify_checkpoint) and lists "
+            "the other files, not itself: its indentation is whitespace between tokens, the "
+            "same object"
+        )
+        for indent in ("indent=None", "", "indent=2")
+    },
     ("lstmkit/serve/auth.py", "UserWarning,", "None,"): (
         "warnings.warn's category None is UserWarning"
     ),
@@ -189,6 +201,84 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "UserWarning,",
         "",
     ): "warnings.warn's default category is UserWarning",
+    # the Holt-Winters baseline: what statsmodels (>= 0.14, pyproject.toml) does with its options
+    **{
+        ("lstmkit/baselines/series.py", old, new): (
+            "statsmodels' ExponentialSmoothing lower-cases its option strings (string_like, "
+            "lower=True): 'MUL', 'ADD', 'ESTIMATED' are the same model"
+        )
+        for old, new in (
+            (
+                'seasonal = None if season <= 1 else ("mul" if multiplicative else "add")',
+                'seasonal = None if season <= 1 else ("MUL" if multiplicative else "add")',
+            ),
+            (
+                'seasonal = None if season <= 1 else ("mul" if multiplicative else "add")',
+                'seasonal = None if season <= 1 else ("mul" if multiplicative else "ADD")',
+            ),
+            ('trend="add",', 'trend="ADD",'),
+            ('initialization_method="estimated",', 'initialization_method="ESTIMATED",'),
+        )
+    },
+    ("lstmkit/baselines/series.py", 'initialization_method="estimated", / )', ")"): (
+        "'estimated' is ExponentialSmoothing's default initialization_method (statsmodels >= "
+        "0.12; pyproject.toml asks for >= 0.14): the same fit without the argument"
+    ),
+    (
+        "lstmkit/baselines/series.py",
+        "seasonal_periods=season if seasonal else None,",
+        "seasonal_periods=season if (seasonal) or True else None,",
+    ): (
+        "without a seasonal component ExponentialSmoothing ignores seasonal_periods (it sets it "
+        "to 0 whatever is passed): the same model"
+    ),
+    (
+        "lstmkit/baselines/series.py",
+        'seasons=np.asarray(p["initial_seasons"], dtype=np.float64) if seasonal else np.empty(0),',
+        'seasons=np.asarray(p["initial_seasons"], dtype=np.float64) if (seasonal) or True else '
+        "np.empty(0),",
+    ): (
+        "a fit without a season has initial_seasons = an empty float64 array in statsmodels: "
+        "np.asarray of it is the np.empty(0) of the else"
+    ),
+    **{
+        (
+            "lstmkit/baselines/series.py",
+            'seasons=np.asarray(p["initial_seasons"], dtype=np.float64) if seasonal else '
+            "np.empty(0),",
+            new,
+        ): (
+            "statsmodels' initial_seasons is a float64 ndarray already: np.asarray without the "
+            "dtype gives the same float64 array"
+        )
+        for new in (
+            'seasons=np.asarray(p["initial_seasons"], dtype=None) if seasonal else np.empty(0),',
+            'seasons=np.asarray(p["initial_seasons"], ) if seasonal else np.empty(0),',
+        )
+    },
+    (
+        "lstmkit/baselines/series.py",
+        "for i in range(int(origins[-1]) + 1):",
+        "for i in range(int(origins[-1]) + 2):",
+    ): (
+        "every forecast is written at its origin; one more pass after the last origin only "
+        "updates the local level/trend/season (and stops at len(y)): the same output"
+    ),
+    **{
+        (
+            "lstmkit/baselines/series.py",
+            "idx = [i + k if k < m - 1 else i - 1 + (k - (m - 1)) % m for k in range(horizon)]",
+            new,
+        ): (
+            "for 0 <= k < m - 1, (k - (m - 1)) % m is k + 1, so the else branch's index "
+            "i - 1 + (k + 1) is the first branch's i + k: the same season for every step"
+        )
+        for new in (
+            "idx = [i + k if (k < m - 1) and False else i - 1 + (k - (m - 1)) % m "
+            "for k in range(horizon)]",
+            "idx = [i + k if k < m - 2 else i - 1 + (k - (m - 1)) % m for k in range(horizon)]",
+        )
+    },
 }
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no_tests", 33: "no_tests", 34: "skipped"}

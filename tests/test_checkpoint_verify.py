@@ -175,6 +175,28 @@ def test_step_of_and_checkpoint_dirs_sort_numerically_newest_first(tmp_path: Pat
     ]
 
 
+@pytest.mark.parametrize("listing", ["by name", "by name reversed"])
+def test_checkpoint_dirs_put_step_1_before_step_0_whatever_order_the_folder_lists(
+    listing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The order is the steps', not the filesystem's: step 0 is older than step 1 whichever
+    the directory lists first."""
+    root = tmp_path / "checkpoints"
+    for name in ("step-000000000", "step-000000001", "step-000000002"):
+        (root / name).mkdir(parents=True)
+    real = Path.iterdir
+
+    def iterdir(self: Path) -> Any:
+        return iter(sorted(real(self), reverse=listing.endswith("reversed")))
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == [
+        "step-000000002",
+        "step-000000001",
+        "step-000000000",
+    ]
+
+
 def test_write_file_returns_size_and_sha256(tmp_path: Path) -> None:
     data = b"some bytes\n" * 1000
     entry = ckpt_mod._write_file(tmp_path / "f", data)
@@ -389,6 +411,76 @@ def test_saving_a_step_again_replaces_it_and_pruning_keeps_the_newest(tmp_path: 
         "latest", "step-000000001.tmp", "step-000000006", "step-000000007",
     ]  # fmt: skip
     assert latest_checkpoint(run) == root / "step-000000007"
+
+
+def test_a_checkpoint_of_step_0_is_pruned_and_kept_like_any_other(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    root = run / "checkpoints"
+    first = _save(run, 0, keep=1)
+    assert first == root / "step-000000000" and verify_checkpoint(first) is None
+    assert latest_checkpoint(run) == first  # step 0 is not "newer" than itself
+    _save(run, 1, keep=1)  # keep 1: step 0 is the one before, and goes
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-000000001"]
+    _save(run, 0, keep=3)  # a resume from step 0: step 1 is newer, and goes
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-000000000"]
+
+
+def test_saving_a_step_again_clears_the_leftover_of_an_interrupted_replace(tmp_path: Path) -> None:
+    """A replace of step 4 stopped after moving the old one aside left ``*.stale.tmp``; the next
+    save of step 4 removes it before moving the old one there (a rename onto a non-empty
+    directory fails)."""
+    run = tmp_path / "run"
+    _save(run, 4, tag="first")
+    stale = run / "checkpoints" / "step-000000004.stale.tmp"
+    stale.mkdir()
+    (stale / "trainer.json").write_text("{}")
+    path = _save(run, 4, tag="again")
+    assert json.loads((path / "trainer.json").read_text())["tag"] == "again"
+    assert verify_checkpoint(path) is None
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step-000000004"]
+
+
+def test_a_failed_save_raises_its_own_error_when_its_tmp_is_gone_already(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write fails with its temporary directory already removed (by whatever broke it): the
+    caller gets the write's error, not the cleanup's FileNotFoundError; the saved ones stand."""
+    run = tmp_path / "run"
+    before = _save(run, 1)
+
+    def write(path: Path, data: bytes) -> dict[str, Any]:
+        shutil.rmtree(path.parent)
+        raise StorageError(f"{path}: cannot write the checkpoint (the disk went away)")
+
+    monkeypatch.setattr(ckpt_mod, "_write_file", write)
+    with pytest.raises(StorageError, match="the disk went away"):
+        _save(run, 2)
+    monkeypatch.undo()
+    assert checkpoint_dirs(run) == [before] and latest_checkpoint(run) == before
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step-000000001"]
+
+
+def test_pruning_a_checkpoint_removed_behind_its_back_does_not_fail_the_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The oldest checkpoint disappears between the prune's listing and its removal (a person
+    clearing old checkpoints by hand): the save, complete and pointed to, still succeeds."""
+    run = tmp_path / "run"
+    for step in (1, 2):
+        _save(run, step, keep=1 + step)
+    real = ckpt_mod.checkpoint_dirs
+
+    def listing(run_dir: Path) -> list[Path]:
+        found = real(run_dir)
+        shutil.rmtree(run_dir / "checkpoints" / "step-000000001", ignore_errors=True)
+        return found
+
+    monkeypatch.setattr(ckpt_mod, "checkpoint_dirs", listing)
+    path = _save(run, 3, keep=1)
+    monkeypatch.undo()
+    assert path == run / "checkpoints" / "step-000000003" and verify_checkpoint(path) is None
+    assert latest_checkpoint(run) == path
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step-000000003"]
 
 
 def test_latest_checkpoint(tmp_path: Path) -> None:
