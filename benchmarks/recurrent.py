@@ -16,6 +16,24 @@ The variable-length cases compare our two fused strategies ('split': padded head
 'packed': PackedSequence) with torch.nn on packed input, for bucketed and uniform length spreads,
 and record the alternatives: the masked loop, and a padded fused run that ignores lengths (fast
 but wrong: the state runs on through the pads).
+
+Against the machine, not a spec sheet: the run first times large float32 GEMMs
+(``N x N @ N x N``, 2 N^3 FLOPs, N = 1024, 2048 and 4096, the same threads; median of 5 each) and
+takes the best -- the ``recurrent-peak`` row and the header's ``peak_gflops`` -- and every fixed-shape row gets ``gflops_ours`` / ``gflops_peer``
+and their fraction of that peak (``peak_fraction_ours`` / ``peak_fraction_peer``). The FLOPs
+counted per token (:func:`flops_per_token`), with G gates (LSTM 4, GRU 3, RNN 1), D inputs and
+H hidden units:
+
+- forward: input projection ``2 G H D`` + recurrent GEMM ``2 G H H`` + gate math ``e_f H``;
+- backward (training only): the gradient into the gates' inputs ``2 G H H`` (recurrence) and
+  ``2 G H D`` (input), the weight gradients ``2 G H D + 2 G H H``, gate math ``e_b H``;
+
+so a training token is ``6 G H (D + H) + (e_f + e_b) H`` and an inference token
+``2 G H (D + H) + e_f H``. Gate math counts one FLOP per element-wise add, multiply or activation
+(LSTM e_f = 13: 4 bias adds, 5 activations, 4 for the cell and output; GRU 13; RNN 2; e_b = 2
+e_f), 2.5% of the total at H = 32: at B128-T500-D32-H32 an LSTM training token is 49,152 (GEMMs)
++ 1,248 (gates) = 50,400 FLOPs. A fraction above 1 can happen: at H = 256 torch's fused inference
+keeps its small per-step GEMMs in cache and ran at 1.03-1.05x the large GEMM's rate on 2 threads.
 """
 
 from __future__ import annotations
@@ -39,6 +57,28 @@ from lstmkit.interop import to_torch_state_dict
 SHAPES = [(128, 500, 32, 32), (128, 200, 128, 128), (64, 100, 100, 256)]
 OURS = {"lstm": lstmkit.LSTM, "gru": lstmkit.GRU, "rnn": lstmkit.RNN}
 PEERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+GATE_FLOPS = {"lstm": 13, "gru": 13, "rnn": 2}  # forward element-wise FLOPs per hidden unit
+PEAK_SIZES = (1024, 2048, 4096)
+
+
+def flops_per_token(kind: str, train: bool, d: int, h: int) -> int:
+    """FLOPs of one token of one layer and direction (the count in the module docstring)."""
+    g, e = GATES[kind], GATE_FLOPS[kind]
+    forward = 2 * g * h * (d + h) + e * h
+    if not train:
+        return forward
+    return forward + 4 * g * h * (d + h) + 2 * e * h
+
+
+def gemm_peak(n: int, reps: int = 5) -> float:
+    """GFLOP/s of an ``n x n @ n x n`` float32 GEMM with torch's current threads (median)."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+    out = torch.empty(n, n)
+    torch.mm(a, b, out=out)  # warm-up
+    times = [_timeit(lambda: torch.mm(a, b, out=out)) for _ in range(reps)]
+    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def _timeit(fn: Callable[[], object]) -> float:
@@ -111,7 +151,11 @@ def emit(record: dict[str, Any], sink: list[dict[str, Any]]) -> None:
     sink.append(record)
 
 
-def bench_shapes(kinds: list[str], quick: bool, sink: list[dict[str, Any]]) -> None:
+def bench_shapes(
+    kinds: list[str], quick: bool, sink: list[dict[str, Any]], peak: float | None = None
+) -> None:
+    """The fixed shapes of :data:`SHAPES`; ``peak`` (GFLOP/s of :func:`gemm_peak`) adds each
+    row's GFLOP/s and its fraction of the peak."""
     reps = 3 if quick else 7
     for kind in kinds:
         peer_name = f"torch.nn.{PEERS[kind].__name__}"
@@ -131,19 +175,27 @@ def bench_shapes(kinds: list[str], quick: bool, sink: list[dict[str, Any]]) -> N
                         reps if impl == "auto" else max(2, reps // 3),
                     )
                     tokens = b * t
-                    emit(
-                        {
-                            "bench": "recurrent",
-                            "case": f"{kind}-{mode}-B{b}-T{t}-D{d}-H{h}",
-                            "impl": f"{impl}->{ours.impl_used}",
-                            "ours": tokens / t_o,
-                            "peer": tokens / t_p,
-                            "peer_name": peer_name,
-                            "ratio": t_p / t_o,
-                            "unit": "tok/s",
-                        },
-                        sink,
-                    )
+                    record: dict[str, Any] = {
+                        "bench": "recurrent",
+                        "case": f"{kind}-{mode}-B{b}-T{t}-D{d}-H{h}",
+                        "impl": f"{impl}->{ours.impl_used}",
+                        "ours": tokens / t_o,
+                        "peer": tokens / t_p,
+                        "peer_name": peer_name,
+                        "ratio": t_p / t_o,
+                        "unit": "tok/s",
+                    }
+                    if peak is not None:
+                        per_token = flops_per_token(kind, train, d, h)
+                        g_o, g_p = tokens * per_token / t_o / 1e9, tokens * per_token / t_p / 1e9
+                        record |= {
+                            "flops_per_token": per_token,
+                            "gflops_ours": g_o,
+                            "gflops_peer": g_p,
+                            "peak_fraction_ours": g_o / peak,
+                            "peak_fraction_peer": g_p / peak,
+                        }
+                    emit(record, sink)
 
 
 def bench_varlen(quick: bool, sink: list[dict[str, Any]], spread: str) -> None:
@@ -224,7 +276,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--kinds must be a subset of lstm,gru,rnn, got {sorted(unknown)}")
     sink: list[dict[str, Any]] = []
     start = time.perf_counter()
-    bench_shapes(kinds, args.quick, sink)
+    by_size = {n: gemm_peak(n) for n in PEAK_SIZES}
+    best = max(by_size, key=by_size.__getitem__)
+    peak = by_size[best]
+    emit(
+        {
+            "bench": "recurrent-peak",
+            "case": f"gemm-f32-N{best}",
+            "gflops": peak,
+            "by_size": {str(n): round(g, 1) for n, g in by_size.items()},
+            "threads": args.threads,
+        },
+        sink,
+    )
+    bench_shapes(kinds, args.quick, sink, peak)
     if "lstm" in kinds:
         for spread in ("bucketed", "uniform"):
             bench_varlen(args.quick, sink, spread)
@@ -235,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "seconds": round(time.perf_counter() - start, 1),
         "threads": args.threads,
+        "peak_gflops": round(peak, 1),
         "torch": torch.__version__,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "cpu_count": torch.get_num_threads(),

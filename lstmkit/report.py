@@ -237,15 +237,32 @@ def benchmark_table(results: Path) -> str:
             f"`{head.get('command', path.name)}` — torch {head.get('torch', '?')}, "
             f"{head.get('threads', '?')} threads, {head.get('machine', '?')} ({path.name})\n"
         )
-        parts.append("| case | impl | ours | peer | ratio (ours vs peer, >1 = faster) |")
-        parts.append("| --- | --- | ---: | ---: | ---: |")
+        peaks = [r for r in rows if r.get("bench") == "recurrent-peak"]
+        if peaks:  # the machine's measured peak: every fixed-shape row's fraction of it
+            parts.append(
+                f"Peak of this run: a {peaks[0]['case']} GEMM at {peaks[0]['gflops']:.1f} GFLOP/s "
+                f"({peaks[0].get('threads', '?')} threads); GFLOP/s columns count "
+                "`flops_per_token` of benchmarks/recurrent.py.\n"
+            )
+        fractions = any("peak_fraction_ours" in r for r in cases)
+        extra = " ours GFLOP/s (of peak) | peer GFLOP/s (of peak) |" if fractions else ""
+        parts.append("| case | impl | ours | peer | ratio (ours vs peer, >1 = faster) |" + extra)
+        parts.append("| --- | --- | ---: | ---: | ---: |" + (" ---: | ---: |" if fractions else ""))
         for r in cases:
             note = "" if r.get("correct", True) else " (wrong results, reference only)"
             unit = str(r.get("unit", "tok/s"))
-            parts.append(
+            row = (
                 f"| {r['case']} | {r.get('impl', '')}{note} | {_fmt_value(r['ours'], unit)} | "
                 f"{_fmt_value(r['peer'], unit)} {r['peer_name']} | {r['ratio']:.2f}x |"
             )
+            if fractions:
+                row += (
+                    f" {r['gflops_ours']:.1f} ({r['peak_fraction_ours']:.0%}) |"
+                    f" {r['gflops_peer']:.1f} ({r['peak_fraction_peer']:.0%}) |"
+                    if "peak_fraction_ours" in r
+                    else " | |"
+                )
+            parts.append(row)
         parts.append("")
     return "\n".join(parts) if parts else "_No benchmark results recorded yet._\n"
 

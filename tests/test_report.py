@@ -305,3 +305,44 @@ def test_a_figure_that_cannot_be_traced_is_not_marked(tmp_path: Path) -> None:
     assert figure_changes({**figure, "commit": "unknown"}, repo / "results") is None
     (tmp_path / "plain").mkdir()
     assert figure_changes(figure, tmp_path / "plain") is None
+
+
+def test_recurrent_rows_show_their_fraction_of_the_measured_gemm_peak(tmp_path: Path) -> None:
+    """benchmarks/recurrent.py's peak row (a large GEMM timed in the same run) heads the table,
+    and each fixed-shape row gets its GFLOP/s and fraction of that peak; rows without (the
+    variable-length cases) leave the two columns empty."""
+    from lstmkit.report import benchmark_table
+
+    rows = [
+        {"bench": "recurrent-run", "command": "python benchmarks/recurrent.py", "threads": 2},
+        {"bench": "recurrent-peak", "case": "gemm-f32-N2048", "gflops": 124.8, "threads": 2},
+        {
+            "bench": "recurrent",
+            "case": "lstm-train-B128-T500-D32-H32",
+            "impl": "auto->fused",
+            "ours": 724812.9,
+            "peer": 627462.9,
+            "peer_name": "torch.nn.LSTM",
+            "ratio": 1.155,
+            "unit": "tok/s",
+            "gflops_ours": 36.53,
+            "gflops_peer": 31.62,
+            "peak_fraction_ours": 0.2927,
+            "peak_fraction_peer": 0.2534,
+        },
+        {
+            "bench": "recurrent",
+            "case": "lstm-train-varlen-bucketed-B128-T200-D128-H128",
+            "impl": "split->fused",
+            "ours": 5000.0,
+            "peer": 4000.0,
+            "peer_name": "torch.nn.LSTM+PackedSequence",
+            "ratio": 1.25,
+            "unit": "tok/s",
+        },
+    ]
+    (tmp_path / "bench-recurrent.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = benchmark_table(tmp_path)
+    assert "a gemm-f32-N2048 GEMM at 124.8 GFLOP/s (2 threads)" in table
+    assert "| 1.16x | 36.5 (29%) | 31.6 (25%) |" in table
+    assert "torch.nn.LSTM+PackedSequence | 1.25x | | |" in table
