@@ -8,6 +8,7 @@ import csv
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,6 +48,20 @@ def _panel(path: Path, series: int = 12, n: int = 60, seed: int = 0, short: bool
                     [f"S{k}", f"{1990 + k + i // 4}-{3 * (i % 4) + 3:02d}-01", f"{y[i]:.4f}"]
                 )
     return path
+
+
+def _prepared_panel(tmp_path: Path, series: int, n: int, lookback: int) -> tuple[Any, Any]:
+    """A panel of :func:`_panel` read and split as the forecast task does (horizon 4, no
+    baseline): ``(recipe, prepared data)``."""
+    from lstmkit.config import recipe_for_task
+    from lstmkit.tasks.panel import prepare_panel
+
+    data_file = _panel(tmp_path / "panel.csv", series=series, n=n)
+    options = {"train": str(data_file), "target": "y", "time_column": "ds", "horizon": 4}
+    options |= {"id_column": "unique_id", "lookback": lookback, "baseline": "none"}
+    recipe, _ = recipe_for_task("forecast", options)
+    assert recipe.data.series is not None
+    return recipe, prepare_panel(recipe.data.series)
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -456,7 +471,6 @@ def test_the_baseline_only_band_is_the_quantiles_of_all_its_training_and_validat
     covers its nominal 80% of those windows' targets (per step, up to the quantiles'
     interpolation), more than the training windows' band alone covers of the validation ones
     when the validation period is wilder."""
-    from lstmkit.config import recipe_for_task
     from lstmkit.tasks.panel import (
         _coverage,
         _normalised_targets,
@@ -464,16 +478,10 @@ def test_the_baseline_only_band_is_the_quantiles_of_all_its_training_and_validat
         model_config,
         normalised_outputs,
         origin_groups,
-        prepare_panel,
         residual_offsets,
     )
 
-    data_file = _panel(tmp_path / "panel.csv", series=6, n=60)
-    options = {"train": str(data_file), "target": "y", "time_column": "ds", "horizon": 4}
-    options |= {"id_column": "unique_id", "lookback": 12, "baseline": "none"}
-    recipe, _ = recipe_for_task("forecast", options)
-    assert recipe.data.series is not None
-    data = prepare_panel(recipe.data.series)
+    recipe, data = _prepared_panel(tmp_path, series=6, n=60, lookback=12)
     model = PanelForecaster(model_config(recipe, data, "seasonal_naive"))
     pooled = residual_offsets(model, data, ("train", "valid"))
     # by hand: the errors of the last-season forecast, per step, in each window's units
@@ -579,15 +587,9 @@ def test_the_per_origin_scale_covers_most_origins_where_the_series_move_together
 def test_origin_groups_count_each_window_back_from_its_series_end(tmp_path: Path) -> None:
     """Every validation (and training) window's origin counted from its series' end: the
     windows of one period across series of one end share a group."""
-    from lstmkit.config import recipe_for_task
-    from lstmkit.tasks.panel import origin_groups, prepare_panel
+    from lstmkit.tasks.panel import origin_groups
 
-    data_file = _panel(tmp_path / "panel.csv", series=3, n=40)
-    options = {"train": str(data_file), "target": "y", "time_column": "ds", "horizon": 4}
-    options |= {"id_column": "unique_id", "lookback": 8, "baseline": "none"}
-    recipe, _ = recipe_for_task("forecast", options)
-    assert recipe.data.series is not None
-    data = prepare_panel(recipe.data.series)
+    recipe, data = _prepared_panel(tmp_path, series=3, n=40, lookback=8)
     valid = origin_groups(data, ("valid",))
     assert len(valid) == len(data.datasets["valid"])
     per_series = [40 - o for o in data.split.origins["valid"]]
