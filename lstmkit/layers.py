@@ -387,7 +387,7 @@ class Recurrent(nn.Module):
             logger.debug("%s: impl=%s (%s)", type(self).__name__, impl, reason)
             self._last_choice = (impl, reason)
         strategy = self._varlen_strategy(x, lens) if impl == "fused" and lens is not None else ""
-        if strategy == "split":
+        if strategy == "split" and lens is not None:
             out, final = self._forward_fused_split(x, state0, lens, padding, masks)
         elif strategy == "kernel":
             out, final = self._forward_loop(x, state0, lens, padding, masks, kernel=True)
