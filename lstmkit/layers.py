@@ -19,7 +19,9 @@ Implementations (:meth:`Recurrent._choose_impl` is the only place that decides):
   fused call, and only the rest runs packed (with length bucketing that is most of the work; on
   this machine it trains ~40x faster than ``PackedSequence``, whose CPU backward is slow — see
   ``benchmarks/recurrent.py``); 'packed' (``PackedSequence``) on CUDA, where cuDNN runs it
-  natively. 'pre' padding is rolled to 'post' and back. Both are exact.
+  natively; 'kernel' when asked for (the compiled LSTM / GRU kernel with the lengths in the
+  recurrence: faster for training at small H, see :data:`VARLENS`). 'pre' padding is rolled to
+  'post' and back. All are exact.
 - ``loop``: a per-step Python loop over :mod:`lstmkit.functional` with the input projection of all
   steps hoisted into one GEMM. Runs every option.
 - ``kernel``: :mod:`lstmkit.kernels` (LSTM and GRU): the loop's math with the recurrence of each
@@ -52,22 +54,22 @@ from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from lstmkit.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, State
-from lstmkit.errors import CompiledKernelError
-from lstmkit.kernels import compiled as compiled_step
 from lstmkit.kernels import gru_direction, lstm_direction
-from lstmkit.kernels.lstm import LSTMKernelSpec, step_blockers, step_path
+from lstmkit.kernels.lstm import step_path
 
 logger = logging.getLogger(__name__)
 
 IMPLS = ("auto", "fused", "kernel", "loop")
 PADDINGS = ("post", "pre")
 VARLENS = ("auto", "split", "packed", "kernel")
-# variable-length TRAINING batches on CPU: up to this hidden size the compiled kernel (lengths
-# handled in the recurrence) beats 'split' (measured, 2 threads, forward + backward, lengths
-# uniform in [lo, T]; kernel / split speed-up): H=32 T=500 1.86x (lo = 0.9 T), 2.40x (0.5 T),
-# 8.97x (0.1 T); H=128 T=200 1.07x / 1.32x / 1.75x; H=256 T=100 0.92x / 0.90x / 1.14x. In
-# inference 'split' / 'packed' stay faster (kernel 0.48-0.87x).
-KERNEL_VARLEN_MAX_HIDDEN = 128
+# varlen='kernel' (asked for, never chosen by 'auto'): variable-length batches on the compiled
+# kernel, lengths handled in the recurrence. Measured kernel / split for TRAINING, 2 threads,
+# forward + backward, lengths uniform in [lo, T]: H=32 T=500 1.86x (lo = 0.9 T), 2.40x (0.5 T),
+# 8.97x (0.1 T); H=128 T=200 1.07x / 1.32x / 1.75x; H=256 T=100 0.92x / 0.90x / 1.14x; inference
+# 0.48-0.87x. Seed 003's epoch without bucketing: 55.2 -> 22.6 s. 'auto' does not pick it yet:
+# with it, reuters-seed002 (LSTM 100) fell from 0.7895 +- 0.0112 to 0.7644 +- 0.0077 over the
+# same 3 seeds, although the layer's outputs, states and gradients equal split's (float64 2e-15,
+# float32 5e-7 relative; tests/test_layers.py) -- not explained yet.
 
 
 @dataclass
@@ -214,14 +216,7 @@ class Recurrent(nn.Module):
                     )
                 return "kernel", f"{why}; lstmkit.kernels.gru runs it"
             return "loop", f"{why}, nor can lstmkit.kernels: {', '.join(kernel_blockers)}"
-        reason = "vanilla configuration: torch's fused op (oneDNN on CPU, cuDNN on GPU)"
-        if self.varlen == "auto" and self._kernel_fits_varlen_training():
-            reason += (
-                "; variable-length training batches on CPU run lstmkit.kernels.lstm's compiled "
-                f"step instead (hidden_size <= {KERNEL_VARLEN_MAX_HIDDEN}: faster than the split "
-                "fused path)"
-            )
-        return "fused", reason
+        return "fused", "vanilla configuration: torch's fused op (oneDNN on CPU, cuDNN on GPU)"
 
     @property
     def impl_used(self) -> str:
@@ -526,39 +521,8 @@ class Recurrent(nn.Module):
         if x.is_cuda:
             return "packed"
         if torch.is_grad_enabled():
-            return "kernel" if self._kernel_runs_varlen_training() else "split"
+            return "split"
         return "split" if 2 * int(lens.min()) >= int(lens.max()) else "packed"
-
-    def _kernel_fits_varlen_training(self) -> bool:
-        """Whether variable-length training batches would run the compiled LSTM kernel (see
-        :data:`KERNEL_VARLEN_MAX_HIDDEN`): an LSTM on CPU that the compiled step can run (its
-        activations, no projection, float32 / float64). Starts no build."""
-        cell = self.cells[0]
-        if not isinstance(cell, LSTMCell) or cell.hidden_size > KERNEL_VARLEN_MAX_HIDDEN:
-            return False
-        spec = LSTMKernelSpec(cell.activation_name, cell.recurrent_activation_name)
-        weight = cell.weight_hh
-        return not step_blockers(
-            spec,
-            projection=cell.weight_hr is not None,
-            dtype=weight.dtype,
-            device=weight.device.type,
-        )
-
-    def _kernel_runs_varlen_training(self) -> bool:
-        """:meth:`_kernel_fits_varlen_training` and the compiled step is built (building it on
-        first use); when it cannot be built, one warning and the split fused path."""
-        if not self._kernel_fits_varlen_training():
-            return False
-        try:
-            compiled_step.load()
-        except CompiledKernelError as err:
-            compiled_step.warn_once(
-                "lstmkit: variable-length training batches run the split fused path (slower), "
-                f"as the compiled LSTM step is not available: {err}"
-            )
-            return False
-        return True
 
     def _forward_fused_split(
         self, x: Tensor, state0: State, lens: Tensor, padding: str, masks: DropoutMasks

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 import lstmkit
 from lstmkit.interop import to_torch_state_dict
-from lstmkit.layers import GRU, KERNEL_VARLEN_MAX_HIDDEN, LSTM, RNN, Recurrent
+from lstmkit.layers import LSTM, RNN, Recurrent
 
 KINDS = {
     "lstm": (lstmkit.LSTM, nn.LSTM),
@@ -479,29 +479,22 @@ def test_varlen_auto_strategy_on_cpu() -> None:
     layer = LSTM(3, 4)
     x = torch.randn(2, 10, 3)
     close, spread = torch.tensor([10, 6]), torch.tensor([10, 2])
-    # gradients recorded: the compiled kernel up to KERNEL_VARLEN_MAX_HIDDEN, else split
-    assert layer._varlen_strategy(x, spread) == "kernel"
-    assert layer._varlen_strategy(x, close) == "kernel"
-    assert "compiled step instead" in layer.impl_reason and layer.impl_used == "fused"
-    wide = LSTM(3, KERNEL_VARLEN_MAX_HIDDEN + 1)
-    assert wide._varlen_strategy(x, spread) == "split"
-    assert "compiled" not in wide.impl_reason
-    projected = LSTM(3, 8, proj_size=4)  # the compiled step has no projection
-    assert projected._varlen_strategy(x, spread) == "split"
-    assert GRU(3, 4)._varlen_strategy(x, spread) == "split"
+    assert layer._varlen_strategy(x, spread) == "split"  # gradients recorded: always split
     with torch.no_grad():
         assert layer._varlen_strategy(x, close) == "split"
         assert layer._varlen_strategy(x, spread) == "packed"
     layer.varlen = "packed"
     assert layer._varlen_strategy(x, close) == "packed"
+    layer.varlen = "kernel"  # asked for only
+    assert layer._varlen_strategy(x, close) == "kernel"
     with pytest.raises(ValueError, match="LSTM and GRU kernels only"):
         lstmkit.RNN(3, 4, varlen="kernel")
 
 
 @pytest.mark.parametrize("padding", ["post", "pre"])
 def test_varlen_kernel_trains_exactly_as_split(padding: str) -> None:
-    """Variable-length training batches on the compiled kernel (varlen 'auto' at small H) give
-    the outputs, final states and gradients of the split fused path, float64."""
+    """Variable-length training batches on the compiled kernel (varlen='kernel') give the
+    outputs, final states and gradients of the split fused path, float64."""
     torch.manual_seed(0)
     x = torch.randn(5, 9, 3, dtype=torch.float64)
     lengths = torch.tensor([9, 2, 5, 9, 1])
