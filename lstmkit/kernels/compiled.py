@@ -272,15 +272,12 @@ _WARNED: set[str] = set()
 
 
 def _warn_once(reason: str) -> None:
-    warn_once(
-        "lstmkit: the LSTM kernel runs its torch-op steps (same results, slower), as the "
-        f"compiled step is not available: {reason}"
-    )
-
-
-def warn_once(message: str) -> None:
-    """One RuntimeWarning with ``message`` per process (an automatic fallback says so once)."""
-    if message in _WARNED:
+    if reason in _WARNED:
         return
-    _WARNED.add(message)
-    warnings.warn(message, RuntimeWarning, stacklevel=4)
+    _WARNED.add(reason)
+    warnings.warn(
+        "lstmkit: the LSTM kernel runs its torch-op steps (same results, slower), as the "
+        f"compiled step is not available: {reason}",
+        RuntimeWarning,
+        stacklevel=4,
+    )
