@@ -384,18 +384,18 @@ def comparison(
     data: Data,
     quick: bool,
     threads: int,
-    case: str = "seed003-epoch",
 ) -> dict[str, Any]:
     """The JSON record of ours vs one peer over all rounds (``peer`` a string: skipped, with that
-    reason). Seconds are medians over rounds; accuracies are the first round's. ``case``:
-    ``seed003-epoch`` (lstmkit as the recipe runs it, bucketing on) or
-    ``seed003-epoch-no-bucketing`` (the same with ``data.bucketing = false``)."""
+    reason). Seconds are medians over rounds; accuracies are the first round's. The case is
+    ``seed003-epoch`` when ours ran with bucketing (as the recipe runs it), else
+    ``seed003-epoch-no-bucketing``."""
     o_sec = [r.epoch_seconds for r in ours]
     first = ours[0]
+    bucketing = first.extra["bucketing"]
     record: dict[str, Any] = {
         "bench": "imdb_epoch",
-        "case": case,
-        "bucketing": first.extra["bucketing"],
+        "case": "seed003-epoch" if bucketing else "seed003-epoch-no-bucketing",
+        "bucketing": bucketing,
         "ours": _r(statistics.median(o_sec), 3),
         "peer": None,
         "peer_name": peer_name,
@@ -545,20 +545,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         run_rounds([ours, plain, keras, flat], args.repeats)
 
-    sink = []
-    for mine, case in ((ours, "seed003-epoch"), (flat, "seed003-epoch-no-bucketing")):
-        for peer, name in ((plain, TORCH_NAME), (keras, KERAS_NAME)):
-            sink.append(
-                comparison(
-                    mine.results,
-                    peer.skipped or peer.results,
-                    name,
-                    data,
-                    args.quick,
-                    args.threads,
-                    case=case,
-                )
-            )
+    sink = [
+        comparison(mine.results, peer.skipped or peer.results, name, data, args.quick, args.threads)
+        for mine in (ours, flat)
+        for peer, name in ((plain, TORCH_NAME), (keras, KERAS_NAME))
+    ]
     tf_info = keras.results[0].extra if keras.results else {}
     header = {
         "bench": "imdb_epoch-run",

@@ -19,8 +19,9 @@ but wrong: the state runs on through the pads).
 
 Against the machine, not a spec sheet: the run first times large float32 GEMMs
 (``N x N @ N x N``, 2 N^3 FLOPs, N = 1024, 2048 and 4096, the same threads; median of 5 each) and
-takes the best -- the ``recurrent-peak`` row and the header's ``peak_gflops`` -- and every fixed-shape row gets ``gflops_ours`` / ``gflops_peer``
-and their fraction of that peak (``peak_fraction_ours`` / ``peak_fraction_peer``). The FLOPs
+takes the best -- the ``recurrent-peak`` row and the header's ``peak_gflops`` -- and every
+fixed-shape row gets ``gflops_ours`` / ``gflops_peer`` and their fraction of that peak
+(``peak_fraction_ours`` / ``peak_fraction_peer``). The FLOPs
 counted per token (:func:`flops_per_token`), with G gates (LSTM 4, GRU 3, RNN 1), D inputs and
 H hidden units:
 
